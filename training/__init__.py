@@ -34,8 +34,8 @@ _EXPORTS = {
     "train": "training.trainer",
     "evaluate_model": "training.evaluate",
     "Detector": "training.inference",
-    "Detection": "training.inference",
-    "ModelFileError": "training.inference",
+    "Detection": "training.detection",
+    "ModelFileError": "training.detection",
     "load_detector_model": "training.inference",
     "make_demo_data": "training.demo",
 }
@@ -59,8 +59,9 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from training.data import DataError, Dataset, Problem, Sample, load_dataset  # noqa: F401
     from training.demo import make_demo_data  # noqa: F401
+    from training.detection import Detection, ModelFileError  # noqa: F401
     from training.evaluate import evaluate_model  # noqa: F401
-    from training.inference import Detection, Detector, ModelFileError, load_detector_model  # noqa: F401
+    from training.inference import Detector, load_detector_model  # noqa: F401
     from training.losses import classification_loss, localization_loss, total_loss  # noqa: F401
     from training.metrics import box_iou  # noqa: F401
     from training.model import BACKBONES, WeightsUnavailableError, build_model  # noqa: F401

@@ -1,0 +1,115 @@
+"""Single-frame detection latency: FaceTracker's Detector against the tutorial's per-frame ``model.predict``.
+
+Run on demand (not part of the test suite)::
+
+    python benchmarks/bench_infer.py            # add --json for machine-readable figures
+
+It times, on one 640x480 BGR frame (the webcam size), the whole ``Detector.detect`` call
+(preprocessing, the compiled forward pass, scaling the box to pixels) for the default model (tiny,
+96 px), and the tutorial's loop for VGG16 at 120 px: the same preprocessing, then ``model.predict`` on a
+batch of one. Also shown for context: the tiny model called eagerly (``model(x)``) and VGG16 through
+the Detector, which separates the gain of the compiled call from the gain of the smaller network.
+Untrained weights (``weights=None``): latency does not depend on what a network has learned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+
+def _time_calls(call: Callable[[], object], frames: int, warmup: int) -> dict[str, float]:
+    """Median, 99th percentile and mean latency of ``call`` in milliseconds, after ``warmup`` calls."""
+    for _ in range(warmup):
+        call()
+    samples = []
+    for _ in range(frames):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000.0)
+    return {
+        "frames": frames,
+        "median_ms": statistics.median(samples),
+        "p99_ms": float(np.percentile(samples, 99)),
+        "mean_ms": statistics.fmean(samples),
+    }
+
+
+def run(frames: int = 200, tutorial_frames: int = 40, warmup: int = 10) -> dict[str, dict]:
+    import keras
+
+    from training.inference import Detector
+    from training.model import build_model
+    from training.preprocess import preprocess_frame
+
+    frame = np.random.default_rng(0).integers(0, 256, size=(480, 640, 3), dtype=np.uint8)
+    results: dict[str, dict] = {}
+
+    tiny = Detector(build_model("tiny", weights=None))
+    results["detector_tiny"] = {"input_size": tiny.input_size, "device": tiny.device,
+                                **_time_calls(lambda: tiny.detect(frame), frames, warmup)}
+    results["preprocess_only"] = _time_calls(lambda: preprocess_frame(frame, tiny.input_size), frames, warmup)
+    x_tiny = preprocess_frame(frame, tiny.input_size)[np.newaxis]
+    results["eager_call_tiny"] = _time_calls(lambda: tiny.model(x_tiny, training=False), tutorial_frames, 3)
+
+    vgg = build_model("vgg16", weights=None)
+    vgg_size = int(vgg.inputs[0].shape[1])
+
+    def tutorial_frame() -> None:  # the notebook's loop body: preprocess, predict on a batch of one, read out
+        scores, boxes = vgg.predict(preprocess_frame(frame, vgg_size)[np.newaxis], verbose=0)
+        float(scores[0, 0]), boxes[0] * [640, 480, 640, 480]
+
+    results["tutorial_vgg16_predict"] = {"input_size": vgg_size,
+                                         **_time_calls(tutorial_frame, tutorial_frames, 3)}
+    vgg_detector = Detector(vgg)
+    results["detector_vgg16"] = {"input_size": vgg_size,
+                                 **_time_calls(lambda: vgg_detector.detect(frame), tutorial_frames, 3)}
+    results["summary"] = {
+        "speedup_vs_tutorial": results["tutorial_vgg16_predict"]["median_ms"] / results["detector_tiny"]["median_ms"],
+        "goal_median_ms": 10.0,
+        "goal_met": results["detector_tiny"]["median_ms"] <= 10.0,
+        "backend": keras.backend.backend(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+    }
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=200, help="timed frames for the fast paths (default 200)")
+    parser.add_argument("--tutorial-frames", type=int, default=40,
+                        help="timed frames for the slow paths: model.predict, eager calls, VGG16 (default 40)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+    results = run(args.frames, args.tutorial_frames)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    names = {
+        "detector_tiny": "Detector.detect, tiny 96 px (default)",
+        "preprocess_only": "  of which preprocess_frame",
+        "eager_call_tiny": "tiny, eager model(x) (for reference)",
+        "tutorial_vgg16_predict": "tutorial: VGG16 120 px, model.predict",
+        "detector_vgg16": "Detector.detect, VGG16 120 px",
+    }
+    print(f"640x480 frame, {results['summary']['machine']}, device {results['detector_tiny']['device']}")
+    print(f"{'path':<40}{'frames':>7}{'median ms':>11}{'p99 ms':>9}")
+    for key, label in names.items():
+        r = results[key]
+        print(f"{label:<40}{r['frames']:>7}{r['median_ms']:>11.2f}{r['p99_ms']:>9.2f}")
+    summary = results["summary"]
+    print(f"speed-up of the default Detector over the tutorial's loop: {summary['speedup_vs_tutorial']:.1f}x "
+          f"(goal: median <= {summary['goal_median_ms']:.0f} ms: {'met' if summary['goal_met'] else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()

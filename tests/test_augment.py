@@ -1,0 +1,197 @@
+"""training.augment: batch shapes, boxes that follow the picture through augmentation, determinism, preview."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from training import augment
+from training.augment import CACHE_SCALE, make_batches, write_preview
+from training.data import DataError, Sample, load_dataset, load_image, write_labelme
+from training.preprocess import preprocess_frame
+
+SIZE = 48
+
+
+def white_rectangle_picture(folder: Path, stem: str, box_px, width: int = 160, height: int = 120) -> None:
+    """A dark picture, white exactly inside the labelled box: the box must keep covering the white."""
+    image = np.full((height, width, 3), 20, np.uint8)
+    if box_px is not None:
+        x1, y1, x2, y2 = box_px
+        image[y1:y2, x1:x2] = 255
+    cv2.imwrite(str(folder / f"{stem}.png"), image)
+    write_labelme(folder / f"{stem}.json", folder / f"{stem}.png", box_px, width, height)
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory) -> list[Sample]:
+    """10 faces of varied size and place (one against the left edge), 3 no-face pictures."""
+    folder = tmp_path_factory.mktemp("rects") / "train" / "images"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(9):
+        w, h = int(rng.integers(30, 70)), int(rng.integers(25, 55))
+        x1, y1 = int(rng.integers(0, 160 - w)), int(rng.integers(0, 120 - h))
+        white_rectangle_picture(folder, f"face{i}", (x1, y1, x1 + w, y1 + h))
+    white_rectangle_picture(folder, "face_edge", (0, 40, 12, 70))  # often cropped away
+    for i in range(3):
+        white_rectangle_picture(folder, f"none{i}", None)
+    dataset = load_dataset(folder.parents[1])
+    assert not dataset.problems
+    return dataset.splits["train"]
+
+
+def bright_box_checks(x: np.ndarray, classes: np.ndarray, boxes: np.ndarray) -> None:
+    for image, has_face, box in zip(x, classes[:, 0], boxes, strict=True):
+        gray = image.mean(axis=-1)
+        if has_face == 0:
+            assert tuple(box) == (0, 0, 0, 0)
+            continue
+        x1, y1, x2, y2 = (int(round(v * SIZE)) for v in box)
+        inside = gray[y1:y2, x1:x2].mean()
+        outside_mask = np.ones_like(gray, bool)
+        outside_mask[y1:y2, x1:x2] = False
+        outside = gray[outside_mask].mean() if outside_mask.any() else 0.0
+        assert inside > 150 and inside > 3 * outside, (box, inside, outside)
+
+
+@pytest.mark.parametrize("augment_on", [False, True], ids=["plain", "augmented"])
+def test_batches_have_the_contract_shapes_dtypes_and_ranges(samples, augment_on: bool):
+    batches = make_batches(samples, input_size=SIZE, batch_size=4, augment=augment_on)
+    assert len(batches) == math.ceil(len(samples) / 4) == 4
+    sizes = []
+    for index in range(len(batches)):
+        x, labels = batches[index]
+        assert isinstance(labels, tuple) and len(labels) == 2
+        classes, boxes = labels
+        assert x.dtype == classes.dtype == boxes.dtype == np.float32
+        assert x.shape[1:] == (SIZE, SIZE, 3) and classes.shape == (len(x), 1) and boxes.shape == (len(x), 4)
+        assert 0 <= x.min() and x.max() <= 255
+        assert set(np.unique(classes)) <= {0.0, 1.0}
+        assert np.all((boxes >= 0) & (boxes <= 1))
+        faces = classes[:, 0] == 1
+        assert np.all(boxes[faces, 2] > boxes[faces, 0]) and np.all(boxes[faces, 3] > boxes[faces, 1])
+        assert np.all(boxes[~faces] == 0)
+        sizes.append(len(x))
+    assert sizes == [4, 4, 4, 1]
+    with pytest.raises(IndexError):
+        batches[len(batches)]
+
+
+def test_validation_batches_are_exactly_what_inference_sees(samples):
+    x, (classes, boxes) = make_batches(samples, input_size=SIZE, batch_size=len(samples))[0]
+    expected = np.stack([preprocess_frame(load_image(s.image_path), SIZE) for s in samples])
+    np.testing.assert_array_equal(x, expected)
+    np.testing.assert_array_equal(classes[:, 0], [float(s.has_face) for s in samples])
+    np.testing.assert_allclose(boxes, [s.box for s in samples])
+    bright_box_checks(x, classes, boxes)
+
+
+def test_augmented_boxes_still_cover_the_bright_region(samples):
+    batches = make_batches(samples, input_size=SIZE, batch_size=len(samples), augment=True, shuffle=True)
+    lost = 0
+    for _ in range(8):
+        x, (classes, boxes) = batches[0]
+        bright_box_checks(x, classes, boxes)
+        lost += int(sum(s.has_face for s in samples) - classes.sum())
+        batches.on_epoch_end()
+    assert lost > 0  # the edge face is sometimes cropped away, and becomes a no-face sample
+
+
+def test_flips_happen_on_both_axes_independently(samples):
+    corner = next(s for s in samples if s.has_face and s.box[2] < 0.5 and s.box[3] < 0.5)
+    batches = make_batches([corner], input_size=SIZE, augment=True)
+    seen = {}
+    for epoch in range(200):
+        _, has_face, box = batches.item(0, epoch)
+        assert has_face
+        key = (box[0] + box[2] > 1, box[1] + box[3] > 1)  # (flipped left-right, flipped upside down)
+        seen[key] = seen.get(key, 0) + 1
+    assert set(seen) == {(False, False), (False, True), (True, False), (True, True)}
+    assert all(25 <= n <= 75 for n in seen.values()), seen  # ~50 each when both flips are p=0.5 and independent
+
+
+def test_same_seed_same_batches_other_seed_other_batches(samples):
+    def epochs(seed: int):
+        batches = make_batches(samples, input_size=SIZE, batch_size=5, augment=True, shuffle=True, seed=seed)
+        result = []
+        for _ in range(2):
+            result.append([batches[i] for i in range(len(batches))])
+            batches.on_epoch_end()
+        return result
+
+    first, again, other = epochs(3), epochs(3), epochs(4)
+    for epoch_a, epoch_b in zip(first, again, strict=True):
+        for (xa, (ca, ba)), (xb, (cb, bb)) in zip(epoch_a, epoch_b, strict=True):
+            np.testing.assert_array_equal(xa, xb)
+            np.testing.assert_array_equal(ca, cb)
+            np.testing.assert_array_equal(ba, bb)
+    assert not np.array_equal(first[0][0][0], other[0][0][0])
+    assert not np.array_equal(first[0][0][0], first[1][0][0])  # a new epoch is a new order and new augmentations
+
+
+def test_shuffle_is_a_new_permutation_each_epoch_and_set_epoch_replays_it(samples):
+    batches = make_batches(samples, input_size=SIZE, batch_size=len(samples), shuffle=True, seed=1)
+    plain = make_batches(samples, input_size=SIZE, batch_size=len(samples))
+    reference = {tuple(b): i for i, b in enumerate(plain[0][1][1].round(6).tolist()) if any(b)}
+
+    def face_order():
+        boxes = batches[0][1][1].round(6).tolist()
+        return [reference[tuple(b)] for b in boxes if any(b)]
+
+    order0 = face_order()
+    batches.on_epoch_end()
+    order1 = face_order()
+    assert sorted(order0) == sorted(order1) == sorted(reference.values())
+    assert order0 != order1
+    batches.set_epoch(0)
+    assert face_order() == order0
+
+
+def test_pictures_are_decoded_once_and_cached_small(samples, monkeypatch):
+    decoded = []
+
+    def counting_load_image(path):
+        decoded.append(path)
+        return load_image(path)
+
+    monkeypatch.setattr(augment, "load_image", counting_load_image)
+    batches = make_batches(samples, input_size=SIZE, batch_size=4, augment=True)
+    for _ in range(3):
+        for index in range(len(batches)):
+            batches[index]
+        batches.on_epoch_end()
+    assert sorted(decoded) == sorted(s.image_path for s in samples)
+    cached = batches._cache[0]
+    assert min(cached.shape[:2]) == round(CACHE_SCALE * SIZE)  # 120 px pictures shrink to 96
+
+
+def test_missing_picture_at_batch_time_names_the_file(tmp_path: Path):
+    gone = Sample(tmp_path / "gone.jpg", None, False, (0.0, 0.0, 0.0, 0.0), 64, 48)
+    batches = make_batches([gone], input_size=SIZE)
+    with pytest.raises(DataError, match="does not exist") as caught:
+        batches[0]
+    assert caught.value.path == tmp_path / "gone.jpg"
+
+
+def test_no_samples_is_a_clear_error():
+    with pytest.raises(ValueError, match="no samples"):
+        make_batches([], input_size=SIZE)
+
+
+def test_preview_is_a_png_grid_with_boxes_drawn(samples, tmp_path: Path):
+    out = write_preview(samples, tmp_path / "sub" / "preview.png", input_size=40, count=5, seed=2)
+    assert out == tmp_path / "sub" / "preview.png"
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    grid = cv2.imread(str(out))
+    assert grid.shape == (2 * 40 + 3 * 2, 3 * 40 + 4 * 2, 3)  # 3 columns x 2 rows, 2 px gaps
+    green = (grid[:, :, 1] == 255) & (grid[:, :, 0] == 0) & (grid[:, :, 2] == 0)
+    assert green.sum() > 40  # box outlines
+    again = write_preview(samples, tmp_path / "again.png", input_size=40, count=5, seed=2)
+    np.testing.assert_array_equal(cv2.imread(str(again)), grid)
+    big = cv2.imread(str(write_preview(samples, tmp_path / "big.png", input_size=20, count=30)))
+    assert big.shape == (5 * 20 + 6 * 2, 6 * 20 + 7 * 2, 3)  # more tiles than pictures: repeats, re-augmented

@@ -1,0 +1,556 @@
+"""``facetracker-train``: train, inspect and try a face detector from the command line.
+
+``facetracker-train DATA --epochs 10`` trains (the word ``train`` may be left out). Other commands:
+``summary``, ``preview``, ``evaluate``, ``predict`` and ``make-demo-data``. TensorFlow is only
+imported by the commands that need it, so ``--help`` and ``summary`` answer at once.
+
+User mistakes (a bad dataset, a bad model file, a bad option) end with one line on stderr and exit
+code 1 (2 for bad options), never a traceback. With ``--progress json`` every training event is one
+JSON object per line on stdout, which is what the desktop app reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+PROG = "facetracker-train"
+COMMANDS = ("train", "summary", "preview", "evaluate", "predict", "make-demo-data")
+EXIT_USER_ERROR = 1
+EXIT_BAD_ARGUMENTS = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(ValueError):
+    """An option value that makes no sense (exit code 2)."""
+
+
+# ----------------------------------------------------------------------------- argument parsing
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line, one subparser per command."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Build your own real-time face detector: train a two-head Keras model "
+        "(face score + box) on your labelled pictures, then evaluate and try it.",
+        epilog=f"Without a command, {PROG} trains: `{PROG} data --epochs 10` == `{PROG} train data --epochs 10`. "
+        f"Try `{PROG} make-demo-data demo` then `{PROG} demo --epochs 3`.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    train = sub.add_parser(
+        "train",
+        help="train a detector (the default command)",
+        description="Train a face detector on a labelled dataset and save it in a run folder "
+        "(best.keras, last.keras, history.csv, losses.png, metrics.json).",
+    )
+    train.add_argument("data", help="dataset folder: data/{train,val,test}/{images,labels}, images/ + labels/, "
+                       "or pictures with labelme JSON beside them")
+    train.add_argument("--epochs", type=_positive_int, metavar="N", default=None,
+                       help="total passes over the training pictures (default: the backbone's, 60 for tiny, 10 for "
+                       "mobilenetv2 and vgg16 as in the tutorial; resuming: the run's own)")
+    train.add_argument("--out", metavar="DIR", default=None, help="run folder (default runs/train, runs/train2, ...)")
+    train.add_argument("--batch-size", type=_positive_int, metavar="N", default=8, help="pictures per step (default 8)")
+    train.add_argument("--backbone", default="tiny", metavar="NAME",
+                       help="network: tiny (default, fast on a CPU), mobilenetv2, or vgg16 (the tutorial's)")
+    train.add_argument("--input-size", type=_positive_int, metavar="PX", default=None,
+                       help="square input side in pixels (default: the backbone's own, e.g. 80 for tiny, 120 for vgg16)")
+    train.add_argument("--lr", type=_positive_float, metavar="RATE", default=None,
+                       help="starting learning rate (default: the backbone's, 1e-3 for tiny, 1e-4 for the others "
+                       "as in the tutorial)")
+    train.add_argument("--weights", choices=("auto", "imagenet", "none"), default="auto",
+                       help="backbone start: imagenet, none (from scratch), or auto (imagenet when the backbone "
+                       "has them and they can be downloaded; default)")
+    train.add_argument("--tutorial-exact", action="store_true",
+                       help="also train the box on pictures without a face, as the tutorial did")
+    train.add_argument("--no-augment", dest="augment", action="store_false",
+                       help="train on the pictures as they are (no random crops, flips, colour changes)")
+    train.add_argument("--no-mixed-precision", dest="mixed_precision", action="store_false",
+                       help="keep float32 on a GPU (mixed precision is on by default there; no effect on a CPU)")
+    train.add_argument("--strict", action="store_true", help="stop at the first bad picture or label instead of skipping it")
+    train.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue an interrupted run folder")
+    train.add_argument("--progress", choices=("bar", "json", "none"), default="bar",
+                       help="bar: a progress bar on stderr (default); json: one JSON event per line on stdout; "
+                       "none: only the final line")
+    train.add_argument("--seed", type=int, metavar="N", default=0, help="random seed for shuffling and augmentation (default 0)")
+
+    summary = sub.add_parser("summary", help="count a dataset's pictures and list its problems",
+                             description="Read a dataset the way training does and show what it holds.")
+    summary.add_argument("data", help="dataset folder")
+    summary.add_argument("--json", action="store_true", help="print the summary as JSON")
+    summary.add_argument("--strict", action="store_true", help="fail on the first bad picture or label")
+
+    preview = sub.add_parser("preview", help="save a grid of (augmented) training pictures with their boxes",
+                             description="Draw a grid of training pictures, augmented as training sees them, "
+                             "with their labelled boxes: a quick check that labels are right.")
+    preview.add_argument("data", help="dataset folder")
+    preview.add_argument("--out", default="preview.png", metavar="PNG", help="PNG file to write (default preview.png)")
+    preview.add_argument("--split", choices=("train", "val", "test"), default="train", help="which split (default train)")
+    preview.add_argument("--count", type=_positive_int, metavar="N", default=16, help="pictures in the grid (default 16)")
+    preview.add_argument("--input-size", type=_positive_int, metavar="PX", default=120, help="tile size in pixels (default 120)")
+    preview.add_argument("--seed", type=int, metavar="N", default=0, help="random seed (default 0)")
+
+    evaluate = sub.add_parser("evaluate", help="measure a trained model on a dataset split",
+                              description="Precision, recall, F1, class accuracy and mean IoU of a model "
+                              "on one split of a dataset.")
+    evaluate.add_argument("model", help="a .keras file (e.g. runs/train/best.keras)")
+    evaluate.add_argument("data", help="dataset folder")
+    evaluate.add_argument("--split", choices=("train", "val", "test"), default="test", help="which split (default test)")
+    evaluate.add_argument("--threshold", type=_fraction, metavar="SCORE", default=0.5, help="face when the score is above this (default 0.5)")
+    evaluate.add_argument("--iou", type=_fraction, metavar="IOU", default=0.5, help="box right when IoU is at least this (default 0.5)")
+    evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
+    evaluate.add_argument("--strict", action="store_true", help="fail on the first bad picture or label")
+
+    predict = sub.add_parser("predict", help="draw a model's detections on pictures",
+                             description="Run a model on pictures (files or folders) and write copies with "
+                             "the box and score drawn.")
+    predict.add_argument("model", help="a .keras file")
+    predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="pictures, or folders of pictures")
+    predict.add_argument("--out", default="runs/predict", metavar="DIR", help="folder for the drawn copies (default runs/predict)")
+    predict.add_argument("--threshold", type=_fraction, metavar="SCORE", default=0.5, help="face when the score is above this (default 0.5)")
+
+    demo = sub.add_parser("make-demo-data", help="write a small synthetic labelled dataset to try things with",
+                          description="Write synthetic labelled pictures in the tutorial's layout "
+                          "OUT/{train,val,test}/{images,labels} (about one in five without a face).")
+    demo.add_argument("out", help="folder to create")
+    demo.add_argument("--count", type=_positive_int, metavar="N", default=300,
+                      help="number of pictures (default 300: enough for the default model to reach IoU 0.7)")
+    demo.add_argument("--seed", type=int, metavar="N", default=0, help="random seed (default 0)")
+    return parser
+
+
+def _with_default_command(argv: list[str]) -> list[str]:
+    """Insert ``train`` when no command is given, so ``facetracker-train DATA ...`` trains."""
+    if not argv or argv[0] in COMMANDS or argv[0] in ("-h", "--help"):
+        return argv
+    return ["train", *argv]
+
+
+# ----------------------------------------------------------------------------- progress output
+
+
+def _format_seconds(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class ProgressBar:
+    """Renders training events as a one-line bar per epoch on a stream (stderr), Keras/Ultralytics style.
+
+    On a terminal the bar redraws in place; elsewhere (a log file) only the finished epoch lines appear.
+    """
+
+    WIDTH = 24
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.live = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._epoch_started = time.monotonic()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "start":
+            resumed = event.get("resumed_from_epoch")
+            self._print(
+                f"Training on {event.get('device')}: {event.get('train_images')} training / "
+                f"{event.get('val_images')} validation pictures, {event.get('batches_per_epoch')} batches per epoch, "
+                f"weights: {event.get('weights')}" + (f", resuming after epoch {resumed}" if resumed else "")
+            )
+            self._epoch_started = time.monotonic()
+        elif kind == "batch":
+            if event.get("batch") == 1:
+                self._epoch_started = time.monotonic()
+            if self.live:
+                self.stream.write("\r" + self._batch_line(event) + "\x1b[K")
+                self.stream.flush()
+        elif kind == "epoch":
+            line = (
+                f"Epoch {event['epoch']}/{event['epochs']}  loss {event['total_loss']:.4f}  "
+                f"class {event['class_loss']:.4f}  regress {event['regress_loss']:.4f}  iou {event['iou']:.3f}  |  "
+                f"val loss {event['val_total_loss']:.4f}  val class {event['val_class_loss']:.4f}  "
+                f"val regress {event['val_regress_loss']:.4f}  val iou {event['val_iou']:.3f}  "
+                f"lr {event['lr']:.2e}  {event['seconds']:.1f}s"
+            )
+            self._print(("\r" if self.live else "") + line + ("\x1b[K" if self.live else ""))
+        elif kind == "warning":
+            self._print(f"warning: {event.get('message')}")
+
+    def _batch_line(self, event: dict[str, Any]) -> str:
+        batch, batches = int(event["batch"]), max(1, int(event["batches"]))
+        done = round(self.WIDTH * batch / batches)
+        elapsed = time.monotonic() - self._epoch_started
+        eta = elapsed / batch * (batches - batch) if batch else 0.0
+        return (
+            f"Epoch {event['epoch']}/{event['epochs']} [{'#' * done}{'.' * (self.WIDTH - done)}] "
+            f"{batch}/{batches}  loss {event['total_loss']:.4f}  class {event['class_loss']:.4f}  "
+            f"regress {event['regress_loss']:.4f}  lr {event['lr']:.2e}  ETA {_format_seconds(eta)}"
+        )
+
+    def _print(self, line: str) -> None:
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def _json_line(event: dict[str, Any], stream: IO[str] | None = None) -> None:
+    """One event as one flushed JSON line (NaN/inf become null, which every JSON reader accepts)."""
+    stream = stream if stream is not None else sys.stdout
+    stream.write(json.dumps(_json_safe(event)) + "\n")
+    stream.flush()
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item") and callable(value.item):  # NumPy scalars
+        return _json_safe(value.item())
+    return value
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from training.trainer import TrainConfig, train
+
+    config = TrainConfig(
+        data=args.data,
+        out=args.out,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        backbone=args.backbone,
+        input_size=args.input_size,
+        learning_rate=args.lr,
+        weights=args.weights,
+        tutorial_exact=args.tutorial_exact,
+        augment=args.augment,
+        mixed_precision=args.mixed_precision,
+        strict=args.strict,
+        seed=args.seed,
+        resume=args.resume,
+    )
+    seen: dict[str, Any] = {}
+    render: Callable[[dict[str, Any]], None]
+    if args.progress == "json":
+        render = _json_line
+    elif args.progress == "bar":
+        render = ProgressBar()
+    else:
+        def render(event: dict[str, Any]) -> None:
+            return None
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event.get("event") == "start":
+            seen["run_dir"] = event.get("run_dir")
+            seen["epoch"] = event.get("resumed_from_epoch")
+        elif event.get("event") == "epoch":
+            seen["epoch"] = event.get("epoch")
+        render(event)
+
+    interrupt = _InterruptWatch()
+    try:
+        with interrupt:
+            result = train(config, on_event=on_event)
+    except KeyboardInterrupt:
+        interrupt.happened = True
+        result = None
+    if interrupt.happened:
+        message = _interrupted_message(args, seen.get("run_dir") or args.resume, seen.get("epoch"))
+        if args.progress == "json":
+            _json_line({"event": "error", "message": message, "interrupted": True, "run_dir": seen.get("run_dir")})
+        print(message, file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+
+    if args.progress != "json":
+        if result.stopped:
+            print(f"Stopped early; continue with: {_resume_command(args, str(result.run_dir))}")
+        if Path(result.best_model).is_file():
+            print(f"Best model: {result.best_model}")
+        print(f"Results saved to {result.run_dir}")
+    return 0
+
+
+def _command_line(*words: str) -> str:
+    """Words joined as a shell would need them typed (quotes around paths with spaces)."""
+    return subprocess.list2cmdline(words) if os.name == "nt" else shlex.join(words)
+
+
+def _resume_command(args: argparse.Namespace, run_dir: str) -> str:
+    epochs = ("--epochs", str(args.epochs)) if args.epochs else ()
+    return _command_line(PROG, args.data, "--resume", str(run_dir), *epochs)
+
+
+def _interrupted_message(args: argparse.Namespace, run_dir: str | None, last_epoch: int | None) -> str:
+    if run_dir and last_epoch:
+        return (
+            f"Interrupted. Epoch {last_epoch}, the last finished one, is kept in {run_dir} (last.keras, best.keras); "
+            f"continue with: {_resume_command(args, run_dir)}"
+        )
+    if run_dir and args.resume:
+        return f"Interrupted. {run_dir} is as it was; continue with: {_resume_command(args, run_dir)}"
+    if run_dir:
+        return f"Interrupted before the first epoch finished; nothing to resume in {run_dir}: start again."
+    return "Interrupted before training started; nothing was saved."
+
+
+class _InterruptWatch:
+    """Ctrl-C, or SIGTERM from a parent process (the desktop app), becomes KeyboardInterrupt, and is noted.
+
+    The trainer catches KeyboardInterrupt inside its epoch loop and returns normally with the last finished
+    epoch saved; ``happened`` tells the command that it was the user who stopped it.
+    """
+
+    def __init__(self) -> None:
+        self.happened = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _InterruptWatch:
+        if _on_main_thread():
+            for name in ("SIGINT", "SIGTERM"):
+                if hasattr(signal, name):
+                    number = getattr(signal, name)
+                    self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for number, previous in self._previous.items():
+            signal.signal(number, previous)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.happened = True
+        raise KeyboardInterrupt
+
+
+def _on_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    from training.data import load_dataset
+
+    dataset = load_dataset(args.data, strict=args.strict)
+    if args.json:
+        print(json.dumps(_json_safe(dataset.to_dict()), indent=2))
+    else:
+        print(dataset.summary_text())
+    return 0
+
+
+def _cmd_preview(args: argparse.Namespace) -> int:
+    from training.augment import write_preview
+    from training.data import load_dataset
+
+    samples = load_dataset(args.data).require_split(args.split)
+    out = write_preview(samples, args.out, input_size=args.input_size, count=args.count, seed=args.seed)
+    print(f"Results saved to {out}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from training.data import load_dataset
+    from training.evaluate import evaluate_model, format_table
+    from training.inference import Detector
+
+    samples = load_dataset(args.data, strict=args.strict).require_split(args.split)
+    detector = Detector.from_file(args.model)
+    metrics = evaluate_model(detector, samples, threshold=args.threshold, iou_threshold=args.iou)
+    if args.json:
+        print(json.dumps(_json_safe({"model": str(args.model), "split": args.split, **metrics}), indent=2))
+    else:
+        print(f"{args.model} on the {args.split} split of {args.data}")
+        print(format_table(metrics))
+    return 0
+
+
+def _collect_images(inputs: list[str]) -> list[Path]:
+    """The pictures named, and those directly inside the folders named (sorted)."""
+    from training.data import IMAGE_EXTENSIONS, DataError
+
+    images: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise DataError(path, "folder has no pictures (" + ", ".join(IMAGE_EXTENSIONS) + ")")
+            images.extend(found)
+        elif path.is_file():
+            images.append(path)
+        else:
+            raise DataError(path, "no such file or folder")
+    return images
+
+
+def _draw(image, detection, threshold: float):
+    """A copy of ``image`` with the box and score drawn (a face) or the score alone (no face)."""
+    import cv2
+
+    canvas = image.copy()
+    thickness = max(1, round(min(canvas.shape[:2]) / 240))
+    if detection.is_face(threshold):
+        x1, y1, x2, y2 = (round(v) for v in detection.box)
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), (255, 0, 0), 2 * thickness)
+        text, origin = f"face {detection.score:.2f}", (min(x1, x2), max(12, min(y1, y2) - 6))
+    else:
+        text, origin = f"no face {detection.score:.2f}", (8, 20)
+    cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * thickness, (255, 255, 255), 3 * thickness)
+    cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * thickness, (0, 0, 0), thickness)
+    return canvas
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import cv2
+
+    from training.data import load_image
+    from training.inference import Detector
+
+    images = _collect_images(args.inputs)
+    detector = Detector.from_file(args.model)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    for path in images:
+        image = load_image(path)
+        detection = detector.detect(image)
+        name = path.name
+        stem, n = path.stem, 2
+        while name in used:  # same file name from two folders: keep both
+            name, n = f"{stem}_{n}{path.suffix}", n + 1
+        used.add(name)
+        ok, encoded = cv2.imencode(path.suffix if path.suffix.lower() in (".png", ".bmp") else ".jpg",
+                                   _draw(image, detection, args.threshold))
+        if not ok:
+            raise OSError(f"{out_dir / name}: could not encode the picture")
+        encoded.tofile(out_dir / name)  # not cv2.imwrite: it cannot write non-ASCII paths on Windows
+        if detection.is_face(args.threshold):
+            box = ", ".join(f"{v:.0f}" for v in detection.box)
+            print(f"{path}: face {detection.score:.2f} at ({box})")
+        else:
+            print(f"{path}: no face ({detection.score:.2f})")
+    print(f"Results saved to {out_dir}")
+    return 0
+
+
+def _cmd_make_demo_data(args: argparse.Namespace) -> int:
+    from training.demo import make_demo_data
+
+    out = make_demo_data(args.out, count=args.count, seed=args.seed)
+    print(f"Wrote {args.count} synthetic labelled pictures.")
+    print(f"Results saved to {out}")
+    return 0
+
+
+COMMAND_HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "train": _cmd_train,
+    "summary": _cmd_summary,
+    "preview": _cmd_preview,
+    "evaluate": _cmd_evaluate,
+    "predict": _cmd_predict,
+    "make-demo-data": _cmd_make_demo_data,
+}
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    """FaceTracker's own error types that mean "fix your input", from the modules already imported
+    (a module that was never imported cannot have raised its error, and importing it would load TensorFlow)."""
+    names = {
+        "training.data": ("DataError",),
+        "training.inference": ("ModelFileError",),
+        "training.trainer": ("TrainingError",),
+        "training.model": ("WeightsUnavailableError",),
+    }
+    found: list[type[BaseException]] = []
+    for module_name, class_names in names.items():
+        module = sys.modules.get(module_name)
+        for class_name in class_names:
+            cls = getattr(module, class_name, None)
+            if isinstance(cls, type) and issubclass(cls, BaseException):
+                found.append(cls)
+    return tuple(found)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``facetracker-train`` with ``argv`` (default: the process's arguments); returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(_with_default_command(argv))
+    except SystemExit as exc:  # --help, or argparse's own usage error (already printed)
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_ARGUMENTS
+    if args.command is None:
+        parser.print_help()
+        return EXIT_BAD_ARGUMENTS
+    json_errors = getattr(args, "progress", None) == "json"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter hides the progress
+    try:
+        code = COMMAND_HANDLERS[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the try, not at interpreter exit
+        return code
+    except BrokenPipeError:  # `facetracker-train summary data | head`: the reader left, nothing is wrong
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        except (OSError, ValueError):
+            pass
+        return 0
+    except Exception as exc:
+        user_errors = _user_error_types()
+        if isinstance(exc, user_errors) or isinstance(exc, (ValueError, OSError)):
+            code = EXIT_USER_ERROR if isinstance(exc, user_errors + (OSError,)) else EXIT_BAD_ARGUMENTS
+            message = str(exc) or type(exc).__name__
+            if json_errors:
+                _json_line({"event": "error", "message": message})
+            print(f"{PROG} {args.command}: error: {message}", file=sys.stderr, flush=True)
+            if os.environ.get("FACETRACKER_DEBUG"):
+                raise
+            return code
+        if json_errors:  # a bug: tell the app, then let the traceback through
+            _json_line({"event": "error", "message": f"{type(exc).__name__}: {exc}"})
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
