@@ -1,0 +1,727 @@
+"""The Detect tab: a live view of a camera, video file or picture folder, boxed by the current model.
+
+The tab owns the live pipeline (capture and inference workers, the model loader). The UI thread
+only takes finished pictures out of a mailbox and paints them, and reads counters four times a
+second for the status line, so the window stays responsive whatever the camera and model do.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+from PySide6.QtCore import QRectF, QSettings, QSize, QStandardPaths, Qt, QThreadPool, QTimer, Signal, Slot
+from PySide6.QtGui import QImage, QPainter, QPaintEvent
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSlider,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop import settings as keys
+from desktop.face_finder import ClassicFaceFinder
+from desktop.imaging import BOX_COLOUR_BGR, CLASSIC_BOX_COLOUR_BGR, bgr_to_qimage, draw_detection
+from desktop.settings import read_bool, read_float, read_str
+from desktop.sources import VIDEO_SUFFIXES, FrameSource, SourceError, open_source
+from desktop.workers import (
+    CameraScanner,
+    CaptureWorker,
+    DetectorLoader,
+    FrameResult,
+    InferenceWorker,
+    VideoRecorder,
+)
+
+CLASSIC_NOTICE = (
+    "<b>No model yet.</b> The amber boxes come from the <b>classic face finder</b> (scikit-image's LBP "
+    "cascade), not from a trained model. To build your own detector: <b>Collect</b> pictures, "
+    "<b>Label</b> them, <b>Train</b> — or open a .keras model."
+)
+ERROR_STYLE = "QFrame#banner { background: #fde2e1; border: 1px solid #d9534f; border-radius: 4px; } QLabel { color: #5a1411; }"
+INFO_STYLE = "QFrame#banner { background: #e8f1fb; border: 1px solid #6aa0d8; border-radius: 4px; } QLabel { color: #12324f; }"
+NOTICE_STYLE = "QFrame#banner { background: #fff4d6; border: 1px solid #e0a800; border-radius: 4px; } QLabel { color: #4a3800; }"
+
+
+class FrameView(QWidget):
+    """Paints the newest picture scaled to fit, keeping its shape, with a text when there is none."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._image: QImage | None = None
+        self._placeholder = ""
+        self.setMinimumSize(320, 240)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+
+    def sizeHint(self) -> QSize:
+        return QSize(640, 480)
+
+    def image(self) -> QImage | None:
+        return self._image
+
+    def set_image(self, image: QImage | None) -> None:
+        self._image = image
+        self.update()
+
+    def set_placeholder(self, text: str) -> None:
+        """The text shown while there is no picture (and the picture is cleared)."""
+        self._placeholder = text
+        self._image = None
+        self.update()
+
+    def placeholder(self) -> str:
+        return self._placeholder
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), Qt.GlobalColor.black)
+        if self._image is None or self._image.isNull():
+            painter.setPen(Qt.GlobalColor.lightGray)
+            painter.drawText(self.rect().adjusted(20, 20, -20, -20),
+                             Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._placeholder)
+            return
+        scale = min(self.width() / self._image.width(), self.height() / self._image.height())
+        width, height = self._image.width() * scale, self._image.height() * scale
+        target = QRectF((self.width() - width) / 2, (self.height() - height) / 2, width, height)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        painter.drawImage(target, self._image)
+
+
+class Banner(QFrame):
+    """A one-line message with an optional action button and busy bar (errors, notices, progress)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("banner")
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextFormat(Qt.TextFormat.RichText)
+        self.busy = QProgressBar()
+        self.busy.setRange(0, 0)  # "busy" animation
+        self.busy.setMaximumWidth(120)
+        self.busy.setTextVisible(False)
+        self.button = QPushButton()
+        self.button.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(8, 4, 8, 4)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(self.busy)
+        layout.addWidget(self.button)
+        self.hide()
+
+    def show_message(self, text: str, style: str, button: str | None = None, busy: bool = False) -> None:
+        self.label.setText(text)
+        self.setStyleSheet(style)
+        self.button.setVisible(button is not None)
+        if button:
+            self.button.setText(button)
+        self.busy.setVisible(busy)
+        self.show()
+
+    def text(self) -> str:
+        return self.label.text()
+
+
+class DetectTab(QWidget):
+    """Live detection on a chosen source with the current model (or the classic finder)."""
+
+    frame_captured = Signal(object)  # every live frame the UI takes (BGR ndarray): for the Collect tab
+    detector_changed = Signal(object)  # the trained Detector now in use, or None (classic finder)
+
+    def __init__(self, settings: QSettings, parent: QWidget | None = None, *, realtime: bool = True) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.realtime = realtime
+        self.source_spec = read_str(settings, keys.SOURCE, keys.DEFAULT_SOURCE)
+        self.model_path: str | None = None  # the trained model in use
+        self.model_state = "none"  # none | loading | classic | model
+        self._model_error: str | None = None  # shown once the classic finder has taken over
+        self.capture: CaptureWorker | None = None
+        self.loader: DetectorLoader | None = None
+        self._retiring: list[Any] = []  # workers asked to stop, kept alive until they finish
+        self._cameras: list[int] = []
+        self._last_result: FrameResult | None = None
+        self._source_running = False
+        self._capture_paused = False
+        self._recording_path: Path | None = None
+        self.frames_shown = 0  # counters a user (and the tests) can watch
+        self.boxes_drawn = 0
+
+        self.inference = InferenceWorker(
+            self,
+            threshold=read_float(settings, keys.THRESHOLD, keys.DEFAULT_THRESHOLD, 0.0, 1.0),
+            smoothing=read_bool(settings, keys.SMOOTHING, True),
+        )
+        self.inference.result_available.connect(self._show_result)
+        self._build_ui()
+        self.status_timer = QTimer(self)
+        self.status_timer.setInterval(250)
+        self.status_timer.timeout.connect(self._update_status)
+
+    # --- layout ----------------------------------------------------------------------------------
+    def _build_ui(self) -> None:
+        self.source_combo = QComboBox()
+        self.source_combo.setMinimumContentsLength(16)
+        self.source_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.source_combo.activated.connect(self._on_source_chosen)
+        self.scan_button = QToolButton()
+        self.scan_button.setText("⟳")
+        self.scan_button.setToolTip("Look for cameras again")
+        self.scan_button.clicked.connect(self.scan_cameras)
+        self.loop_box = QCheckBox("Loop")
+        self.loop_box.setToolTip("Play a video file or picture folder again when it ends")
+        self.loop_box.setChecked(read_bool(self.settings, keys.LOOP, False))
+        self.loop_box.toggled.connect(self._on_loop_toggled)
+        self.play_button = QPushButton("Stop")
+        self.play_button.clicked.connect(self._on_play_clicked)
+        self.model_label = QLabel("Model: —")
+        self.open_model_button = QPushButton("Open model…")
+        self.open_model_button.clicked.connect(self.choose_model)
+
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Source:"))
+        top.addWidget(self.source_combo)
+        top.addWidget(self.scan_button)
+        top.addWidget(self.loop_box)
+        top.addWidget(self.play_button)
+        top.addStretch(1)
+        top.addWidget(self.model_label)
+        top.addWidget(self.open_model_button)
+
+        self.model_banner = Banner()
+        self.model_banner.button.clicked.connect(self._on_model_banner_button)
+        self.source_banner = Banner()
+        self.source_banner.button.clicked.connect(self.retry)
+        self.retry_button = self.source_banner.button
+
+        self.view = FrameView()
+        self.view.set_placeholder("Starting…")
+
+        self.threshold_slider = QSlider(Qt.Orientation.Horizontal)
+        self.threshold_slider.setRange(0, 100)  # a face scores *above* the threshold: 1.00 hides every box
+        self.threshold_slider.setValue(round(self.inference.threshold * 100))
+        self.threshold_slider.setToolTip("Only faces scored above this are boxed")
+        self.threshold_slider.valueChanged.connect(self._on_threshold_changed)
+        self.threshold_label = QLabel()
+        self.threshold_label.setMinimumWidth(110)
+        self.smoothing_box = QCheckBox("Smooth boxes")
+        self.smoothing_box.setToolTip("Average the box over frames so it does not jitter")
+        self.smoothing_box.setChecked(self.inference.smoothing)
+        self.smoothing_box.toggled.connect(self._on_smoothing_toggled)
+        self.snapshot_button = QPushButton("Snapshot")
+        self.snapshot_button.setToolTip("Save the picture shown, box included, as PNG")
+        self.snapshot_button.clicked.connect(self.snapshot)
+        self.record_button = QPushButton("Record")
+        self.record_button.setCheckable(True)
+        self.record_button.setToolTip("Record what is shown, boxes included, to an MP4 video")
+        self.record_button.toggled.connect(self._on_record_toggled)
+        self.notice_label = QLabel()
+        self.notice_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        controls = QHBoxLayout()
+        controls.addWidget(self.threshold_label)
+        controls.addWidget(self.threshold_slider, 1)
+        controls.addWidget(self.smoothing_box)
+        controls.addSpacing(12)
+        controls.addWidget(self.snapshot_button)
+        controls.addWidget(self.record_button)
+
+        self.status_label = QLabel("")
+        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status_label.setStyleSheet("color: palette(dark);")
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.model_banner)
+        layout.addWidget(self.source_banner)
+        layout.addWidget(self.view, 1)
+        layout.addLayout(controls)
+        layout.addWidget(self.notice_label)
+        layout.addWidget(self.status_label)
+        self._update_threshold_label()
+        self._fill_source_combo()
+        self._set_frame_buttons_enabled(False)
+
+    # --- starting ----------------------------------------------------------------------------
+    def start(self, source: str | None = None, model: str | None = None) -> None:
+        """Open the source and the model: the ones given, else the remembered ones (camera 0, no model)."""
+        if not self.inference.isRunning():
+            self.inference.start()
+        self.status_timer.start()
+        self.open_source(source if source is not None else self.source_spec)
+        remembered = read_str(self.settings, keys.LAST_MODEL, "")
+        if model:
+            self.load_model(model)
+        elif remembered and Path(remembered).is_file():
+            self.load_model(remembered)
+        else:
+            self.use_classic_finder()
+            if remembered:
+                self.notice_label.setText(f"The last model used, {remembered}, is no longer there.")
+        self.scan_cameras()
+
+    def open_source(self, spec: str | int | FrameSource) -> None:
+        """Switch the live view to a camera index, a video file or a picture folder (or a ready FrameSource)."""
+        self._retire_capture()
+        self.source_banner.hide()
+        self._last_result = None
+        self._set_frame_buttons_enabled(False)
+        if isinstance(spec, FrameSource):
+            source = spec
+        else:
+            self.source_spec = str(spec)
+            self.settings.setValue(keys.SOURCE, self.source_spec)
+            self._fill_source_combo()
+            try:
+                source = open_source(self.source_spec, loop=self.loop_box.isChecked())
+            except SourceError as exc:
+                self._show_source_problem(str(exc))
+                return
+        self.view.set_placeholder(f"Opening {source.name}…")
+        self.inference.reset_counters()
+        capture = CaptureWorker(source, realtime=self.realtime, parent=self)
+        capture.add_sink(self.inference.submit)
+        capture.opened.connect(self._on_source_opened)
+        capture.frame_available.connect(self._on_live_frame)
+        capture.failed.connect(self._on_source_failed)
+        capture.ended.connect(self._on_source_ended)
+        capture.set_paused(self._capture_paused)
+        self.capture = capture
+        self._source_running = True
+        self.play_button.setText("Stop")
+        capture.start()
+
+    def stop_source(self) -> None:
+        """Stop the live view (the last picture stays on screen)."""
+        self._retire_capture()
+        self.play_button.setText("Play")
+        self.source_banner.hide()
+
+    def retry(self) -> None:
+        """Open the current source again (after a fault, or to replay a video)."""
+        self.open_source(self.source_spec)
+
+    def _retire_capture(self) -> None:
+        """Ask the capture thread to stop without waiting for it (a camera read can block a while)."""
+        if self.capture is not None:
+            if self.record_button.isChecked():
+                self.record_button.setChecked(False)
+            self._retire(self.capture)
+            self.capture = None
+        self._source_running = False
+
+    def _retire(self, worker: Any) -> None:
+        worker.requestInterruption()
+        self._retiring.append(worker)
+        worker.finished.connect(self._forget_retired)
+        if worker.isFinished():
+            self._forget_retired()
+
+    @Slot()
+    def _forget_retired(self) -> None:
+        for worker in [w for w in self._retiring if w.isFinished()]:
+            self._retiring.remove(worker)
+            worker.deleteLater()
+
+    # --- source signals (queued from the capture thread) ---------------------------------------
+    @Slot(str, float)
+    def _on_source_opened(self, name: str, fps: float) -> None:
+        if self.sender() is not self.capture:
+            return
+        self.view.set_placeholder(f"Waiting for the first picture from {name}…")
+
+    @Slot()
+    def _on_live_frame(self) -> None:
+        capture = self.capture
+        if self.sender() is not capture or capture is None:
+            return
+        frame = capture.take_frame()
+        if frame is not None:
+            self.frame_captured.emit(frame)
+
+    @Slot(str)
+    def _on_source_failed(self, message: str) -> None:
+        if self.sender() is not self.capture:
+            return
+        self._source_running = False
+        self.play_button.setText("Play")
+        if self.record_button.isChecked():
+            self.record_button.setChecked(False)
+        self._show_source_problem(message)
+
+    @Slot(str)
+    def _on_source_ended(self, message: str) -> None:
+        if self.sender() is not self.capture:
+            return
+        self._source_running = False
+        self.play_button.setText("Play")
+        if self.record_button.isChecked():
+            self.record_button.setChecked(False)
+        self.source_banner.show_message(_escape(message), INFO_STYLE, button="Play again")
+
+    def _show_source_problem(self, message: str) -> None:
+        self.source_banner.show_message(f"<b>No picture.</b> {_escape(message)}", ERROR_STYLE, button="Retry")
+        if self._last_result is None:
+            self.view.set_placeholder(message)
+
+    # --- results -----------------------------------------------------------------------------
+    @Slot()
+    def _show_result(self) -> None:
+        result = self.inference.take_result()
+        if result is None:
+            return
+        self._last_result = result
+        self.frames_shown += 1
+        if result.shown is not None:
+            self.boxes_drawn += 1
+        self.view.set_image(result.image)
+        if not self.snapshot_button.isEnabled():
+            self._set_frame_buttons_enabled(True)
+
+    def last_result(self) -> FrameResult | None:
+        return self._last_result
+
+    # --- model -------------------------------------------------------------------------------
+    def load_model(self, path: str) -> None:
+        """Load a .keras model in the background; the current detector keeps running meanwhile."""
+        path = str(path)
+        self.model_state = "loading"
+        name = Path(path).name
+        self.model_label.setText(f"Model: loading {name}…")
+        self.model_banner.show_message(f"Loading model <b>{_escape(name)}</b>… (the first load also starts "
+                                       "TensorFlow, which takes a few seconds)", INFO_STYLE, busy=True)
+        self._start_loader(path)
+
+    def use_classic_finder(self) -> None:
+        """Use the classic face finder as the live detector (no trained model)."""
+        self.model_state = "loading"
+        self.model_label.setText("Model: starting the classic face finder…")
+        self.model_banner.show_message("Starting the classic face finder (no model yet)…", INFO_STYLE, busy=True)
+        self.model_label.setToolTip("")
+        self._start_loader(None)
+
+    def _start_loader(self, path: str | None) -> None:
+        if self.loader is not None:
+            self._retire(self.loader)
+        loader = DetectorLoader(path, parent=self)
+        loader.loaded.connect(self._on_detector_loaded)
+        loader.failed.connect(self._on_detector_failed)
+        self.loader = loader
+        loader.start()
+
+    @Slot(object)
+    def _on_detector_loaded(self, detector: Any) -> None:
+        loader = self.loader
+        if self.sender() is not loader or loader is None:
+            return
+        self.loader = None
+        self._retire(loader)
+        self.inference.set_detector(detector)
+        if isinstance(detector, ClassicFaceFinder):
+            self.model_path = None
+            self.model_state = "classic"
+            self.model_label.setText("Model: classic face finder (no model)")
+            if self._model_error:
+                self._show_model_error(self._model_error, "the classic face finder")
+            else:
+                self.model_banner.show_message(CLASSIC_NOTICE, NOTICE_STYLE, button="Open model…")
+            self.detector_changed.emit(None)
+        else:
+            self.model_path = str(detector.path) if getattr(detector, "path", None) else loader.model_path
+            self.model_state = "model"
+            self.settings.setValue(keys.LAST_MODEL, self.model_path)
+            self.model_label.setText(f"Model: {Path(self.model_path).name}")
+            self.model_label.setToolTip(self.model_path)
+            self.model_banner.hide()
+            self.detector_changed.emit(detector)
+        self._redraw_last()
+
+    @Slot(str, str)
+    def _on_detector_failed(self, path: str, message: str) -> None:
+        loader = self.loader
+        if self.sender() is not loader or loader is None:
+            return
+        self.loader = None
+        self._retire(loader)
+        current = self.inference.detector
+        if current is None and path:
+            # Nothing to fall back on yet (a bad --model at start): the classic finder takes over.
+            self.use_classic_finder()
+            self._show_model_error(message, "the classic face finder (starting…)")
+            self._model_error = message  # shown again once the classic finder is in
+            return
+        self.model_state = "classic" if isinstance(current, ClassicFaceFinder) else ("model" if current else "none")
+        self._update_model_label()
+        still = "the classic face finder" if current is None or isinstance(current, ClassicFaceFinder) else (
+            f"the previous model ({Path(self.model_path or '').name})")
+        self._show_model_error(message, still)
+
+    def _show_model_error(self, message: str, still_using: str) -> None:
+        self._model_error = None
+        self.model_banner.show_message(
+            f"<b>Could not use this model.</b> {_escape(message)}<br>Detecting with {still_using} instead.",
+            ERROR_STYLE, button="Open model…",
+        )
+
+    def _update_model_label(self) -> None:
+        if self.model_state == "model" and self.model_path:
+            self.model_label.setText(f"Model: {Path(self.model_path).name}")
+        elif self.model_state == "classic":
+            self.model_label.setText("Model: classic face finder (no model)")
+        else:
+            self.model_label.setText("Model: —")
+
+    def current_detector(self) -> Any:
+        return self.inference.detector
+
+    @Slot()
+    def choose_model(self) -> None:
+        start = self.model_path or read_str(self.settings, keys.LAST_MODEL, "") or str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, "Open a FaceTracker model", start,
+                                              "Keras models (*.keras);;All files (*)")
+        if path:
+            self.load_model(path)
+
+    @Slot()
+    def _on_model_banner_button(self) -> None:
+        self.choose_model()
+
+    # --- controls ----------------------------------------------------------------------------
+    def _fill_source_combo(self) -> None:
+        combo = self.source_combo
+        combo.blockSignals(True)
+        combo.clear()
+        cameras = sorted(set(self._cameras) | {0})
+        spec = self.source_spec
+        if spec.isdigit() and int(spec) not in cameras:
+            cameras = sorted([*cameras, int(spec)])
+        for index in cameras:
+            combo.addItem(f"Camera {index}", str(index))
+        if not spec.isdigit():
+            path = Path(spec)
+            combo.addItem(path.name + ("/" if path.is_dir() else ""), spec)
+            combo.setItemData(combo.count() - 1, spec, Qt.ItemDataRole.ToolTipRole)
+        combo.insertSeparator(combo.count())
+        combo.addItem("Video file…", ":video")
+        combo.addItem("Picture folder…", ":folder")
+        combo.setCurrentIndex(max(combo.findData(spec), 0))
+        combo.blockSignals(False)
+
+    @Slot(int)
+    def _on_source_chosen(self, index: int) -> None:
+        choice = self.source_combo.itemData(index)
+        start = str(Path(self.source_spec).parent) if not self.source_spec.isdigit() else str(Path.home())
+        if choice == ":video":
+            patterns = " ".join(f"*{suffix}" for suffix in VIDEO_SUFFIXES)
+            path, _ = QFileDialog.getOpenFileName(self, "Open a video", start, f"Videos ({patterns});;All files (*)")
+        elif choice == ":folder":
+            path = QFileDialog.getExistingDirectory(self, "Open a folder of pictures", start)
+        else:
+            path = choice
+        if path:
+            self.open_source(path)
+        else:
+            self._fill_source_combo()  # dialog cancelled: show the current source again
+
+    @Slot()
+    def scan_cameras(self) -> None:
+        """Look for cameras in the background and list them in the source menu."""
+        skip = {int(self.source_spec)} if self.source_spec.isdigit() and self._source_running else set()
+        scanner = CameraScanner(skip=skip, parent=self)
+        scanner.found.connect(self._on_cameras_found)
+        self.scan_button.setEnabled(False)
+        self._retire(scanner)  # it finishes on its own; kept until then
+        scanner.start()
+
+    @Slot(list)
+    def _on_cameras_found(self, cameras: list[int]) -> None:
+        self.scan_button.setEnabled(True)
+        self._cameras = sorted(set(cameras))
+        self._fill_source_combo()
+
+    @Slot(bool)
+    def _on_loop_toggled(self, checked: bool) -> None:
+        self.settings.setValue(keys.LOOP, checked)
+        if self.capture is not None:
+            self.capture.source.loop = checked
+
+    @Slot()
+    def _on_play_clicked(self) -> None:
+        if self._source_running:
+            self.stop_source()
+        else:
+            self.retry()
+
+    @Slot(int)
+    def _on_threshold_changed(self, value: int) -> None:
+        threshold = value / 100.0
+        self.inference.set_threshold(threshold)
+        self.settings.setValue(keys.THRESHOLD, threshold)
+        self._update_threshold_label()
+        if not self._source_running:
+            self._redraw_last()
+
+    def _update_threshold_label(self) -> None:
+        self.threshold_label.setText(f"Threshold {self.threshold_slider.value() / 100:.2f}")
+
+    @Slot(bool)
+    def _on_smoothing_toggled(self, checked: bool) -> None:
+        self.inference.set_smoothing(checked)
+        self.settings.setValue(keys.SMOOTHING, checked)
+
+    def _redraw_last(self) -> None:
+        """Draw the last frame again (threshold changed while nothing plays): cheap, one frame."""
+        last = self._last_result
+        if last is None or self._source_running:
+            return
+        detection = last.detection
+        shown = detection if detection is not None and detection.is_face(self.inference.threshold) else None
+        classic = getattr(self.inference.detector, "label", None)
+        annotated = draw_detection(last.frame, shown, self.inference.threshold, label=classic,
+                                   colour=CLASSIC_BOX_COLOUR_BGR if classic else BOX_COLOUR_BGR)
+        self._last_result = FrameResult(last.frame, detection, shown, bgr_to_qimage(annotated), annotated,
+                                        last.inference_ms, last.index)
+        self.view.set_image(self._last_result.image)
+
+    def _set_frame_buttons_enabled(self, enabled: bool) -> None:
+        self.snapshot_button.setEnabled(enabled)
+        self.record_button.setEnabled(enabled or self.record_button.isChecked())
+
+    def set_active(self, active: bool) -> None:
+        """Run the model only while the tab is shown (the camera keeps feeding the Collect tab)."""
+        self.inference.set_enabled(active)
+
+    def set_capture_paused(self, paused: bool) -> None:
+        """Stop reading the source while no tab needs frames (Label, Train), keeping it open."""
+        self._capture_paused = paused
+        if self.capture is not None:
+            self.capture.set_paused(paused)
+
+    # --- snapshot and recording ----------------------------------------------------------------
+    def _output_folder(self, key: str, location: QStandardPaths.StandardLocation) -> Path:
+        folder = read_str(self.settings, key, "")
+        if not folder:
+            base = QStandardPaths.writableLocation(location) or str(Path.home())
+            folder = str(Path(base) / "FaceTracker")
+        return Path(folder)
+
+    @Slot()
+    def snapshot(self) -> Path | None:
+        """Save the picture on screen (box included) as a PNG; the file is written in the background."""
+        result = self._last_result
+        if result is None:
+            return None
+        folder = self._output_folder(keys.SNAPSHOT_FOLDER, QStandardPaths.StandardLocation.PicturesLocation)
+        path = folder / f"facetracker-{datetime.now():%Y%m%d-%H%M%S-%f}.png"
+        pixels = result.annotated
+
+        def write() -> None:  # encode, then rename: the PNG never exists half-written
+            ok, encoded = cv2.imencode(".png", pixels)
+            if ok:
+                folder.mkdir(parents=True, exist_ok=True)
+                partial = path.with_name(path.name + ".part")
+                partial.write_bytes(encoded.tobytes())
+                partial.replace(path)
+
+        QThreadPool.globalInstance().start(write)
+        self.notice_label.setText(f"Snapshot saved: {path}")
+        return path
+
+    @Slot(bool)
+    def _on_record_toggled(self, checked: bool) -> None:
+        if checked:
+            self._start_recording()
+        else:
+            recorder = self.inference.stop_recording()
+            self.record_button.setText("Record")
+            if recorder is not None:
+                self.notice_label.setText(f"Recording saved: {recorder.path} ({recorder.frames_written} frames)")
+            self._set_frame_buttons_enabled(self._last_result is not None)
+
+    def _start_recording(self) -> None:
+        result = self._last_result
+        if result is None:
+            self.record_button.setChecked(False)
+            return
+        source_fps = self.capture.source.fps if self.capture is not None else None
+        fps = self.inference.results_per_second() or source_fps or 30.0
+        folder = self._output_folder(keys.RECORDING_FOLDER, QStandardPaths.StandardLocation.MoviesLocation)
+        path = folder / f"facetracker-{datetime.now():%Y%m%d-%H%M%S}.mp4"
+        height, width = result.frame.shape[:2]
+        try:
+            recorder = VideoRecorder(path, fps=min(max(fps, 1.0), 60.0), frame_size=(width, height))
+        except OSError as exc:
+            self.record_button.setChecked(False)
+            self.notice_label.setText(f"Cannot record: {exc}")
+            return
+        self.inference.start_recording(recorder)
+        self.record_button.setText("■ Stop recording")
+        self.notice_label.setText(f"Recording to {path}…")
+
+    # --- status ------------------------------------------------------------------------------
+    @Slot()
+    def _update_status(self) -> None:
+        self.status_label.setText(self.status_text())
+        if self.inference.error and not self.model_banner.isVisible():
+            self.model_banner.show_message(_escape(self.inference.error), ERROR_STYLE, button="Open model…")
+
+    def status_text(self) -> str:
+        """The status line: source and its fps, inference time, dropped frames, device, model."""
+        if self.capture is not None:
+            source, live = self.capture.source.name, self.capture.source.live
+        else:
+            source, live = _source_name(self.source_spec), self.source_spec.isdigit()
+        if self.capture is not None and self._source_running:
+            parts = [f"{source}: {'camera' if live else 'video'} {self.capture.frames_per_second():.1f} fps"]
+        else:
+            parts = [f"{source}: stopped"]
+        timing = self.inference.inference_ms()
+        parts.append(f"inference {timing[0]:.1f} ms (max {timing[1]:.0f})" if timing else "inference —")
+        parts.append(f"dropped {self.inference.dropped}")
+        detector = self.inference.detector
+        parts.append(getattr(detector, "device", None) or "device —")
+        if self.model_state == "loading":
+            parts.append("model: loading…")
+        elif self.model_path and self.model_state == "model":
+            parts.append(f"model: {Path(self.model_path).name}")
+        elif self.model_state == "classic":
+            parts.append("model: none (classic face finder)")
+        return "  ·  ".join(parts)
+
+    # --- closing -----------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Stop every worker and wait for them: called when the window closes."""
+        self.status_timer.stop()
+        if self.record_button.isChecked():
+            self.record_button.setChecked(False)
+        self._retire_capture()
+        if self.loader is not None:
+            self._retire(self.loader)
+            self.loader = None
+        for worker in list(self._retiring):
+            worker.requestInterruption()
+            worker.wait()
+        self._forget_retired()
+        self.inference.stop()
+        QThreadPool.globalInstance().waitForDone(5000)  # snapshots being written
+
+
+def _source_name(spec: str) -> str:
+    return f"Camera {spec}" if spec.isdigit() else Path(spec).name
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+

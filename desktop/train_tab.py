@@ -1,0 +1,710 @@
+"""The Train tab: pick a dataset, see what it holds, train a detector in a child process and watch it learn.
+
+Training runs ``facetracker-train DATA --progress json`` as a child process (see
+:mod:`desktop.child_process`), the very engine the command line uses, so the window stays
+responsive and a TensorFlow crash cannot take the app down. Each JSON event the child prints
+updates the live plots, the learning rate, the ETA and the validation IoU.
+
+Where runs go: ``DATASET/../runs/<dataset name>-<date>-<time>``, beside the dataset they were
+trained on, so one project folder holds its pictures and its models together, nothing lands in
+the app's install folder or the current directory, and two runs never share a folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shlex
+import time
+from datetime import datetime
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, QThreadPool, Signal, Slot
+from PySide6.QtGui import QDoubleValidator, QFontDatabase
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop import settings as keys
+from desktop.child_process import TrainingProcess
+from desktop.plots import LossPlots
+from desktop.settings import read_bool, read_int, read_str
+from training.defaults import (
+    BACKBONE_NAMES,
+    DEFAULT_BACKBONE,
+    DEFAULT_BATCH_SIZE,
+    WEIGHT_CHOICES,
+    default_epochs,
+)
+
+#: The engine's backbones and defaults (training.defaults is plain Python: no Keras import here).
+BACKBONE_CHOICES = BACKBONE_NAMES
+#: Empty means "auto": the CLI's default, the backbone's own rate (the tutorial's 1e-4 for vgg16 and
+#: mobilenetv2; 1e-3 for tiny, which learns from scratch), so the app trains exactly like the CLI.
+DEFAULT_LEARNING_RATE = ""
+#: The input-size spin box shows "auto" (the backbone's own size) at this value; real sizes start at 32.
+AUTO_INPUT_SIZE = 31
+MIN_INPUT_SIZE = 32
+
+# Keys of this tab's settings (the dataset folder is shared: desktop.settings.DATASET).
+SETTINGS_LAST_RUN = "train/last_run"
+SETTINGS_EPOCHS = "train/epochs"
+SETTINGS_BATCH_SIZE = "train/batch_size"
+SETTINGS_BACKBONE = "train/backbone"
+SETTINGS_INPUT_SIZE = "train/input_size"
+SETTINGS_LEARNING_RATE = "train/learning_rate"
+SETTINGS_WEIGHTS = "train/weights"
+SETTINGS_AUGMENT = "train/augment"
+SETTINGS_TUTORIAL_EXACT = "train/tutorial_exact"
+
+
+def run_folder_for(dataset: Path, now: datetime | None = None) -> Path:
+    """A new run folder beside the dataset: ``DATASET/../runs/<dataset name>-YYYYmmdd-HHMMSS``."""
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    runs = dataset.resolve().parent / "runs"
+    candidate = runs / f"{dataset.resolve().name}-{stamp}"
+    index = 2
+    while candidate.exists():
+        candidate = runs / f"{dataset.resolve().name}-{stamp}-{index}"
+        index += 1
+    return candidate
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class EtaEstimator:
+    """Time left in a run, from how long batches and epochs really take.
+
+    The first batch of each epoch is left out of the per-batch pace: it also pays for graph
+    building (first epoch) or for the previous epoch's validation and checkpoint. Once an epoch
+    has finished, whole remaining epochs are costed at the measured epoch time (validation included).
+    """
+
+    def __init__(self) -> None:
+        self.reset(epochs=0, batches=0)
+
+    def reset(self, epochs: int, batches: int) -> None:
+        self.epochs = epochs
+        self.batches = batches
+        self.seconds_per_batch: float | None = None
+        self.epoch_seconds: list[float] = []
+        self._last_batch: tuple[int, float] | None = None
+        self._position: tuple[int, int] = (0, 0)
+
+    def batch(self, epoch: int, batch: int, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if self._last_batch is not None and self._last_batch[0] == epoch and batch > 1:
+            step = (now - self._last_batch[1]) / max(1, batch - self._position[1])
+            self.seconds_per_batch = step if self.seconds_per_batch is None else 0.8 * self.seconds_per_batch + 0.2 * step
+        self._last_batch = (epoch, now)
+        self._position = (epoch, batch)
+
+    def epoch(self, epoch: int, seconds: float | None) -> None:
+        if seconds is not None and math.isfinite(seconds) and seconds > 0:
+            self.epoch_seconds.append(float(seconds))
+        self._position = (epoch, self.batches)
+
+    def remaining(self) -> float | None:
+        """Seconds left, or None before there is anything to go on."""
+        epoch, batch = self._position
+        if epoch == 0 or self.batches == 0:
+            return None
+        batches_left_now = max(0, self.batches - batch)
+        epochs_after = max(0, self.epochs - epoch)
+        if self.epoch_seconds:
+            per_epoch = sum(self.epoch_seconds[-3:]) / len(self.epoch_seconds[-3:])
+            per_batch = self.seconds_per_batch if self.seconds_per_batch is not None else per_epoch / self.batches
+            return batches_left_now * per_batch + epochs_after * per_epoch
+        if self.seconds_per_batch is None:
+            return None
+        return (batches_left_now + epochs_after * self.batches) * self.seconds_per_batch
+
+
+def read_history_csv(run_dir: Path) -> list[dict]:
+    """The finished epochs of a run (its ``history.csv``), as epoch events for the plots; [] if none."""
+    path = Path(run_dir) / "history.csv"
+    if not path.is_file():
+        return []
+    rows = []
+    with path.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            try:
+                rows.append({key: float(value) for key, value in row.items() if value not in (None, "")})
+            except ValueError:
+                continue
+    return rows
+
+
+def run_dataset(run_dir: Path) -> Path | None:
+    """The dataset a run was trained on, from its ``config.json`` (None when unknown)."""
+    try:
+        record = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8"))
+        data = record["config"]["data"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return Path(data) if isinstance(data, str) and data else None
+
+
+class TrainTab(QWidget):
+    """Dataset summary, training settings, Start/Stop/Resume, live plots, and "Use this model"."""
+
+    model_ready = Signal(str)
+    dataset_chosen = Signal(str)
+    _summary_ready = Signal(int, object, str)  # scan number, Dataset | None, error message
+
+    def __init__(self, settings: QSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self._scan_number = 0
+        self._summary_in_flight = False
+        self.dataset_summary = None  # the last training.data.Dataset read, or None
+        self.run_dir: Path | None = None
+        self.best_model: Path | None = None
+        self._epochs_total = 0
+        self._eta = EtaEstimator()
+
+        self.process = TrainingProcess(self)
+        self.process.event.connect(self._on_event)
+        self.process.log.connect(self._append_log)
+        self.process.succeeded.connect(self._on_succeeded)
+        self.process.stopped.connect(self._on_stopped)
+        self.process.failed.connect(self._on_failed)
+        self._summary_ready.connect(self._on_summary)
+
+        self._build_ui()
+        self._restore_settings()
+        # Only now: restoring one field must not save the others before they are restored.
+        for widget in (self.epochs_spin, self.batch_spin, self.input_spin):
+            widget.valueChanged.connect(self._save_settings)
+        self.backbone_combo.currentTextChanged.connect(self._on_backbone_changed)
+        for widget in (self.backbone_combo, self.weights_combo):
+            widget.currentTextChanged.connect(self._save_settings)
+        for widget in (self.augment_check, self.tutorial_check):
+            widget.toggled.connect(self._save_settings)
+        self.lr_edit.editingFinished.connect(self._save_settings)
+        last_run = read_str(self.settings, SETTINGS_LAST_RUN)
+        if last_run and Path(last_run).is_dir():
+            self.run_dir = Path(last_run)
+            self.run_label.setText(f"Last run: {last_run}")
+            if (self.run_dir / "best.keras").is_file():
+                self.best_model = self.run_dir / "best.keras"
+        self._update_buttons()
+        if self.dataset_edit.text():
+            self.refresh_summary()
+
+    # ------------------------------------------------------------------------------------ layout
+    def _build_ui(self) -> None:
+        mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+
+        self.dataset_edit = QLineEdit()
+        self.dataset_edit.setPlaceholderText("dataset folder (images/ + labels/, or train/val/test)")
+        self.dataset_edit.editingFinished.connect(self._on_dataset_edited)
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse_dataset)
+        self.rescan_button = QPushButton("Rescan")
+        self.rescan_button.clicked.connect(self.refresh_summary)
+        dataset_row = QHBoxLayout()
+        dataset_row.addWidget(QLabel("Dataset:"))
+        dataset_row.addWidget(self.dataset_edit, 1)
+        dataset_row.addWidget(browse)
+        dataset_row.addWidget(self.rescan_button)
+
+        self.summary_view = QPlainTextEdit()
+        self.summary_view.setReadOnly(True)
+        self.summary_view.setFont(mono)
+        self.summary_view.setPlaceholderText("Choose a dataset folder to see its pictures and problems.")
+        self.summary_view.setMaximumHeight(150)
+
+        self.epochs_spin = QSpinBox()
+        self.epochs_spin.setRange(1, 10_000)
+        self.batch_spin = QSpinBox()
+        self.batch_spin.setRange(1, 1024)
+        self.backbone_combo = QComboBox()
+        self.backbone_combo.addItems(BACKBONE_CHOICES)
+        self.backbone_combo.setToolTip(
+            "tiny: a small network that learns from scratch in CPU minutes; mobilenetv2: fast, with ImageNet "
+            "weights when online; vgg16: the tutorial's model (heavy)"
+        )
+        self.input_spin = QSpinBox()
+        self.input_spin.setRange(AUTO_INPUT_SIZE, 1024)
+        self.input_spin.setSpecialValueText("auto (backbone's size)")
+        self.input_spin.setSuffix(" px")
+        self.lr_edit = QLineEdit()
+        validator = QDoubleValidator(1e-8, 10.0, 10, self.lr_edit)
+        validator.setNotation(QDoubleValidator.Notation.ScientificNotation)
+        self.lr_edit.setValidator(validator)
+        self.lr_edit.setPlaceholderText("auto (the backbone's own)")
+        self.lr_edit.setToolTip("Starting learning rate, e.g. 1e-4. Empty: the backbone's default "
+                                "(1e-4 for vgg16 and mobilenetv2 as in the tutorial, 1e-3 for tiny)")
+        self.weights_combo = QComboBox()
+        self.weights_combo.addItems(WEIGHT_CHOICES)
+        self.weights_combo.setToolTip("auto: ImageNet weights when the backbone has them and they can be "
+                                      "downloaded, else from scratch")
+        self.augment_check = QCheckBox("Augment (random crops, flips, colour)")
+        self.tutorial_check = QCheckBox("Tutorial-exact loss (box loss on no-face pictures too)")
+        form = QFormLayout()
+        form.addRow("Epochs:", self.epochs_spin)
+        form.addRow("Batch size:", self.batch_spin)
+        form.addRow("Backbone:", self.backbone_combo)
+        form.addRow("Input size:", self.input_spin)
+        form.addRow("Learning rate:", self.lr_edit)
+        form.addRow("Weights:", self.weights_combo)
+        form.addRow(self.augment_check)
+        form.addRow(self.tutorial_check)
+        settings_box = QGroupBox("Training settings")
+        settings_box.setLayout(form)
+
+        top = QHBoxLayout()
+        summary_col = QVBoxLayout()
+        summary_col.addLayout(dataset_row)
+        summary_col.addWidget(self.summary_view)
+        self.run_label = QLabel("Runs are saved beside the dataset, in DATASET/../runs/")
+        self.run_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.run_label.setWordWrap(True)
+        summary_col.addWidget(self.run_label)
+        top.addLayout(summary_col, 3)
+        top.addWidget(settings_box, 2)
+
+        self.start_button = QPushButton("Start training")
+        self.start_button.clicked.connect(self.start_training)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop now; the last finished epoch is kept (last.keras) and can be resumed")
+        self.stop_button.clicked.connect(self.stop_training)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Continue the last stopped run up to the number of epochs set")
+        self.resume_button.clicked.connect(self.resume_training)
+        self.use_button = QPushButton("Use this model")
+        self.use_button.setToolTip("Detect with this run's best model (best.keras)")
+        self.use_button.clicked.connect(self._use_model)
+        self.status_label = QLabel("Ready.")
+        self.status_label.setWordWrap(True)
+        self.status_label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        buttons = QHBoxLayout()
+        for button in (self.start_button, self.stop_button, self.resume_button, self.use_button):
+            buttons.addWidget(button)
+        buttons.addWidget(self.status_label, 1)
+
+        self.epoch_label = QLabel("Epoch –")
+        self.lr_label = QLabel("lr –")
+        self.eta_label = QLabel("ETA –")
+        self.iou_label = QLabel("val IoU –")
+        self.device_label = QLabel("device –")
+        figures = QGridLayout()
+        for column, label in enumerate(
+            (self.epoch_label, self.lr_label, self.eta_label, self.iou_label, self.device_label)
+        ):
+            label.setFont(mono)
+            figures.addWidget(label, 0, column)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setValue(0)
+        self.progress_bar.setTextVisible(False)
+
+        self.plots = LossPlots()
+        self.plots.setMinimumHeight(220)
+        self.log_view = QPlainTextEdit()
+        self.log_view.setReadOnly(True)
+        self.log_view.setFont(mono)
+        self.log_view.setMaximumHeight(110)
+        self.log_view.setMaximumBlockCount(2000)
+        self.log_view.setPlaceholderText("Warnings and errors from training appear here.")
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addLayout(buttons)
+        layout.addLayout(figures)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.plots, 1)
+        layout.addWidget(self.log_view)
+
+    # ------------------------------------------------------------------------------------ settings
+    def _restore_settings(self) -> None:
+        s = self.settings
+        self.dataset_edit.setText(read_str(s, keys.DATASET))
+        self.batch_spin.setValue(read_int(s, SETTINGS_BATCH_SIZE, DEFAULT_BATCH_SIZE))
+        backbone = read_str(s, SETTINGS_BACKBONE, DEFAULT_BACKBONE)
+        backbone = backbone if backbone in BACKBONE_CHOICES else DEFAULT_BACKBONE
+        self.backbone_combo.setCurrentText(backbone)
+        self._backbone = backbone
+        self.epochs_spin.setValue(read_int(s, SETTINGS_EPOCHS, default_epochs(backbone)))
+        size = read_int(s, SETTINGS_INPUT_SIZE, 0)
+        self.input_spin.setValue(size if size >= MIN_INPUT_SIZE else AUTO_INPUT_SIZE)
+        self.lr_edit.setText(read_str(s, SETTINGS_LEARNING_RATE, DEFAULT_LEARNING_RATE))
+        weights = read_str(s, SETTINGS_WEIGHTS, "auto")
+        self.weights_combo.setCurrentText(weights if weights in WEIGHT_CHOICES else "auto")
+        self.augment_check.setChecked(read_bool(s, SETTINGS_AUGMENT, True))
+        self.tutorial_check.setChecked(read_bool(s, SETTINGS_TUTORIAL_EXACT, False))
+
+    @Slot(str)
+    def _on_backbone_changed(self, backbone: str) -> None:
+        """Epochs follow the backbone's default (60 for tiny, 10 for the tutorial's) unless the user set them."""
+        if self.epochs_spin.value() == default_epochs(self._backbone):
+            self.epochs_spin.setValue(default_epochs(backbone))
+        self._backbone = backbone
+
+    @Slot()
+    def _save_settings(self) -> None:
+        s = self.settings
+        s.setValue(SETTINGS_EPOCHS, self.epochs_spin.value())
+        s.setValue(SETTINGS_BATCH_SIZE, self.batch_spin.value())
+        s.setValue(SETTINGS_BACKBONE, self.backbone_combo.currentText())
+        s.setValue(SETTINGS_INPUT_SIZE, self.input_size() or 0)
+        s.setValue(SETTINGS_LEARNING_RATE, self.lr_edit.text().strip())
+        s.setValue(SETTINGS_WEIGHTS, self.weights_combo.currentText())
+        s.setValue(SETTINGS_AUGMENT, self.augment_check.isChecked())
+        s.setValue(SETTINGS_TUTORIAL_EXACT, self.tutorial_check.isChecked())
+
+    def input_size(self) -> int | None:
+        """The chosen input size, or None for the backbone's default."""
+        value = self.input_spin.value()
+        return None if value == AUTO_INPUT_SIZE else value
+
+    def learning_rate(self) -> float | None:
+        """The typed learning rate, or None for the backbone's default; ValueError when it is not one."""
+        text = self.lr_edit.text().strip().replace(",", ".")
+        if not text:
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"Learning rate must be a positive number like 1e-4 (or empty for auto), not {text!r}.")
+        return value
+
+    # ------------------------------------------------------------------------------------ dataset
+    def dataset_path(self) -> Path | None:
+        text = self.dataset_edit.text().strip()
+        return Path(text) if text else None
+
+    def set_dataset(self, path: str | Path) -> None:
+        """Show and remember a dataset folder, and read its summary in the background."""
+        path = str(path)
+        if path == self.dataset_edit.text() and self.dataset_summary is not None:
+            return
+        self.dataset_edit.setText(path)
+        self._on_dataset_edited()
+
+    def _browse_dataset(self) -> None:
+        start = self.dataset_edit.text() or str(Path.home())
+        folder = QFileDialog.getExistingDirectory(self, "Choose a dataset folder", start)
+        if folder:
+            self.set_dataset(folder)
+
+    @Slot()
+    def _on_dataset_edited(self) -> None:
+        text = self.dataset_edit.text().strip()
+        self.settings.setValue(keys.DATASET, text)
+        if text:
+            self.dataset_chosen.emit(text)
+        self.refresh_summary()
+
+    @Slot()
+    def refresh_summary(self) -> None:
+        """Read the dataset in a worker thread (training.data, no TensorFlow) and show what it holds."""
+        path = self.dataset_path()
+        self._scan_number += 1
+        self.dataset_summary = None
+        if path is None:
+            self.summary_view.setPlainText("")
+            self._update_buttons()
+            return
+        scan = self._scan_number
+        self._summary_in_flight = True
+        self.summary_view.setPlainText(f"Reading {path} …")
+        self._update_buttons()
+
+        def read() -> None:
+            try:
+                from training.data import load_dataset
+
+                dataset = load_dataset(path)
+            except Exception as exc:  # every failure becomes a message in the summary box
+                self._summary_ready.emit(scan, None, str(exc) or type(exc).__name__)
+            else:
+                self._summary_ready.emit(scan, dataset, "")
+
+        self._pool.start(read)
+
+    @Slot(int, object, str)
+    def _on_summary(self, scan: int, dataset: object, error: str) -> None:
+        if scan != self._scan_number:
+            return  # an older scan finishing after the user chose another folder
+        self._summary_in_flight = False
+        if dataset is None:
+            self.summary_view.setPlainText(f"Cannot train on this folder:\n{error}")
+            self._update_buttons()
+            return
+        self.dataset_summary = dataset
+        text = dataset.summary_text()
+        missing = [name for name in ("train", "val") if not dataset.splits.get(name)]
+        for name in missing:
+            try:
+                dataset.require_split(name)
+            except ValueError as exc:
+                text += f"\nCannot train yet: {exc}"
+        self.summary_view.setPlainText(text)
+        self._update_buttons()
+
+    def showEvent(self, event) -> None:
+        """Coming back to the tab reads the dataset again: pictures or labels may have changed meanwhile."""
+        super().showEvent(event)
+        if self.dataset_path() is not None and not self._summary_in_flight and not self.is_training():
+            self.refresh_summary()
+
+    def dataset_trainable(self) -> bool:
+        d = self.dataset_summary
+        return d is not None and bool(d.splits.get("train")) and bool(d.splits.get("val"))
+
+    # ------------------------------------------------------------------------------------ running
+    def is_training(self) -> bool:
+        return self.process.is_running()
+
+    def _common_args(self) -> list[str]:
+        return ["--epochs", str(self.epochs_spin.value()), "--progress", "json"]
+
+    @Slot()
+    def start_training(self) -> None:
+        """Start a new run with the settings shown."""
+        if self.is_training():
+            return
+        dataset = self.dataset_path()
+        if dataset is None or not self.dataset_trainable():
+            self._set_status("Choose a dataset with training and validation pictures first.", error=True)
+            return
+        try:
+            learning_rate = self.learning_rate()
+        except ValueError as exc:
+            self._set_status(str(exc), error=True)
+            return
+        self._save_settings()
+        dataset = dataset.resolve()
+        run_dir = run_folder_for(dataset)
+        args = [
+            "train", str(dataset), "--out", str(run_dir), *self._common_args(),
+            "--batch-size", str(self.batch_spin.value()),
+            "--backbone", self.backbone_combo.currentText(),
+            "--weights", self.weights_combo.currentText(),
+        ]
+        if learning_rate is not None:
+            args += ["--lr", repr(learning_rate)]
+        if self.input_size() is not None:
+            args += ["--input-size", str(self.input_size())]
+        if not self.augment_check.isChecked():
+            args.append("--no-augment")
+        if self.tutorial_check.isChecked():
+            args.append("--tutorial-exact")
+        self.plots.clear()
+        self._launch(args, run_dir, f"Starting training in {run_dir} …")
+
+    @Slot()
+    def resume_training(self) -> None:
+        """Continue the last stopped run (its own settings; only the epoch count is taken from here)."""
+        if self.is_training() or self.run_dir is None:
+            return
+        run_dir = self.run_dir
+        dataset = run_dataset(run_dir) or self.dataset_path()
+        if dataset is None:
+            self._set_status("Choose the dataset the run was trained on first.", error=True)
+            return
+        history = read_history_csv(run_dir)
+        if self.epochs_spin.value() <= len(history):
+            self._set_status(f"This run has already trained {len(history)} epochs: set Epochs above "
+                             f"{len(history)} to continue it.", error=True)
+            return
+        self.plots.clear()
+        for row in history:
+            self.plots.add_epoch(row)
+        args = ["train", str(dataset), "--resume", str(run_dir), *self._common_args()]
+        self._launch(args, run_dir, f"Resuming {run_dir} …")
+
+    def _launch(self, args: list[str], run_dir: Path, status: str) -> None:
+        self.run_dir = run_dir
+        self.best_model = None
+        self.run_label.setText(f"Run folder: {run_dir}")
+        self.settings.setValue(SETTINGS_LAST_RUN, str(run_dir))
+        self._epochs_total = self.epochs_spin.value()
+        self._eta.reset(self._epochs_total, 0)
+        self.progress_bar.setValue(0)
+        for label, text in ((self.epoch_label, "Epoch –"), (self.lr_label, "lr –"), (self.eta_label, "ETA –"),
+                            (self.iou_label, "val IoU –")):
+            label.setText(text)
+        self._append_log(f"$ facetracker-train {shlex.join(args)}")
+        self._set_status(status)
+        self.process.start(args)
+        self._update_buttons()
+
+    @Slot()
+    def stop_training(self) -> None:
+        """Stop the child; the trainer keeps the last finished epoch for Resume."""
+        if not self.is_training():
+            return
+        self._set_status("Stopping: the last finished epoch is kept …")
+        self.process.stop()
+        self._update_buttons()
+
+    # ------------------------------------------------------------------------------------ events
+    @Slot(dict)
+    def _on_event(self, event: dict) -> None:
+        kind = event.get("event")
+        if kind == "start":
+            self._on_start(event)
+        elif kind == "batch":
+            self._on_batch(event)
+        elif kind == "epoch":
+            self._on_epoch(event)
+        elif kind == "end":
+            # The model is on disk now; the child may take a few more seconds to exit.
+            best = Path(event["best_model"]) if event.get("best_model") else None
+            self.best_model = best if best is not None and best.is_file() else None
+            self.use_button.setEnabled(self.best_model is not None)
+            self._set_status("Training ended; the training process is closing …")
+        elif kind == "warning":
+            self._append_log(f"warning: {event.get('message')}")
+        elif kind == "error":
+            prefix = "stopped" if event.get("interrupted") else "error"
+            self._append_log(f"{prefix}: {event.get('message')}")
+
+    def _on_start(self, event: dict) -> None:
+        if event.get("run_dir"):
+            self.run_dir = Path(event["run_dir"])
+            self.run_label.setText(f"Run folder: {self.run_dir}")
+        self._epochs_total = int(event.get("epochs") or self._epochs_total)
+        batches = int(event.get("batches_per_epoch") or 0)
+        self._eta.reset(self._epochs_total, batches)
+        self.device_label.setText(f"device {event.get('device', '?')}")
+        resumed = event.get("resumed_from_epoch")
+        self._set_status(
+            f"Training on {event.get('train_images')} pictures ({event.get('val_images')} for validation), "
+            f"weights: {event.get('weights')}" + (f", resumed after epoch {resumed}" if resumed else "") + "."
+        )
+
+    def _on_batch(self, event: dict) -> None:
+        self.plots.add_batch(event)
+        epoch, batch = int(event.get("epoch") or 1), int(event.get("batch") or 0)
+        batches = max(1, int(event.get("batches") or 1))
+        epochs = max(1, int(event.get("epochs") or self._epochs_total or 1))
+        self._eta.batches = batches
+        self._eta.batch(epoch, batch)
+        self.epoch_label.setText(f"Epoch {epoch}/{epochs} · batch {batch}/{batches}")
+        self._show_lr(event.get("lr"))
+        self.progress_bar.setValue(round(1000 * ((epoch - 1) * batches + batch) / (epochs * batches)))
+        self._show_eta()
+
+    def _on_epoch(self, event: dict) -> None:
+        self.plots.add_epoch(event)
+        epoch = int(event.get("epoch") or 0)
+        epochs = max(1, int(event.get("epochs") or self._epochs_total or 1))
+        self._eta.epoch(epoch, event.get("seconds"))
+        self.epoch_label.setText(f"Epoch {epoch}/{epochs} done")
+        self._show_lr(event.get("lr"))
+        val_iou = event.get("val_iou")
+        self.iou_label.setText(f"val IoU {val_iou:.3f}" if isinstance(val_iou, (int, float)) else "val IoU –")
+        self.progress_bar.setValue(round(1000 * epoch / epochs))
+        self._show_eta()
+        self._append_log(
+            f"epoch {epoch}/{epochs}: loss {event.get('total_loss', math.nan):.4f}, "
+            f"val loss {event.get('val_total_loss', math.nan):.4f}, val IoU {event.get('val_iou', math.nan):.3f}"
+        )
+
+    def _show_lr(self, lr: object) -> None:
+        if isinstance(lr, (int, float)):
+            self.lr_label.setText(f"lr {lr:.2e}")
+
+    def _show_eta(self) -> None:
+        remaining = self._eta.remaining()
+        self.eta_label.setText("ETA –" if remaining is None else f"ETA {format_duration(remaining)}")
+
+    @Slot(dict)
+    def _on_succeeded(self, end: dict) -> None:
+        self.run_dir = Path(end.get("run_dir") or self.run_dir)
+        best = Path(end["best_model"]) if end.get("best_model") else self.run_dir / "best.keras"
+        self.best_model = best if best.is_file() else None
+        self.eta_label.setText("ETA –")
+        metrics = end.get("metrics") or {}
+        done = metrics.get("epochs_completed")
+        if end.get("stopped"):
+            self._set_status(f"Stopped after {done} finished epoch(s); kept in {self.run_dir}. "
+                             "Resume continues it." if done else "Stopped before the first epoch finished.")
+        else:
+            test = metrics.get("test") or {}
+            extra = f", test F1 {test['f1']:.2f}, test mean IoU {test['mean_iou']:.2f}" if "f1" in test else ""
+            self._set_status(f"Finished {done} epochs{extra}. Best model: {self.best_model}")
+        self._update_buttons()
+
+    @Slot(dict)
+    def _on_stopped(self, info: dict) -> None:
+        if info.get("run_dir"):
+            self.run_dir = Path(info["run_dir"])
+        best = self.run_dir / "best.keras" if self.run_dir else None
+        self.best_model = best if best is not None and best.is_file() else None
+        self.eta_label.setText("ETA –")
+        self._set_status(str(info.get("message") or "Training was stopped."))
+        self._update_buttons()
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self.eta_label.setText("ETA –")
+        self._append_log(f"training failed: {message}")
+        self._set_status(f"Training failed: {message}", error=True)
+        if self.run_dir is not None and (self.run_dir / "best.keras").is_file():
+            self.best_model = self.run_dir / "best.keras"
+        self._update_buttons()
+
+    @Slot()
+    def _use_model(self) -> None:
+        if self.best_model is not None and self.best_model.is_file():
+            self.model_ready.emit(str(self.best_model))
+            self._set_status(f"Sent to the Detect tab: {self.best_model}")
+
+    # ------------------------------------------------------------------------------------ helpers
+    def can_resume(self) -> bool:
+        run = self.run_dir
+        return run is not None and (run / "last.keras").is_file() and (run / "train_state").is_dir()
+
+    def _update_buttons(self) -> None:
+        running = self.is_training()
+        self.start_button.setEnabled(not running and self.dataset_trainable())
+        self.stop_button.setEnabled(running and not self.process.stop_requested)
+        self.resume_button.setEnabled(not running and self.can_resume() and self.dataset_path() is not None)
+        self.use_button.setEnabled(self.best_model is not None)
+        for widget in (self.dataset_edit, self.rescan_button, self.epochs_spin, self.batch_spin,
+                       self.backbone_combo, self.input_spin, self.lr_edit, self.weights_combo,
+                       self.augment_check, self.tutorial_check):
+            widget.setEnabled(not running)
+
+    def _set_status(self, text: str, error: bool = False) -> None:
+        self.status_label.setText(text)
+        self.status_label.setStyleSheet("color: #b00020;" if error else "")
+
+    @Slot(str)
+    def _append_log(self, line: str) -> None:
+        self.log_view.appendPlainText(line)
+
+    def shutdown(self) -> None:
+        """Stop training (gently, then for good) and wait for the summary reader; the app is closing."""
+        self.process.shutdown()
+        self._pool.waitForDone(5000)

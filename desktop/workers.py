@@ -1,0 +1,505 @@
+"""The live pipeline's threads: capture, inference, model loading, camera scanning, recording.
+
+Frames flow capture thread -> inference thread -> UI thread through one-slot mailboxes
+(:class:`LatestSlot`), never through a queue: when a stage is slower than the one before it, the
+older frame is dropped (and counted), so what the window shows is at most one frame old.
+Each mailbox raises a Qt signal only when it goes from empty to full, so the UI thread's event
+queue cannot fill up either.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import importlib.util
+import os
+import statistics
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QThread, Signal
+from PySide6.QtGui import QImage
+
+from desktop.imaging import BOX_COLOUR_BGR, CLASSIC_BOX_COLOUR_BGR, bgr_to_qimage, draw_detection
+from desktop.sources import FrameSource, SourceError, list_cameras
+
+T = TypeVar("T")
+
+CAMERA_SILENCE_S = 2.0  # a camera that gives no frame for this long is reported as stopped
+WARM_UP_FRAME_SHAPE = (480, 640, 3)
+
+
+class LatestSlot(Generic[T]):
+    """A one-item mailbox: ``put`` replaces what is there (counting it as dropped), ``take`` empties it."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._item: T | None = None
+        self.dropped = 0
+
+    def put(self, item: T) -> bool:
+        """Store ``item``; return True when the slot was empty (the reader should be told)."""
+        with self._condition:
+            was_empty = self._item is None
+            if not was_empty:
+                self.dropped += 1
+            self._item = item
+            self._condition.notify()
+            return was_empty
+
+    def take(self, timeout: float | None = None) -> T | None:
+        """Return and remove the item; wait up to ``timeout`` seconds for one (no wait when None)."""
+        with self._condition:
+            if self._item is None and timeout:
+                self._condition.wait(timeout)
+            item, self._item = self._item, None
+            return item
+
+    def clear(self) -> None:
+        with self._condition:
+            self._item = None
+
+
+class BoxSmoother:
+    """Exponential moving average of box corners across frames, so a still face gets a still box.
+
+    ``alpha`` is the weight of the newest box (1.0 = no smoothing). A frame without a face resets
+    it, so a face that comes back does not slide in from where the last one was.
+    """
+
+    def __init__(self, alpha: float = 0.5) -> None:
+        if not 0.0 < alpha <= 1.0:
+            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+        self.alpha = alpha
+        self._box: np.ndarray | None = None
+
+    def update(self, box: tuple[float, float, float, float] | None) -> tuple[float, float, float, float] | None:
+        """Feed this frame's box (None: no face) and return the smoothed box (None: no face)."""
+        if box is None:
+            self._box = None
+            return None
+        new = np.asarray(box, dtype=np.float64)
+        self._box = new if self._box is None else self.alpha * new + (1.0 - self.alpha) * self._box
+        return tuple(float(v) for v in self._box)
+
+    def reset(self) -> None:
+        self._box = None
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """One processed frame, ready to show."""
+
+    frame: np.ndarray  # the captured BGR frame, untouched
+    detection: Any  # training.inference.Detection or None (no detector yet / classic finder saw no face)
+    shown: Any  # the Detection drawn (smoothed box), or None when nothing was drawn
+    image: QImage  # the frame with ``shown`` drawn, as a Qt image
+    annotated: np.ndarray  # the same picture as BGR pixels (snapshots, recordings)
+    inference_ms: float  # time in the detector, 0 when there was none
+    index: int  # 1-based count of frames processed
+
+
+class VideoRecorder:
+    """Writes annotated frames to a video file (MJPG ``.avi`` or mp4v ``.mp4``), resizing if needed."""
+
+    def __init__(self, path: str | os.PathLike, fps: float, frame_size: tuple[int, int]) -> None:
+        self.path = Path(path)
+        self.frame_size = (int(frame_size[0]), int(frame_size[1]))
+        fourcc = "mp4v" if self.path.suffix.lower() == ".mp4" else "MJPG"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*fourcc), float(fps), self.frame_size)
+        if not self._writer.isOpened():
+            raise OSError(f"{self.path}: cannot write a video here (codec {fourcc} unavailable or folder not writable)")
+        self.frames_written = 0
+
+    def write(self, frame_bgr: np.ndarray) -> None:
+        if (frame_bgr.shape[1], frame_bgr.shape[0]) != self.frame_size:
+            frame_bgr = cv2.resize(frame_bgr, self.frame_size, interpolation=cv2.INTER_AREA)
+        self._writer.write(frame_bgr)
+        self.frames_written += 1
+
+    def close(self) -> None:
+        self._writer.release()
+
+
+class CaptureWorker(QThread):
+    """Reads a :class:`FrameSource` in its own thread and hands each frame on.
+
+    Frames go to the ``sinks`` (called in this thread; they must be quick and thread-safe, like
+    :meth:`InferenceWorker.submit`) and to a one-slot mailbox for the UI thread
+    (``frame_available`` then :meth:`take_frame`). Video files and picture folders are paced to
+    their frame rate unless ``realtime`` is False (tests, benchmarks).
+    """
+
+    opened = Signal(str, float)  # source name, frames per second (0 when the source does not say)
+    frame_available = Signal()
+    failed = Signal(str)  # a message for the user; the source is closed
+    ended = Signal(str)  # a video or picture folder reached its end
+
+    def __init__(self, source: FrameSource, *, realtime: bool = True, parent=None) -> None:
+        super().__init__(parent)
+        self.source = source
+        self.realtime = realtime
+        self.frames_captured = 0
+        self._frame_times: deque[float] = deque(maxlen=240)
+        self._slot: LatestSlot[np.ndarray] = LatestSlot()
+        self._sinks: list[Callable[[np.ndarray], Any]] = []
+        self._paused = False
+
+    def add_sink(self, sink: Callable[[np.ndarray], Any]) -> None:
+        """Call ``sink(frame)`` in the capture thread for every frame (add before ``start()``)."""
+        self._sinks.append(sink)
+
+    def take_frame(self) -> np.ndarray | None:
+        """The newest frame not yet taken (UI thread)."""
+        return self._slot.take()
+
+    def frames_per_second(self) -> float:
+        """Frames read per second over the last two seconds (0 when stopped or paused)."""
+        return _rate(self._frame_times)
+
+    def set_paused(self, paused: bool) -> None:
+        """Stop reading without closing the source (the camera stays open, a video keeps its place)."""
+        self._paused = paused
+
+    def stop(self) -> None:
+        """Ask the thread to finish and wait for it (the source is closed by the thread)."""
+        self.requestInterruption()
+        self.wait()
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep in short steps so that stop() is honoured quickly."""
+        deadline = time.perf_counter() + seconds
+        while not self.isInterruptionRequested():
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.05))
+
+    def run(self) -> None:
+        source = self.source
+        try:
+            source.open()
+        except SourceError as exc:
+            self.failed.emit(str(exc))
+            return
+        except Exception as exc:  # an OpenCV backend error, a permission problem...
+            self.failed.emit(f"{source.name}: could not be opened ({type(exc).__name__}: {exc})")
+            return
+        try:
+            self.opened.emit(source.name, float(source.fps or 0.0))
+            self._read_loop(source)
+        except Exception as exc:
+            self.failed.emit(f"{source.name}: stopped with an error ({type(exc).__name__}: {exc})")
+        finally:
+            source.close()
+
+    def _read_loop(self, source: FrameSource) -> None:
+        period = 1.0 / source.fps if (self.realtime and source.fps) else 0.0
+        next_due = time.perf_counter()
+        last_frame_at = time.perf_counter()
+        while not self.isInterruptionRequested():
+            if self._paused:
+                self._sleep(0.05)
+                next_due = last_frame_at = time.perf_counter()
+                continue
+            frame = source.read()
+            now = time.perf_counter()
+            if frame is None:
+                if not source.live:
+                    self.ended.emit(self._end_message(source))
+                    return
+                if now - last_frame_at > CAMERA_SILENCE_S:
+                    self.failed.emit(
+                        f"{source.name} stopped delivering frames (unplugged, or taken by another program?). "
+                        "Check it and press Retry."
+                    )
+                    return
+                self._sleep(0.02)
+                continue
+            last_frame_at = now
+            self.frames_captured += 1
+            self._frame_times.append(now)
+            for sink in self._sinks:
+                sink(frame)
+            if self._slot.put(frame):
+                self.frame_available.emit()
+            if period:
+                next_due += period
+                if next_due < now - period:  # fell behind (slow disk, paused machine): do not race to catch up
+                    next_due = now
+                self._sleep(next_due - time.perf_counter())
+
+    @staticmethod
+    def _end_message(source: FrameSource) -> str:
+        skipped = getattr(source, "skipped", [])
+        extra = f" ({len(skipped)} unreadable picture(s) skipped)" if skipped else ""
+        return f"{source.name} ended{extra}. Press Play again, or tick Loop to play it in a loop."
+
+
+class InferenceWorker(QThread):
+    """Runs the current detector on the newest submitted frame, draws it and makes the Qt image.
+
+    Frames submitted while the detector is busy replace each other in a one-slot inbox; every
+    replaced frame is counted in :attr:`dropped`. The detector is any object with
+    ``detect(frame) -> Detection | None`` (a :class:`training.inference.Detector` or the classic
+    face finder); with none set, frames are shown without a box.
+    """
+
+    result_available = Signal()
+
+    def __init__(self, parent=None, *, threshold: float = 0.5, smoothing: bool = True) -> None:
+        super().__init__(parent)
+        self._inbox: LatestSlot[np.ndarray] = LatestSlot()
+        self._outbox: LatestSlot[FrameResult] = LatestSlot()
+        self._lock = threading.Lock()
+        self._detector: Any = None
+        self._new_detector = False
+        self._recorder: VideoRecorder | None = None
+        self._smoother = BoxSmoother()
+        self._timings_ms: deque[float] = deque(maxlen=60)
+        self._result_times: deque[float] = deque(maxlen=120)
+        self.threshold = float(threshold)
+        self.smoothing = bool(smoothing)
+        self.processed = 0
+        self.enabled = True
+        self.error: str | None = None  # the last detector error, shown by the tab
+
+    # --- called from other threads -------------------------------------------------------------
+    def submit(self, frame: np.ndarray) -> None:
+        """Offer a frame (any thread); it replaces an unprocessed one, which counts as dropped."""
+        if self.enabled:
+            self._inbox.put(frame)
+
+    def set_enabled(self, enabled: bool) -> None:
+        """Process frames or ignore them (the Detect tab is hidden: save the CPU)."""
+        self.enabled = bool(enabled)
+        if not enabled:
+            self._inbox.clear()
+
+    @property
+    def dropped(self) -> int:
+        return self._inbox.dropped
+
+    def take_result(self) -> FrameResult | None:
+        """The newest processed frame not yet shown (UI thread)."""
+        return self._outbox.take()
+
+    def set_detector(self, detector: Any) -> None:
+        with self._lock:
+            self._detector = detector
+            self._new_detector = True  # the worker resets its smoothing and timings on the next frame
+            self.error = None
+
+    @property
+    def detector(self) -> Any:
+        return self._detector
+
+    def set_threshold(self, threshold: float) -> None:
+        self.threshold = float(threshold)
+
+    def set_smoothing(self, enabled: bool) -> None:
+        self.smoothing = bool(enabled)
+
+    def start_recording(self, recorder: VideoRecorder) -> None:
+        with self._lock:
+            self._recorder = recorder
+
+    def stop_recording(self) -> VideoRecorder | None:
+        with self._lock:
+            recorder, self._recorder = self._recorder, None
+        if recorder is not None:
+            recorder.close()
+        return recorder
+
+    def reset_counters(self) -> None:
+        self._inbox.clear()
+        self._inbox.dropped = 0
+        self.processed = 0
+        self._timings_ms.clear()
+        self._result_times.clear()
+
+    def inference_ms(self) -> tuple[float, float] | None:
+        """Median and worst detector time over the last frames, or None before the first."""
+        timings = list(self._timings_ms)
+        return (statistics.median(timings), max(timings)) if timings else None
+
+    def results_per_second(self) -> float:
+        """Processed frames per second over the last two seconds."""
+        return _rate(self._result_times)
+
+    def stop(self) -> None:
+        self.requestInterruption()
+        self.wait()
+        self.stop_recording()
+
+    # --- the worker thread ---------------------------------------------------------------------
+    def run(self) -> None:
+        while not self.isInterruptionRequested():
+            frame = self._inbox.take(timeout=0.05)
+            if frame is None:
+                continue
+            try:
+                result = self.process(frame)
+            except Exception as exc:  # never let one bad frame end the live view
+                self.error = f"A frame could not be shown: {type(exc).__name__}: {exc}"
+                continue
+            if self._outbox.put(result):
+                self.result_available.emit()
+
+    def process(self, frame: np.ndarray) -> FrameResult:
+        """Detect, smooth, draw and convert one frame (the whole per-frame work, in this thread)."""
+        with self._lock:
+            detector, recorder, new_detector = self._detector, self._recorder, self._new_detector
+            self._new_detector = False
+        if new_detector:
+            self._smoother.reset()
+            self._timings_ms.clear()
+        detection, elapsed_ms = None, 0.0
+        if detector is not None:
+            started = time.perf_counter()
+            try:
+                detection = detector.detect(frame)
+            except Exception as exc:  # a detector fault must not kill the live view
+                self.error = f"The detector failed on a frame: {type(exc).__name__}: {exc}"
+            elapsed_ms = (time.perf_counter() - started) * 1000.0
+            self._timings_ms.append(elapsed_ms)
+        shown = self._to_show(detection)
+        classic = getattr(detector, "label", None)
+        annotated = draw_detection(
+            frame, shown, self.threshold, label=classic,
+            colour=CLASSIC_BOX_COLOUR_BGR if classic else BOX_COLOUR_BGR,
+        )
+        if recorder is not None:
+            recorder.write(annotated)
+        self.processed += 1
+        self._result_times.append(time.perf_counter())
+        return FrameResult(frame, detection, shown, bgr_to_qimage(annotated), annotated, elapsed_ms, self.processed)
+
+    def _to_show(self, detection: Any) -> Any:
+        """The detection to draw: None under the threshold; otherwise with its box smoothed if asked."""
+        if detection is None or not detection.is_face(self.threshold):
+            self._smoother.reset()
+            return None
+        if not self.smoothing:
+            self._smoother.reset()
+            return detection
+        return dataclasses.replace(detection, box=self._smoother.update(detection.box))
+
+
+def _rate(times: deque[float], window_s: float = 2.0) -> float:
+    """Events per second among the timestamps of the last ``window_s`` seconds (0 when fewer than two)."""
+    now = time.perf_counter()
+    recent = [t for t in list(times) if now - t <= window_s]
+    if len(recent) < 2:
+        return 0.0
+    return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-6)
+
+
+# The extension modules whose loading holds the GIL longest (the first pulls in libtensorflow_cc
+# and libtensorflow_framework, 1.2 GB; the profiler plugin is 88 MB), relative to the package.
+_TENSORFLOW_NATIVE_LIBRARIES = (
+    "python/platform/_pywrap_cpu_feature_guard.so",
+    "python/profiler/internal/_pywrap_profiler_plugin.so",
+    "python/_pywrap_tfe.so",
+    "python/client/_pywrap_tf_session.so",
+)
+
+
+def preload_tensorflow_native_libraries() -> None:
+    """dlopen TensorFlow's big native libraries through ctypes, which lets other threads run meanwhile.
+
+    ``import tensorflow`` loads about 1.3 GB of shared libraries while holding Python's GIL, which
+    froze the window for 0.5-1.3 s when a model loaded in the background. A ctypes call releases
+    the GIL, and the import then finds the libraries already loaded. Linux only; any failure
+    just leaves the work to the import.
+    """
+    if not sys.platform.startswith("linux") or "tensorflow" in sys.modules:
+        return
+    try:
+        spec = importlib.util.find_spec("tensorflow")
+        if spec is None or spec.origin is None:
+            return
+        dlopen = ctypes.CDLL(None).dlopen
+        dlopen.argtypes = [ctypes.c_char_p, ctypes.c_int]
+        dlopen.restype = ctypes.c_void_p
+        root = Path(spec.origin).parent
+        for library in _TENSORFLOW_NATIVE_LIBRARIES:
+            if (root / library).is_file():
+                dlopen(os.fsencode(root / library), os.RTLD_NOW | os.RTLD_LOCAL)
+    except (OSError, AttributeError, ImportError, ValueError):
+        pass
+
+
+def load_detector(model_path: str | os.PathLike | None) -> Any:
+    """Build the live detector: the model file's :class:`training.inference.Detector`, or the classic finder.
+
+    Slow (TensorFlow import, model load, one warm-up frame so the first live frame is not late):
+    call it from :class:`DetectorLoader`. Raises ``training.detection.ModelFileError`` for a file
+    that is not a FaceTracker model.
+    """
+    preload_tensorflow_native_libraries()  # both need training.inference, which imports TensorFlow
+    if model_path is None:
+        from desktop.face_finder import ClassicFaceFinder
+
+        return ClassicFaceFinder()
+    from training.inference import Detector
+
+    detector = Detector.from_file(model_path)
+    detector.detect(np.zeros(WARM_UP_FRAME_SHAPE, dtype=np.uint8))
+    return detector
+
+
+class DetectorLoader(QThread):
+    """Loads a model file (or builds the classic finder when ``model_path`` is None) off the UI thread."""
+
+    loaded = Signal(object)  # the detector
+    failed = Signal(str, str)  # model path, message naming the file and the problem
+
+    def __init__(self, model_path: str | None, parent=None) -> None:
+        super().__init__(parent)
+        self.model_path = model_path
+
+    def run(self) -> None:
+        try:
+            detector = load_detector(self.model_path)
+        except Exception as exc:
+            self.failed.emit(self.model_path or "", _load_error_message(self.model_path, exc))
+            return
+        self.loaded.emit(detector)
+
+
+def _load_error_message(model_path: str | None, exc: Exception) -> str:
+    if model_path is None:
+        return f"The classic face finder could not start: {type(exc).__name__}: {exc}"
+    from training.detection import ModelFileError
+
+    if isinstance(exc, ModelFileError):  # its message already names the file and the problem
+        return str(exc)
+    return f"{model_path}: could not be loaded as a FaceTracker model ({type(exc).__name__}: {exc})"
+
+
+class CameraScanner(QThread):
+    """Looks for cameras off the UI thread (opening each takes a moment)."""
+
+    found = Signal(list)
+
+    def __init__(self, max_index: int = 5, skip: set[int] | None = None, parent=None) -> None:
+        super().__init__(parent)
+        self.max_index = max_index
+        self.skip = frozenset(skip or ())
+
+    def run(self) -> None:
+        try:
+            cameras = list_cameras(self.max_index, skip=self.skip)
+        except Exception:  # a broken camera driver: report none rather than crash
+            cameras = []
+        self.found.emit(cameras)

@@ -1,0 +1,250 @@
+"""The main window as a user meets it: start-up, wiring between tabs, responsiveness, closing, signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+from PySide6.QtCore import QTimer
+
+from desktop import settings as keys
+from desktop.app import MainWindow, main, parse_args
+from desktop.settings import make_settings
+
+REPO = Path(__file__).resolve().parent.parent
+SCREENSHOTS = REPO / "test-output" / "screenshots"
+
+
+def write_face_video(path: Path, frames: int = 40, fps: float = 20.0) -> Path:
+    """A 320x240 video of the astronaut photo drifting sideways."""
+    photo = cv2.resize(cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR), (260, 260))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (320, 240))
+    for i in range(frames):
+        frame = np.full((240, 320, 3), 60, dtype=np.uint8)
+        frame[:, 10 + i % 40 : 270 + i % 40] = photo[:240]
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def face_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_face_video(tmp_path_factory.mktemp("video") / "face.avi")
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Two untrained models (different files), enough for the wiring."""
+    from training.model import build_model
+
+    folder = tmp_path_factory.mktemp("models")
+    first, second = folder / "first.keras", folder / "second.keras"
+    build_model(weights=None, input_size=48).save(first)
+    build_model(weights=None, input_size=40).save(second)
+    return first, second
+
+
+@pytest.fixture
+def settings_file(tmp_path: Path) -> Path:
+    return tmp_path / "settings.ini"
+
+
+@pytest.fixture
+def open_window(qtbot, settings_file: Path):
+    windows = []
+
+    def make(**kwargs) -> MainWindow:
+        window = MainWindow(make_settings(settings_file), **kwargs)
+        qtbot.addWidget(window)
+        window.show()
+        window.start()
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.close()
+
+
+def test_importing_the_app_does_not_import_tensorflow() -> None:
+    code = "import sys, desktop.app; print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_command_line_options() -> None:
+    args = parse_args(["--source", "2", "--model", "best.keras"])
+    assert (args.source, args.model) == ("2", "best.keras")
+    assert parse_args([]).source is None
+
+
+def test_train_child_runs_the_training_cli_without_a_window(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    assert main(["--train-child", "make-demo-data", str(out), "--count", "6"]) == 0
+    assert any(out.rglob("*.jpg"))
+
+
+def test_window_wires_the_tabs_together(qtbot, open_window, face_video, model_files) -> None:
+    first, second = model_files
+    window = open_window(source=str(face_video), model=str(first))
+    detect, collect, label = window.detect_tab, window.collect_tab, window.label_tab
+    detect.loop_box.setChecked(True)
+    detect.threshold_slider.setValue(0)
+    qtbot.waitUntil(lambda: detect.model_state == "model", timeout=60_000)
+    assert "first.keras" in label.source_label.text()  # the Label tab suggests with the same model
+    qtbot.waitUntil(lambda: detect.boxes_drawn > 3, timeout=20_000)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    window.grab().save(str(SCREENSHOTS / "main_window_detect.png"))
+
+    # Live frames reach the Collect tab; the model rests while the Detect tab is hidden.
+    window.tabs.setCurrentWidget(collect)
+    assert not detect.inference.enabled
+    qtbot.waitUntil(lambda: not collect.live_view.pixmap().isNull(), timeout=10_000)
+    window.grab().save(str(SCREENSHOTS / "main_window_collect.png"))
+
+    # Label and Train need no camera: capture pauses.
+    window.tabs.setCurrentWidget(label)
+    qtbot.wait(300)
+    captured = detect.capture.frames_captured
+    qtbot.wait(400)
+    assert detect.capture.frames_captured == captured
+    window.grab().save(str(SCREENSHOTS / "main_window_label.png"))
+    window.tabs.setCurrentWidget(window.train_tab)
+    window.grab().save(str(SCREENSHOTS / "main_window_train.png"))
+
+    # A model the Train tab offers goes to the Detect tab, which comes to the front.
+    window.train_tab.model_ready.emit(str(second))
+    assert window.tabs.currentWidget() is detect and detect.inference.enabled
+    qtbot.waitUntil(lambda: detect.model_path == str(second), timeout=60_000)
+    qtbot.waitUntil(lambda: detect.capture.frames_captured > captured + 5, timeout=10_000)
+
+
+def test_closing_stops_every_worker_and_the_next_start_remembers(qtbot, open_window, settings_file, face_video,
+                                                                  model_files) -> None:
+    first, _ = model_files
+    window = open_window(source=str(face_video), model=str(first))
+    detect = window.detect_tab
+    detect.threshold_slider.setValue(35)
+    detect.smoothing_box.setChecked(False)
+    qtbot.waitUntil(lambda: detect.model_state == "model", timeout=60_000)
+    window.resize(720, 520)  # inside the offscreen screen (800x600): restoreGeometry clamps
+    size = (window.width(), window.height())  # the tabs' minimum height may win over 520
+    assert size != (1100, 780)  # not the first-start size
+    capture, inference = detect.capture, detect.inference
+    window.close()
+    assert capture.isFinished() and inference.isFinished()
+    assert detect.capture is None and detect.loader is None
+
+    again = open_window()  # no options: the remembered source, model, threshold and smoothing
+    detect = again.detect_tab
+    assert detect.source_spec == str(face_video)
+    assert detect.threshold_slider.value() == 35 and not detect.smoothing_box.isChecked()
+    assert (again.width(), again.height()) == size
+    qtbot.waitUntil(lambda: detect.model_state == "model", timeout=60_000)
+    assert detect.model_path == str(first)
+
+
+def test_first_start_uses_camera_0_and_the_classic_finder(qtbot, open_window) -> None:
+    window = open_window()
+    detect = window.detect_tab
+    assert detect.source_spec == "0" and detect.source_combo.currentText() == "Camera 0"
+    qtbot.waitUntil(lambda: detect.model_state == "classic", timeout=60_000)
+    # This machine has no camera: the user is told so, with a Retry.
+    qtbot.waitUntil(lambda: detect.source_banner.isVisible(), timeout=10_000)
+    assert "No camera found at index 0" in detect.source_banner.text() and detect.retry_button.isVisible()
+    qtbot.wait(300)  # let the layout settle around the two messages
+    assert "stopped" in detect.status_label.text() and "classic" in detect.status_label.text()
+    window.grab().save(str(SCREENSHOTS / "main_window_first_start.png"))
+
+
+def timer_gaps_ms(qtbot, duration_ms: int, during=None) -> tuple[list[float], object]:
+    """Gaps between the ticks of a 10 ms UI-thread timer over ``duration_ms`` (after ``during()`` starts)."""
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        gaps.append((now - last[0]) * 1000)
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    result = during() if during else None
+    last[0] = time.perf_counter()
+    timer.start()
+    qtbot.wait(duration_ms)
+    timer.stop()
+    return gaps, result
+
+
+def test_window_stays_responsive_while_capture_inference_and_model_loading_run(qtbot, open_window, face_video,
+                                                                               model_files) -> None:
+    """A 10 ms UI timer keeps firing while the video plays, the model loads and then runs.
+
+    The limit is 250 ms plus the worst gap of the same timer with nothing running, measured first:
+    on a 2-core machine shared with other work, the OS alone can hold a thread back that long.
+    """
+    baseline = max(timer_gaps_ms(qtbot, 1000)[0])
+
+    def start() -> MainWindow:
+        window = open_window(source=str(face_video), model=str(model_files[0]))
+        window.detect_tab.loop_box.setChecked(True)
+        return window
+
+    gaps, window = timer_gaps_ms(qtbot, 3000, during=start)  # model loading, then detection
+    detect = window.detect_tab
+    qtbot.waitUntil(lambda: detect.model_state == "model", timeout=60_000)
+    shown = detect.frames_shown
+    live_gaps, _ = timer_gaps_ms(qtbot, 1000)
+    assert detect.frames_shown > shown + 10, "frames kept coming"
+    worst, worst_live = max(gaps), max(live_gaps)
+    median = sorted(gaps)[len(gaps) // 2]
+    print(f"\nUI timer gaps: idle worst {baseline:.0f} ms; loading + detecting median {median:.1f} ms, "
+          f"worst {worst:.0f} ms ({len(gaps)} ticks); detecting only worst {worst_live:.0f} ms")
+    assert max(worst, worst_live) < 250 + baseline, f"the UI thread was blocked for {worst:.0f} ms"
+
+
+def sigterm_is_caught(pid: int) -> bool:
+    """Whether the process has installed its SIGTERM handler (Linux: SigCgt in /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to know when the app is up")
+def test_sigterm_closes_the_app_cleanly(tmp_path: Path, face_video: Path) -> None:
+    ini = tmp_path / "app.ini"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "desktop", "--source", str(face_video), "--settings", str(ini)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not sigterm_is_caught(process.pid):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the app never installed its SIGTERM handler"
+            time.sleep(0.1)
+        time.sleep(1.0)  # the window is up and the video playing
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=90)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    for trouble in ("Traceback", "QThread: Destroyed", "Segmentation fault", "Aborted"):
+        assert trouble not in stderr, stderr
+    saved = make_settings(ini)
+    assert saved.value(keys.WINDOW_GEOMETRY) is not None  # the close handler ran
+    assert saved.value(keys.SOURCE) == str(face_video)

@@ -1,0 +1,349 @@
+"""The Detect tab and its workers, driven through real widgets on real videos (pytest-qt, offscreen).
+
+The model is an untrained FaceTracker model (weights=None, 48 px): its scores mean nothing, but
+with the threshold at 0 every frame gets a box, which is what the plumbing tests need.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+from PySide6.QtCore import Qt
+
+from desktop import settings as keys
+from desktop import workers
+from desktop.detect_tab import DetectTab
+from desktop.face_finder import ClassicFaceFinder
+from desktop.settings import make_settings
+from desktop.sources import VideoFileSource
+from desktop.workers import BoxSmoother, CaptureWorker, InferenceWorker, LatestSlot
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
+
+
+def write_face_video(path: Path, frames: int = 40, fps: float = 20.0) -> Path:
+    """A 320x240 video of the astronaut photo drifting sideways: a real face for the classic finder."""
+    photo = cv2.resize(cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR), (260, 260))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (320, 240))
+    for i in range(frames):
+        frame = np.full((240, 320, 3), 60, dtype=np.uint8)
+        x = 10 + i % 40
+        frame[:, x : x + 260] = photo[:240]
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def face_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_face_video(tmp_path_factory.mktemp("video") / "face.avi")
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from training.model import build_model
+
+    path = tmp_path_factory.mktemp("model") / "m.keras"
+    build_model(weights=None, input_size=48).save(path)
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path):
+    settings = make_settings(tmp_path / "settings.ini")
+    settings.setValue(keys.SNAPSHOT_FOLDER, str(tmp_path / "snapshots"))
+    settings.setValue(keys.RECORDING_FOLDER, str(tmp_path / "recordings"))
+    return settings
+
+
+@pytest.fixture
+def make_tab(qtbot, settings):
+    tabs = []
+
+    def make(**kwargs) -> DetectTab:
+        tab = DetectTab(settings, **kwargs)
+        qtbot.addWidget(tab)
+        tab.resize(800, 620)
+        tab.show()
+        tabs.append(tab)
+        return tab
+
+    yield make
+    for tab in tabs:
+        tab.shutdown()
+
+
+def wait_until_played(qtbot, tab: DetectTab, timeout: int = 20_000) -> None:
+    """Wait for the end of the file and for its last processed frame to be on screen."""
+
+    def done() -> bool:
+        capture, inference, last = tab.capture, tab.inference, tab.last_result()
+        return (tab.source_banner.isVisible() and capture is not None and last is not None
+                and inference.processed + inference.dropped == capture.frames_captured
+                and last.index == inference.processed)
+
+    qtbot.waitUntil(done, timeout=timeout)
+
+
+def wait_for_model(qtbot, tab: DetectTab, state: str = "model", timeout: int = 60_000) -> None:
+    qtbot.waitUntil(lambda: tab.model_state == state, timeout=timeout)
+
+
+# --- pure parts -------------------------------------------------------------------------------------
+def test_box_smoother_averages_corners_and_resets_when_the_face_goes() -> None:
+    smoother = BoxSmoother(alpha=0.5)
+    assert smoother.update((0, 0, 10, 10)) == (0, 0, 10, 10)  # the first box is taken as it is
+    assert smoother.update((10, 10, 20, 20)) == (5, 5, 15, 15)
+    assert smoother.update((10, 10, 20, 20)) == (7.5, 7.5, 17.5, 17.5)
+    assert smoother.update(None) is None
+    assert smoother.update((100, 100, 120, 120)) == (100, 100, 120, 120)  # no slide from the old face
+    assert BoxSmoother(alpha=1.0).update((1, 2, 3, 4)) == (1, 2, 3, 4)
+    with pytest.raises(ValueError, match="alpha"):
+        BoxSmoother(alpha=0.0)
+
+
+def test_latest_slot_keeps_only_the_newest_and_counts_the_rest() -> None:
+    slot: LatestSlot[int] = LatestSlot()
+    assert slot.put(1) is True  # was empty: tell the reader
+    assert slot.put(2) is False
+    assert slot.put(3) is False
+    assert slot.dropped == 2
+    assert slot.take() == 3
+    assert slot.take() is None
+    threading.Timer(0.05, slot.put, args=(4,)).start()
+    started = time.perf_counter()
+    assert slot.take(timeout=5.0) == 4  # a waiting reader wakes when a frame comes
+    assert time.perf_counter() - started < 2.0
+
+
+# --- workers --------------------------------------------------------------------------------------
+class UnpluggedCamera(VideoFileSource):
+    """A "camera" that delivers a few frames of a real video and then nothing, like a pulled cable."""
+
+    live = True
+
+
+def test_a_camera_that_stops_delivering_is_reported(qtbot, face_video: Path, monkeypatch) -> None:
+    monkeypatch.setattr(workers, "CAMERA_SILENCE_S", 0.3)
+    worker = CaptureWorker(UnpluggedCamera(face_video), realtime=False)
+    with qtbot.waitSignal(worker.failed, timeout=10_000) as failed:
+        worker.start()
+    worker.wait()
+    assert "stopped delivering frames" in failed.args[0]
+    assert worker.frames_captured == 40
+
+
+def test_inference_drops_frames_instead_of_queueing_them(qtbot, face_video: Path, model_file: Path) -> None:
+    """Capture as fast as the file decodes, with a model that is slower: frames are dropped and counted."""
+    inference = InferenceWorker(threshold=0.0)
+    inference.set_detector(workers.load_detector(model_file))
+    capture = CaptureWorker(VideoFileSource(face_video), realtime=False)
+    capture.add_sink(inference.submit)
+    inference.start()
+    try:
+        with qtbot.waitSignal(capture.ended, timeout=20_000):
+            capture.start()
+        capture.wait()
+        qtbot.waitUntil(lambda: inference.processed + inference.dropped == capture.frames_captured, timeout=10_000)
+    finally:
+        inference.stop()
+    assert capture.frames_captured == 40
+    assert inference.dropped > 0, "the model keeps up with a free-running decoder?"
+    assert inference.processed >= 1
+    result = inference.take_result()
+    assert result is not None and result.detection is not None and result.shown is not None
+
+
+# --- the tab --------------------------------------------------------------------------------------
+def test_detect_run_over_a_video_draws_boxes_and_moves_the_counters(qtbot, make_tab, face_video, model_file) -> None:
+    tab = make_tab()
+    tab.threshold_slider.setValue(0)  # an untrained model: draw whatever the score
+    tab.loop_box.setChecked(True)  # keep playing while the model loads
+    tab.start(source=str(face_video), model=str(model_file))
+    assert tab.model_state == "loading" and "loading" in tab.model_label.text().lower()
+    wait_for_model(qtbot, tab)
+    qtbot.waitUntil(lambda: tab.boxes_drawn >= 5, timeout=20_000)
+
+    status = tab.status_text()
+    assert "face.avi" in status and "inference" in status and " ms" in status
+    assert "dropped" in status and "CPU" in status and "model: m.keras" in status
+    assert tab.inference.inference_ms() is not None
+    result = tab.last_result()
+    assert result is not None and result.shown is not None
+    assert not np.array_equal(result.annotated, result.frame), "a box was drawn"
+    assert tab.view.image() is not None and tab.view.image().width() == 320
+    assert tab.settings.value(keys.LAST_MODEL) == str(model_file)
+
+    # Without Loop the 2-second video ends: a message and a Play again button, which plays it again.
+    tab.loop_box.setChecked(False)
+    qtbot.waitUntil(lambda: tab.source_banner.isVisible(), timeout=20_000)
+    assert "ended" in tab.source_banner.text() and tab.retry_button.text() == "Play again"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    tab.grab().save(str(SCREENSHOTS / "detect_tab_model.png"))
+    shown = tab.frames_shown
+    qtbot.mouseClick(tab.retry_button, Qt.MouseButton.LeftButton)
+    assert not tab.source_banner.isVisible()
+    qtbot.waitUntil(lambda: tab.frames_shown > shown + 5, timeout=20_000)
+
+
+def test_threshold_decides_what_is_drawn(qtbot, make_tab, face_video, model_file) -> None:
+    tab = make_tab(realtime=False)
+    tab.smoothing_box.setChecked(False)
+    tab.threshold_slider.setValue(0)
+    tab.start(source=str(face_video), model=str(model_file))
+    wait_for_model(qtbot, tab)
+    tab.retry()  # play the file again now that the model is in (the first pass may have had none)
+    wait_until_played(qtbot, tab)
+    result = tab.last_result()
+    assert result.detection is not None and result.shown is not None
+    assert not np.array_equal(result.annotated, result.frame)
+
+    # Nothing plays now: moving the slider redraws the last frame straight away.
+    tab.threshold_slider.setValue(100)
+    assert tab.inference.threshold == 1.0 and "1.00" in tab.threshold_label.text()
+    result = tab.last_result()
+    assert result.shown is None and np.array_equal(result.annotated, result.frame)
+    boxes = tab.boxes_drawn
+    tab.retry()
+    wait_until_played(qtbot, tab)
+    assert "ended" in tab.source_banner.text()
+    assert tab.boxes_drawn == boxes, "no box above a threshold of 1.0"
+    assert float(tab.settings.value(keys.THRESHOLD)) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [("7", "No camera found at index 7"), ("missing.avi", "missing.avi: no such file"),
+     ("text.avi", "text.avi: not a video")],
+)
+def test_a_source_that_fails_shows_the_message_and_retry(qtbot, make_tab, tmp_path, source, expected) -> None:
+    (tmp_path / "text.avi").write_text("not a video at all")
+    tab = make_tab()
+    spec = source if source.isdigit() else str(tmp_path / source)
+    tab.open_source(spec)
+    qtbot.waitUntil(lambda: tab.source_banner.isVisible(), timeout=10_000)
+    assert expected in tab.source_banner.text()
+    assert tab.retry_button.isVisible() and tab.retry_button.text() == "Retry"
+    assert expected in tab.view.placeholder()
+    tab.source_banner.hide()
+    qtbot.mouseClick(tab.retry_button, Qt.MouseButton.LeftButton)  # Retry tries again, and says it again
+    qtbot.waitUntil(lambda: tab.source_banner.isVisible(), timeout=10_000)
+    assert expected in tab.source_banner.text()
+
+
+def test_a_picture_folder_plays_as_a_slide_show(qtbot, make_tab, tmp_path) -> None:
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"{i}.png"), np.full((120, 160, 3), 40 * (i + 1), dtype=np.uint8))
+    (folder / "3.jpg").write_bytes(b"not a jpeg")
+    tab = make_tab(realtime=False)
+    tab.start(source=str(folder))
+    wait_until_played(qtbot, tab)
+    assert tab.inference.processed + tab.inference.dropped == 3
+    assert "pictures/ ended (1 unreadable picture(s) skipped)" in tab.source_banner.text()
+    assert tab.source_combo.currentText() == "pictures/"
+
+
+def test_an_unplugged_camera_shows_the_message(qtbot, make_tab, face_video, monkeypatch) -> None:
+    monkeypatch.setattr(workers, "CAMERA_SILENCE_S", 0.3)
+    tab = make_tab(realtime=False)
+    tab.inference.start()
+    tab.open_source(UnpluggedCamera(face_video))
+    qtbot.waitUntil(lambda: tab.source_banner.isVisible(), timeout=10_000)
+    assert "stopped delivering frames" in tab.source_banner.text()
+    assert tab.retry_button.text() == "Retry" and tab.play_button.text() == "Play"
+    assert tab.frames_shown > 0
+
+
+def test_without_a_model_the_classic_finder_is_used_and_marked(qtbot, make_tab, face_video) -> None:
+    tab = make_tab()
+    tab.start(source=str(face_video))
+    wait_for_model(qtbot, tab, "classic")
+    assert isinstance(tab.current_detector(), ClassicFaceFinder)
+    notice = tab.model_banner.text()
+    assert tab.model_banner.isVisible() and "classic face finder" in notice
+    assert all(step in notice for step in ("Collect", "Label", "Train"))
+    assert "classic" in tab.status_text() and "classic" in tab.model_label.text()
+    qtbot.waitUntil(lambda: tab.boxes_drawn >= 3, timeout=30_000)
+    assert tab.last_result() is not None
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    tab.grab().save(str(SCREENSHOTS / "detect_tab_classic.png"))
+
+
+def write_other_keras_model(path: Path) -> None:
+    """A real .keras file holding some other model: one input, one output."""
+    import keras
+
+    inputs = keras.Input(shape=(8,))
+    keras.Model(inputs, keras.layers.Dense(2)(inputs)).save(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("holiday.keras", "not a .keras model file"), ("other.keras", "not a FaceTracker face detector")],
+)
+def test_a_file_that_is_not_a_model_is_a_message_not_a_crash(qtbot, make_tab, tmp_path, face_video, name,
+                                                             expected) -> None:
+    bad = tmp_path / name
+    if name == "other.keras":
+        write_other_keras_model(bad)
+    else:
+        bad.write_bytes(b"these are not the weights you are looking for")
+    tab = make_tab()
+    with qtbot.waitSignal(tab.detector_changed, timeout=60_000) as changed:
+        tab.start(source=str(face_video), model=str(bad))
+    assert changed.args == [None]  # the classic finder took over
+    assert tab.model_state == "classic"
+    qtbot.waitUntil(lambda: "Could not use this model" in tab.model_banner.text(), timeout=5_000)
+    message = tab.model_banner.text()
+    assert name in message and expected in message and "classic face finder" in message
+    assert tab.settings.value(keys.LAST_MODEL) is None  # a bad file is not remembered
+
+
+def test_snapshot_and_recording_write_files(qtbot, make_tab, tmp_path, face_video, model_file) -> None:
+    tab = make_tab()
+    tab.loop_box.setChecked(True)
+    tab.threshold_slider.setValue(0)
+    tab.start(source=str(face_video), model=str(model_file))
+    wait_for_model(qtbot, tab)
+    qtbot.waitUntil(lambda: tab.snapshot_button.isEnabled() and tab.boxes_drawn > 0, timeout=20_000)
+
+    qtbot.mouseClick(tab.snapshot_button, Qt.MouseButton.LeftButton)
+    snapshots = tmp_path / "snapshots"
+    qtbot.waitUntil(lambda: any(snapshots.glob("*.png")), timeout=5_000)
+    picture = cv2.imread(str(next(snapshots.glob("*.png"))))
+    assert picture is not None and picture.shape == (240, 320, 3)
+
+    qtbot.mouseClick(tab.record_button, Qt.MouseButton.LeftButton)
+    assert tab.record_button.isChecked()
+    shown = tab.frames_shown
+    qtbot.waitUntil(lambda: tab.frames_shown >= shown + 10, timeout=20_000)
+    qtbot.mouseClick(tab.record_button, Qt.MouseButton.LeftButton)
+    notice = re.search(r"Recording saved: (.+\.mp4) \((\d+) frames\)", tab.notice_label.text())
+    assert notice is not None, tab.notice_label.text()
+    video, written = Path(notice.group(1)), int(notice.group(2))
+    assert video.parent == tmp_path / "recordings" and written >= 5
+    capture = cv2.VideoCapture(str(video))
+    frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    ok, frame = capture.read()
+    capture.release()
+    assert ok and frame.shape == (240, 320, 3) and frames == written
+
+
+def test_shutdown_stops_every_worker(qtbot, make_tab, face_video) -> None:
+    tab = make_tab()
+    tab.loop_box.setChecked(True)
+    tab.start(source=str(face_video))
+    qtbot.waitUntil(lambda: tab.frames_shown > 3, timeout=20_000)
+    capture, inference = tab.capture, tab.inference
+    tab.shutdown()
+    assert capture.isFinished() and inference.isFinished()
+    assert tab.capture is None and tab.loader is None and not tab._retiring

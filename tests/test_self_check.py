@@ -1,0 +1,31 @@
+"""The headless self-check that a packager (and the bundle test) trusts: it must pass when the
+engine works and fail, loudly, when a step does not."""
+
+from __future__ import annotations
+
+import io
+import sys
+
+from desktop import self_check
+
+
+def test_self_check_runs_every_step_and_passes():
+    out = io.StringIO()
+    assert self_check.run_self_check(out=out) == 0
+    lines = out.getvalue().splitlines()
+    for step in ("load TensorFlow/Keras", "build and save a model", "detect on a generated 640x480 frame",
+                 "train 1 epoch on generated pictures"):
+        assert any(line.startswith(f"ok    {step}") for line in lines), (step, lines)
+    assert "in a child process" in out.getvalue()  # the Train tab's own route, not an in-process call
+    assert lines[-1].startswith("FaceTracker self-check PASSED; device: CPU")
+
+
+def test_self_check_fails_when_the_training_child_fails(monkeypatch, capsys):
+    # A child that dies as a broken bundle's would: the check must say so and exit non-zero.
+    monkeypatch.setattr("desktop.child_process.training_command",
+                        lambda args: [sys.executable, "-c", "import sys; sys.exit('no training here')"])
+    out = io.StringIO()
+    assert self_check.run_self_check(out=out) == 1
+    text = out.getvalue()
+    assert "FAIL  train 1 epoch on generated pictures" in text and "no training here" in text
+    assert "FAILED (1 step(s))" in text
