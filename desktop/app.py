@@ -231,6 +231,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the app; ``--train-child ARGS`` runs the training CLI instead (no window)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     _ensure_std_streams()
+    # TensorFlow's C++ start-up chatter (e.g. "failed call to cuInit" on a machine without a GPU) means
+    # nothing to users; TF_CPP_MIN_LOG_LEVEL=0 in the environment brings it back for debugging.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if args_list[:1] == [TRAIN_CHILD_FLAG]:
         from training.cli import main as training_main
 

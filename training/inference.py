@@ -97,7 +97,8 @@ def _compile_forward(model: keras.Model, input_size: int) -> Callable[[np.ndarra
 
         spec = tf.TensorSpec((None, input_size, input_size, 3), tf.float32)
         # The concrete function skips tf.function's per-call argument matching (about 0.5 ms).
-        forward = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+        # autograph=False: a plain Keras call needs no conversion, and a frozen app has no source to parse.
+        forward = tf.function(lambda x: model(x, training=False), autograph=False).get_concrete_function(spec)
         return lambda x: [out.numpy() for out in forward(tf.convert_to_tensor(x, tf.float32))]
     if backend == "jax":
         import jax
