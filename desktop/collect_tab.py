@@ -20,10 +20,8 @@ from PySide6.QtCore import QSettings, QSize, Qt, QThreadPool, QTimer, Signal, Sl
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QListView,
     QListWidget,
     QListWidgetItem,
@@ -38,6 +36,7 @@ from PySide6.QtWidgets import (
 from desktop import settings as keys
 from desktop.imaging import bgr_to_qimage
 from desktop.settings import read_float, read_int, read_str
+from desktop.widgets import FolderField
 
 #: The tutorial's capture settings.
 DEFAULT_COUNT = 30
@@ -123,15 +122,10 @@ class CollectTab(QWidget):
 
     # ------------------------------------------------------------------------------------ layout
     def _build_ui(self) -> None:
-        self.dataset_edit = QLineEdit()
-        self.dataset_edit.setPlaceholderText("dataset folder: pictures are saved in its images/ folder")
-        self.dataset_edit.editingFinished.connect(self._on_dataset_edited)
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse_dataset)
-        dataset_row = QHBoxLayout()
-        dataset_row.addWidget(QLabel("Dataset:"))
-        dataset_row.addWidget(self.dataset_edit, 1)
-        dataset_row.addWidget(browse)
+        self.dataset_field = FolderField("Dataset:", "dataset folder: pictures are saved in its images/ folder",
+                                         "Choose or create a dataset folder")
+        self.dataset_field.chosen.connect(lambda _path: self._on_dataset_edited())
+        self.dataset_edit = self.dataset_field.edit
         self.target_label = QLabel()
         self.target_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
@@ -200,7 +194,7 @@ class CollectTab(QWidget):
         self.thumbnails.setMovement(QListView.Movement.Static)
 
         layout = QVBoxLayout(self)
-        layout.addLayout(dataset_row)
+        layout.addWidget(self.dataset_field)
         layout.addWidget(self.target_label)
         layout.addLayout(controls)
         layout.addWidget(self.progress_bar)
@@ -236,12 +230,6 @@ class CollectTab(QWidget):
     def set_dataset(self, path: str | Path) -> None:
         self.dataset_edit.setText(str(path))
         self._on_dataset_edited()
-
-    def _browse_dataset(self) -> None:
-        start = self.dataset_edit.text() or str(Path.home())
-        folder = QFileDialog.getExistingDirectory(self, "Choose or create a dataset folder", start)
-        if folder:
-            self.set_dataset(folder)
 
     @Slot()
     def _on_dataset_edited(self) -> None:

@@ -351,24 +351,25 @@ class DetectTab(QWidget):
         if frame is not None:
             self.frame_captured.emit(frame)
 
-    @Slot(str)
-    def _on_source_failed(self, message: str) -> None:
-        if self.sender() is not self.capture:
-            return
+    def _mark_source_stopped(self) -> None:
+        """The source failed or ended: Play starts it again, and a recording is finished."""
         self._source_running = False
         self.play_button.setText("Play")
         if self.record_button.isChecked():
             self.record_button.setChecked(False)
+
+    @Slot(str)
+    def _on_source_failed(self, message: str) -> None:
+        if self.sender() is not self.capture:
+            return
+        self._mark_source_stopped()
         self._show_source_problem(message)
 
     @Slot(str)
     def _on_source_ended(self, message: str) -> None:
         if self.sender() is not self.capture:
             return
-        self._source_running = False
-        self.play_button.setText("Play")
-        if self.record_button.isChecked():
-            self.record_button.setChecked(False)
+        self._mark_source_stopped()
         self.source_banner.show_message(_escape(message), INFO_STYLE, button="Play again")
 
     def _show_source_problem(self, message: str) -> None:

@@ -31,10 +31,8 @@ from PySide6.QtGui import (
     QPen,
 )
 from PySide6.QtWidgets import (
-    QFileDialog,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QPlainTextEdit,
@@ -50,6 +48,7 @@ from PySide6.QtWidgets import (
 from desktop import settings as keys
 from desktop.imaging import bgr_to_qimage
 from desktop.settings import read_str
+from desktop.widgets import FolderField
 
 FACE_THRESHOLD = 0.5
 MIN_BOX_PX = 2.0  # a drag shorter than this is a click, not a box
@@ -402,17 +401,14 @@ class LabelTab(QWidget):
 
     # ------------------------------------------------------------------------------------ layout
     def _build_ui(self) -> None:
-        self.dataset_edit = QLineEdit()
-        self.dataset_edit.setPlaceholderText("dataset folder (its images/ folder is labelled into labels/)")
-        self.dataset_edit.editingFinished.connect(lambda: self.set_dataset(self.dataset_edit.text().strip()))
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse_dataset)
+        self.dataset_field = FolderField("Dataset:", "dataset folder (its images/ folder is labelled into labels/)",
+                                         "Choose a dataset folder")
+        self.dataset_field.chosen.connect(self.set_dataset)
+        self.dataset_edit = self.dataset_field.edit
         rescan = QPushButton("Rescan")
         rescan.clicked.connect(self.refresh)
         top = QHBoxLayout()
-        top.addWidget(QLabel("Dataset:"))
-        top.addWidget(self.dataset_edit, 1)
-        top.addWidget(browse)
+        top.addWidget(self.dataset_field, 1)
         top.addWidget(rescan)
 
         self.picture_list = QListWidget()
@@ -500,12 +496,6 @@ class LabelTab(QWidget):
         self.root = Path(text)
         self.dataset_chosen.emit(text)
         self.refresh()
-
-    def _browse_dataset(self) -> None:
-        start = self.dataset_edit.text() or str(Path.home())
-        folder = QFileDialog.getExistingDirectory(self, "Choose a dataset folder", start)
-        if folder:
-            self.set_dataset(folder)
 
     @Slot()
     def refresh(self) -> None:

@@ -61,7 +61,29 @@ class FrameSource:
         return f"{type(self).__name__}({self.name!r})"
 
 
-class CameraSource(FrameSource):
+class _VideoCaptureSource(FrameSource):
+    """What a camera and a video file share: an open ``cv2.VideoCapture`` read and released."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self._capture: cv2.VideoCapture | None = None
+
+    def _grab(self) -> np.ndarray | None:
+        if self._capture is None:
+            return None
+        ok, frame = self._capture.read()
+        return frame if ok and frame is not None else None
+
+    def read(self) -> np.ndarray | None:
+        return self._grab()
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+
+class CameraSource(_VideoCaptureSource):
     """A webcam by OpenCV index (0 is the first camera)."""
 
     live = True
@@ -69,7 +91,6 @@ class CameraSource(FrameSource):
     def __init__(self, index: int = 0) -> None:
         super().__init__(f"Camera {index}")
         self.index = int(index)
-        self._capture: cv2.VideoCapture | None = None
 
     def open(self) -> None:
         capture = cv2.VideoCapture(self.index)
@@ -85,19 +106,8 @@ class CameraSource(FrameSource):
         width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self.frame_size = (width, height) if width and height else None
 
-    def read(self) -> np.ndarray | None:
-        if self._capture is None:
-            return None
-        ok, frame = self._capture.read()
-        return frame if ok and frame is not None else None
 
-    def close(self) -> None:
-        if self._capture is not None:
-            self._capture.release()
-            self._capture = None
-
-
-class VideoFileSource(FrameSource):
+class VideoFileSource(_VideoCaptureSource):
     """A video file, played at its own frame rate; ``loop`` starts it again at the end."""
 
     def __init__(self, path: str | os.PathLike, loop: bool = False) -> None:
@@ -105,7 +115,6 @@ class VideoFileSource(FrameSource):
         super().__init__(self.path.name)
         self.loop = loop
         self.frame_count = 0
-        self._capture: cv2.VideoCapture | None = None
 
     def open(self) -> None:
         if not self.path.is_file():
@@ -123,18 +132,11 @@ class VideoFileSource(FrameSource):
         self.frame_size = (first.shape[1], first.shape[0])
 
     def read(self) -> np.ndarray | None:
-        if self._capture is None:
-            return None
-        ok, frame = self._capture.read()
-        if (not ok or frame is None) and self.loop:
+        frame = self._grab()
+        if frame is None and self.loop and self._capture is not None:
             self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, frame = self._capture.read()
-        return frame if ok and frame is not None else None
-
-    def close(self) -> None:
-        if self._capture is not None:
-            self._capture.release()
-            self._capture = None
+            frame = self._grab()
+        return frame
 
 
 class ImageFolderSource(FrameSource):

@@ -25,7 +25,6 @@ from PySide6.QtGui import QDoubleValidator, QFontDatabase
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QGridLayout,
     QGroupBox,
@@ -45,6 +44,7 @@ from desktop import settings as keys
 from desktop.child_process import TrainingProcess
 from desktop.plots import LossPlots
 from desktop.settings import read_bool, read_int, read_str
+from desktop.widgets import FolderField
 from training.defaults import (
     BACKBONE_NAMES,
     DEFAULT_BACKBONE,
@@ -219,17 +219,14 @@ class TrainTab(QWidget):
     def _build_ui(self) -> None:
         mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
 
-        self.dataset_edit = QLineEdit()
-        self.dataset_edit.setPlaceholderText("dataset folder (images/ + labels/, or train/val/test)")
-        self.dataset_edit.editingFinished.connect(self._on_dataset_edited)
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse_dataset)
+        self.dataset_field = FolderField("Dataset:", "dataset folder (images/ + labels/, or train/val/test)",
+                                         "Choose a dataset folder")
+        self.dataset_field.chosen.connect(lambda _path: self._on_dataset_edited())
+        self.dataset_edit = self.dataset_field.edit
         self.rescan_button = QPushButton("Rescan")
         self.rescan_button.clicked.connect(self.refresh_summary)
         dataset_row = QHBoxLayout()
-        dataset_row.addWidget(QLabel("Dataset:"))
-        dataset_row.addWidget(self.dataset_edit, 1)
-        dataset_row.addWidget(browse)
+        dataset_row.addWidget(self.dataset_field, 1)
         dataset_row.addWidget(self.rescan_button)
 
         self.summary_view = QPlainTextEdit()
@@ -407,12 +404,6 @@ class TrainTab(QWidget):
             return
         self.dataset_edit.setText(path)
         self._on_dataset_edited()
-
-    def _browse_dataset(self) -> None:
-        start = self.dataset_edit.text() or str(Path.home())
-        folder = QFileDialog.getExistingDirectory(self, "Choose a dataset folder", start)
-        if folder:
-            self.set_dataset(folder)
 
     @Slot()
     def _on_dataset_edited(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import gc
 import importlib.util
 import os
 import statistics
@@ -18,7 +19,8 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -439,6 +441,24 @@ def preload_tensorflow_native_libraries() -> None:
         pass
 
 
+@contextmanager
+def _no_full_collections() -> Iterator[None]:
+    """Hold Python's cyclic GC off while TensorFlow and a model load, then freeze what they made.
+
+    With TensorFlow loaded a full collection walks millions of objects: 100-400 ms with the GIL held,
+    on whichever thread happens to allocate (the UI thread included). What the load creates lives
+    as long as the app, so ``gc.freeze()`` moves it out of every later collection's way.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
+
+
 def load_detector(model_path: str | os.PathLike | None) -> Any:
     """Build the live detector: the model file's :class:`training.inference.Detector`, or the classic finder.
 
@@ -447,15 +467,16 @@ def load_detector(model_path: str | os.PathLike | None) -> Any:
     that is not a FaceTracker model.
     """
     preload_tensorflow_native_libraries()  # both need training.inference, which imports TensorFlow
-    if model_path is None:
-        from desktop.face_finder import ClassicFaceFinder
+    with _no_full_collections():
+        if model_path is None:
+            from desktop.face_finder import ClassicFaceFinder
 
-        return ClassicFaceFinder()
-    from training.inference import Detector
+            return ClassicFaceFinder()
+        from training.inference import Detector
 
-    detector = Detector.from_file(model_path)
-    detector.detect(np.zeros(WARM_UP_FRAME_SHAPE, dtype=np.uint8))
-    return detector
+        detector = Detector.from_file(model_path)
+        detector.detect(np.zeros(WARM_UP_FRAME_SHAPE, dtype=np.uint8))
+        return detector
 
 
 class DetectorLoader(QThread):

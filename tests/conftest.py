@@ -6,3 +6,29 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+from pathlib import Path  # noqa: E402 - the environment above must be set first
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import skimage.data  # noqa: E402
+
+
+def write_face_video(path: Path, frames: int = 40, fps: float = 20.0) -> Path:
+    """A 320x240 video of the astronaut photo drifting sideways: a real face for the classic finder."""
+    photo = cv2.resize(cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR), (260, 260))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (320, 240))
+    for i in range(frames):
+        frame = np.full((240, 320, 3), 60, dtype=np.uint8)
+        x = 10 + i % 40
+        frame[:, x : x + 260] = photo[:240]
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="session")
+def face_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The face video, written once for the whole run (tests only read it)."""
+    return write_face_video(tmp_path_factory.mktemp("video") / "face.avi")

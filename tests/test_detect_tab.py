@@ -14,7 +14,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import skimage.data
 from PySide6.QtCore import Qt
 
 from desktop import settings as keys
@@ -26,24 +25,6 @@ from desktop.sources import VideoFileSource
 from desktop.workers import BoxSmoother, CaptureWorker, InferenceWorker, LatestSlot
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
-
-
-def write_face_video(path: Path, frames: int = 40, fps: float = 20.0) -> Path:
-    """A 320x240 video of the astronaut photo drifting sideways: a real face for the classic finder."""
-    photo = cv2.resize(cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR), (260, 260))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (320, 240))
-    for i in range(frames):
-        frame = np.full((240, 320, 3), 60, dtype=np.uint8)
-        x = 10 + i % 40
-        frame[:, x : x + 260] = photo[:240]
-        writer.write(frame)
-    writer.release()
-    return path
-
-
-@pytest.fixture(scope="module")
-def face_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_face_video(tmp_path_factory.mktemp("video") / "face.avi")
 
 
 @pytest.fixture(scope="module")
