@@ -45,6 +45,7 @@ from desktop.child_process import TrainingProcess
 from desktop.plots import LossPlots
 from desktop.settings import read_bool, read_int, read_str
 from desktop.widgets import FolderField
+from training.cli import format_duration
 from training.defaults import (
     BACKBONE_NAMES,
     DEFAULT_BACKBONE,
@@ -84,13 +85,6 @@ def run_folder_for(dataset: Path, now: datetime | None = None) -> Path:
         candidate = runs / f"{dataset.resolve().name}-{stamp}-{index}"
         index += 1
     return candidate
-
-
-def format_duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    minutes, secs = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 class EtaEstimator:

@@ -161,7 +161,8 @@ def _with_default_command(argv: list[str]) -> list[str]:
 # ----------------------------------------------------------------------------- progress output
 
 
-def _format_seconds(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
+    """``m:ss``, or ``h:mm:ss`` from an hour: how the progress bar and the app's Train tab show time."""
     seconds = max(0, int(round(seconds)))
     minutes, secs = divmod(seconds, 60)
     hours, minutes = divmod(minutes, 60)
@@ -217,7 +218,7 @@ class ProgressBar:
         return (
             f"Epoch {event['epoch']}/{event['epochs']} [{'#' * done}{'.' * (self.WIDTH - done)}] "
             f"{batch}/{batches}  loss {event['total_loss']:.4f}  class {event['class_loss']:.4f}  "
-            f"regress {event['regress_loss']:.4f}  lr {event['lr']:.2e}  ETA {_format_seconds(eta)}"
+            f"regress {event['regress_loss']:.4f}  lr {event['lr']:.2e}  ETA {format_duration(eta)}"
         )
 
     def _print(self, line: str) -> None:
