@@ -86,8 +86,10 @@ def run_self_check(out=sys.stdout) -> int:
                 raise RuntimeError(f"the training child ({command[0]}) exited {child.returncode}: {tail}")
             if not Path(end["best_model"]).is_file():
                 raise RuntimeError("training wrote no model")
+            if not list((work / "run" / "tensorboard").rglob("events.out.tfevents.*")):
+                raise RuntimeError("training wrote no TensorBoard logs")
             iou = (end.get("metrics") or {}).get("final_val_iou")
-            return f"1 epoch in a child process ({Path(command[0]).name}), val IoU {iou:.3f}"
+            return f"1 epoch in a child process ({Path(command[0]).name}), val IoU {iou:.3f}, TensorBoard logs written"
 
         step("load TensorFlow/Keras", load_tensorflow)
         step("build and save a model", build_and_save)

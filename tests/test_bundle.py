@@ -81,8 +81,8 @@ def test_bundle_holds_the_app_its_launcher_and_nothing_from_the_source_tree(bund
     assert (internal / "assets" / "facetracker.png").is_file()
     assert list(internal.rglob("lbpcascade_frontalface_opencv.xml")), "the classic face finder's cascade"
     assert list(internal.rglob("libqoffscreen*")) and list(internal.rglob("libqxcb*")), "Qt platform plugins"
-    for unwanted in ("tests", "torch", "jax", "tensorboard", "PySide6/Qt/lib/libQt6WebEngineCore.so.6",
-                     "tensorflow/include"):
+    for unwanted in ("tests", "torch", "jax", "tensorboard/webfiles.zip", "tensorboard_data_server",
+                     "PySide6/Qt/lib/libQt6WebEngineCore.so.6", "tensorflow/include"):
         assert not (internal / unwanted).exists(), unwanted
     if sys.platform.startswith("linux"):
         launcher = bundle / "FaceTracker.desktop"
@@ -111,6 +111,7 @@ def test_self_check_passes_inside_the_bundle(bundle, tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr[-4000:]
     assert "FaceTracker self-check PASSED" in done.stdout
     assert f"in a child process ({EXE_NAME})" in done.stdout  # the bundle itself, not a Python
+    assert "TensorBoard logs written" in done.stdout
 
 
 def test_gui_starts_shows_frames_and_closes_without_errors(bundle, tmp_path):

@@ -17,6 +17,7 @@ def test_self_check_runs_every_step_and_passes():
                  "train 1 epoch on generated pictures"):
         assert any(line.startswith(f"ok    {step}") for line in lines), (step, lines)
     assert "in a child process" in out.getvalue()  # the Train tab's own route, not an in-process call
+    assert "TensorBoard logs written" in out.getvalue()
     assert lines[-1].startswith("FaceTracker self-check PASSED; device: CPU")
 
 

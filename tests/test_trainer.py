@@ -95,6 +95,18 @@ def test_run_folder_contents(trained):
     assert result.stopped is False
 
 
+def test_tensorboard_logs_hold_the_losses_and_iou_per_epoch(trained):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config, result, _ = trained
+    for split in ("train", "validation"):
+        events = EventAccumulator(str(result.run_dir / "tensorboard" / split), size_guidance={"tensors": 0})  # keep all
+        events.Reload()
+        tags = set(events.Tags()["tensors"])
+        assert {"epoch_total_loss", "epoch_class_loss", "epoch_regress_loss", "epoch_iou"} <= tags, (split, tags)
+        assert len(events.Tensors("epoch_total_loss")) == config.epochs, split
+
+
 def test_history_csv_has_every_epoch_and_the_tutorial_lr(trained):
     config, result, _ = trained
     rows = read_history(result.run_dir)
