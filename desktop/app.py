@@ -25,6 +25,7 @@ from desktop.detect_tab import DetectTab
 from desktop.label_tab import LabelTab
 from desktop.settings import make_settings, read_int
 from desktop.train_tab import TrainTab
+from training.device import quiet_tensorflow_logs
 
 APP_NAME = "FaceTracker"
 TRAIN_CHILD_FLAG = "--train-child"  # the frozen app runs the training CLI as its own child process
@@ -252,9 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the app; ``--train-child ARGS`` runs the training CLI instead (no window)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     _ensure_std_streams()
-    # TensorFlow's C++ start-up chatter (e.g. "failed call to cuInit" on a machine without a GPU) means
-    # nothing to users; TF_CPP_MIN_LOG_LEVEL=0 in the environment brings it back for debugging.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    quiet_tensorflow_logs()
     if args_list[:1] == [TRAIN_CHILD_FLAG]:
         from training.cli import main as training_main
 

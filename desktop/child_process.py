@@ -117,8 +117,6 @@ class TrainingProcess(QObject):
         env = QProcessEnvironment.systemEnvironment()
         env.insert("PYTHONUNBUFFERED", "1")  # each event reaches us when it is printed
         env.insert("PYTHONIOENCODING", "utf-8")
-        if not env.contains("TF_CPP_MIN_LOG_LEVEL"):
-            env.insert("TF_CPP_MIN_LOG_LEVEL", "2")
         process.setProcessEnvironment(env)
         process.readyReadStandardOutput.connect(self._read_stdout)
         process.readyReadStandardError.connect(self._read_stderr)

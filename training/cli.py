@@ -24,6 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from training.device import quiet_tensorflow_logs
+
 PROG = "facetracker-train"
 COMMANDS = ("train", "summary", "preview", "evaluate", "predict", "make-demo-data")
 EXIT_USER_ERROR = 1
@@ -526,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_BAD_ARGUMENTS
     json_errors = getattr(args, "progress", None) == "json"
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter hides the progress
+    quiet_tensorflow_logs()
     try:
         code = COMMAND_HANDLERS[args.command](args)
         sys.stdout.flush()  # a closed pipe shows here, inside the try, not at interpreter exit

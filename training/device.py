@@ -7,8 +7,19 @@ on recent GPUs; the model's output layers stay float32, so losses are unaffected
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
+
+
+def quiet_tensorflow_logs() -> None:
+    """Hide TensorFlow's C++ start-up chatter before TensorFlow is imported (the CLI and the app call it).
+
+    Lines like "failed call to cuInit" on a machine without a GPU mean nothing to users and bury
+    the progress output; real problems still arrive as Python exceptions. ``TF_CPP_MIN_LOG_LEVEL=0``
+    in the environment brings the lines back for debugging.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def _cpu_name() -> str:
