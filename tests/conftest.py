@@ -32,3 +32,9 @@ def write_face_video(path: Path, frames: int = 40, fps: float = 20.0) -> Path:
 def face_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The face video, written once for the whole run (tests only read it)."""
     return write_face_video(tmp_path_factory.mktemp("video") / "face.avi")
+
+
+@pytest.fixture(scope="session")
+def long_face_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The face video at 12 s, for an app that must still be playing it after 10 s."""
+    return write_face_video(tmp_path_factory.mktemp("video") / "long.avi", frames=240)
