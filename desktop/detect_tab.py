@@ -404,6 +404,7 @@ class DetectTab(QWidget):
         self.model_banner.show_message(f"Loading model <b>{_escape(name)}</b>… (the first load also starts "
                                        "TensorFlow, which takes a few seconds)", INFO_STYLE, busy=True)
         self._start_loader(path)
+        self._update_status()
 
     def use_classic_finder(self) -> None:
         """Use the classic face finder as the live detector (no trained model)."""
@@ -448,6 +449,7 @@ class DetectTab(QWidget):
             self.model_banner.hide()
             self.detector_changed.emit(detector)
         self._redraw_last()
+        self._update_status()  # now, not at the next status tick: the label above already names the model
 
     @Slot(str, str)
     def _on_detector_failed(self, path: str, message: str) -> None:
@@ -468,6 +470,7 @@ class DetectTab(QWidget):
         still = "the classic face finder" if current is None or isinstance(current, ClassicFaceFinder) else (
             f"the previous model ({Path(self.model_path or '').name})")
         self._show_model_error(message, still)
+        self._update_status()
 
     def _show_model_error(self, message: str, still_using: str) -> None:
         self._model_error = None

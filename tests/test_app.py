@@ -80,6 +80,7 @@ def test_window_wires_the_tabs_together(qtbot, open_window, face_video, model_fi
     detect.loop_box.setChecked(True)
     detect.threshold_slider.setValue(0)
     qtbot.waitUntil(lambda: detect.model_state == "model", timeout=60_000)
+    assert "model: first.keras" in detect.status_label.text()  # the status line says so at once
     assert "first.keras" in label.source_label.text()  # the Label tab suggests with the same model
     qtbot.waitUntil(lambda: detect.boxes_drawn > 3, timeout=20_000)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
