@@ -404,7 +404,6 @@ class DetectTab(QWidget):
         self.model_banner.show_message(f"Loading model <b>{_escape(name)}</b>… (the first load also starts "
                                        "TensorFlow, which takes a few seconds)", INFO_STYLE, busy=True)
         self._start_loader(path)
-        self._update_status()
 
     def use_classic_finder(self) -> None:
         """Use the classic face finder as the live detector (no trained model)."""
@@ -422,6 +421,7 @@ class DetectTab(QWidget):
         loader.failed.connect(self._on_detector_failed)
         self.loader = loader
         loader.start()
+        self._update_status()  # "model: loading…" now, not at the next status tick
 
     @Slot(object)
     def _on_detector_loaded(self, detector: Any) -> None:

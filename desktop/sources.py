@@ -68,14 +68,11 @@ class _VideoCaptureSource(FrameSource):
         super().__init__(name)
         self._capture: cv2.VideoCapture | None = None
 
-    def _grab(self) -> np.ndarray | None:
+    def read(self) -> np.ndarray | None:
         if self._capture is None:
             return None
         ok, frame = self._capture.read()
         return frame if ok and frame is not None else None
-
-    def read(self) -> np.ndarray | None:
-        return self._grab()
 
     def close(self) -> None:
         if self._capture is not None:
@@ -132,10 +129,10 @@ class VideoFileSource(_VideoCaptureSource):
         self.frame_size = (first.shape[1], first.shape[0])
 
     def read(self) -> np.ndarray | None:
-        frame = self._grab()
+        frame = super().read()
         if frame is None and self.loop and self._capture is not None:
             self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            frame = self._grab()
+            frame = super().read()
         return frame
 
 
