@@ -8,6 +8,7 @@ generated pictures. Exit status 0 only when every step worked, so a packager can
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -15,6 +16,26 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+
+#: PySide6 releases known to abort the app on some Pythons: (version, Pythons below which it aborts).
+#: 6.12.0's reference-count bug kills the Train tab's live plots under Python 3.10/3.11 (None is
+#: immortal from 3.12 on, which hides it); pyproject.toml keeps pip installs and the bundle off it.
+BROKEN_QT_BINDINGS = {"6.12.0": (3, 12)}
+
+
+def check_qt_bindings() -> str:
+    """The Qt bindings' versions; RuntimeError for a combination known to crash the Train tab."""
+    import pyqtgraph
+    import PySide6
+
+    python = sys.version_info[:2]
+    broken_below = BROKEN_QT_BINDINGS.get(PySide6.__version__)
+    if broken_below is not None and python < broken_below:
+        raise RuntimeError(
+            f"PySide6 {PySide6.__version__} aborts the app's live plots under Python {python[0]}.{python[1]}: "
+            "install a supported release (pip install 'PySide6-Essentials>=6.8,<6.12')"
+        )
+    return f"PySide6 {PySide6.__version__}, pyqtgraph {pyqtgraph.__version__}, Python {platform.python_version()}"
 
 
 def run_self_check(out=sys.stdout) -> int:
@@ -91,6 +112,7 @@ def run_self_check(out=sys.stdout) -> int:
             iou = (end.get("metrics") or {}).get("final_val_iou")
             return f"1 epoch in a child process ({Path(command[0]).name}), val IoU {iou:.3f}, TensorBoard logs written"
 
+        step("Qt bindings", check_qt_bindings)
         step("load TensorFlow/Keras", load_tensorflow)
         step("build and save a model", build_and_save)
         if "model_path" in context:

@@ -32,6 +32,7 @@ from PySide6.QtGui import QImage
 
 from desktop.imaging import BOX_COLOUR_BGR, CLASSIC_BOX_COLOUR_BGR, bgr_to_qimage, draw_detection
 from desktop.sources import FrameSource, SourceError, list_cameras
+from training.device import filtered_native_stderr
 
 T = TypeVar("T")
 
@@ -434,9 +435,10 @@ def preload_tensorflow_native_libraries() -> None:
         dlopen.argtypes = [ctypes.c_char_p, ctypes.c_int]
         dlopen.restype = ctypes.c_void_p
         root = Path(spec.origin).parent
-        for library in _TENSORFLOW_NATIVE_LIBRARIES:
-            if (root / library).is_file():
-                dlopen(os.fsencode(root / library), os.RTLD_NOW | os.RTLD_LOCAL)
+        with filtered_native_stderr():  # loading them prints TensorFlow's start-up lines (see quiet_tensorflow_logs)
+            for library in _TENSORFLOW_NATIVE_LIBRARIES:
+                if (root / library).is_file():
+                    dlopen(os.fsencode(root / library), os.RTLD_NOW | os.RTLD_LOCAL)
     except (OSError, AttributeError, ImportError, ValueError):
         pass
 

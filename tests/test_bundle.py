@@ -44,7 +44,7 @@ def _clean_env(home: Path) -> dict[str, str]:
     path = [p for p in env.get("PATH", "").split(os.pathsep) if not p.startswith(str(Path(sys.prefix)))]
     env.update(PATH=os.pathsep.join(path), HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
                XDG_DATA_HOME=str(home / ".local" / "share"), QT_QPA_PLATFORM="offscreen",
-               CUDA_VISIBLE_DEVICES="")
+               CUDA_VISIBLE_DEVICES="", TF_ENABLE_ONEDNN_OPTS="1")  # oneDNN's start-up line on any CPU
     return env
 
 

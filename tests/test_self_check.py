@@ -13,7 +13,7 @@ def test_self_check_runs_every_step_and_passes():
     out = io.StringIO()
     assert self_check.run_self_check(out=out) == 0
     lines = out.getvalue().splitlines()
-    for step in ("load TensorFlow/Keras", "build and save a model", "detect on a generated 640x480 frame",
+    for step in ("Qt bindings", "load TensorFlow/Keras", "build and save a model", "detect on a generated 640x480 frame",
                  "train 1 epoch on generated pictures"):
         assert any(line.startswith(f"ok    {step}") for line in lines), (step, lines)
     assert "in a child process" in out.getvalue()  # the Train tab's own route, not an in-process call
@@ -30,3 +30,18 @@ def test_self_check_fails_when_the_training_child_fails(monkeypatch, capsys):
     text = out.getvalue()
     assert "FAIL  train 1 epoch on generated pictures" in text and "no training here" in text
     assert "FAILED (1 step(s))" in text
+
+
+def test_self_check_refuses_the_pyside6_release_that_aborts_the_train_tab(monkeypatch):
+    import PySide6
+
+    monkeypatch.setattr(PySide6, "__version__", "6.12.0")
+    monkeypatch.setattr(sys, "version_info", (3, 11, 7, "final", 0))
+    try:
+        self_check.check_qt_bindings()
+    except RuntimeError as exc:
+        assert "6.12.0" in str(exc) and "3.11" in str(exc) and "<6.12" in str(exc)
+    else:
+        raise AssertionError("PySide6 6.12.0 under Python 3.11 passed the check")
+    monkeypatch.setattr(sys, "version_info", (3, 12, 1, "final", 0))
+    assert "PySide6 6.12.0" in self_check.check_qt_bindings()  # None is immortal from 3.12 on
