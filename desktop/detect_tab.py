@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop import settings as keys
-from desktop.face_finder import ClassicFaceFinder
+from training.classic import ClassicFaceFinder
 from desktop.imaging import BOX_COLOUR_BGR, CLASSIC_BOX_COLOUR_BGR, bgr_to_qimage, draw_detection
 from desktop.settings import read_bool, read_float, read_str
 from desktop.sources import VIDEO_SUFFIXES, FrameSource, SourceError, open_source

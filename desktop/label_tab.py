@@ -683,7 +683,7 @@ class LabelTab(QWidget):
                     result = Suggestion(tuple(detection.box) if face else None, float(detection.score), "model")
                 else:
                     if self._finder is None:
-                        from desktop.face_finder import ClassicFaceFinder
+                        from training.classic import ClassicFaceFinder
 
                         self._finder = ClassicFaceFinder()
                     detection = self._finder.detect(image)

@@ -471,7 +471,7 @@ def load_detector(model_path: str | os.PathLike | None) -> Any:
     preload_tensorflow_native_libraries()  # both need training.inference, which imports TensorFlow
     with _no_full_collections():
         if model_path is None:
-            from desktop.face_finder import ClassicFaceFinder
+            from training.classic import ClassicFaceFinder
 
             return ClassicFaceFinder()
         from training.inference import Detector

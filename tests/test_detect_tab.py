@@ -19,7 +19,7 @@ from PySide6.QtCore import Qt
 from desktop import settings as keys
 from desktop import workers
 from desktop.detect_tab import DetectTab
-from desktop.face_finder import ClassicFaceFinder
+from training.classic import ClassicFaceFinder
 from desktop.settings import make_settings
 from desktop.sources import VideoFileSource
 from desktop.workers import BoxSmoother, CaptureWorker, InferenceWorker, LatestSlot

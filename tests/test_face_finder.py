@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from desktop.face_finder import ClassicFaceFinder
+from training.classic import ClassicFaceFinder
 from training.inference import Detection
 from training.metrics import box_iou
 

@@ -1,4 +1,5 @@
-"""The classic face finder: scikit-image's LBP cascade, the live detector until the user has a model.
+"""The classic face finder: scikit-image's LBP cascade, the live stand-in until the user has a model,
+and the yardstick a trained model is measured against.
 
 It needs no training and no TensorFlow, so the Detect tab shows faces on the very first start.
 It is marked as "classic" wherever it is shown: it is a stand-in, not the user's model.
