@@ -31,7 +31,6 @@ from PySide6.QtWidgets import (
 )
 
 from desktop import settings as keys
-from training.classic import ClassicFaceFinder
 from desktop.imaging import BOX_COLOUR_BGR, CLASSIC_BOX_COLOUR_BGR, bgr_to_qimage, draw_detection
 from desktop.settings import read_bool, read_float, read_str
 from desktop.sources import VIDEO_SUFFIXES, FrameSource, SourceError, open_source
@@ -43,6 +42,7 @@ from desktop.workers import (
     InferenceWorker,
     VideoRecorder,
 )
+from training.classic import ClassicFaceFinder
 
 CLASSIC_NOTICE = (
     "<b>No model yet.</b> The amber boxes come from the <b>classic face finder</b> (scikit-image's LBP "
@@ -447,6 +447,9 @@ class DetectTab(QWidget):
             self.model_label.setText(f"Model: {Path(self.model_path).name}")
             self.model_label.setToolTip(self.model_path)
             self.model_banner.hide()
+            if "score_threshold" in (getattr(detector, "metadata", None) or {}):
+                # The threshold chosen on validation when the model was trained: the best start.
+                self.threshold_slider.setValue(round(detector.threshold * 100))
             self.detector_changed.emit(detector)
         self._redraw_last()
         self._update_status()  # now, not at the next status tick: the label above already names the model

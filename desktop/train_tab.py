@@ -50,6 +50,7 @@ from training.defaults import (
     BACKBONE_NAMES,
     DEFAULT_BACKBONE,
     DEFAULT_BATCH_SIZE,
+    GRID_BACKBONE,
     WEIGHT_CHOICES,
     default_epochs,
 )
@@ -236,8 +237,9 @@ class TrainTab(QWidget):
         self.backbone_combo = QComboBox()
         self.backbone_combo.addItems(BACKBONE_CHOICES)
         self.backbone_combo.setToolTip(
-            "tiny: a small network that learns from scratch in CPU minutes; mobilenetv2: fast, with ImageNet "
-            "weights when online; vgg16: the tutorial's model (heavy)"
+            "grid: a small network with a face score and box per cell, finds faces anywhere (the default); "
+            "tiny: one box from a small network; mobilenetv2: fast, with ImageNet weights when online; "
+            "vgg16: the tutorial's model (heavy)"
         )
         self.input_spin = QSpinBox()
         self.input_spin.setRange(AUTO_INPUT_SIZE, 1024)
@@ -249,7 +251,7 @@ class TrainTab(QWidget):
         self.lr_edit.setValidator(validator)
         self.lr_edit.setPlaceholderText("auto (the backbone's own)")
         self.lr_edit.setToolTip("Starting learning rate, e.g. 1e-4. Empty: the backbone's default "
-                                "(1e-4 for vgg16 and mobilenetv2 as in the tutorial, 1e-3 for tiny)")
+                                "(1e-4 for vgg16 and mobilenetv2 as in the tutorial, 2e-3 for grid, 1e-3 for tiny)")
         self.weights_combo = QComboBox()
         self.weights_combo.addItems(WEIGHT_CHOICES)
         self.weights_combo.setToolTip("auto: ImageNet weights when the backbone has them and they can be "
@@ -351,10 +353,18 @@ class TrainTab(QWidget):
 
     @Slot(str)
     def _on_backbone_changed(self, backbone: str) -> None:
-        """Epochs follow the backbone's default (60 for tiny, 10 for the tutorial's) unless the user set them."""
+        """Epochs follow the backbone's default (100 for grid, 10 for the tutorial's) unless the user set them;
+        the tutorial-exact loss exists only for the single-box backbones."""
         if self.epochs_spin.value() == default_epochs(self._backbone):
             self.epochs_spin.setValue(default_epochs(backbone))
         self._backbone = backbone
+        self._update_tutorial_check()
+
+    def _update_tutorial_check(self) -> None:
+        single_box = self.backbone_combo.currentText() != GRID_BACKBONE
+        self.tutorial_check.setEnabled(single_box and not self.is_training())
+        if not single_box:
+            self.tutorial_check.setChecked(False)
 
     @Slot()
     def _save_settings(self) -> None:
@@ -500,7 +510,7 @@ class TrainTab(QWidget):
             args += ["--input-size", str(self.input_size())]
         if not self.augment_check.isChecked():
             args.append("--no-augment")
-        if self.tutorial_check.isChecked():
+        if self.tutorial_check.isChecked() and self.tutorial_check.isEnabled():
             args.append("--tutorial-exact")
         self.plots.clear()
         self._launch(args, run_dir, f"Starting training in {run_dir} …")
@@ -606,8 +616,11 @@ class TrainTab(QWidget):
         self._eta.epoch(epoch, event.get("seconds"))
         self.epoch_label.setText(f"Epoch {epoch}/{epochs} done")
         self._show_lr(event.get("lr"))
-        val_iou = event.get("val_iou")
-        self.iou_label.setText(f"val IoU {val_iou:.3f}" if isinstance(val_iou, (int, float)) else "val IoU –")
+        val_iou, val_f1 = event.get("val_iou"), event.get("val_f1")
+        text = f"val IoU {val_iou:.3f}" if isinstance(val_iou, (int, float)) else "val IoU –"
+        if isinstance(val_f1, (int, float)):
+            text += f" · F1 {val_f1:.2f}"
+        self.iou_label.setText(text)
         self.progress_bar.setValue(round(1000 * epoch / epochs))
         self._show_eta()
         self._append_log(
@@ -635,9 +648,15 @@ class TrainTab(QWidget):
             self._set_status(f"Stopped after {done} finished epoch(s); kept in {self.run_dir}. "
                              "Resume continues it." if done else "Stopped before the first epoch finished.")
         else:
-            test = metrics.get("test") or {}
-            extra = f", test F1 {test['f1']:.2f}, test mean IoU {test['mean_iou']:.2f}" if "f1" in test else ""
-            self._set_status(f"Finished {done} epochs{extra}. Best model: {self.best_model}")
+            reason = metrics.get("stop_reason") or f"finished {done} epochs"
+            verdict = metrics.get("verdict") or ""
+            test, classic = metrics.get("test") or {}, metrics.get("test_classic") or {}
+            behind = "f1" in test and "f1" in classic and test["f1"] < classic["f1"]
+            self._append_log(f"training ended: {reason}")
+            if verdict:
+                self._append_log(verdict)
+            self._set_status(f"Done ({reason}). {verdict} Best model: {self.best_model}".replace("  ", " "),
+                             error=behind)
         self._update_buttons()
 
     @Slot(dict)
@@ -678,8 +697,9 @@ class TrainTab(QWidget):
         self.use_button.setEnabled(self.best_model is not None)
         for widget in (self.dataset_edit, self.rescan_button, self.epochs_spin, self.batch_spin,
                        self.backbone_combo, self.input_spin, self.lr_edit, self.weights_combo,
-                       self.augment_check, self.tutorial_check):
+                       self.augment_check):
             widget.setEnabled(not running)
+        self._update_tutorial_check()
 
     def _set_status(self, text: str, error: bool = False) -> None:
         self.status_label.setText(text)

@@ -126,7 +126,7 @@ def test_train_is_the_default_command():
     explicit = parser.parse_args(_with_default_command(["train", "data", "--epochs", "3", "--out", "runs/x"]))
     assert implicit == explicit
     assert (implicit.command, implicit.data, implicit.epochs, implicit.out) == ("train", "data", 3, "runs/x")
-    assert (implicit.batch_size, implicit.backbone, implicit.progress, implicit.weights) == (8, "tiny", "bar", "auto")
+    assert (implicit.batch_size, implicit.backbone, implicit.progress, implicit.weights) == (8, "grid", "bar", "auto")
     assert implicit.lr is None and implicit.augment and not implicit.tutorial_exact
 
 
@@ -229,6 +229,7 @@ def test_evaluate_json_agrees_with_the_library(trained_run, demo_data):
     expected = evaluate_model(Detector.from_file(run_dir / "best.keras"), samples)
     assert reported["images"] == len(samples)
     assert reported["split"] == "val"
+    assert reported.pop("ms_per_picture") > 0 and expected.pop("ms_per_picture") > 0  # timings differ run to run
     assert {k: reported[k] for k in expected} == pytest.approx(expected)
 
     code, out, _ = _run_main(["evaluate", str(run_dir / "best.keras"), str(demo_data)])

@@ -19,10 +19,10 @@ from PySide6.QtCore import Qt
 from desktop import settings as keys
 from desktop import workers
 from desktop.detect_tab import DetectTab
-from training.classic import ClassicFaceFinder
 from desktop.settings import make_settings
 from desktop.sources import VideoFileSource
 from desktop.workers import BoxSmoother, CaptureWorker, InferenceWorker, LatestSlot
+from training.classic import ClassicFaceFinder
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
 
@@ -328,3 +328,22 @@ def test_shutdown_stops_every_worker(qtbot, make_tab, face_video) -> None:
     tab.shutdown()
     assert capture.isFinished() and inference.isFinished()
     assert tab.capture is None and tab.loader is None and not tab._retiring
+
+
+def test_a_model_with_a_stored_threshold_sets_the_slider(qtbot, make_tab, face_video, model_file, tmp_path) -> None:
+    """A trained model carries the threshold chosen on validation: the Detect tab starts from it."""
+    import shutil
+
+    from training.detection import write_model_metadata
+
+    trained = tmp_path / "trained.keras"
+    shutil.copyfile(model_file, trained)
+    write_model_metadata(trained, {"score_threshold": 0.37})
+    tab = make_tab(realtime=False)
+    tab.threshold_slider.setValue(80)
+    tab.start(source=str(face_video), model=str(trained))
+    wait_for_model(qtbot, tab)
+    assert tab.threshold_slider.value() == 37 and tab.inference.threshold == pytest.approx(0.37)
+    assert "0.37" in tab.threshold_label.text()
+    tab.threshold_slider.setValue(60)  # the user's own choice still wins afterwards
+    assert tab.inference.threshold == pytest.approx(0.6)

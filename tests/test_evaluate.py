@@ -137,4 +137,49 @@ def test_large_sets_are_evaluated_in_chunks_with_the_same_result(colour_detector
 
     whole = evaluate_model(colour_detector, samples)
     monkeypatch.setattr(evaluate, "_EVAL_CHUNK", 3)
-    assert evaluate_model(colour_detector, samples) == pytest.approx(whole)
+    chunked = evaluate_model(colour_detector, samples)
+    assert chunked.pop("ms_per_picture") > 0 and whole.pop("ms_per_picture") > 0  # timings differ run to run
+    assert chunked == pytest.approx(whole)
+
+
+def test_the_detectors_own_threshold_is_the_default(colour_detector, samples):
+    colour_detector.threshold = 0.45
+    try:
+        by_default = evaluate_model(colour_detector, samples)
+        explicit = evaluate_model(colour_detector, samples, threshold=0.45)
+    finally:
+        colour_detector.threshold = 0.5
+    assert by_default == {**explicit, "ms_per_picture": by_default["ms_per_picture"]}
+    assert by_default["threshold"] == 0.45
+
+
+def test_a_finder_is_measured_like_a_model(samples):
+    """evaluate_finder: a finder answering None counts as score 0 (no face), boxes are judged the same way."""
+    from training.detection import Detection
+    from training.evaluate import evaluate_finder
+
+    class AlwaysTopLeft:
+        def detect(self, frame):
+            if frame[..., 2].mean() < 100:  # dark-red pictures: "no face"
+                return None
+            return Detection(1.0, (0.0, 0.0, frame.shape[1] / 2, frame.shape[0] / 2))
+
+    metrics = evaluate_finder(AlwaysTopLeft(), samples)
+    truth = [s for s in samples if s.has_face]
+    assert metrics["images"] == len(samples) and metrics["faces"] == len(truth)
+    assert metrics["ms_per_picture"] >= 0 and 0 <= metrics["mean_iou"] <= 1
+    assert metrics["true_positives"] + metrics["false_negatives"] == len(truth)
+    assert metrics["false_alarms"] <= metrics["no_faces"]
+
+
+def test_verdict_says_where_the_model_stands():
+    from training.evaluate import verdict
+
+    model = {"f1": 0.94, "mean_iou": 0.81, "images": 200, "faces": 110, "no_faces": 90, "false_alarms": 0}
+    classic = {"f1": 0.88, "mean_iou": 0.67}
+    assert verdict(model, classic) == ("Your model: F1 0.94, mean IoU 0.81 on 200 test pictures; classic finder: "
+                                       "F1 0.88, mean IoU 0.67. Your model does better than the classic finder.")
+    worse = verdict({**model, "f1": 0.29, "false_alarms": 7}, classic)
+    assert "worse than the classic finder" in worse and "more pictures of your face" in worse
+    assert "more pictures without a face" in worse and "more epochs" in worse
+    assert verdict(model, None).endswith("on 200 test pictures.")

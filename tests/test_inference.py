@@ -213,3 +213,25 @@ def test_bad_model_files_raise_model_file_error_naming_the_file(case, tmp_path, 
     assert info.value.path == path
     with pytest.raises(ModelFileError):
         Detector.from_file(path)
+
+
+def test_the_threshold_stored_in_the_model_file_is_the_detectors_default(model_path, tmp_path):
+    import shutil
+
+    from training.detection import read_model_metadata, write_model_metadata
+
+    assert Detector.from_file(model_path).threshold == 0.5  # no stored threshold: the tutorial's rule
+    copy = tmp_path / "with_threshold.keras"
+    shutil.copyfile(model_path, copy)
+    write_model_metadata(copy, {"score_threshold": 0.37, "epoch": 4})
+    write_model_metadata(copy, {"score_threshold": 0.41, "epoch": 5})  # a second write replaces the first
+    assert read_model_metadata(copy) == {"score_threshold": 0.41, "epoch": 5}
+    with zipfile.ZipFile(copy) as archive:
+        assert archive.namelist().count("facetracker.json") == 1
+    detector = Detector.from_file(copy)  # Keras still reads the archive
+    assert detector.threshold == pytest.approx(0.41) and detector.metadata["epoch"] == 5
+    assert Detector.from_file(copy, threshold=None).threshold == pytest.approx(0.41)
+    assert Detector(detector.model, copy, threshold=0.9).threshold == 0.9
+    write_model_metadata(copy, {"score_threshold": "high"})  # nonsense: fall back, do not crash
+    assert Detector.from_file(copy).threshold == 0.5
+    assert read_model_metadata(tmp_path / "missing.keras") == {}

@@ -114,3 +114,53 @@ def test_total_loss_has_gradients_for_both_heads():
     box_grad = ops.convert_to_numpy(box_grad)
     assert np.abs(box_grad[:4]).sum() > 0
     assert np.all(box_grad[4] == 0)  # the no-face row does not pull the box head (face_only default)
+
+
+# ------------------------------------------------------------------------------- the grid head's losses
+
+GRID = 4
+
+
+def _grid_case(face_logit: float, other_logit: float, box_map_value: float = 0.0):
+    """One face picture (face centred in cell row 1, column 2 of a 4x4 grid) and one picture without a face."""
+    from training.model import grid_cell_boxes
+
+    class_true = np.array([[1.0], [0.0]], np.float32)
+    box_true = np.array([[0.55, 0.30, 0.70, 0.45], [0, 0, 0, 0]], np.float32)  # centre (0.625, 0.375): cell 1*4+2
+    logits = np.full((2, GRID, GRID, 1), other_logit, np.float32)
+    logits[0, 1, 2, 0] = face_logit
+    box_map = np.full((2, GRID, GRID, 4), box_map_value, np.float32)
+    return class_true, box_true, logits, grid_cell_boxes(box_map, GRID)
+
+
+def test_grid_box_loss_is_the_tutorial_localization_loss_of_the_face_cell_and_its_neighbours():
+    from training.losses import grid_losses
+
+    class_true, box_true, logits, cells = _grid_case(5.0, -5.0)
+    _, regress_l, picked = grid_losses(class_true, box_true, logits, cells, GRID)
+    picked, cells = ops.convert_to_numpy(picked), ops.convert_to_numpy(cells)
+    # A raw map of zeros puts every cell's box at its own centre with half the input's width and height.
+    np.testing.assert_allclose(picked[0], [0.625 - 0.25, 0.375 - 0.25, 0.625 + 0.25, 0.375 + 0.25], atol=1e-6)
+    block = [row * GRID + column for row in (0, 1, 2) for column in (1, 2, 3)]  # cell (1, 2) and its 8 neighbours
+    per_cell = [float(localization_loss(box_true[:1], cells[0, [i]])) for i in block]
+    assert float(regress_l) == pytest.approx(np.mean(per_cell), rel=1e-5)  # the no-face row adds nothing
+    corner = np.array([[0.0, 0.0, 0.1, 0.1], [0, 0, 0, 0]], np.float32)  # a face in cell (0, 0): 4 cells in its block
+    _, regress_corner, _ = grid_losses(class_true, corner, logits, ops.convert_to_tensor(cells), GRID)
+    expected = np.mean([float(localization_loss(corner[:1], cells[0, [i]])) for i in (0, 1, GRID, GRID + 1)])
+    assert float(regress_corner) == pytest.approx(expected, rel=1e-5)
+
+
+def test_grid_class_loss_rewards_the_face_cell_and_ignores_its_neighbours():
+    from training.losses import grid_losses
+
+    good = grid_losses(*_grid_case(6.0, -6.0)[:3], _grid_case(6.0, -6.0)[3], GRID)[0]
+    wrong = grid_losses(*_grid_case(-6.0, -6.0)[:3], _grid_case(-6.0, -6.0)[3], GRID)[0]
+    assert float(good) < 0.05 < float(wrong)  # the face's cell must score high
+    class_true, box_true, logits, cells = _grid_case(6.0, -6.0)
+    logits[0, 1, 3, 0] = 6.0  # a neighbour of the face's cell also says "face": left alone
+    assert float(grid_losses(class_true, box_true, logits, cells, GRID)[0]) == pytest.approx(float(good), rel=1e-5)
+    logits[0, 3, 0, 0] = 6.0  # a far cell says "face": a false alarm, punished
+    assert float(grid_losses(class_true, box_true, logits, cells, GRID)[0]) > float(good) + 1.0
+    _, _, logits, _ = _grid_case(6.0, -6.0)
+    logits[1, 0, 0, 0] = 6.0  # any cell of a picture without a face
+    assert float(grid_losses(class_true, box_true, logits, cells, GRID)[0]) > float(good) + 1.0

@@ -26,6 +26,11 @@ def test_each_backbone_builds_at_its_default_size(backbone):
     assert model.inputs[0].shape[1:] == (size, size, 3)
     assert [tuple(out.shape) for out in model.outputs] == [(None, 1), (None, 4)]
     assert [model.get_layer(name).name for name in ("class", "box")] == ["class", "box"]
+
+
+@pytest.mark.parametrize("backbone", sorted(b for b, spec in BACKBONES.items() if spec.box_pooling != "grid"))
+def test_single_box_heads_end_in_sigmoids(backbone):
+    model = build_model(backbone, weights=None)
     assert model.get_layer("box").activation.__name__ == "sigmoid"
     assert model.get_layer("class").activation.__name__ == "sigmoid"
 
@@ -100,3 +105,39 @@ def test_offline_imagenet_weights_raise_weights_unavailable(monkeypatch):
     monkeypatch.setattr(file_utils, "get_file", offline)
     with pytest.raises(WeightsUnavailableError, match="mobilenetv2"):
         build_model("mobilenetv2", 96, weights="imagenet")
+
+
+# ------------------------------------------------------------------------------- the grid default
+
+
+def test_grid_model_answers_with_its_best_cell(tmp_path):
+    """The saved grid model's [score, box] is the best cell's score and its block's box, decoded in the graph."""
+    from training.model import BACKBONES, grid_cell_boxes, grid_maps_model, is_grid_model
+
+    keras.utils.set_random_seed(3)
+    model = build_model()
+    assert is_grid_model(model) and model.name == "facetracker_grid"
+    size = BACKBONES["grid"].default_input_size
+    x = np.random.default_rng(0).uniform(0, 255, (3, size, size, 3)).astype(np.float32)
+    score, box = (np.asarray(v) for v in model.predict(x, verbose=0))
+    logits, box_map = (np.asarray(v) for v in grid_maps_model(model).predict(x, verbose=0))
+    grid = logits.shape[1]
+    assert logits.shape == (3, grid, grid, 1) and box_map.shape == (3, grid, grid, 4) and grid == size // 8
+    cells = np.asarray(grid_cell_boxes(box_map, grid)).reshape(3, grid, grid, 4)
+    flat = logits.reshape(3, -1)
+    np.testing.assert_allclose(score[:, 0], 1 / (1 + np.exp(-flat.max(axis=1))), rtol=1e-5)
+    for i, best in enumerate(flat.argmax(axis=1)):  # the best cell's 3x3 block, boxes weighted by their scores
+        row, column = divmod(int(best), grid)
+        rows, columns = slice(max(row - 1, 0), row + 2), slice(max(column - 1, 0), column + 2)
+        weights = 1 / (1 + np.exp(-logits[i, rows, columns, 0]))
+        expected = (weights[..., None] * cells[i, rows, columns]).sum(axis=(0, 1)) / weights.sum()
+        np.testing.assert_allclose(box[i], np.clip(expected, 0, 1), atol=1e-5)
+    path = tmp_path / "grid.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)  # safe mode, no custom objects
+    np.testing.assert_allclose(loaded.predict(x, verbose=0)[1], box, atol=1e-6)
+
+
+def test_grid_input_must_fit_its_cells():
+    with pytest.raises(ValueError, match="multiple of 16"):
+        build_model("grid", 100)

@@ -48,3 +48,21 @@ def test_default_is_the_tutorials_rate():
 def test_needs_at_least_one_batch(batches):
     with pytest.raises(ValueError, match="batches_per_epoch"):
         tutorial_lr_schedule(batches)
+
+
+def test_cosine_schedule_warms_up_then_decays_to_its_floor():
+    from training.optimizer import cosine_lr_schedule
+
+    schedule = cosine_lr_schedule(total_steps=100, initial_learning_rate=1e-3, warmup_steps=10, final_fraction=0.02)
+    rates = [float(schedule(step)) for step in (0, 5, 10, 55, 100, 150)]
+    assert rates[0] == pytest.approx(1e-4) and rates[1] == pytest.approx(5.5e-4)  # linear from a tenth
+    assert rates[2] == pytest.approx(1e-3)
+    assert rates[3] == pytest.approx(1e-3 * (0.02 + 0.98 * 0.5), rel=1e-4)  # half-way down the cosine
+    assert rates[4] == pytest.approx(2e-5, rel=1e-4) and rates[5] == pytest.approx(2e-5, rel=1e-4)
+
+
+def test_make_optimizer_picks_the_schedule():
+    from keras.optimizers.schedules import CosineDecay, InverseTimeDecay
+
+    assert isinstance(make_optimizer(BATCHES_PER_EPOCH, 1e-4)._learning_rate, InverseTimeDecay)
+    assert isinstance(make_optimizer(BATCHES_PER_EPOCH, 1e-3, total_steps=70)._learning_rate, CosineDecay)

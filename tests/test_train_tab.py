@@ -56,7 +56,7 @@ def choose_dataset(qtbot, tab: TrainTab, path: Path) -> None:
 def test_train_stop_resume_then_use_the_model(qtbot, settings, demo_dataset):
     """Start, Stop after the first epoch (a checkpoint is kept), Resume to the end, then "Use this model"."""
     tab = make_tab(qtbot, settings)
-    assert (tab.epochs_spin.value(), tab.batch_spin.value(), tab.backbone_combo.currentText()) == (60, 8, "tiny")
+    assert (tab.epochs_spin.value(), tab.batch_spin.value(), tab.backbone_combo.currentText()) == (100, 8, "grid")
     assert tab.input_size() is None and tab.learning_rate() is None  # auto: the CLI's own defaults
     choose_dataset(qtbot, tab, demo_dataset)
     qtbot.waitUntil(tab.start_button.isEnabled, timeout=15_000)
@@ -104,7 +104,7 @@ def test_train_stop_resume_then_use_the_model(qtbot, settings, demo_dataset):
     assert not end["stopped"] and end["run_dir"] == str(run_dir)
     start = next(e for e in events if e["event"] == "start")
     assert start["resumed_from_epoch"] == finished
-    assert tab.status_label.text().startswith(f"Finished {finished + 1} epochs"), tab.status_label.text()
+    assert tab.status_label.text().startswith(f"Done (finished all {finished + 1} epochs)"), tab.status_label.text()
     counts = tab.plots.point_counts()
     assert counts["total_loss"]["train"] == finished + 1 and counts["total_loss"]["val"] == finished + 1
     assert counts["total_loss"]["batch"] >= 1
@@ -264,9 +264,11 @@ def test_backbone_choices_are_the_engines():
 
 def test_epochs_follow_the_backbone_unless_the_user_set_them(qtbot, settings):
     tab = make_tab(qtbot, settings)
-    assert tab.epochs_spin.value() == 60  # tiny trains from scratch: more epochs
+    assert tab.epochs_spin.value() == 100  # grid trains from scratch: more epochs
+    assert not tab.tutorial_check.isEnabled()  # the tutorial-exact loss is the single-box heads'
     tab.backbone_combo.setCurrentText("vgg16")
     assert tab.epochs_spin.value() == 10  # the tutorial's
+    assert tab.tutorial_check.isEnabled()
     tab.epochs_spin.setValue(25)
     tab.backbone_combo.setCurrentText("tiny")
     assert tab.epochs_spin.value() == 25  # the user's choice stays
@@ -276,10 +278,10 @@ def test_epochs_follow_the_backbone_unless_the_user_set_them(qtbot, settings):
 
 def test_history_refill_reads_what_the_trainer_writes(tmp_path):
     from desktop.train_tab import read_history_csv
+    from training.trainer import HISTORY_COLUMNS  # what the trainer writes
 
     (tmp_path / "history.csv").write_text(
-        "epoch,total_loss,class_loss,regress_loss,iou,val_total_loss,val_class_loss,val_regress_loss,val_iou,lr\n"
-        "1,2.5,0.7,2.1,0.1,2.4,0.69,2.0,0.12,0.001\n",
+        ",".join(HISTORY_COLUMNS) + "\n" + "1,2.5,0.7,2.1,0.1,2.4,0.69,2.0,0.12,0.5,0.4,0.001\n",
         encoding="utf-8",
     )
     rows = read_history_csv(tmp_path)
@@ -303,3 +305,24 @@ def test_shutdown_ends_the_child(qtbot, stubborn):
     assert process.is_running()
     process.shutdown(wait_ms=1000)
     assert not process.is_running()
+
+
+@pytest.mark.parametrize("behind", [False, True])
+def test_the_end_of_a_run_says_how_the_model_compares_with_the_classic_finder(qtbot, settings, tmp_path, behind):
+    """The trainer's verdict (test F1 and mean IoU beside the classic finder's) reaches the status line and log."""
+    from training.evaluate import verdict
+
+    tab = make_tab(qtbot, settings)
+    model = {"f1": 0.52 if behind else 0.94, "mean_iou": 0.61, "images": 200, "faces": 110, "no_faces": 90,
+             "false_alarms": 3}
+    classic = {"f1": 0.88, "mean_iou": 0.67}
+    metrics = {"epochs_completed": 41, "stop_reason": "early stopping: validation F1 did not improve for 30 epochs "
+               "(best epoch 11)", "test": model, "test_classic": classic, "verdict": verdict(model, classic)}
+    tab.process.succeeded.emit({"event": "end", "run_dir": str(tmp_path), "best_model": str(tmp_path / "best.keras"),
+                                "metrics": metrics, "stopped": False})
+    status = tab.status_label.text()
+    assert status.startswith("Done (early stopping: validation F1 did not improve for 30 epochs (best epoch 11))")
+    assert f"Your model: F1 {model['f1']:.2f}" in status and "classic finder: F1 0.88" in status
+    assert ("worse than the classic finder" in status) is behind
+    assert ("b00020" in tab.status_label.styleSheet()) is behind  # shown as a warning when behind
+    assert metrics["verdict"] in tab.log_view.toPlainText()

@@ -15,6 +15,8 @@ import pytest
 from training.augment import make_batches
 from training.data import DataError, load_dataset
 from training.demo import make_demo_data
+from training.detection import read_model_metadata
+from training.inference import Detector
 from training.metrics import box_iou
 from training.model import build_model
 from training.trainer import (
@@ -30,7 +32,8 @@ from training.trainer import (
 SIZE = 48
 EPOCHS = 15
 LR = 2e-3
-EPOCH_KEYS = {"event", "epoch", "epochs", *METRIC_NAMES, *(f"val_{m}" for m in METRIC_NAMES), "lr", "seconds"}
+EPOCH_KEYS = {"event", "epoch", "epochs", *METRIC_NAMES, *(f"val_{m}" for m in METRIC_NAMES), "val_f1", "threshold",
+              "lr", "seconds"}
 BATCH_KEYS = {"event", "epoch", "epochs", "batch", "batches", *METRIC_NAMES, "lr"}
 
 
@@ -43,8 +46,9 @@ def demo_data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(demo_data, tmp_path_factory):
     events: list[dict] = []
+    # The tutorial's single-box head and inverse-time decay (the grid default has its own tests below).
     config = TrainConfig(data=str(demo_data), out=str(tmp_path_factory.mktemp("runs") / "run"), epochs=EPOCHS,
-                         input_size=SIZE, learning_rate=LR, augment=False, seed=0)
+                         backbone="tiny", input_size=SIZE, learning_rate=LR, augment=False, seed=0, patience=0)
     result = train(config, on_event=events.append)
     return config, result, events
 
@@ -65,7 +69,7 @@ def read_history(run_dir) -> list[dict]:
 
 def small_config(demo_data, tmp_path, **overrides) -> TrainConfig:
     values = {"data": str(demo_data), "out": str(tmp_path / "run"), "epochs": 3, "input_size": 48,
-              "batch_size": 16, "learning_rate": LR, "augment": False}
+              "batch_size": 16, "learning_rate": LR, "augment": False, "backbone": "tiny"}
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -121,10 +125,12 @@ def test_metrics_and_config_json(trained):
     config, result, _ = trained
     metrics = json.loads((result.run_dir / "metrics.json").read_text())
     rows = read_history(result.run_dir)
-    val_losses = [float(r["val_total_loss"]) for r in rows]
-    assert metrics["epochs_completed"] == EPOCHS
-    assert metrics["best_epoch"] == int(np.argmin(val_losses)) + 1
-    assert metrics["best_val_total_loss"] == pytest.approx(min(val_losses))
+    ranking = [(float(r["val_f1"]), float(r["val_iou"])) for r in rows]
+    assert metrics["epochs_completed"] == EPOCHS and metrics["stop_reason"] == f"finished all {EPOCHS} epochs"
+    # Detection quality picks the best epoch: validation F1, then mean IoU (the first of equals).
+    assert metrics["best_epoch"] == ranking.index(max(ranking)) + 1
+    assert (metrics["best_val_f1"], metrics["best_val_iou"]) == pytest.approx(max(ranking))
+    assert metrics["score_threshold"] == pytest.approx(float(rows[metrics["best_epoch"] - 1]["threshold"]))
     assert metrics["final_val_iou"] == pytest.approx(float(rows[-1]["val_iou"]))
     assert metrics["images_per_second"] > 0 and metrics["seconds"] > 0
     assert metrics["device"].startswith("CPU")
@@ -136,15 +142,16 @@ def test_metrics_and_config_json(trained):
     assert {"keras", "tensorflow", "python"} <= set(saved["versions"])
 
 
-def test_best_is_the_lowest_val_loss_and_loads_without_custom_objects(trained, demo_data):
+def test_best_carries_its_epoch_and_threshold_and_loads_without_custom_objects(trained, demo_data):
     _, result, _ = trained
     best = keras.models.load_model(result.best_model)  # safe mode
-    last = keras.models.load_model(result.last_model)
+    keras.models.load_model(result.last_model)
     assert best.get_layer("class").units == 1 and best.get_layer("box").units == 4
     metrics = json.loads((result.run_dir / "metrics.json").read_text())
-    if metrics["best_epoch"] != EPOCHS:
-        x = np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3)).astype(np.float32)
-        assert not np.allclose(best.predict(x, verbose=0)[1], last.predict(x, verbose=0)[1])
+    best_meta, last_meta = read_model_metadata(result.best_model), read_model_metadata(result.last_model)
+    assert best_meta["epoch"] == metrics["best_epoch"] and last_meta["epoch"] == EPOCHS
+    assert best_meta["score_threshold"] == pytest.approx(metrics["score_threshold"])
+    assert Detector.from_file(result.best_model).threshold == pytest.approx(metrics["score_threshold"])
 
 
 def test_events_follow_the_contract(trained):
@@ -337,6 +344,10 @@ def test_metrics_are_exactly_the_four_and_iou_counts_faces_only(wrapped):
         ({"weights": "imagenet"}, "no ImageNet weights"),
         ({"learning_rate": -1.0}, "learning_rate"),
         ({"input_size": 20}, "input_size"),
+        ({"input_size": 40}, "multiple of 16"),
+        ({"tutorial_exact": True}, "tutorial-exact"),
+        ({"patience": -1}, "patience"),
+        ({"time_limit": 0}, "time_limit"),
     ],
 )
 def test_bad_settings_fail_before_any_work(overrides, message, tmp_path):
@@ -398,3 +409,33 @@ def test_auto_weights_fall_back_to_scratch_when_offline(monkeypatch, demo_data, 
     with pytest.raises(TrainingError, match="ImageNet weights"):
         train(small_config(demo_data, tmp_path / "explicit", backbone="mobilenetv2", input_size=96,
                            weights="imagenet"))
+
+
+# ------------------------------------------------------------------------------- the grid default
+
+
+def test_grid_default_learns_stops_early_and_says_why(demo_data, tmp_path):
+    """The default backbone trains its per-cell maps; with patience 2 it stops once F1 stalls, and says so."""
+    config = TrainConfig(data=str(demo_data), out=str(tmp_path / "run"), epochs=40, input_size=SIZE,
+                         batch_size=16, augment=False, patience=2)
+    assert config.backbone == "grid"
+    events: list[dict] = []
+    result = train(config, on_event=events.append)
+    rows = read_history(result.run_dir)
+    best = result.metrics["best_epoch"]
+    assert len(rows) == best + 2 < 40, "stops 2 epochs after the best one"
+    assert result.metrics["stop_reason"] == f"early stopping: validation F1 did not improve for 2 epochs (best epoch {best})"
+    assert result.stopped is False and "verdict" in result.metrics and "classic finder" in result.metrics["verdict"]
+    assert result.metrics["test_classic"]["images"] == result.metrics["test"]["images"] == 18
+    first_lr, last_lr = float(rows[0]["lr"]), float(rows[-1]["lr"])
+    assert last_lr < first_lr  # Adam with a decaying rate
+    keras.utils.set_random_seed(0)
+    untrained = val_iou(build_model("grid", SIZE), demo_data)
+    network = keras.models.load_model(result.best_model)  # plain safe-mode load: the decoding is in the graph
+    assert val_iou(network, demo_data) > untrained + 0.1
+
+
+def test_time_limit_ends_after_the_epoch_that_passes_it(demo_data, tmp_path):
+    result = train(small_config(demo_data, tmp_path, backbone="grid", epochs=50, time_limit=0.001))
+    assert result.metrics["epochs_completed"] == 1
+    assert result.metrics["stop_reason"] == "time limit reached after epoch 1" and result.stopped is False

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from training.defaults import BACKBONE_NAMES, DEFAULT_BACKBONE, DEFAULT_PATIENCE
 from training.device import quiet_tensorflow_logs
 
 PROG = "facetracker-train"
@@ -81,17 +82,24 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("data", help="dataset folder: data/{train,val,test}/{images,labels}, images/ + labels/, "
                        "or pictures with labelme JSON beside them")
     train.add_argument("--epochs", type=_positive_int, metavar="N", default=None,
-                       help="total passes over the training pictures (default: the backbone's, 60 for tiny, 10 for "
-                       "mobilenetv2 and vgg16 as in the tutorial; resuming: the run's own)")
+                       help="total passes over the training pictures (default: the backbone's, 100 for grid, 60 for "
+                       "tiny, 10 for mobilenetv2 and vgg16 as in the tutorial; resuming: the run's own)")
     train.add_argument("--out", metavar="DIR", default=None, help="run folder (default runs/train, runs/train2, ...)")
     train.add_argument("--batch-size", type=_positive_int, metavar="N", default=8, help="pictures per step (default 8)")
-    train.add_argument("--backbone", default="tiny", metavar="NAME",
-                       help="network: tiny (default, fast on a CPU), mobilenetv2, or vgg16 (the tutorial's)")
+    train.add_argument("--backbone", default=DEFAULT_BACKBONE, metavar="NAME",
+                       help=f"network: grid (default: a face score and box per cell, fast on a CPU), tiny (one box "
+                       f"from a small CNN), mobilenetv2, or vgg16 (the tutorial's); one of {', '.join(BACKBONE_NAMES)}")
     train.add_argument("--input-size", type=_positive_int, metavar="PX", default=None,
-                       help="square input side in pixels (default: the backbone's own, e.g. 80 for tiny, 120 for vgg16)")
+                       help="square input side in pixels (default: the backbone's own: 128 for grid, 80 for tiny, "
+                       "120 for vgg16)")
     train.add_argument("--lr", type=_positive_float, metavar="RATE", default=None,
-                       help="starting learning rate (default: the backbone's, 1e-3 for tiny, 1e-4 for the others "
-                       "as in the tutorial)")
+                       help="starting learning rate (default: the backbone's, 2e-3 for grid, 1e-3 for tiny, 1e-4 "
+                       "for the others as in the tutorial)")
+    train.add_argument("--patience", type=int, metavar="N", default=None,
+                       help=f"stop after N epochs without a better validation F1 (default {DEFAULT_PATIENCE}; "
+                       "0: never stop early)")
+    train.add_argument("--time-limit", type=_positive_float, metavar="MINUTES", default=None,
+                       help="stop after the epoch that passes this many minutes (the best model so far is kept)")
     train.add_argument("--weights", choices=("auto", "imagenet", "none"), default="auto",
                        help="backbone start: imagenet, none (from scratch), or auto (imagenet when the backbone "
                        "has them and they can be downloaded; default)")
@@ -130,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("model", help="a .keras file (e.g. runs/train/best.keras)")
     evaluate.add_argument("data", help="dataset folder")
     evaluate.add_argument("--split", choices=("train", "val", "test"), default="test", help="which split (default test)")
-    evaluate.add_argument("--threshold", type=_fraction, metavar="SCORE", default=0.5, help="face when the score is above this (default 0.5)")
+    evaluate.add_argument("--threshold", type=_fraction, metavar="SCORE", default=None,
+                          help="face when the score is above this (default: the model's own, chosen on validation "
+                          "when it was trained; 0.5 for a model without one)")
     evaluate.add_argument("--iou", type=_fraction, metavar="IOU", default=0.5, help="box right when IoU is at least this (default 0.5)")
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
     evaluate.add_argument("--strict", action="store_true", help="fail on the first bad picture or label")
@@ -141,14 +151,20 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("model", help="a .keras file")
     predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="pictures, or folders of pictures")
     predict.add_argument("--out", default="runs/predict", metavar="DIR", help="folder for the drawn copies (default runs/predict)")
-    predict.add_argument("--threshold", type=_fraction, metavar="SCORE", default=0.5, help="face when the score is above this (default 0.5)")
+    predict.add_argument("--threshold", type=_fraction, metavar="SCORE", default=None,
+                          help="face when the score is above this (default: the model's own, chosen on validation "
+                          "when it was trained; 0.5 for a model without one)")
 
-    demo = sub.add_parser("make-demo-data", help="write a small synthetic labelled dataset to try things with",
-                          description="Write synthetic labelled pictures in the tutorial's layout "
-                          "OUT/{train,val,test}/{images,labels} (about one in five without a face).")
+    demo = sub.add_parser("make-demo-data", help="write a labelled dataset to try things with (synthetic or real faces)",
+                          description="Write labelled pictures in the tutorial's layout OUT/{train,val,test}/{images,labels}: "
+                          "cartoon faces (about one in five without a face), or with --real, real face photos "
+                          "shipped with scikit-image and matplotlib placed in natural scenes with distractors "
+                          "(about 45 %% without a face; the test split's people appear in no other split).")
     demo.add_argument("out", help="folder to create")
-    demo.add_argument("--count", type=_positive_int, metavar="N", default=300,
-                      help="number of pictures (default 300: enough for the default model to reach IoU 0.7)")
+    demo.add_argument("--real", action="store_true",
+                      help="real face photos instead of drawn faces: what accuracy figures should be measured on")
+    demo.add_argument("--count", type=_positive_int, metavar="N", default=None,
+                      help="number of pictures (default 300 synthetic, 600 real)")
     demo.add_argument("--seed", type=int, metavar="N", default=0, help="random seed (default 0)")
     return parser
 
@@ -206,7 +222,8 @@ class ProgressBar:
                 f"class {event['class_loss']:.4f}  regress {event['regress_loss']:.4f}  iou {event['iou']:.3f}  |  "
                 f"val loss {event['val_total_loss']:.4f}  val class {event['val_class_loss']:.4f}  "
                 f"val regress {event['val_regress_loss']:.4f}  val iou {event['val_iou']:.3f}  "
-                f"lr {event['lr']:.2e}  {event['seconds']:.1f}s"
+                + (f"val F1 {event['val_f1']:.3f}  " if isinstance(event.get("val_f1"), (int, float)) else "")
+                + f"lr {event['lr']:.2e}  {event['seconds']:.1f}s"
             )
             self._print(("\r" if self.live else "") + line + ("\x1b[K" if self.live else ""))
         elif kind == "warning":
@@ -270,6 +287,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         strict=args.strict,
         seed=args.seed,
         resume=args.resume,
+        patience=args.patience,
+        time_limit=args.time_limit,
     )
     seen: dict[str, Any] = {}
     render: Callable[[dict[str, Any]], None]
@@ -306,6 +325,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.progress != "json":
         if result.stopped:
             print(f"Stopped early; continue with: {_resume_command(args, str(result.run_dir))}")
+        if result.metrics.get("stop_reason"):
+            print(f"Training ended: {result.metrics['stop_reason']}.")
+        if result.metrics.get("verdict"):
+            print(result.metrics["verdict"])
         if Path(result.best_model).is_file():
             print(f"Best model: {result.best_model}")
         print(f"Results saved to {result.run_dir}")
@@ -450,6 +473,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     images = _collect_images(args.inputs)
     detector = Detector.from_file(args.model)
+    if args.threshold is None:
+        args.threshold = detector.threshold
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
@@ -476,10 +501,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_make_demo_data(args: argparse.Namespace) -> int:
-    from training.demo import make_demo_data
+    if args.real:
+        from training.realfaces import make_real_demo_data as make
+    else:
+        from training.demo import make_demo_data as make
 
-    out = make_demo_data(args.out, count=args.count, seed=args.seed)
-    print(f"Wrote {args.count} synthetic labelled pictures.")
+    count = args.count or (600 if args.real else 300)
+    out = make(args.out, count=count, seed=args.seed)
+    print(f"Wrote {count} {'real-face' if args.real else 'synthetic'} labelled pictures.")
     print(f"Results saved to {out}")
     return 0
 

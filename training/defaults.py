@@ -10,10 +10,11 @@ minutes; 2e-3 sometimes stalled for 25 epochs with the box sigmoids saturated, s
 from __future__ import annotations
 
 #: Backbone names, the default first (training.model.BACKBONES holds their specs).
-BACKBONE_NAMES = ("tiny", "mobilenetv2", "vgg16")
-DEFAULT_BACKBONE = "tiny"
-DEFAULT_LEARNING_RATES = {"tiny": 1e-3, "mobilenetv2": 1e-4, "vgg16": 1e-4}
-DEFAULT_EPOCHS = {"tiny": 60, "mobilenetv2": 10, "vgg16": 10}
+BACKBONE_NAMES = ("grid", "tiny", "mobilenetv2", "vgg16")
+DEFAULT_BACKBONE = "grid"
+GRID_BACKBONE = "grid"  # the one with a face score and box per cell (no tutorial-exact loss)
+DEFAULT_LEARNING_RATES = {"grid": 2e-3, "tiny": 1e-3, "mobilenetv2": 1e-4, "vgg16": 1e-4}
+DEFAULT_EPOCHS = {"grid": 100, "tiny": 60, "mobilenetv2": 10, "vgg16": 10}
 DEFAULT_BATCH_SIZE = 8  # the tutorial's
 WEIGHT_CHOICES = ("auto", "imagenet", "none")
 
@@ -26,3 +27,6 @@ def default_learning_rate(backbone: str) -> float:
 def default_epochs(backbone: str) -> int:
     """How many epochs a backbone trains for when none are given."""
     return DEFAULT_EPOCHS.get(backbone, 10)
+
+#: Early stopping: epochs without a better validation F1 (then mean IoU) before training ends.
+DEFAULT_PATIENCE = 30

@@ -8,29 +8,26 @@ object-detection convention.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from training.data import Sample, load_image
+from training.detection import Detection
 from training.inference import Detector
-from training.metrics import box_iou
+from training.metrics import box_iou, detection_counts
 from training.preprocess import box_to_pixels
 
 # Pictures decoded and sent through the network at once.
 _EVAL_CHUNK = 32
 
 
-def _ratio(numerator: int, denominator: int) -> float:
-    """numerator / denominator, 0.0 when nothing was counted (scikit-learn's zero_division=0)."""
-    return numerator / denominator if denominator else 0.0
-
-
 def evaluate_model(
     detector: Detector,
     samples: Sequence[Sample],
     *,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     iou_threshold: float = 0.5,
 ) -> dict:
     """Run ``detector`` on every sample's picture and measure how well it finds the labelled faces.
@@ -39,53 +36,76 @@ def evaluate_model(
     the threshold), ``true_positives``, ``false_positives``, ``false_negatives``, ``true_negatives``,
     ``precision``, ``recall``, ``f1``, ``class_accuracy`` (face / no face right, ignoring the box),
     ``mean_iou`` (over the pictures with a face, of the predicted box whatever its score),
-    ``threshold`` and ``iou_threshold``. Ratios with nothing to count are 0.0.
+    ``false_alarms`` (pictures without a face where one was reported), ``ms_per_picture``,
+    ``threshold`` (the detector's own, stored with the model, unless given) and ``iou_threshold``.
+    Ratios with nothing to count are 0.0.
 
     Raises:
         ValueError: no samples.
         training.data.DataError: a picture cannot be read.
     """
+    return _evaluate(detector.detect_batch, samples, detector.threshold if threshold is None else threshold,
+                     iou_threshold, chunk=_EVAL_CHUNK)
+
+
+def evaluate_finder(
+    finder: object,
+    samples: Sequence[Sample],
+    *,
+    threshold: float = 0.5,
+    iou_threshold: float = 0.5,
+) -> dict:
+    """:func:`evaluate_model` for a finder whose ``detect(frame)`` gives a Detection or None (no face):
+    the classic finder, a pretrained detector. Same figures, so they compare side by side."""
+
+    def detect_all(frames: list[np.ndarray]) -> list[Detection | None]:
+        return [finder.detect(frame) for frame in frames]
+
+    return _evaluate(detect_all, samples, threshold, iou_threshold, chunk=1)
+
+
+def _evaluate(
+    detect_all: Callable[[list[np.ndarray]], list[Detection | None]],
+    samples: Sequence[Sample],
+    threshold: float,
+    iou_threshold: float,
+    chunk: int,
+) -> dict:
     samples = list(samples)
     if not samples:
         raise ValueError("no pictures to evaluate")
 
     has_face = np.array([s.has_face for s in samples], dtype=bool)
-    scores = np.empty(len(samples), dtype=np.float64)
+    scores = np.zeros(len(samples), dtype=np.float64)
     ious = np.zeros(len(samples), dtype=np.float64)
-    for start in range(0, len(samples), _EVAL_CHUNK):
-        chunk = samples[start : start + _EVAL_CHUNK]
-        images = [load_image(s.image_path) for s in chunk]
-        detections = detector.detect_batch(images)
-        for offset, (sample, image, detection) in enumerate(zip(chunk, images, detections, strict=True)):
+    seconds = 0.0
+    for start in range(0, len(samples), chunk):
+        part = samples[start : start + chunk]
+        images = [load_image(s.image_path) for s in part]
+        began = time.perf_counter()
+        detections = detect_all(images)
+        seconds += time.perf_counter() - began
+        for offset, (sample, image, detection) in enumerate(zip(part, images, detections, strict=True)):
+            if detection is None:
+                continue  # no face found: score 0, no box
             scores[start + offset] = detection.score
             if sample.has_face:
                 height, width = image.shape[:2]
                 label_px = box_to_pixels(sample.box, width, height)
                 ious[start + offset] = box_iou(np.array([detection.box]), np.array([label_px]))[0]
 
+    counts = detection_counts(has_face, scores, ious, threshold, iou_threshold)
     detected = scores > threshold
-    well_placed = ious >= iou_threshold
-    true_positives = int(np.sum(has_face & detected & well_placed))
-    false_positives = int(np.sum(detected & ~(has_face & well_placed)))
-    false_negatives = int(np.sum(has_face & ~(detected & well_placed)))
-    true_negatives = int(np.sum(~has_face & ~detected))
-    precision = _ratio(true_positives, true_positives + false_positives)
-    recall = _ratio(true_positives, true_positives + false_negatives)
     faces = int(has_face.sum())
     return {
         "images": len(samples),
         "faces": faces,
         "no_faces": len(samples) - faces,
-        "detected": int(detected.sum()),
-        "true_positives": true_positives,
-        "false_positives": false_positives,
-        "false_negatives": false_negatives,
-        "true_negatives": true_negatives,
-        "precision": precision,
-        "recall": recall,
-        "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+        **counts,
         "class_accuracy": float(np.mean(detected == has_face)),
         "mean_iou": float(ious[has_face].mean()) if faces else 0.0,
+        "false_alarms": int(np.sum(detected & ~has_face)),
+        "ms_per_picture": 1000 * seconds / len(samples),
         "threshold": float(threshold),
         "iou_threshold": float(iou_threshold),
     }
@@ -105,7 +125,25 @@ def format_table(metrics: dict) -> str:
             f"{metrics['true_positives']} / {metrics['false_positives']} / "
             f"{metrics['false_negatives']} / {metrics['true_negatives']}",
         ),
-        ("rule", f"face when score > {metrics['threshold']:g}; box right when IoU >= {metrics['iou_threshold']:g}"),
+        ("rule", f"face when score > {metrics['threshold']:.3g}; box right when IoU >= {metrics['iou_threshold']:g}"),
     ]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def verdict(model: dict, classic: dict | None) -> str:
+    """Where a freshly trained model stands, in words: its test figures beside the classic finder's
+    on the same pictures, and what usually helps when it is behind."""
+    line = f"Your model: F1 {model['f1']:.2f}, mean IoU {model['mean_iou']:.2f} on {model['images']} test pictures"
+    if not classic or "f1" not in classic:
+        return line + "."
+    line += f"; classic finder: F1 {classic['f1']:.2f}, mean IoU {classic['mean_iou']:.2f}."
+    if model["f1"] >= classic["f1"]:
+        return line + " Your model does better than the classic finder."
+    advice = []
+    if model["faces"] < 300:
+        advice.append("more pictures of your face (move, turn, change the light)")
+    if model["no_faces"] < model["faces"] / 2 or model.get("false_alarms", 0):
+        advice.append("more pictures without a face")
+    advice.append("more epochs")
+    return line + " Your model is worse than the classic finder; what usually helps: " + ", ".join(advice) + "."

@@ -14,7 +14,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from training.detection import Detection, ModelFileError
+from training.detection import (
+    DEFAULT_SCORE_THRESHOLD,
+    Detection,
+    ModelFileError,
+    read_model_metadata,
+    score_threshold_of,
+)
 from training.model import model_input_size
 from training.preprocess import box_to_pixels, preprocess_frame, preprocess_frames
 
@@ -135,12 +141,18 @@ def _device_name() -> str:
 class Detector:
     """A loaded detector ready for frames: preprocessing, a compiled forward pass, pixel boxes."""
 
-    def __init__(self, model: keras.Model, path: Path | None = None) -> None:
+    def __init__(self, model: keras.Model, path: Path | None = None, threshold: float | None = None) -> None:
         problem = _shape_problem(model)
         if problem:
             raise ValueError(f"not a FaceTracker face detector: {problem}")
         self.model = model
         self.path = Path(path) if path is not None else None
+        #: What the model file says of itself (training.detection.write_model_metadata); {} for none.
+        self.metadata: dict = read_model_metadata(self.path) if self.path is not None else {}
+        #: The score above which a detection is a face: the one chosen on validation when the model
+        #: was trained (stored in the file), else the tutorial's 0.5.
+        self.threshold: float = (float(threshold) if threshold is not None
+                                 else score_threshold_of(self.metadata) if self.metadata else DEFAULT_SCORE_THRESHOLD)
         self.input_size: int = model_input_size(model)
         self.device: str = _device_name()
         self._forward = _compile_forward(model, self.input_size)
@@ -148,12 +160,14 @@ class Detector:
         self._forward(np.zeros((1, self.input_size, self.input_size, 3), dtype=np.float32))
 
     @classmethod
-    def from_file(cls, path: str | Path) -> Detector:
-        """Load a ``.keras`` file (see :func:`load_detector_model`) and get it ready for frames."""
-        return cls(load_detector_model(path), path=Path(path))
+    def from_file(cls, path: str | Path, threshold: float | None = None) -> Detector:
+        """Load a ``.keras`` file (see :func:`load_detector_model`) and get it ready for frames;
+        ``threshold`` overrides the one stored in the file."""
+        return cls(load_detector_model(path), path=Path(path), threshold=threshold)
 
     def __repr__(self) -> str:
-        return f"Detector(path={self.path}, input_size={self.input_size}, device={self.device!r})"
+        return (f"Detector(path={self.path}, input_size={self.input_size}, threshold={self.threshold:.3f}, "
+                f"device={self.device!r})")
 
     def detect(self, frame_bgr: np.ndarray) -> Detection:
         """Score one BGR frame (any size) and place the box in its pixels."""

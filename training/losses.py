@@ -8,6 +8,7 @@ lets training skip boxes of no-face pictures, which the tutorial pulls toward ``
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 CLASS_LOSS_WEIGHT = 0.5
@@ -15,15 +16,7 @@ CLASS_LOSS_WEIGHT = 0.5
 
 def localization_loss(y_true, y_pred, mask=None):
     """Sum over the batch of ``(dx1^2 + dy1^2) + (dw^2 + dh^2)`` for boxes ``[x1, y1, x2, y2]``."""
-    y_true = ops.cast(y_true, "float32")
-    y_pred = ops.cast(y_pred, "float32")
-    delta_coord = ops.sum(ops.square(y_true[:, :2] - y_pred[:, :2]), axis=-1)
-    w_true = y_true[:, 2] - y_true[:, 0]
-    h_true = y_true[:, 3] - y_true[:, 1]
-    w_pred = y_pred[:, 2] - y_pred[:, 0]
-    h_pred = y_pred[:, 3] - y_pred[:, 1]
-    delta_size = ops.square(w_true - w_pred) + ops.square(h_true - h_pred)
-    per_sample = delta_coord + delta_size
+    per_sample = _localization_per_box(ops.cast(y_true, "float32"), ops.cast(y_pred, "float32"))
     if mask is not None:
         per_sample = per_sample * ops.reshape(ops.cast(mask, "float32"), (-1,))
     return ops.sum(per_sample)
@@ -42,3 +35,64 @@ def total_loss(class_true, class_pred, box_true, box_pred, face_only: bool = Tru
     mask = class_true if face_only else None
     regress_l = localization_loss(box_true, box_pred, mask=mask)
     return regress_l + CLASS_LOSS_WEIGHT * class_l, class_l, regress_l
+
+
+def _bce_from_logits(target, logits):
+    """Binary cross-entropy of a sigmoid output, computed from its logits (stable for any logit)."""
+    return ops.maximum(logits, 0.0) - logits * target + ops.log1p(ops.exp(-ops.abs(logits)))
+
+
+def grid_losses(class_true, box_true, score_logits, cell_boxes, grid: int):
+    """The seed's losses on the per-cell head: ``(class_loss, regress_loss, responsible_box)``.
+
+    The cell holding a face's centre is responsible for it: ``localization_loss`` fits that cell's
+    box (face pictures only), and binary cross-entropy pushes its score to 1. Every other cell is a
+    "no face" for the same binary cross-entropy, except the responsible cell's 8 neighbours, which
+    may see much of the face and are left alone. Negatives count twice: their mean (all of them
+    learn) and their hardest one (the cell whose score decides a false alarm, since the model's
+    face score is its best cell's). Averaged over the batch.
+
+    Args:
+        class_true: (N, 1) 1 for a face.  box_true: (N, 4) the face's ``[x1, y1, x2, y2]`` in [0, 1].
+        score_logits: (N, G, G, 1) raw score map.  cell_boxes: (N, G*G, 4) from ``grid_cell_boxes``.
+    """
+    face = ops.reshape(ops.cast(class_true, "float32"), (-1,))
+    box_true = ops.cast(box_true, "float32")
+    logits = ops.reshape(ops.cast(score_logits, "float32"), (-1, grid * grid))
+    centre_x = (box_true[:, 0] + box_true[:, 2]) / 2
+    centre_y = (box_true[:, 1] + box_true[:, 3]) / 2
+    column = ops.clip(ops.floor(centre_x * grid), 0, grid - 1)
+    row = ops.clip(ops.floor(centre_y * grid), 0, grid - 1)
+    responsible = ops.cast(row * grid + column, "int32")
+
+    cells = np.arange(grid * grid)
+    cell_column = ops.convert_to_tensor((cells % grid).astype("float32"))[None, :]
+    cell_row = ops.convert_to_tensor((cells // grid).astype("float32"))[None, :]
+    near = ops.cast(
+        (ops.abs(cell_column - column[:, None]) <= 1) & (ops.abs(cell_row - row[:, None]) <= 1), "float32"
+    ) * face[:, None]
+    positive = ops.one_hot(responsible, grid * grid) * face[:, None]
+    negative = 1.0 - near
+
+    positive_loss = ops.sum(positive * _bce_from_logits(1.0, logits), axis=-1)
+    negative_loss = _bce_from_logits(0.0, logits) * negative
+    mean_negative = ops.sum(negative_loss, axis=-1) / ops.maximum(ops.sum(negative, axis=-1), 1.0)
+    hardest_negative = ops.max(negative_loss, axis=-1)
+    class_l = ops.mean(positive_loss + mean_negative + hardest_negative)
+
+    cell_boxes = ops.cast(cell_boxes, "float32")
+    picked = ops.take_along_axis(cell_boxes, ops.reshape(responsible, (-1, 1, 1)), axis=1)
+    responsible_box = ops.reshape(picked, (-1, 4))
+    # The responsible cell and its neighbours all box the face (the model answers with whichever
+    # scores best): the tutorial's localization loss of each, averaged over the block, summed over faces.
+    per_cell = _localization_per_box(box_true[:, None, :], cell_boxes)  # (N, G*G)
+    regress_l = ops.sum(ops.sum(per_cell * near, axis=-1) / ops.maximum(ops.sum(near, axis=-1), 1.0))
+    return class_l, regress_l, responsible_box
+
+
+def _localization_per_box(y_true, y_pred):
+    """``localization_loss`` before the sum: one value per box, boxes on the last axis."""
+    delta_coord = ops.sum(ops.square(y_true[..., :2] - y_pred[..., :2]), axis=-1)
+    size_true = y_true[..., 2:] - y_true[..., :2]
+    size_pred = y_pred[..., 2:] - y_pred[..., :2]
+    return delta_coord + ops.sum(ops.square(size_true - size_pred), axis=-1)

@@ -34,3 +34,42 @@ def box_iou_tensor(y_true, y_pred):
     inter = iw * ih
     union = (tx2 - tx1) * (ty2 - ty1) + (px2 - px1) * (py2 - py1) - inter
     return ops.where(union > 0, inter / ops.maximum(union, 1e-12), 0.0)
+
+
+def detection_counts(has_face: np.ndarray, scores: np.ndarray, ious: np.ndarray, threshold: float,
+                     iou_threshold: float = 0.5) -> dict:
+    """Precision, recall and F1 of one-face-per-picture detections at a score threshold.
+
+    A picture is a true positive when it has a face, the score is above ``threshold`` and the box
+    overlaps the face by at least ``iou_threshold``; a confident box in the wrong place is both a
+    false positive and a false negative (the usual object-detection convention).
+    """
+    has_face = np.asarray(has_face, bool)
+    detected = np.asarray(scores) > threshold
+    well_placed = np.asarray(ious) >= iou_threshold
+    tp = int(np.sum(has_face & detected & well_placed))
+    fp = int(np.sum(detected & ~(has_face & well_placed)))
+    fn = int(np.sum(has_face & ~(detected & well_placed)))
+    tn = int(np.sum(~has_face & ~detected))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    return {
+        "true_positives": tp, "false_positives": fp, "false_negatives": fn, "true_negatives": tn,
+        "detected": int(detected.sum()), "precision": precision, "recall": recall,
+        "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+    }
+
+
+def best_f1_threshold(has_face: np.ndarray, scores: np.ndarray, ious: np.ndarray,
+                      iou_threshold: float = 0.5) -> tuple[float, float]:
+    """The score threshold with the highest F1 (ties: the middle of the best run) and that F1.
+
+    Candidates are the midpoints between neighbouring distinct scores, so the threshold sits
+    between the pictures it separates rather than on one of them.
+    """
+    scores = np.asarray(scores, np.float64)
+    distinct = np.unique(np.concatenate([[0.0, 1.0], np.clip(scores, 0.0, 1.0)]))
+    candidates = (distinct[:-1] + distinct[1:]) / 2
+    f1s = np.array([detection_counts(has_face, scores, ious, t, iou_threshold)["f1"] for t in candidates])
+    best = np.flatnonzero(f1s == f1s.max())
+    return float(candidates[best[len(best) // 2]]), float(f1s.max())

@@ -37,19 +37,30 @@ from keras import ops
 from training.defaults import (
     DEFAULT_BACKBONE,
     DEFAULT_BATCH_SIZE,
+    DEFAULT_PATIENCE,
     WEIGHT_CHOICES,
     default_epochs,
     default_learning_rate,
 )
-from training.losses import total_loss
-from training.metrics import box_iou_tensor
-from training.model import BACKBONES, WeightsUnavailableError, build_model, model_input_size
+from training.detection import write_model_metadata
+from training.losses import CLASS_LOSS_WEIGHT, grid_losses, total_loss
+from training.metrics import best_f1_threshold, box_iou, box_iou_tensor
+from training.model import (
+    BACKBONES,
+    WeightsUnavailableError,
+    build_model,
+    grid_cell_boxes,
+    grid_maps_model,
+    is_grid_model,
+    model_input_size,
+)
 from training.optimizer import make_optimizer
 
 EventCallback = Callable[[dict], None]
 
 METRIC_NAMES = ("total_loss", "class_loss", "regress_loss", "iou")
-HISTORY_COLUMNS = ("epoch", *METRIC_NAMES, *(f"val_{name}" for name in METRIC_NAMES), "lr")
+# val_f1: F1 at IoU 0.5 on the validation pictures at the score threshold that maximises it (threshold).
+HISTORY_COLUMNS = ("epoch", *METRIC_NAMES, *(f"val_{name}" for name in METRIC_NAMES), "val_f1", "threshold", "lr")
 STATE_DIR = "train_state"
 
 
@@ -75,6 +86,8 @@ class TrainConfig:
     strict: bool = False
     seed: int = 0
     resume: str | None = None
+    patience: int | None = None  # epochs without a better validation F1 before stopping; None: the default, 0: never
+    time_limit: float | None = None  # minutes; training ends after the epoch that passes it
 
 
 @dataclass
@@ -97,7 +110,9 @@ class FaceTrackerModel(keras.Model):
 
     def __init__(self, network: keras.Model, face_only: bool = True, **kwargs):
         super().__init__(**kwargs)
-        self.network = network
+        # The grid head trains on its raw per-cell maps (same weights, see training.model.grid_maps_model).
+        self.grid = is_grid_model(network)
+        self.network = grid_maps_model(network) if self.grid else network
         self.face_only = face_only
         self.total_loss_tracker = keras.metrics.Mean(name="total_loss")
         self.class_loss_tracker = keras.metrics.Mean(name="class_loss")
@@ -110,8 +125,18 @@ class FaceTrackerModel(keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Tutorial total loss; also updates the four trackers that make up the logs."""
         class_true, box_true = y
-        class_pred, box_pred = y_pred
-        total, class_l, regress_l = total_loss(class_true, class_pred, box_true, box_pred, face_only=self.face_only)
+        if self.grid:
+            score_logits, box_map = y_pred
+            grid = int(score_logits.shape[1])
+            cell_boxes = grid_cell_boxes(box_map, grid)
+            class_l, regress_l, _ = grid_losses(class_true, box_true, score_logits, cell_boxes, grid)
+            total = regress_l + CLASS_LOSS_WEIGHT * class_l
+            best = ops.argmax(ops.reshape(score_logits, (-1, grid * grid)), axis=-1)
+            box_pred = ops.reshape(ops.take_along_axis(cell_boxes, ops.reshape(best, (-1, 1, 1)), axis=1), (-1, 4))
+        else:
+            class_pred, box_pred = y_pred
+            total, class_l, regress_l = total_loss(class_true, class_pred, box_true, box_pred,
+                                                   face_only=self.face_only)
         face = ops.reshape(ops.cast(class_true, "float32"), (-1,))
         self.total_loss_tracker.update_state(total)
         self.class_loss_tracker.update_state(class_l)
@@ -189,6 +214,19 @@ def _validate(config: TrainConfig) -> None:
         raise TrainingError(f"learning_rate must be a positive number, got {config.learning_rate!r}")
     if config.input_size is not None and (not isinstance(config.input_size, int) or config.input_size < 32):
         raise TrainingError(f"input_size must be a whole number of at least 32 pixels, got {config.input_size!r}")
+    if BACKBONES[config.backbone].box_pooling == "grid":
+        if config.tutorial_exact:
+            raise TrainingError(f"--tutorial-exact is the tutorial's single-box training; the {config.backbone} "
+                                "backbone has one box per cell: use it with --backbone vgg16 (or tiny)")
+        if config.input_size is not None and config.input_size % 16:
+            raise TrainingError(f"input_size of the {config.backbone} backbone must be a multiple of 16, "
+                                f"got {config.input_size}")
+    if config.patience is not None and (not isinstance(config.patience, int) or config.patience < 0):
+        raise TrainingError(f"patience must be a whole number of epochs (0: never stop early), got {config.patience!r}")
+    if config.time_limit is not None and not (
+        isinstance(config.time_limit, int | float) and math.isfinite(config.time_limit) and config.time_limit > 0
+    ):
+        raise TrainingError(f"time_limit must be a positive number of minutes, got {config.time_limit!r}")
 
 
 def _load_resume(config: TrainConfig) -> tuple[TrainConfig, dict, dict]:
@@ -215,6 +253,8 @@ def _load_resume(config: TrainConfig) -> tuple[TrainConfig, dict, dict]:
         epochs=config.epochs or merged.get("epochs"), data=config.data or merged.get("data"), resume=str(run_dir),
         out=str(run_dir),
         mixed_precision=config.mixed_precision, strict=config.strict,
+        patience=config.patience if config.patience is not None else merged.get("patience"),
+        time_limit=config.time_limit,
     )
     return TrainConfig(**merged), saved, state
 
@@ -301,9 +341,14 @@ class _RunRecorder(keras.callbacks.Callback):
     """Emits progress events, polls ``should_stop``, catches NaN, and checkpoints finished epochs."""
 
     def __init__(self, *, run_dir: Path, network: keras.Model, epochs: int, batches: int,
-                 batch_size: int, train_images: int, history: list[dict], best_val: float, best_epoch: int,
-                 emit: EventCallback, should_stop: Callable[[], bool] | None, state_extra: dict):
+                 batch_size: int, train_images: int, history: list[dict], best: tuple[float, float],
+                 best_epoch: int, emit: EventCallback, should_stop: Callable[[], bool] | None, state_extra: dict,
+                 val_batches: keras.utils.PyDataset, patience: int, deadline: float | None):
         super().__init__()
+        self.val_batches = val_batches
+        self.patience = patience
+        self.deadline = deadline  # time.perf_counter() value after which no new epoch starts
+        self.stop_reason: str | None = None
         self.run_dir = run_dir
         self.network = network
         self.epochs = epochs
@@ -311,7 +356,7 @@ class _RunRecorder(keras.callbacks.Callback):
         self.batch_size = batch_size
         self.train_images = train_images
         self.history = history
-        self.best_val = best_val
+        self.best = best  # (validation F1, validation mean IoU) of the best epoch so far
         self.best_epoch = best_epoch
         self.emit = emit
         self.should_stop = should_stop
@@ -372,14 +417,40 @@ class _RunRecorder(keras.callbacks.Callback):
             )
             self.model.stop_training = True
             return
+        row.update(self._validation_detections())
         row["lr"] = self._lr()
         row["seconds"] = time.perf_counter() - self._epoch_started
-        improved = row["val_total_loss"] < self.best_val
+        score = (row["val_f1"], row["val_iou"])
+        improved = score > self.best
         if improved:
-            self.best_val, self.best_epoch = row["val_total_loss"], epoch + 1
+            self.best, self.best_epoch = score, epoch + 1
         self.history.append(row)
         self._checkpoint(improved)
         self.emit({"event": "epoch", "epochs": self.epochs, **row})
+        if self.patience and epoch + 1 - self.best_epoch >= self.patience and epoch + 1 < self.epochs:
+            self.stop_reason = (f"early stopping: validation F1 did not improve for {self.patience} epochs "
+                                f"(best epoch {self.best_epoch})")
+            self.model.stop_training = True
+        elif self.deadline is not None and time.perf_counter() >= self.deadline and epoch + 1 < self.epochs:
+            self.stop_reason = f"time limit reached after epoch {epoch + 1}"
+            self.model.stop_training = True
+
+    def _validation_detections(self) -> dict:
+        """F1 at IoU 0.5 on the validation pictures at the threshold that maximises it, and that threshold.
+
+        Detection quality, not loss, decides which epoch is best: a lower loss can come with boxes
+        that land on fewer faces.
+        """
+        has_face, scores, ious = [], [], []
+        for index in range(len(self.val_batches)):
+            x, (classes, boxes) = self.val_batches[index]
+            class_pred, box_pred = (ops.convert_to_numpy(out) for out in self.network(x, training=False))
+            has_face.append(classes[:, 0] > 0.5)
+            scores.append(class_pred[:, 0])
+            ious.append(box_iou(box_pred, boxes))
+        has_face, scores, ious = (np.concatenate(parts) for parts in (has_face, scores, ious))
+        threshold, f1 = best_f1_threshold(has_face, scores, ious)
+        return {"val_f1": f1, "threshold": threshold}
 
     def _checkpoint(self, improved: bool) -> None:
         """Write a finished epoch's files under temporary names, then swap them all in together.
@@ -389,8 +460,8 @@ class _RunRecorder(keras.callbacks.Callback):
         """
         state_dir = self.run_dir / STATE_DIR
         state_dir.mkdir(exist_ok=True)
-        state = {**self.state_extra, "epoch": self.history[-1]["epoch"], "best_val_total_loss": self.best_val,
-                 "best_epoch": self.best_epoch, "history": self.history,
+        state = {**self.state_extra, "epoch": self.history[-1]["epoch"], "best_val_f1": self.best[0],
+                 "best_val_iou": self.best[1], "best_epoch": self.best_epoch, "history": self.history,
                  "optimizer_iterations": int(ops.convert_to_numpy(self.model.optimizer.iterations))}
         staged: list[tuple[Path, Path]] = []
 
@@ -400,7 +471,15 @@ class _RunRecorder(keras.callbacks.Callback):
             staged.append((tmp, final))
             return tmp
 
-        last_tmp = stage(self.run_dir / "last.keras", self.network.save)
+        row = self.history[-1]
+        metadata = {"score_threshold": row["threshold"], "epoch": row["epoch"], "val_f1": row["val_f1"],
+                    "val_iou": row["val_iou"], "iou_threshold": 0.5}
+
+        def save_network(tmp: Path) -> None:
+            self.network.save(tmp)
+            write_model_metadata(tmp, metadata)
+
+        last_tmp = stage(self.run_dir / "last.keras", save_network)
         if improved:
             stage(self.run_dir / "best.keras", lambda tmp: shutil.copyfile(last_tmp, tmp))
         stage(state_dir / "optimizer.npz", lambda tmp: tmp.write_bytes(_optimizer_state_bytes(self.model.optimizer)))
@@ -488,8 +567,9 @@ def train(
         run_dir = Path(config.out) if config.out else next_run_dir()
         run_dir.mkdir(parents=True, exist_ok=True)
 
+    grid = is_grid_model(network)
     train_batches = make_batches(train_samples, input_size=input_size, batch_size=config.batch_size,
-                                 augment=config.augment, shuffle=True, seed=config.seed)
+                                 augment=config.augment, shuffle=True, seed=config.seed, jitter=grid)
     val_batches = make_batches(val_samples, input_size=input_size, batch_size=config.batch_size)
     if config.resume and hasattr(train_batches, "set_epoch"):
         train_batches.set_epoch(int(state.get("epoch", 0)))  # the order and augmentations a straight run would use
@@ -499,7 +579,8 @@ def train(
             "the learning-rate decay keeps the run's original pace")})
 
     model = FaceTrackerModel(network, face_only=not config.tutorial_exact, name="facetracker_trainer")
-    optimizer = make_optimizer(batches_per_epoch, learning_rate)
+    optimizer = make_optimizer(batches_per_epoch, learning_rate,
+                               total_steps=config.epochs * batches_per_epoch if grid else None)
     model.compile(optimizer=optimizer)
     start_epoch = int(state.get("epoch", 0))
     if config.resume:
@@ -516,7 +597,10 @@ def train(
     recorder = _RunRecorder(
         run_dir=run_dir, network=network, epochs=config.epochs, batches=len(train_batches),
         batch_size=config.batch_size, train_images=len(train_samples), history=history,
-        best_val=float(state.get("best_val_total_loss", math.inf)), best_epoch=int(state.get("best_epoch", 0)),
+        best=(float(state.get("best_val_f1", -1.0)), float(state.get("best_val_iou", -1.0))),
+        best_epoch=int(state.get("best_epoch", 0)), val_batches=val_batches,
+        patience=DEFAULT_PATIENCE if config.patience is None else config.patience,
+        deadline=started + 60 * config.time_limit if config.time_limit else None,
         emit=emit, should_stop=should_stop,
         state_extra={"batches_per_epoch": batches_per_epoch},
     )
@@ -540,13 +624,20 @@ def train(
         kept = (f"the checkpoints of epoch {history[-1]['epoch']} are kept in {run_dir}" if history
                 else "no epoch had finished, so no model was saved")
         raise TrainingError(f"{recorder.failure} {kept[0].upper()}{kept[1:]}.")
-    stopped = stopped or recorder.stop_requested or len(history) < config.epochs
+    stopped = stopped or recorder.stop_requested or (len(history) < config.epochs and recorder.stop_reason is None)
+    if stopped:
+        stop_reason = "stopped by the user"
+    else:
+        stop_reason = recorder.stop_reason or f"finished all {config.epochs} epochs"
 
     best_model, last_model = run_dir / "best.keras", run_dir / "last.keras"
     metrics: dict[str, Any] = {
         "epochs_completed": len(history),
         "best_epoch": recorder.best_epoch or None,
-        "best_val_total_loss": recorder.best_val if history else None,
+        "best_val_f1": recorder.best[0] if history else None,
+        "best_val_iou": recorder.best[1] if history else None,
+        "score_threshold": next((row["threshold"] for row in history if row["epoch"] == recorder.best_epoch), None),
+        "stop_reason": stop_reason,
         "final_val_iou": history[-1]["val_iou"] if history else None,
         "final": {k: history[-1][k] for k in HISTORY_COLUMNS} if history else None,
         "images_per_second": (recorder.timed_images / recorder.train_seconds) if recorder.train_seconds else None,
@@ -557,7 +648,14 @@ def train(
     if history:
         plot_losses(history, run_dir / "losses.png")
         test_samples = dataset.splits.get("test") or []
-        metrics["test"] = _evaluate_test_split(best_model, test_samples) if test_samples and not stopped else None
+        if test_samples and not stopped:
+            from training.evaluate import verdict
+
+            metrics["test"] = _evaluate_test_split(best_model, test_samples)
+            metrics["test_classic"] = _evaluate_classic_finder(test_samples)
+            metrics["verdict"] = verdict(metrics["test"], metrics["test_classic"])
+        else:
+            metrics["test"] = None
     metrics["seconds"] = time.perf_counter() - started
     _atomic_write_json(run_dir / "metrics.json", metrics)
     result = RunResult(run_dir=run_dir, best_model=best_model, last_model=last_model, metrics=metrics, stopped=stopped)
@@ -567,8 +665,19 @@ def train(
 
 
 def _evaluate_test_split(model_path: Path, samples: list) -> dict:
-    """Detection quality of the best checkpoint on the held-out test pictures."""
+    """Detection quality of the best checkpoint on the held-out test pictures, at its stored threshold."""
     from training.evaluate import evaluate_model
     from training.inference import Detector
 
     return evaluate_model(Detector.from_file(model_path), samples)
+
+
+def _evaluate_classic_finder(samples: list) -> dict | None:
+    """The classic face finder (the app's stand-in) on the same test pictures: the bar to beat."""
+    from training.classic import ClassicFaceFinder
+    from training.evaluate import evaluate_finder
+
+    try:
+        return evaluate_finder(ClassicFaceFinder(), samples)
+    except (ImportError, OSError) as exc:  # scikit-image's cascade missing: say nothing rather than fail the run
+        return {"error": str(exc)}
