@@ -1,19 +1,25 @@
 """The Label tab: go through a dataset's pictures and give each one face box, or mark it "no face".
 
 What the tutorial did in labelme, without leaving the app, and faster: every new picture comes
-with a suggested box (from the user's model once there is one, else from the classic LBP face
-finder), so labelling is mostly pressing → and correcting now and then. Labels are written with
+with a suggested box (from MTCNN, a pretrained face detector; without it from the user's model or
+the classic LBP face finder), so labelling is mostly pressing → and correcting now and then.
+"Suggest all" pre-labels every unlabelled picture in a background thread
+(``training.autolabel.autolabel_dataset``); those labels are marked as suggested, shown as such, and
+become the user's own once accepted (→) or corrected. Labels are written with
 ``training.data.write_labelme``, so they are the labelme JSON the trainer reads and labelme opens:
 ``DATASET/images/x.jpg`` gets ``DATASET/labels/x.json``. A picture counts as labelled when its JSON
 exists; a "no face" picture gets a JSON with no shapes, so it is told apart from one not yet seen.
 
-Keys: → or D next (accepts a suggested box), ← or A previous, N no face, Delete moves the picture
-(and its label) to ``DATASET/trash/``, Enter accepts the suggestion, U jumps to the next unlabelled.
+Keys: → or D next (accepts a suggested box or label), ← or A previous, N no face, Delete moves the
+picture (and its label) to ``DATASET/trash/``, Enter accepts the suggestion, U jumps to the next
+unlabelled or not yet reviewed picture.
 """
 
 from __future__ import annotations
 
 import shutil
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +37,7 @@ from PySide6.QtGui import (
     QPen,
 )
 from PySide6.QtWidgets import (
+    QComboBox,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -49,6 +56,14 @@ from desktop import settings as keys
 from desktop.imaging import bgr_to_qimage
 from desktop.settings import read_str
 from desktop.widgets import FolderField
+from training.autolabel import (
+    DEFAULT_MIN_SCORE,
+    AutolabelReport,
+    SuggestionMark,
+    autolabel_dataset,
+    mtcnn_available,
+    read_suggestion_mark,
+)
 
 FACE_THRESHOLD = 0.5
 MIN_BOX_PX = 2.0  # a drag shorter than this is a click, not a box
@@ -57,6 +72,14 @@ Box = tuple[float, float, float, float]
 
 UNLABELLED, FACE, NO_FACE, BROKEN = "unlabelled", "face", "no face", "broken"
 _STATUS_MARK = {UNLABELLED: "○", FACE: "●", NO_FACE: "∅", BROKEN: "⚠"}
+_SUGGESTED_MARK = {FACE: "◐", NO_FACE: "◌"}  # labelled by "Suggest all", not reviewed yet
+
+# Suggestion engines: the key, and how the UI names it ("suggested by ...").
+MTCNN, MODEL, CLASSIC = "mtcnn", "model", "classic"
+ENGINE_NAMES = {MTCNN: "MTCNN", MODEL: "your model", CLASSIC: "the classic finder"}
+_SCORED_ENGINES = (MTCNN, MODEL)  # the classic finder's score is always 1.0: not shown
+_ENGINE_TIP = ("Who suggests the face box: MTCNN, a pretrained face detector (best); your trained model "
+               "(to see how it does); or the classic LBP finder")
 
 
 def clamp_box(box: Box, width: int, height: int) -> Box | None:
@@ -71,11 +94,14 @@ def clamp_box(box: Box, width: int, height: int) -> Box | None:
 
 
 def label_path_for(image_path: Path) -> Path:
-    """Where a picture's label goes: ``../labels/<stem>.json`` for pictures in an ``images`` folder
-    (the tutorial's layout), else beside the picture (labelme's default)."""
-    if image_path.parent.name == "images":
-        return image_path.parent.parent / "labels" / f"{image_path.stem}.json"
-    return image_path.with_suffix(".json")
+    """Where a picture's label goes: ``training.data.label_path_for``, the rule "Suggest all" follows too."""
+    from training.data import label_path_for as rule
+
+    return rule(image_path)
+
+
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 @dataclass
@@ -89,19 +115,24 @@ class LabelEntry:
     width: int = 0
     height: int = 0
     note: str = ""              # why a picture is broken, or why its old label was ignored
+    suggested_by: SuggestionMark | None = None  # labelled by "Suggest all" and not reviewed yet
 
     @property
     def labelled(self) -> bool:
         return self.status in (FACE, NO_FACE)
 
+    @property
+    def unreviewed(self) -> bool:
+        return self.labelled and self.suggested_by is not None
+
 
 @dataclass(frozen=True)
 class Suggestion:
-    """What the model or the classic finder proposes for a picture."""
+    """What MTCNN, the user's model or the classic finder proposes for a picture."""
 
     box: Box | None        # None: it found no face
-    score: float | None
-    source: str            # "model" or "classic face finder"
+    score: float | None    # None where the engine has no meaningful score (the classic finder)
+    source: str            # who suggested it: "MTCNN", "your model", "the classic finder"
     error: str = ""
 
 
@@ -128,6 +159,7 @@ def scan_dataset(root: Path) -> tuple[list[LabelEntry], list[str]]:
             entries[sample.image_path] = LabelEntry(
                 sample.image_path, sample.label_path or label_path_for(sample.image_path), status, box,
                 sample.width, sample.height,
+                suggested_by=read_suggestion_mark(sample.label_path) if sample.label_path else None,
             )
     for problem in dataset.problems:
         path = problem.path
@@ -361,6 +393,35 @@ class BoxCanvas(QWidget):
             painter.drawText(text_rect, Qt.AlignmentFlag.AlignCenter, self._banner)
 
 
+# ------------------------------------------------------------------------------------------------ suggest all
+
+
+class _ModelFinder:
+    """A trained Detector behind the finders' interface, so "Suggest all" can use the user's model."""
+
+    label = "face (your model)"
+    name = ENGINE_NAMES[MODEL]
+
+    def __init__(self, detector) -> None:
+        self._detector = detector
+
+    def detect(self, frame_bgr: np.ndarray):
+        return self._detector.detect(frame_bgr)
+
+
+def run_suggest_all(
+    root: Path,
+    make_finder: Callable[[], object],
+    min_score: float,
+    stop: threading.Event,
+    on_progress: Callable[[int, int, Path], None],
+) -> AutolabelReport:
+    """What "Suggest all" runs off the UI thread: build the finder (MTCNN loads TensorFlow: seconds),
+    then pre-label every unlabelled picture, stopping between two pictures once ``stop`` is set."""
+    return autolabel_dataset(root, finder=make_finder(), min_score=min_score, on_progress=on_progress,
+                             should_stop=stop.is_set)
+
+
 # ------------------------------------------------------------------------------------------------ tab
 
 
@@ -369,8 +430,12 @@ class LabelTab(QWidget):
 
     labels_changed = Signal()           # a label was written or a picture moved away
     dataset_chosen = Signal(str)
+    suggest_all_finished = Signal(object)                # AutolabelReport, or None when it failed
     _scan_done = Signal(int, object, object, str)        # scan number, entries, problems, error
-    _suggestion_done = Signal(int, str, object)          # detector generation, image path, Suggestion
+    _suggestion_done = Signal(int, str, object)          # engine generation, image path, Suggestion
+    _engine_failed = Signal(int, str, str)               # engine generation, engine, why it cannot load
+    _suggest_all_progress = Signal(int, int, str)        # pictures done, pictures to label, the last picture
+    _suggest_all_done = Signal(object, str)              # AutolabelReport (None when it failed), error
 
     def __init__(self, settings: QSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -387,12 +452,24 @@ class LabelTab(QWidget):
         self._scanning = False
         self._detector = None
         self._generation = 0
-        self._finder = None  # ClassicFaceFinder, made in the suggestion thread on first use
+        self._finders: dict[str, object] = {}  # MTCNN / classic finder, made off the UI thread on first use
+        self._finders_lock = threading.Lock()   # the suggestion thread and "Suggest all" share them
+        self._mtcnn_error = "" if mtcnn_available() else "MTCNN is not installed: pip install mtcnn"
+        self._engine = self._default_engine()
+        self._engine_chosen = False             # True once the user picks an engine by hand
+        self._suggest_all_pool = QThreadPool(self)
+        self._suggest_all_pool.setMaxThreadCount(1)
+        self._suggest_all_stop: threading.Event | None = None  # set while "Suggest all" runs; set() cancels
+        self._suggest_engine = self._engine
+        self._after_suggest_all = False  # the next scan shows the first label to review, keeps the summary
         self._suggestions: dict[Path, Suggestion] = {}
         self._asked: set[Path] = set()
         self._current_image: np.ndarray | None = None
         self._scan_done.connect(self._on_scan_done)
         self._suggestion_done.connect(self._on_suggestion_done)
+        self._engine_failed.connect(self._on_engine_failed)
+        self._suggest_all_progress.connect(self._on_suggest_progress)
+        self._suggest_all_done.connect(self._on_suggest_all_done)
         self._build_ui()
         self._build_actions()
         folder = read_str(self.settings, keys.DATASET)
@@ -418,7 +495,8 @@ class LabelTab(QWidget):
         self.canvas.box_edited.connect(self._on_box_edited)
         self.hint_label = QLabel(
             "Drag to draw the face box; drag its corners or edges to adjust, its inside to move it.  "
-            "→/D next (accepts a suggestion)  ←/A previous  N no face  Delete to trash/  U next unlabelled"
+            "→/D next (accepts a suggestion)  ←/A previous  N no face  Delete to trash/  "
+            "U next unlabelled or unreviewed"
         )
         self.hint_label.setWordWrap(True)
         self.hint_label.setStyleSheet("color: #606060;")
@@ -441,12 +519,39 @@ class LabelTab(QWidget):
         self.progress_label = QLabel("No dataset.")
         self.source_label = QLabel()
         self.source_label.setStyleSheet("color: #606060;")
+        self.source_label.setWordWrap(True)
         buttons = QHBoxLayout()
         for button in (self.previous_button, self.no_face_button, self.delete_button, self.next_button):
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
             buttons.addWidget(button)
         buttons.addWidget(self.progress_bar, 1)
         buttons.addWidget(self.progress_label)
+
+        self.engine_combo = QComboBox()
+        self.engine_combo.addItem("MTCNN (pretrained)", MTCNN)
+        self.engine_combo.addItem("your model", MODEL)
+        self.engine_combo.addItem("classic finder", CLASSIC)
+        self.engine_combo.setToolTip(_ENGINE_TIP)
+        self.engine_combo.model().item(self.engine_combo.findData(MODEL)).setEnabled(False)  # until a model
+        self.engine_combo.activated.connect(self._on_engine_chosen)
+        self.suggest_all_button = QPushButton("Suggest all")
+        self.suggest_all_button.setToolTip("Pre-label every unlabelled picture in the background; "
+                                           "then review them one by one (→ accepts, or correct the box)")
+        self.suggest_all_button.clicked.connect(self.suggest_all)
+        self.suggest_progress = QProgressBar()
+        self.suggest_progress.setMaximumWidth(220)
+        self.suggest_progress.hide()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop after the picture in hand; the labels written so far stay")
+        self.cancel_button.clicked.connect(self.cancel_suggest_all)
+        self.cancel_button.hide()
+        engine_row = QHBoxLayout()
+        engine_row.addWidget(self.source_label, 1)
+        engine_row.addWidget(QLabel("Suggest with:"))
+        engine_row.addWidget(self.engine_combo)
+        engine_row.addWidget(self.suggest_all_button)
+        engine_row.addWidget(self.suggest_progress)
+        engine_row.addWidget(self.cancel_button)
 
         self.status_label = QLabel()
         self.status_label.setWordWrap(True)
@@ -459,10 +564,10 @@ class LabelTab(QWidget):
         layout.addLayout(top)
         layout.addWidget(splitter, 1)
         layout.addLayout(buttons)
-        layout.addWidget(self.source_label)
+        layout.addLayout(engine_row)
         layout.addWidget(self.status_label)
         layout.addWidget(self.problems_view)
-        self._show_source()
+        self._set_engine(self._engine)
 
     def _build_actions(self) -> None:
         def action(text: str, keys: list[QKeySequence | Qt.Key], slot, button: QToolButton | None) -> QAction:
@@ -533,9 +638,14 @@ class LabelTab(QWidget):
         self._fill_list()
         self.problems_view.setVisible(bool(problems))
         self.problems_view.setPlainText("Problems in this dataset:\n" + "\n".join(problems) if problems else "")
-        self._set_status("")
+        review, self._after_suggest_all = self._after_suggest_all, False
+        if not review:
+            self._set_status("")
         paths = [e.image_path for e in self.entries]
-        if current in paths:
+        first_unreviewed = next((i for i, e in enumerate(self.entries) if e.unreviewed), None)
+        if review and first_unreviewed is not None:
+            self._show(first_unreviewed)
+        elif current in paths:
             self._show(paths.index(current))
         else:
             first_unlabelled = next((i for i, e in enumerate(self.entries) if e.status == UNLABELLED), 0)
@@ -553,8 +663,10 @@ class LabelTab(QWidget):
 
     @staticmethod
     def _decorate(item: QListWidgetItem, entry: LabelEntry) -> None:
-        item.setText(f"{_STATUS_MARK[entry.status]}  {entry.image_path.name}")
-        item.setToolTip(f"{entry.image_path}\n{entry.status}" + (f"\n{entry.note}" if entry.note else ""))
+        mark = _SUGGESTED_MARK[entry.status] if entry.unreviewed else _STATUS_MARK[entry.status]
+        item.setText(f"{mark}  {entry.image_path.name}")
+        status = f"{entry.status}, suggested by {entry.suggested_by}, not reviewed" if entry.unreviewed else entry.status
+        item.setToolTip(f"{entry.image_path}\n{status}" + (f"\n{entry.note}" if entry.note else ""))
 
     def _refresh_item(self, index: int) -> None:
         item = self.picture_list.item(index)
@@ -569,10 +681,12 @@ class LabelTab(QWidget):
         total = len(self.entries)
         done = self.labelled_count()
         faces = sum(1 for e in self.entries if e.status == FACE)
+        unreviewed = sum(1 for e in self.entries if e.unreviewed)
         self.progress_bar.setRange(0, max(1, total))
         self.progress_bar.setValue(done)
         self.progress_bar.setFormat(f"{done} / {total} labelled")
-        self.progress_label.setText(f"Labelled {done} / {total} ({faces} faces, {done - faces} no face)")
+        text = f"Labelled {done} / {total} ({faces} faces, {done - faces} no face)"
+        self.progress_label.setText(text + (f", {unreviewed} to review" if unreviewed else ""))
 
     # ------------------------------------------------------------------------------------ showing
     def current_entry(self) -> LabelEntry | None:
@@ -613,7 +727,9 @@ class LabelTab(QWidget):
         self._prefetch()
 
     def _show_label(self, entry: LabelEntry) -> None:
-        if entry.status == FACE:
+        if entry.unreviewed:
+            self._show_unreviewed(entry)
+        elif entry.status == FACE:
             self.canvas.set_box(entry.box)
             self.canvas.set_banner("Face", QColor(40, 150, 60, 210))
         elif entry.status == NO_FACE:
@@ -630,70 +746,165 @@ class LabelTab(QWidget):
         if entry.note:
             self._set_status(f"{entry.image_path.name}: {entry.note}", error=True)
 
+    def _show_unreviewed(self, entry: LabelEntry) -> None:
+        """A label "Suggest all" wrote: shown as a suggestion until the user accepts or corrects it."""
+        mark = entry.suggested_by
+        score = f" ({mark.score:.2f})" if mark.score is not None else ""
+        if entry.status == FACE:
+            self.canvas.set_box(entry.box, suggested=True)
+            self.canvas.set_banner(f"Suggested by {mark.engine}{score}, not reviewed: → accepts, or correct it",
+                                   QColor(160, 100, 0, 210))
+        else:
+            self.canvas.set_box(None)
+            self.canvas.set_banner(f"{_capitalised(mark.engine)} found no face, not reviewed: → accepts, "
+                                   "or draw the box", QColor(120, 80, 0, 210))
+
     def _show_suggestion(self, entry: LabelEntry, suggestion: Suggestion) -> None:
         box = clamp_box(suggestion.box, entry.width, entry.height) if suggestion.box and entry.width else None
+        score = f" ({suggestion.score:.2f})" if suggestion.score is not None else ""
         if suggestion.error:
             self.canvas.set_box(None)
             self.canvas.set_banner(f"No suggestion ({suggestion.error}): draw the box, or N for no face")
         elif box is None:
             self.canvas.set_box(None)
-            score = f" (score {suggestion.score:.2f})" if suggestion.score is not None else ""
-            self.canvas.set_banner(f"The {suggestion.source} found no face{score}: draw the box, or N for no face",
-                                   QColor(120, 80, 0, 210))
+            self.canvas.set_banner(f"{_capitalised(suggestion.source)} found no face{score}: draw the box, "
+                                   "or N for no face", QColor(120, 80, 0, 210))
         else:
             self.canvas.set_box(box, suggested=True)
-            score = f" {suggestion.score:.2f}" if suggestion.source == "model" and suggestion.score is not None else ""
-            self.canvas.set_banner(f"Suggested by the {suggestion.source}{score}: → accepts, or correct it",
+            self.canvas.set_banner(f"Suggested by {suggestion.source}{score}: → accepts, or correct it",
                                    QColor(160, 100, 0, 210))
 
     # ------------------------------------------------------------------------------------ suggestions
     def set_detector(self, detector) -> None:
-        """Suggest with this trained Detector from now on (None: the classic face finder)."""
+        """The user's trained Detector (None: none yet): an engine to choose, and the fallback without MTCNN."""
         self._detector = detector
-        self._generation += 1
-        self._suggestions.clear()
-        self._asked.clear()
+        self.engine_combo.model().item(self.engine_combo.findData(MODEL)).setEnabled(detector is not None)
+        path = getattr(detector, "path", None)
+        self.engine_combo.setItemText(self.engine_combo.findData(MODEL),
+                                      f"your model ({Path(path).name})" if path else "your model")
+        if not self._engine_chosen or (self._engine == MODEL and detector is None):
+            engine = self._default_engine()
+        else:
+            engine = self._engine
+        self._set_engine(engine, force=True)
+
+    def engine(self) -> str:
+        """Who suggests boxes now: MTCNN, MODEL or CLASSIC."""
+        return self._engine
+
+    def _default_engine(self) -> str:
+        """MTCNN when it can be loaded; else, as before it, the user's model, else the classic finder."""
+        if not self._mtcnn_error:
+            return MTCNN
+        return MODEL if self._detector is not None else CLASSIC
+
+    @Slot(int)
+    def _on_engine_chosen(self, index: int) -> None:
+        self._engine_chosen = True
+        self._set_engine(self.engine_combo.itemData(index))
+
+    def set_engine(self, engine: str) -> None:
+        """Suggest with ``engine`` (MTCNN, MODEL or CLASSIC) from now on, as if chosen in the list."""
+        if engine not in ENGINE_NAMES:
+            raise ValueError(f"unknown suggestion engine {engine!r}; expected one of {', '.join(ENGINE_NAMES)}")
+        self._engine_chosen = True
+        self._set_engine(engine)
+
+    def _set_engine(self, engine: str, force: bool = False) -> None:
+        if (engine == MODEL and self._detector is None) or (engine == MTCNN and self._mtcnn_error):
+            engine = self._default_engine()
+        changed = engine != self._engine
+        self._engine = engine
+        self.engine_combo.setCurrentIndex(self.engine_combo.findData(engine))
+        self.engine_combo.model().item(self.engine_combo.findData(MTCNN)).setEnabled(not self._mtcnn_error)
         self._show_source()
-        entry = self.current_entry()
-        if entry is not None and entry.status == UNLABELLED and self._current_image is not None:
-            self._show_label(entry)
+        if changed or force:  # suggestions of the old engine (or the old model) are dropped and asked again
+            self._generation += 1
+            self._suggestions.clear()
+            self._asked.clear()
+            entry = self.current_entry()
+            if entry is not None and entry.status == UNLABELLED and self._current_image is not None:
+                self._show_label(entry)
 
     def _show_source(self) -> None:
-        if self._detector is not None:
-            path = getattr(self._detector, "path", None)
-            self.source_label.setText(f"Suggestions: your model {Path(path).name if path else ''}".rstrip())
+        path = getattr(self._detector, "path", None)
+        model = f"your model {Path(path).name}" if path else "your model"
+        if self._engine == MTCNN:
+            text = "Suggestions: MTCNN, a pretrained face detector"
+            if self._detector is not None:
+                text += f" (choose {model} in the list to see how it does)"
+        elif self._engine == MODEL:
+            text = f"Suggestions: {model}"
         else:
-            self.source_label.setText("Suggestions: classic face finder (until you have trained a model)")
+            text = "Suggestions: the classic face finder"
+            if self._detector is None:
+                text += " (until you have trained a model)"
+        if self._mtcnn_error and self._engine != MTCNN:
+            text += f". MTCNN is unavailable ({self._mtcnn_error})"
+        self.source_label.setText(text)
+        self.engine_combo.setToolTip(_ENGINE_TIP + (f"\nMTCNN is unavailable: {self._mtcnn_error}"
+                                                    if self._mtcnn_error else ""))
+
+    def _finder_for(self, engine: str, detector=None):
+        """The finder of an engine, made once (MTCNN loads TensorFlow: call this off the UI thread)."""
+        if engine == MODEL:
+            return _ModelFinder(detector)
+        with self._finders_lock:
+            finder = self._finders.get(engine)
+            if finder is None:
+                if engine == MTCNN:
+                    from training.autolabel import PretrainedFaceFinder
+
+                    finder = PretrainedFaceFinder()
+                else:
+                    from training.classic import ClassicFaceFinder
+
+                    finder = ClassicFaceFinder()
+                self._finders[engine] = finder
+            return finder
 
     def _request_suggestion(self, entry: LabelEntry) -> None:
         path = entry.image_path
         if path in self._asked:
             return
         self._asked.add(path)
-        generation, detector = self._generation, self._detector
+        generation, engine, detector = self._generation, self._engine, self._detector
+        source = ENGINE_NAMES[engine]
 
         def suggest() -> None:
+            try:
+                finder = self._finder_for(engine, detector)
+            except Exception as exc:  # MTCNN not installed or broken: the tab falls back and says so
+                self._engine_failed.emit(generation, engine, str(exc) or type(exc).__name__)
+                return
             try:
                 from training.data import load_image
 
                 image = load_image(path)
-                if detector is not None:
-                    detection = detector.detect(image)
-                    face = detection.is_face(FACE_THRESHOLD)
-                    result = Suggestion(tuple(detection.box) if face else None, float(detection.score), "model")
+                detection = finder.detect(image)
+                if engine == MODEL:
+                    threshold = getattr(detector, "threshold", FACE_THRESHOLD)
+                    face = detection.is_face(threshold)
                 else:
-                    if self._finder is None:
-                        from training.classic import ClassicFaceFinder
-
-                        self._finder = ClassicFaceFinder()
-                    detection = self._finder.detect(image)
-                    result = Suggestion(tuple(detection.box) if detection else None, None, "classic face finder")
+                    face = detection is not None and (engine != MTCNN or detection.score >= DEFAULT_MIN_SCORE)
+                score = float(detection.score) if detection is not None and engine in _SCORED_ENGINES else None
+                result = Suggestion(tuple(detection.box) if face else None, score, source)
             except Exception as exc:  # a suggestion is a help, never a crash
-                result = Suggestion(None, None, "model" if detector is not None else "classic face finder",
-                                    error=str(exc) or type(exc).__name__)
+                result = Suggestion(None, None, source, error=str(exc) or type(exc).__name__)
             self._suggestion_done.emit(generation, str(path), result)
 
         self._suggest_pool.start(suggest)
+
+    @Slot(int, str, str)
+    def _on_engine_failed(self, generation: int, engine: str, message: str) -> None:
+        if engine == MTCNN and not self._mtcnn_error:
+            self._mtcnn_error = f"it cannot be loaded: {message}"
+            if self._engine == MTCNN:
+                self._set_engine(self._default_engine(), force=True)
+            else:
+                self._show_source()
+        if generation == self._generation:
+            self._set_status(f"{ENGINE_NAMES[engine]} cannot suggest: {message}", error=True)
 
     def _prefetch(self) -> None:
         """Ask for the next unlabelled picture's suggestion now, so it is ready when the user gets there."""
@@ -726,6 +937,7 @@ class LabelTab(QWidget):
             self._set_status(f"{entry.label_path}: cannot write the label: {exc.strerror or exc}", error=True)
             return False
         entry.status, entry.box, entry.note = (FACE, box, "") if box is not None else (NO_FACE, None, "")
+        entry.suggested_by = None  # written by the user: reviewed
         self._refresh_item(self.index)
         self.labels_changed.emit()
         return True
@@ -741,8 +953,15 @@ class LabelTab(QWidget):
 
     @Slot()
     def accept_suggestion(self) -> bool:
-        """Save the suggested box as the label (only a box: "no face" is always the user's call)."""
+        """Save the suggested box as the label (only a box: "no face" is always the user's call), or
+        accept a label "Suggest all" wrote, face or no face: the user has seen it, it is now theirs."""
         entry = self.current_entry()
+        if entry is not None and entry.unreviewed and self._current_image is not None:
+            if self._write(entry, entry.box if entry.status == FACE else None):
+                self._show_label(entry)
+                self._set_status(f"Saved {entry.label_path.name} (reviewed)")
+                return True
+            return False
         if entry is None or entry.status != UNLABELLED or not self.canvas.is_suggestion():
             return False
         if self._write(entry, self.canvas.box()):
@@ -765,11 +984,100 @@ class LabelTab(QWidget):
 
     @Slot()
     def next_unlabelled(self) -> None:
+        """Go to the next picture without a label, or with a suggested label not yet reviewed."""
         for i in range(self.index + 1, len(self.entries)):
-            if self.entries[i].status == UNLABELLED:
+            if self.entries[i].status == UNLABELLED or self.entries[i].unreviewed:
                 self._show(i)
                 return
-        self._set_status("No unlabelled pictures after this one.")
+        self._set_status("No unlabelled or unreviewed pictures after this one.")
+
+    # ------------------------------------------------------------------------------------ suggest all
+    @Slot()
+    def suggest_all(self) -> bool:
+        """Pre-label every unlabelled picture in the background with the current engine (False: not started)."""
+        if self.root is None or self.is_suggesting_all():
+            return False
+        engine, detector = self._engine, self._detector
+        if engine == MODEL:
+            min_score = float(getattr(detector, "threshold", FACE_THRESHOLD))
+        else:
+            min_score = DEFAULT_MIN_SCORE
+        root, stop = self.root, threading.Event()
+        self._suggest_all_stop = stop
+        self._suggest_engine = engine
+        self.suggest_all_button.setEnabled(False)
+        self.engine_combo.setEnabled(False)
+        self.suggest_progress.setRange(0, 0)  # busy until the first picture: loading the engine
+        self.suggest_progress.setFormat("")
+        self.suggest_progress.show()
+        self.cancel_button.setEnabled(True)
+        self.cancel_button.show()
+        self._set_status(f"Suggest all: {ENGINE_NAMES[engine]} is looking at every unlabelled picture "
+                         "(you can go on labelling meanwhile) …")
+
+        def job() -> None:
+            try:
+                report = run_suggest_all(
+                    root, lambda: self._finder_for(engine, detector), min_score, stop,
+                    lambda done, total, path: self._suggest_all_progress.emit(done, total, str(path)),
+                )
+            except Exception as exc:  # the engine cannot load, the folder went away: said, never a crash
+                self._suggest_all_done.emit(None, str(exc) or type(exc).__name__)
+            else:
+                self._suggest_all_done.emit(report, "")
+
+        self._suggest_all_pool.start(job)
+        return True
+
+    def is_suggesting_all(self) -> bool:
+        return self._suggest_all_stop is not None
+
+    @Slot()
+    def cancel_suggest_all(self) -> None:
+        """Stop "Suggest all" after the picture in hand; the labels written so far stay."""
+        if self._suggest_all_stop is not None:
+            self._suggest_all_stop.set()
+            self.cancel_button.setEnabled(False)
+            self._set_status("Suggest all: stopping after this picture …")
+
+    @Slot(int, int, str)
+    def _on_suggest_progress(self, done: int, total: int, path: str) -> None:
+        if not self.is_suggesting_all():
+            return
+        self.suggest_progress.setRange(0, max(1, total))
+        self.suggest_progress.setValue(done)
+        self.suggest_progress.setFormat(f"{done} / {total}")
+        if self.cancel_button.isEnabled():
+            self._set_status(f"Suggest all: {ENGINE_NAMES[self._suggest_engine]} looked at {done} of {total} "
+                             f"unlabelled pictures ({Path(path).name})")
+
+    @Slot(object, str)
+    def _on_suggest_all_done(self, report: AutolabelReport | None, error: str) -> None:
+        """Put the buttons back, say what was done, and read the dataset again to show the new labels."""
+        self._suggest_all_stop = None
+        self.suggest_progress.hide()
+        self.cancel_button.hide()
+        self.suggest_all_button.setEnabled(True)
+        self.engine_combo.setEnabled(True)
+        engine = self._suggest_engine
+        if report is None:
+            self._set_status(f"Suggest all: {ENGINE_NAMES[engine]} could not run: {error}", error=True)
+            if engine == MTCNN and MTCNN not in self._finders:  # it never loaded: suggest with another engine
+                self._mtcnn_error = f"it cannot be loaded: {error}"
+                if self._engine == MTCNN:
+                    self._set_engine(self._default_engine(), force=True)
+            self.suggest_all_finished.emit(None)
+            return
+        text = report.summary_text()
+        if report.written:
+            text += "\nReview them one by one: → accepts a suggestion, or correct the box (U: next to review)."
+        if report.root == self.root:  # not when the user opened another dataset meanwhile
+            self._after_suggest_all = True
+            self.refresh()
+        self._set_status(f"{_capitalised(report.engine)}: {text}", error=bool(report.skipped))
+        if report.written:
+            self.labels_changed.emit()
+        self.suggest_all_finished.emit(report)
 
     @Slot()
     def mark_no_face(self) -> None:
@@ -832,8 +1140,12 @@ class LabelTab(QWidget):
         self.status_label.setStyleSheet("color: #b00020;" if error else "")
 
     def shutdown(self) -> None:
-        """Let running scans and suggestions end (they are short), so no thread outlives the window."""
+        """Stop "Suggest all" and let running scans and suggestions end (they are short), so no thread
+        outlives the window."""
         self._generation += 1
+        if self._suggest_all_stop is not None:
+            self._suggest_all_stop.set()
+        self._suggest_all_pool.waitForDone(30_000)  # stops between two pictures; loading MTCNN takes seconds
         self._scan_pool.clear()
         self._suggest_pool.clear()
         self._scan_pool.waitForDone(5000)

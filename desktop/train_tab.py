@@ -625,7 +625,8 @@ class TrainTab(QWidget):
         self._show_eta()
         self._append_log(
             f"epoch {epoch}/{epochs}: loss {event.get('total_loss', math.nan):.4f}, "
-            f"val loss {event.get('val_total_loss', math.nan):.4f}, val IoU {event.get('val_iou', math.nan):.3f}"
+            f"val loss {event.get('val_total_loss', math.nan):.4f}, val IoU {event.get('val_iou', math.nan):.3f}, "
+            f"val F1 {event.get('val_f1', math.nan):.2f}"
         )
 
     def _show_lr(self, lr: object) -> None:

@@ -13,8 +13,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QSettings, Qt
+from test_autolabel import (  # real faces in frames (tests/test_autolabel.py)
+    FRAME_H,
+    FRAME_W,
+    iou,
+    write_pictures,
+)
 
-from desktop.label_tab import FACE, NO_FACE, UNLABELLED, LabelTab, clamp_box, label_path_for
+from desktop.label_tab import (
+    CLASSIC,
+    FACE,
+    MODEL,
+    MTCNN,
+    NO_FACE,
+    UNLABELLED,
+    LabelTab,
+    clamp_box,
+    label_path_for,
+)
+from training.autolabel import read_suggestion_mark
 from training.data import load_dataset, load_image
 from training.demo import make_demo_data
 
@@ -106,11 +123,12 @@ def test_drawing_adjusting_and_no_face_write_labelme_json_that_training_reads(qt
     assert tab.progress_label.text().startswith("Labelled 0 / 6")
     first = tab.current_entry().image_path
 
-    # A suggestion from the classic face finder arrives off the UI thread, whatever it finds.
+    # A suggestion from MTCNN arrives off the UI thread, whatever it finds on these synthetic faces.
+    assert tab.engine() == MTCNN and "MTCNN" in tab.source_label.text()
     qtbot.waitUntil(lambda: tab.suggestion_for(first) is not None, timeout=60_000)
     suggestion = tab.suggestion_for(first)
-    assert suggestion.source == "classic face finder" and not suggestion.error
-    assert ("Suggested by" if suggestion.box else "found no face") in tab.canvas.banner()
+    assert suggestion.source == "MTCNN" and not suggestion.error
+    assert ("Suggested by MTCNN (" if suggestion.box else "MTCNN found no face") in tab.canvas.banner()
 
     # Draw from bottom-right to top-left: the corners come out ordered, in the picture's pixels.
     drag(qtbot, tab, (100, 90), (20, 30))
@@ -191,20 +209,31 @@ def confident_detector(box_norm: tuple[float, float, float, float]):
 
 def test_model_suggestion_is_accepted_with_next(qtbot, tab, dataset):
     tab.set_detector(confident_detector((0.25, 0.2, 0.75, 0.9)))
-    assert "your model" in tab.source_label.text()
+    assert tab.engine() == MTCNN  # MTCNN stays the suggester; the model is there to choose
+    assert "MTCNN" in tab.source_label.text() and "your model" in tab.source_label.text()
+    tab.set_engine(MODEL)
+    assert tab.source_label.text().startswith("Suggestions: your model")
+    assert tab.engine_combo.currentData() == MODEL
     entry = tab.current_entry()
     qtbot.waitUntil(lambda: (tab.suggestion_for(entry.image_path) or None) is not None
-                    and tab.suggestion_for(entry.image_path).source == "model", timeout=60_000)
-    assert tab.canvas.is_suggestion() and "Suggested by the model" in tab.canvas.banner()
+                    and tab.suggestion_for(entry.image_path).source == "your model", timeout=60_000)
+    assert tab.canvas.is_suggestion() and "Suggested by your model (1.00)" in tab.canvas.banner()
     key(qtbot, tab, Qt.Key.Key_Right)  # accepts the suggested box and moves on
     assert tab.index == 1
     sample = sample_for(dataset, entry.image_path)
     assert sample.has_face
     assert np.allclose(sample.box, (0.25, 0.2, 0.75, 0.9), atol=0.01)
 
-    # Back to the classic finder.
+    # Without the model, back to MTCNN; the classic finder can still be chosen, and says so.
     tab.set_detector(None)
+    assert tab.engine() == MTCNN and "MTCNN" in tab.source_label.text()
+    tab.set_engine(CLASSIC)
     assert "classic" in tab.source_label.text()
+    entry = tab.current_entry()
+    qtbot.waitUntil(lambda: (tab.suggestion_for(entry.image_path) or None) is not None
+                    and tab.suggestion_for(entry.image_path).source == "the classic finder", timeout=60_000)
+    assert ("Suggested by the classic finder:" if tab.suggestion_for(entry.image_path).box
+            else "The classic finder found no face:") in tab.canvas.banner()
 
 
 def test_a_broken_label_is_listed_and_can_be_redone(qtbot, settings, dataset):
@@ -246,3 +275,170 @@ def test_coming_back_to_the_tab_picks_up_new_pictures(qtbot, tab, dataset, demo_
     qtbot.waitUntil(lambda: len(tab.entries) == 7, timeout=10_000)
     assert tab.current_entry().image_path == shown  # the picture being labelled stays
     assert tab.entries[-1].image_path.name == "zz_new.jpg" and tab.entries[-1].status == UNLABELLED
+
+
+# ------------------------------------------------------------------------------------------------ suggest all
+# Real MTCNN on real faces: the frames of tests/test_autolabel.py (photos pasted at known places).
+
+
+@pytest.fixture
+def face_dataset(tmp_path) -> tuple[Path, dict]:
+    """DATASET/images with 4 real faces, 2 pictures without one and a corrupt file; nothing labelled."""
+    root = tmp_path / "faces"
+    truth = write_pictures(root / "images", count_faces=4, count_empty=2)
+    (root / "images" / "zz_corrupt.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    return root, truth
+
+
+def open_tab(qtbot, settings, root: Path, pictures: int) -> LabelTab:
+    tab = LabelTab(settings)
+    qtbot.addWidget(tab)
+    tab.resize(1100, 760)
+    tab.show()
+    qtbot.waitExposed(tab)
+    tab.set_dataset(root)
+    qtbot.waitUntil(lambda: len(tab.entries) == pictures and tab.index >= 0, timeout=10_000)
+    return tab
+
+
+class TickWatch:
+    """Counts a 20 ms timer on the UI thread: the longest gap between ticks is how long the window froze."""
+
+    def __init__(self, tab: LabelTab) -> None:
+        from PySide6.QtCore import QTimer
+
+        self.tab = tab
+        self.times: list[float] = []
+        self.progress_seen: set[int] = set()
+        self.timer = QTimer(tab)  # owned by the tab: never deleted by a garbage collection in another thread
+        self.timer.setInterval(20)
+        self.timer.timeout.connect(self._tick)
+        self.timer.start()
+
+    def _tick(self) -> None:
+        import time
+
+        self.times.append(time.perf_counter())
+        if self.tab.is_suggesting_all() and self.tab.suggest_progress.maximum() > 0:
+            self.progress_seen.add(self.tab.suggest_progress.value())
+
+    def longest_gap(self) -> float:
+        self.timer.stop()
+        return max(b - a for a, b in zip(self.times, self.times[1:], strict=False))
+
+
+def test_suggest_all_labels_every_picture_in_the_background_then_each_is_reviewed(qtbot, settings, face_dataset):
+    root, truth = face_dataset
+    tab = open_tab(qtbot, settings, root, pictures=len(truth) + 1)
+    assert tab.engine() == MTCNN and tab.suggest_all_button.isEnabled()
+    watch = TickWatch(tab)
+
+    with qtbot.waitSignal(tab.suggest_all_finished, timeout=120_000) as finished:
+        qtbot.mouseClick(tab.suggest_all_button, Qt.MouseButton.LeftButton)
+        assert tab.is_suggesting_all()  # started, and the click returned at once
+        assert tab.suggest_progress.isVisible() and tab.cancel_button.isVisible()
+        assert not tab.suggest_all_button.isEnabled() and not tab.engine_combo.isEnabled()
+        assert "MTCNN is looking at every unlabelled picture" in tab.status_label.text()
+    report = finished.args[0]
+    qtbot.waitUntil(lambda: not tab.is_suggesting_all(), timeout=10_000)
+    gap = watch.longest_gap()
+    print(f"\nSuggest all: {len(truth) + 1} pictures in {report.seconds:.1f} s; the UI thread's longest pause {gap:.2f} s")
+    assert gap < 1.0  # the window never froze (loading TensorFlow and MTCNN included)
+    assert set(range(1, len(truth) + 1)) & watch.progress_seen  # the bar moved while it ran
+    assert not tab.suggest_progress.isVisible() and not tab.cancel_button.isVisible()
+    assert tab.suggest_all_button.isEnabled()
+
+    # The count when done, the engine named, the unreadable file named.
+    status = tab.status_label.text()
+    assert status.startswith("MTCNN: Labelled 6 pictures (4 with a face, 2 without), kept 0 existing labels, "
+                             "skipped 1 unreadable:")
+    assert "images/zz_corrupt.jpg" in status and "→ accepts" in status
+
+    # The dataset is read again: every picture labelled, marked "to review", and the tab shows the first one.
+    qtbot.waitUntil(lambda: sum(e.unreviewed for e in tab.entries) == len(truth), timeout=10_000)
+    assert "6 to review" in tab.progress_label.text()
+    assert tab.progress_label.text().startswith("Labelled 6 / 7 (4 faces, 2 no face)")
+    first = tab.current_entry()
+    assert first.unreviewed and first.image_path.name == "empty_chelsea.jpg" and first.status == NO_FACE
+    assert tab.canvas.banner() == "MTCNN found no face, not reviewed: → accepts, or draw the box"
+    assert tab.picture_list.currentItem().text().startswith("◌")
+
+    # → accepts it: the label is now the user's (no mark), and the next picture comes.
+    key(qtbot, tab, Qt.Key.Key_Right)
+    assert read_suggestion_mark(first.label_path) is None and not first.unreviewed
+    assert json.loads(first.label_path.read_text())["shapes"] == []
+    assert "5 to review" in tab.progress_label.text()
+
+    # A face: shown as a suggestion with its engine and score, where the face is.
+    row = next(i for i, e in enumerate(tab.entries) if e.image_path.name.startswith("face_1"))
+    tab.picture_list.setCurrentRow(row)
+    entry = tab.current_entry()
+    assert entry.unreviewed and entry.status == FACE and tab.canvas.is_suggestion()
+    assert tab.canvas.banner().startswith("Suggested by MTCNN (") and "not reviewed" in tab.canvas.banner()
+    assert tab.picture_list.currentItem().text().startswith("◐")
+    assert iou(tab.canvas.box(), truth[entry.image_path.name]) >= 0.5
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    assert tab.grab().save(str(SCREENSHOTS / "label_tab_suggest_all.png"))
+
+    # Correcting the box (drag its bottom edge) saves it as the user's label.
+    x1, y1, x2, y2 = tab.canvas.box()
+    drag(qtbot, tab, ((x1 + x2) / 2, y2), ((x1 + x2) / 2, y2 + 10))
+    assert not entry.unreviewed and read_suggestion_mark(entry.label_path) is None
+    assert tab.canvas.banner() == "Face"
+    sample = sample_for(root, entry.image_path)
+    assert np.allclose(np.array(sample.box) * [FRAME_W, FRAME_H, FRAME_W, FRAME_H], (x1, y1, x2, y2 + 10), atol=1.5)
+
+    # U goes to the next picture still to review.
+    key(qtbot, tab, Qt.Key.Key_U)
+    assert tab.current_entry().unreviewed
+    tab.shutdown()
+
+
+def test_cancel_stops_suggest_all_and_keeps_what_was_done(qtbot, settings, tmp_path):
+    root = tmp_path / "many"
+    truth = write_pictures(root / "images")
+    tab = open_tab(qtbot, settings, root, pictures=len(truth))
+    with qtbot.waitSignal(tab.suggest_all_finished, timeout=120_000) as finished:
+        tab.suggest_all_button.click()
+        qtbot.waitUntil(lambda: tab.suggest_progress.value() >= 1, timeout=60_000)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        assert tab.grab().save(str(SCREENSHOTS / "label_tab_suggesting.png"))
+        qtbot.mouseClick(tab.cancel_button, Qt.MouseButton.LeftButton)
+        assert not tab.cancel_button.isEnabled() and "stopping" in tab.status_label.text()
+    report = finished.args[0]
+    qtbot.waitUntil(lambda: not tab.is_suggesting_all(), timeout=10_000)
+    assert report.cancelled and 1 <= len(report.written) < len(truth)
+    assert len(list((root / "labels").glob("*.json"))) == len(report.written)
+    assert tab.status_label.text().startswith(f"MTCNN: Stopped after {len(report.written)} of {len(truth)} pictures.")
+    assert tab.suggest_all_button.isEnabled() and not tab.cancel_button.isVisible()
+    qtbot.waitUntil(lambda: sum(e.unreviewed for e in tab.entries) == len(report.written), timeout=10_000)
+    tab.shutdown()
+
+
+def test_without_mtcnn_the_tab_falls_back_and_says_so(qtbot, settings, face_dataset, monkeypatch):
+    import sys
+
+    root, truth = face_dataset
+    # MTCNN is installed but fails to load once the tab runs: the first suggestion falls back to the classic finder.
+    tab = LabelTab(settings)
+    qtbot.addWidget(tab)
+    assert tab.engine() == MTCNN
+    monkeypatch.setitem(sys.modules, "mtcnn", None)  # what `import mtcnn` meets when it cannot be loaded
+    tab.set_dataset(root)
+    qtbot.waitUntil(lambda: tab.engine() == CLASSIC, timeout=30_000)
+    assert "MTCNN is unavailable (it cannot be loaded" in tab.source_label.text()
+    assert "pip install mtcnn" in tab.source_label.text()
+    assert not tab.engine_combo.model().item(tab.engine_combo.findData(MTCNN)).isEnabled()
+    entry = tab.current_entry()
+    qtbot.waitUntil(lambda: tab.suggestion_for(entry.image_path) is not None, timeout=60_000)
+    assert tab.suggestion_for(entry.image_path).source == "the classic finder"
+    tab.shutdown()
+
+    # Not installed at all: the classic finder from the start (the user's model once there is one).
+    fresh = LabelTab(settings)
+    qtbot.addWidget(fresh)
+    assert fresh.engine() == CLASSIC
+    assert "MTCNN is unavailable (MTCNN is not installed: pip install mtcnn)" in fresh.source_label.text()
+    fresh.set_detector(confident_detector((0.25, 0.2, 0.75, 0.9)))
+    assert fresh.engine() == MODEL and fresh.source_label.text().startswith("Suggestions: your model")
+    fresh.shutdown()

@@ -24,11 +24,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from training.autolabel import add_autolabel_parser, run_autolabel
 from training.defaults import BACKBONE_NAMES, DEFAULT_BACKBONE, DEFAULT_PATIENCE
 from training.device import quiet_tensorflow_logs
 
 PROG = "facetracker-train"
-COMMANDS = ("train", "summary", "preview", "evaluate", "predict", "make-demo-data")
+COMMANDS = ("train", "summary", "preview", "evaluate", "predict", "make-demo-data", "autolabel")
 EXIT_USER_ERROR = 1
 EXIT_BAD_ARGUMENTS = 2
 EXIT_INTERRUPTED = 130
@@ -166,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--count", type=_positive_int, metavar="N", default=None,
                       help="number of pictures (default 300 synthetic, 600 real)")
     demo.add_argument("--seed", type=int, metavar="N", default=0, help="random seed (default 0)")
+
+    add_autolabel_parser(sub)
     return parser
 
 
@@ -520,6 +523,7 @@ COMMAND_HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "evaluate": _cmd_evaluate,
     "predict": _cmd_predict,
     "make-demo-data": _cmd_make_demo_data,
+    "autolabel": run_autolabel,
 }
 
 

@@ -420,10 +420,11 @@ def _visible_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
-def _read_folder(
+def _find_pictures(
     images_dir: Path, labels_dir: Path, report: Callable[[Problem], None]
-) -> tuple[list[Sample], int]:
-    """Samples of one folder of pictures (labels in ``labels_dir`` or beside them); and how many pictures."""
+) -> tuple[dict[str, Path], dict[str, Path], int]:
+    """One folder's pictures and label files by stem (the labels folder wins over a JSON beside the
+    picture), and how many pictures there are; unsupported formats and repeated names are reported."""
     pictures: dict[str, Path] = {}
     picture_count = 0
     for path in _visible_files(images_dir):
@@ -444,6 +445,14 @@ def _read_folder(
         for path in _visible_files(folder):
             if path.suffix.lower() == ".json":
                 labels.setdefault(path.stem, path)
+    return pictures, labels, picture_count
+
+
+def _read_folder(
+    images_dir: Path, labels_dir: Path, report: Callable[[Problem], None]
+) -> tuple[list[Sample], int]:
+    """Samples of one folder of pictures (labels in ``labels_dir`` or beside them); and how many pictures."""
+    pictures, labels, picture_count = _find_pictures(images_dir, labels_dir, report)
     for stem, json_path in labels.items():
         if stem not in pictures:
             report(Problem(json_path, f"no picture for this label: expected {stem}.jpg (or .jpeg, .png, .bmp) "
@@ -473,6 +482,67 @@ def detect_layout(root: Path) -> str:
     return "beside"
 
 
+def _layout_folders(root: Path, layout: str) -> list[tuple[str | None, Path, Path]]:
+    """(split name or None, pictures folder, labels folder) of each folder of pictures in a layout."""
+    if layout == "split":
+        folders: list[tuple[str | None, Path, Path]] = []
+        for name in SPLITS:
+            folder = root / name
+            images_dir = folder / "images" if (folder / "images").is_dir() else folder
+            labels_dir = folder / "labels" if (folder / "labels").is_dir() else images_dir
+            folders.append((name, images_dir, labels_dir))
+        return folders
+    images_dir = root / "images" if (root / "images").is_dir() else root
+    labels_dir = root / "labels" if layout == "flat" else images_dir
+    return [(None, images_dir, labels_dir)]
+
+
+def _require_dataset_folder(root: Path) -> None:
+    if not root.exists():
+        raise DataError(root, "the dataset folder does not exist")
+    if not root.is_dir():
+        raise DataError(root, "not a folder: give the dataset folder that holds the pictures")
+
+
+def _no_pictures_error(root: Path) -> DataError:
+    return DataError(
+        root,
+        "no pictures found: expected train/val/test folders, images/ + labels/ folders, or "
+        f"{', '.join(IMAGE_EXTENSIONS)} pictures with labelme .json files beside them",
+    )
+
+
+def label_path_for(image_path: Path) -> Path:
+    """Where a new label for a picture goes: ``../labels/<stem>.json`` for a picture in an ``images``
+    folder (the tutorial's layout), else beside the picture (labelme's default)."""
+    image_path = Path(image_path)
+    if image_path.parent.name == "images":
+        return image_path.parent.parent / "labels" / f"{image_path.stem}.json"
+    return image_path.with_suffix(".json")
+
+
+def picture_label_paths(root: Path | str) -> tuple[list[tuple[Path, Path]], list[Problem]]:
+    """Every picture of a dataset folder (any layout) with its label's path, without reading either.
+
+    The label path is the JSON that :func:`load_dataset` pairs with the picture when there is one,
+    else where a new label goes (:func:`label_path_for`), so whatever writes there is read back.
+    Pictures that cannot be paired (a repeated name, an unsupported format) are returned as problems.
+    Raises DataError for a missing folder or one without pictures.
+    """
+    root = Path(root)
+    _require_dataset_folder(root)
+    problems: list[Problem] = []
+    pairs: list[tuple[Path, Path]] = []
+    picture_count = 0
+    for _split, images_dir, labels_dir in _layout_folders(root, detect_layout(root)):
+        pictures, labels, count = _find_pictures(images_dir, labels_dir, problems.append)
+        picture_count += count
+        pairs.extend((path, labels.get(stem) or label_path_for(path)) for stem, path in pictures.items())
+    if picture_count == 0:
+        raise _no_pictures_error(root)
+    return pairs, problems
+
+
 def load_dataset(
     root: Path | str,
     *,
@@ -486,10 +556,7 @@ def load_dataset(
     :class:`DataError`. ``val_fraction``/``test_fraction`` only apply to flat and beside layouts.
     """
     root = Path(root)
-    if not root.exists():
-        raise DataError(root, "the dataset folder does not exist")
-    if not root.is_dir():
-        raise DataError(root, "not a folder: give the dataset folder that holds the pictures")
+    _require_dataset_folder(root)
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
         raise ValueError(f"val_fraction + test_fraction must be in [0, 1), got {val_fraction} + {test_fraction}")
 
@@ -503,23 +570,14 @@ def load_dataset(
     layout = detect_layout(root)
     splits: dict[str, list[Sample]] = {name: [] for name in SPLITS}
     picture_count = 0
-    if layout == "split":
-        for name in SPLITS:
-            folder = root / name
-            images_dir = folder / "images" if (folder / "images").is_dir() else folder
-            labels_dir = folder / "labels" if (folder / "labels").is_dir() else images_dir
-            splits[name], count = _read_folder(images_dir, labels_dir, report)
-            picture_count += count
-    else:
-        images_dir = root / "images" if (root / "images").is_dir() else root
-        labels_dir = root / "labels" if layout == "flat" else images_dir
-        samples, picture_count = _read_folder(images_dir, labels_dir, report)
-        for sample in samples:
-            splits[split_of(sample.image_path.stem, val_fraction, test_fraction)].append(sample)
+    for split, images_dir, labels_dir in _layout_folders(root, layout):
+        samples, count = _read_folder(images_dir, labels_dir, report)
+        picture_count += count
+        if split is not None:
+            splits[split] = samples
+        else:
+            for sample in samples:
+                splits[split_of(sample.image_path.stem, val_fraction, test_fraction)].append(sample)
     if picture_count == 0:
-        raise DataError(
-            root,
-            "no pictures found: expected train/val/test folders, images/ + labels/ folders, or "
-            f"{', '.join(IMAGE_EXTENSIONS)} pictures with labelme .json files beside them",
-        )
+        raise _no_pictures_error(root)
     return Dataset(root=root, layout=layout, splits=splits, problems=problems)

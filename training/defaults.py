@@ -29,4 +29,4 @@ def default_epochs(backbone: str) -> int:
     return DEFAULT_EPOCHS.get(backbone, 10)
 
 #: Early stopping: epochs without a better validation F1 (then mean IoU) before training ends.
-DEFAULT_PATIENCE = 30
+DEFAULT_PATIENCE = 50

@@ -1,0 +1,475 @@
+"""Labels nearly for free: a pretrained face detector (MTCNN) suggests the face box of every picture.
+
+Labelling 90 pictures by hand is the tutorial's slowest step. MTCNN (the ``mtcnn`` package: MIT
+licensed, its weights inside the wheel, so nothing is downloaded) finds real faces with F1 about
+0.99, so most suggestions only need a glance. :func:`autolabel_dataset` writes a labelme JSON for
+every picture that has none; each one is marked as suggested (top-level ``flags: {"suggested":
+true}``, the engine and score in ``suggestedBy`` and in the shape's ``description``) until a person
+accepts or corrects it in the Label tab, or in labelme by unticking the flag.
+
+No Qt here, and no TensorFlow until a finder is built: the Label tab reads the marks cheaply.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from training.data import (
+    DataError,
+    Problem,
+    Sample,
+    image_size,
+    load_image,
+    picture_label_paths,
+    write_labelme,
+)
+from training.detection import Detection
+
+MTCNN_LABEL = "face (MTCNN)"
+MTCNN_NAME = "MTCNN"
+MTCNN_DEVICE = "CPU (MTCNN, pretrained)"
+DEFAULT_MIN_SCORE = 0.9
+SUGGESTED_FLAG = "suggested"      # labelme image flag: ticked until a person has reviewed the label
+SUGGESTED_BY_KEY = "suggestedBy"  # top-level: {"engine": "MTCNN", "score": 0.99 or null}
+PROGRESS_EVERY = 10               # the command line prints a progress line per this many pictures
+
+
+class FaceFinder(Protocol):
+    """What suggests a face: :class:`PretrainedFaceFinder`, ``training.classic.ClassicFaceFinder``."""
+
+    label: str
+
+    def detect(self, frame_bgr: np.ndarray) -> Detection | None: ...
+
+
+class MtcnnUnavailableError(ImportError):
+    """The ``mtcnn`` package cannot be imported; the message says how to install it."""
+
+
+def mtcnn_available() -> bool:
+    """Whether the ``mtcnn`` package is installed (looked up without importing it or TensorFlow)."""
+    try:
+        return importlib.util.find_spec("mtcnn") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+class PretrainedFaceFinder:
+    """MTCNN, a pretrained face detector, behind the classic finder's interface.
+
+    ``detect`` answers the single face a person would label: the most confident one, and of faces
+    about as confident (within ``tie_margin``) the biggest, i.e. the user in front of the camera
+    rather than a face on a poster behind. Safe to share between threads (one call at a time).
+
+    Args:
+        min_face_fraction: faces smaller than this share of the frame's shorter side are ignored, as
+            the classic finder does: the user at a webcam is bigger, while MTCNN's rare false faces
+            on textures (grass, gravel: 20 pixels, scores up to 0.91) are that small.
+        max_side: pictures larger than this are shrunk first (MTCNN's cost grows with the pixels;
+            a phone photo takes seconds at full size, and a face in it is large anyway).
+        tie_margin: confidences closer than this count as equal when choosing the biggest face.
+        device: TensorFlow device MTCNN runs on.
+
+    MTCNN's own ``min_face_size`` stays at its default of 20: mtcnn 1.0.0 finds no face at all
+    with a larger one (its image pyramid then runs below its 12-pixel window and the error is
+    swallowed as "no faces").
+
+    Raises:
+        MtcnnUnavailableError: the ``mtcnn`` package is not installed (or cannot be loaded).
+    """
+
+    label = MTCNN_LABEL
+    name = MTCNN_NAME
+    description = "MTCNN, a pretrained face detector"
+    device = MTCNN_DEVICE
+    path = None
+
+    def __init__(self, *, min_face_fraction: float = 0.1, max_side: int = 640, tie_margin: float = 0.05,
+                 device: str = "CPU:0") -> None:
+        try:
+            import importlib.resources  # noqa: F401 - mtcnn finds its weights with it but does not import it
+
+            from mtcnn import MTCNN
+        except ImportError as exc:
+            raise MtcnnUnavailableError(
+                f"the pretrained face finder needs the mtcnn package ({exc}): pip install mtcnn"
+            ) from exc
+        self._mtcnn = MTCNN(device=device)
+        self.min_face_fraction = float(min_face_fraction)
+        self.max_side = int(max_side)
+        self.tie_margin = float(tie_margin)
+        self._lock = threading.Lock()
+
+    def detect(self, frame_bgr: np.ndarray) -> Detection | None:
+        """The face to label as a Detection (score: MTCNN's confidence, box in the frame's pixels), or None."""
+        faces = self.detect_all(frame_bgr)
+        if not faces:
+            return None
+        best = max(face.score for face in faces)
+        close = [face for face in faces if face.score >= best - self.tie_margin]
+        return max(close, key=lambda face: (face.box[2] - face.box[0]) * (face.box[3] - face.box[1]))
+
+    def detect_all(self, frame_bgr: np.ndarray) -> list[Detection]:
+        """Every face MTCNN finds, most confident first."""
+        height, width = frame_bgr.shape[:2]
+        if height < 12 or width < 12:  # smaller than MTCNN's smallest window
+            return []
+        scale = min(1.0, self.max_side / max(width, height))
+        small = frame_bgr if scale == 1.0 else cv2.resize(
+            frame_bgr, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA
+        )
+        rgb = _to_rgb(small)  # MTCNN was trained on RGB; OpenCV frames are BGR
+        with self._lock:
+            found = self._mtcnn.detect_faces(rgb)
+        min_side = self.min_face_fraction * min(width, height)
+        faces = []
+        for face in found:
+            x, y, w, h = (float(v) / scale for v in face["box"])  # MTCNN's boxes are [x, y, width, height]
+            box = (max(0.0, x), max(0.0, y), min(float(width), x + w), min(float(height), y + h))
+            if max(box[2] - box[0], box[3] - box[1]) >= min_side and min(box[2] - box[0], box[3] - box[1]) >= 1:
+                faces.append(Detection(score=float(face["confidence"]), box=box))
+        return sorted(faces, key=lambda face: -face.score)
+
+
+def _to_rgb(frame: np.ndarray) -> np.ndarray:
+    if frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+def finder_name(finder: object) -> str:
+    """How a finder is named to people: "MTCNN", "the classic finder", "your model"..."""
+    name = getattr(finder, "name", None)
+    if name:
+        return str(name)
+    if getattr(finder, "label", None) == "face (classic)":
+        return "the classic finder"
+    return type(finder).__name__
+
+
+def _has_score(finder: object) -> bool:
+    """The classic finder answers 1.0 for every face: such a score means nothing to show."""
+    return getattr(finder, "label", None) != "face (classic)"
+
+
+# ------------------------------------------------------------------------------------------- marks
+
+
+@dataclass(frozen=True)
+class SuggestionMark:
+    """What a suggested, not yet reviewed label says about where it came from."""
+
+    engine: str
+    score: float | None
+
+    def __str__(self) -> str:
+        return self.engine if self.score is None else f"{self.engine} {self.score:.2f}"
+
+
+def read_suggestion_mark(json_path: Path | str) -> SuggestionMark | None:
+    """The mark of a label written by :func:`autolabel_dataset` and not reviewed since; None for a
+    reviewed label (or one that cannot be read: reading labels is ``training.data``'s job)."""
+    try:
+        document = json.loads(Path(json_path).read_bytes().decode("utf-8-sig"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(document, dict):
+        return None
+    flags = document.get("flags")
+    if not isinstance(flags, dict) or flags.get(SUGGESTED_FLAG) is not True:
+        return None
+    origin = document.get(SUGGESTED_BY_KEY)
+    origin = origin if isinstance(origin, dict) else {}
+    score = origin.get("score")
+    score = float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) else None
+    return SuggestionMark(str(origin.get("engine") or "a face finder"), score)
+
+
+def write_suggested_label(
+    json_path: Path,
+    image_path: Path,
+    box_px: tuple[float, float, float, float] | None,
+    width: int,
+    height: int,
+    mark: SuggestionMark,
+    *,
+    overwrite: bool = False,
+) -> bool:
+    """Write a labelme JSON (via ``training.data.write_labelme``) marked as suggested by ``mark``.
+
+    Without ``overwrite`` the file is created only if it does not exist at that moment, so a label
+    a person saves meanwhile (the Label tab, while "Suggest all" runs) is never replaced; returns
+    False then.
+    """
+    json_path = Path(json_path)
+    draft = json_path.with_name(f".{json_path.stem}.autolabel.tmp")  # hidden: no dataset reader sees it
+    write_labelme(draft, image_path, box_px, width, height)  # beside the target: imagePath stays right
+    try:
+        document = json.loads(draft.read_text(encoding="utf-8"))
+    finally:
+        draft.unlink(missing_ok=True)
+    document["flags"] = {**document.get("flags", {}), SUGGESTED_FLAG: True}
+    document[SUGGESTED_BY_KEY] = {"engine": mark.engine, "score": mark.score}
+    for shape in document["shapes"]:
+        shape["description"] = f"suggested by {mark}"
+    text = json.dumps(document, indent=2)
+    if overwrite:
+        json_path.write_text(text, encoding="utf-8")
+        return True
+    try:
+        with open(json_path, "x", encoding="utf-8") as file:
+            file.write(text)
+    except FileExistsError:
+        return False
+    return True
+
+
+# ------------------------------------------------------------------------------------------- dataset
+
+
+@dataclass(frozen=True)
+class SuggestedLabel:
+    """One label written: the picture, its JSON, the face box in pixels (None: no face) and the score."""
+
+    image_path: Path
+    label_path: Path
+    box: tuple[float, float, float, float] | None
+    score: float | None
+
+
+@dataclass
+class AutolabelReport:
+    """What :func:`autolabel_dataset` did: labels written, labels kept, pictures skipped and why."""
+
+    root: Path
+    engine: str
+    pictures: int = 0                 # pictures found
+    to_label: int = 0                 # of them, those without a label (all, with overwrite)
+    written: list[SuggestedLabel] = field(default_factory=list)
+    kept: int = 0                     # existing labels left as they were
+    skipped: list[Problem] = field(default_factory=list)
+    cancelled: bool = False
+    seconds: float = 0.0
+
+    @property
+    def faces(self) -> int:
+        return sum(1 for label in self.written if label.box is not None)
+
+    @property
+    def no_faces(self) -> int:
+        return len(self.written) - self.faces
+
+    def summary_text(self) -> str:
+        """"Labelled 37 pictures (29 with a face, 8 without), kept 12 existing labels, skipped 1 unreadable: ..."""
+        done = (
+            f"Labelled {len(self.written)} {_plural(len(self.written), 'picture')} "
+            f"({self.faces} with a face, {self.no_faces} without), "
+            f"kept {self.kept} existing {_plural(self.kept, 'label')}, skipped {len(self.skipped)} unreadable"
+        )
+        if self.cancelled:
+            done = f"Stopped after {len(self.written) + len(self.skipped)} of {self.to_label} pictures. " + done
+        if not self.skipped:
+            return done + "."
+        return done + ":\n" + "\n".join(f"  {self._shown(p.path)}: {p.message}" for p in self.skipped)
+
+    def _shown(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+
+def _plural(count: int, word: str) -> str:
+    return word if count == 1 else word + "s"
+
+
+def autolabel_dataset(
+    data: Path | str,
+    *,
+    finder: FaceFinder | None = None,
+    overwrite: bool = False,
+    min_score: float = DEFAULT_MIN_SCORE,
+    on_progress: Callable[[int, int, Path], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> AutolabelReport:
+    """Write a suggested labelme label for every picture of a dataset folder that has none.
+
+    Finds the pictures as training does (any of the three layouts, :func:`training.data.picture_label_paths`)
+    and asks ``finder`` (default: a new :class:`PretrainedFaceFinder`) for each picture without a
+    label: a face scoring at least ``min_score`` becomes the label's rectangle, anything less a label
+    with no shapes. Existing labels are kept unless ``overwrite``. Unreadable pictures are skipped and
+    listed in the report. ``on_progress(done, total, picture)`` follows each picture to label;
+    ``should_stop()`` is asked before each one, and True ends the run early (labels written so far stay).
+
+    Raises:
+        DataError: the folder is missing or holds no pictures.
+        MtcnnUnavailableError: no ``finder`` given and the mtcnn package is not installed.
+    """
+    started = time.perf_counter()
+    root = Path(data)
+    pairs, problems = picture_label_paths(root)
+    finder = finder if finder is not None else PretrainedFaceFinder()
+    engine, scored = finder_name(finder), _has_score(finder)
+    report = AutolabelReport(root=root, engine=engine, pictures=len(pairs) + len(problems), skipped=list(problems))
+    todo = []
+    for image_path, label_path in pairs:
+        if label_path.exists() and not overwrite:
+            report.kept += 1
+        else:
+            todo.append((image_path, label_path))
+    report.to_label = len(todo)
+
+    for done, (image_path, label_path) in enumerate(todo, start=1):
+        if should_stop is not None and should_stop():
+            report.cancelled = True
+            break
+        try:
+            width, height = image_size(image_path)  # catches truncated JPEGs that decode half grey
+            image = load_image(image_path)
+        except DataError as exc:
+            report.skipped.append(Problem(exc.path, exc.message))
+        else:
+            try:
+                detection = finder.detect(image)
+            except Exception as exc:  # one odd picture must not end the run
+                report.skipped.append(Problem(image_path, f"the face finder failed on it: {exc or type(exc).__name__}"))
+            else:
+                box = score = None
+                if detection is not None:
+                    score = float(detection.score) if scored else None
+                    if detection.score >= min_score:
+                        box = _inside(detection.box, width, height)
+                mark = SuggestionMark(engine, round(score, 4) if score is not None else None)
+                try:
+                    written = write_suggested_label(label_path, image_path, box, width, height, mark,
+                                                    overwrite=overwrite)
+                except OSError as exc:
+                    report.skipped.append(Problem(label_path, f"cannot write the label: {exc.strerror or exc}"))
+                else:
+                    if written:
+                        report.written.append(SuggestedLabel(image_path, label_path, box, score))
+                    else:
+                        report.kept += 1  # a person labelled it meanwhile
+        if on_progress is not None:
+            on_progress(done, len(todo), image_path)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _inside(box: Sequence[float], width: int, height: int) -> tuple[float, float, float, float] | None:
+    """The box kept inside the picture; None when less than a pixel of it is left."""
+    x1, x2 = sorted((float(box[0]), float(box[2])))
+    y1, y2 = sorted((float(box[1]), float(box[3])))
+    x1, y1, x2, y2 = max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2)
+    if x2 - x1 < 1 or y2 - y1 < 1:
+        return None
+    return (round(x1, 1), round(y1, 1), round(x2, 1), round(y2, 1))
+
+
+# ------------------------------------------------------------------------------------------- measuring
+
+
+def measure_finder(finder: FaceFinder, samples: Sequence[Sample], *, threshold: float = 0.5,
+                   iou_threshold: float = 0.5) -> dict:
+    """A finder's precision, recall, F1 at IoU >= ``iou_threshold``, mean IoU on faces, false alarms on
+    pictures without a face and ms per picture, on labelled samples: the same figures, by the same code
+    (``training.evaluate.evaluate_finder``), as a trained model's."""
+    from training.evaluate import evaluate_finder  # loads TensorFlow: only when measuring
+
+    return evaluate_finder(finder, samples, threshold=threshold, iou_threshold=iou_threshold)
+
+
+# ------------------------------------------------------------------------------------------- command line
+
+
+def _score(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def add_autolabel_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``autolabel`` command to ``facetracker-train``'s subparsers; returns its parser."""
+    parser = subparsers.add_parser(
+        "autolabel",
+        help="suggest a face box for every unlabelled picture (MTCNN, a pretrained face detector)",
+        description="Write a labelme label for every picture of a dataset that has none: the face a "
+        "pretrained detector (MTCNN) finds, or no face. The labels are marked as suggested until you "
+        "review them in the app's Label tab (or untick the \"suggested\" flag in labelme).",
+    )
+    parser.add_argument("data", help="dataset folder (any layout: train/val/test, images/ + labels/, or JSON beside)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing labels too (default: keep them)")
+    parser.add_argument("--min-score", type=_score, default=DEFAULT_MIN_SCORE, metavar="S",
+                        help=f"label a face only when MTCNN's confidence is at least this (default {DEFAULT_MIN_SCORE})")
+    return parser
+
+
+def run_autolabel(args: argparse.Namespace) -> int:
+    """The ``autolabel`` command: progress lines on stderr, the summary on stdout; Ctrl-C stops cleanly.
+
+    A bad dataset folder raises DataError, for ``facetracker-train`` to report in one line (exit code 1).
+    """
+    picture_label_paths(args.data)  # a wrong folder is said at once, before TensorFlow and MTCNN load
+    try:
+        finder = PretrainedFaceFinder()
+    except MtcnnUnavailableError as exc:
+        print(f"facetracker-train autolabel: error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    print(f"Looking for faces with {finder.description} in {args.data} ...", file=sys.stderr, flush=True)
+    interrupted = threading.Event()
+
+    def progress(done: int, total: int, path: Path) -> None:
+        if done % PROGRESS_EVERY == 0 or done == total:
+            print(f"  {done}/{total} pictures ({path.name})", file=sys.stderr, flush=True)
+
+    with _stop_on_interrupt(interrupted):
+        report = autolabel_dataset(args.data, finder=finder, overwrite=args.overwrite, min_score=args.min_score,
+                                   on_progress=progress, should_stop=interrupted.is_set)
+    print(report.summary_text())
+    if report.written:
+        print("Review them in the app's Label tab: they are marked as suggested until you accept or correct them.")
+    print(f"Results saved to {args.data}")
+    return 130 if report.cancelled else 0
+
+
+class _stop_on_interrupt:
+    """Ctrl-C (or SIGTERM) sets ``event`` instead of raising, so the run stops between two pictures."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _stop_on_interrupt:
+        if threading.current_thread() is threading.main_thread():
+            for name in ("SIGINT", "SIGTERM"):
+                number = getattr(signal, name, None)
+                if number is not None:
+                    self._previous[number] = signal.signal(number, lambda *_: self.event.set())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for number, previous in self._previous.items():
+            signal.signal(number, previous)
+
+
+__all__ = [
+    "AutolabelReport", "DEFAULT_MIN_SCORE", "MtcnnUnavailableError", "PretrainedFaceFinder", "SuggestedLabel",
+    "SuggestionMark", "add_autolabel_parser", "autolabel_dataset", "finder_name", "measure_finder",
+    "mtcnn_available", "read_suggestion_mark", "run_autolabel", "write_suggested_label",
+]
