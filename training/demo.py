@@ -95,6 +95,14 @@ def _draw_face(rng: np.random.Generator, image: np.ndarray) -> tuple[float, floa
     return (cx - ax, cy - ay, cx + ax, cy + ay)
 
 
+def refuse_folder_with_pictures(out: Path) -> None:
+    """DataError when ``out`` already holds pictures in the tutorial layout: two datasets never mix."""
+    for name in SPLITS:
+        images = out / name / "images"
+        if images.is_dir() and any(images.iterdir()):
+            raise DataError(images, "already holds pictures: choose a new folder for the demo data")
+
+
 def make_demo_data(out: Path | str, *, count: int = 120, width: int = 640, height: int = 480, seed: int = 0) -> Path:
     """Write ``count`` synthetic labelled pictures to ``out/{train,val,test}/{images,labels}``; return ``out``.
 
@@ -106,10 +114,7 @@ def make_demo_data(out: Path | str, *, count: int = 120, width: int = 640, heigh
     if width < 32 or height < 32:
         raise ValueError(f"pictures must be at least 32x32 pixels, got {width}x{height}")
     out = Path(out)
-    for name in SPLITS:
-        images = out / name / "images"
-        if images.is_dir() and any(images.iterdir()):
-            raise DataError(images, "already holds pictures: choose a new folder for the demo data")
+    refuse_folder_with_pictures(out)
     rng = np.random.default_rng(seed)
     n_val = round(count * SPLIT_FRACTIONS["val"])
     n_test = round(count * SPLIT_FRACTIONS["test"])

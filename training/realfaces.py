@@ -27,7 +27,8 @@ import skimage
 from matplotlib import cbook
 from PIL import Image
 
-from training.data import SPLITS, DataError, write_labelme
+from training.data import SPLITS, write_labelme
+from training.demo import refuse_folder_with_pictures
 
 SPLIT_FRACTIONS = {"train": 0.60, "val": 0.15, "test": 0.25}
 NO_FACE_FRACTION = 0.45
@@ -295,10 +296,7 @@ def make_real_demo_data(out: str | Path, count: int = 600, *, seed: int = 0, wid
     if not 0 <= no_face_fraction <= 1:
         raise ValueError(f"no_face_fraction must be in [0, 1], got {no_face_fraction}")
     out = Path(out)
-    for name in SPLITS:
-        images = out / name / "images"
-        if images.is_dir() and any(images.iterdir()):
-            raise DataError(images, "already holds pictures: choose a new folder for the demo data")
+    refuse_folder_with_pictures(out)
     rng = np.random.default_rng(seed)
     counts = _split_counts(count, fractions)
     split_of = np.array([name for name in SPLITS for _ in range(counts[name])])[rng.permutation(count)]
