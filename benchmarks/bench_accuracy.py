@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
           f"({metrics['images_per_second']:.0f} img/s; {metrics['stop_reason']}); best epoch {metrics['best_epoch']}, "
           f"val F1 {metrics['best_val_f1']:.3f}, threshold {metrics['score_threshold']:.3f}")
 
+    from training.device import quiet_tensorflow_logs
+
+    quiet_tensorflow_logs()
     from training.classic import ClassicFaceFinder
     from training.data import load_dataset
     from training.evaluate import evaluate_finder, evaluate_model

@@ -135,8 +135,11 @@ def _grid_heads(features: keras.KerasTensor, units: int) -> tuple[keras.KerasTen
                               bias_initializer=keras.initializers.Constant(-4.0))(x)  # start near "no face"
     box_map = layers.Conv2D(4, 1, name=BOX_MAP, dtype="float32")(x)
     logits = ops.reshape(score_map, (-1, grid * grid))
-    class_score = layers.Identity(name="class")(ops.sigmoid(ops.max(logits, axis=-1, keepdims=True)))
-    box = layers.Identity(name="box")(ops.clip(best_block_box(logits, grid_cell_boxes(box_map, grid), grid), 0.0, 1.0))
+    best_score = ops.sigmoid(ops.max(logits, axis=-1, keepdims=True))
+    best_box = ops.clip(best_block_box(logits, grid_cell_boxes(box_map, grid), grid), 0.0, 1.0)
+    # float32 outputs, as the single-box heads: under mixed precision the losses stay exact.
+    class_score = layers.Identity(name="class", dtype="float32")(best_score)
+    box = layers.Identity(name="box", dtype="float32")(best_box)
     return class_score, box
 
 
