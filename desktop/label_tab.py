@@ -20,6 +20,7 @@ from __future__ import annotations
 import shutil
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -446,8 +447,11 @@ class LabelTab(QWidget):
         self.root: Path | None = None
         self._scan_pool = QThreadPool(self)
         self._scan_pool.setMaxThreadCount(1)
-        self._suggest_pool = QThreadPool(self)
-        self._suggest_pool.setMaxThreadCount(1)  # one thread owns the finder; suggestions come in order
+        # Suggestion engines run TensorFlow (MTCNN, your model) on Python threads, not QThreadPool's: TensorFlow's
+        # pybind11 code re-takes the GIL by the thread's registered state, and a Qt-made thread froze the
+        # whole app once that way (under Xvfb; both threads waiting for the GIL). One thread owns the finder,
+        # so suggestions come in order.
+        self._suggest_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facetracker-suggest")
         self._scan_number = 0
         self._scanning = False
         self._detector = None
@@ -457,8 +461,7 @@ class LabelTab(QWidget):
         self._mtcnn_error = "" if mtcnn_available() else "MTCNN is not installed: pip install mtcnn"
         self._engine = self._default_engine()
         self._engine_chosen = False             # True once the user picks an engine by hand
-        self._suggest_all_pool = QThreadPool(self)
-        self._suggest_all_pool.setMaxThreadCount(1)
+        self._suggest_all_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facetracker-suggest-all")
         self._suggest_all_stop: threading.Event | None = None  # set while "Suggest all" runs; set() cancels
         self._suggest_engine = self._engine
         self._after_suggest_all = False  # the next scan shows the first label to review, keeps the summary
@@ -893,7 +896,10 @@ class LabelTab(QWidget):
                 result = Suggestion(None, None, source, error=str(exc) or type(exc).__name__)
             self._suggestion_done.emit(generation, str(path), result)
 
-        self._suggest_pool.start(suggest)
+        try:
+            self._suggest_pool.submit(suggest)
+        except RuntimeError:  # the tab is closing (shutdown): nothing more starts
+            return
 
     @Slot(int, str, str)
     def _on_engine_failed(self, generation: int, engine: str, message: str) -> None:
@@ -1026,7 +1032,10 @@ class LabelTab(QWidget):
             else:
                 self._suggest_all_done.emit(report, "")
 
-        self._suggest_all_pool.start(job)
+        try:
+            self._suggest_all_pool.submit(job)
+        except RuntimeError:  # the tab is closing (shutdown): nothing more starts
+            return False
         return True
 
     def is_suggesting_all(self) -> bool:
@@ -1145,8 +1154,8 @@ class LabelTab(QWidget):
         self._generation += 1
         if self._suggest_all_stop is not None:
             self._suggest_all_stop.set()
-        self._suggest_all_pool.waitForDone(30_000)  # stops between two pictures; loading MTCNN takes seconds
         self._scan_pool.clear()
-        self._suggest_pool.clear()
+        self._suggest_pool.shutdown(wait=False, cancel_futures=True)  # what has not started never will
+        self._suggest_all_pool.shutdown(wait=True)  # stops between two pictures; loading MTCNN takes seconds
+        self._suggest_pool.shutdown(wait=True)
         self._scan_pool.waitForDone(5000)
-        self._suggest_pool.waitForDone(10_000)
