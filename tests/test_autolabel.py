@@ -27,12 +27,12 @@ from training.autolabel import (
     SuggestionMark,
     add_autolabel_parser,
     autolabel_dataset,
-    measure_finder,
     mtcnn_available,
     read_suggestion_mark,
     run_autolabel,
 )
 from training.data import DataError, load_dataset, write_labelme
+from training.evaluate import evaluate_finder
 from training.metrics import box_iou
 from training.preprocess import box_to_pixels
 
@@ -161,19 +161,19 @@ def test_of_two_faces_the_more_confident_then_the_bigger_is_chosen(finder):
 
 
 def test_measured_like_a_trained_model(finder, tmp_path):
-    """measure_finder gives the figures evaluate gives a model: F1, mean IoU, false alarms, speed."""
+    """evaluate_finder gives MTCNN the figures evaluate gives a model: F1, mean IoU, false alarms, speed."""
     truth = write_pictures(tmp_path / "images")
     for name, box in truth.items():
         write_labelme(tmp_path / "labels" / f"{Path(name).stem}.json", tmp_path / "images" / name, box, FRAME_W, FRAME_H)
     samples = [s for split in load_dataset(tmp_path, strict=True).splits.values() for s in split]
-    metrics = measure_finder(finder, samples)
+    metrics = evaluate_finder(finder, samples)
     print(f"\nMTCNN on {len(samples)} frames: F1 {metrics['f1']:.3f}, precision {metrics['precision']:.3f}, "
           f"recall {metrics['recall']:.3f}, mean IoU {metrics['mean_iou']:.3f}, "
           f"false alarms {metrics['false_alarms']}, {metrics['ms_per_picture']:.0f} ms/picture")
     assert metrics["faces"] == len(FACE_FRAMES) and metrics["no_faces"] == len(NO_FACE_FRAMES)
     assert metrics["recall"] == 1.0
     assert metrics["mean_iou"] >= 0.7
-    at_min_score = measure_finder(finder, samples, threshold=DEFAULT_MIN_SCORE)
+    at_min_score = evaluate_finder(finder, samples, threshold=DEFAULT_MIN_SCORE)
     assert at_min_score["f1"] == 1.0 and at_min_score["false_alarms"] == 0
     assert 0 < metrics["ms_per_picture"] < 5000
 

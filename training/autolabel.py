@@ -30,7 +30,6 @@ import numpy as np
 from training.data import (
     DataError,
     Problem,
-    Sample,
     image_size,
     load_image,
     picture_label_paths,
@@ -384,16 +383,6 @@ def _inside(box: Sequence[float], width: int, height: int) -> tuple[float, float
 # ------------------------------------------------------------------------------------------- measuring
 
 
-def measure_finder(finder: FaceFinder, samples: Sequence[Sample], *, threshold: float = 0.5,
-                   iou_threshold: float = 0.5) -> dict:
-    """A finder's precision, recall, F1 at IoU >= ``iou_threshold``, mean IoU on faces, false alarms on
-    pictures without a face and ms per picture, on labelled samples: the same figures, by the same code
-    (``training.evaluate.evaluate_finder``), as a trained model's."""
-    from training.evaluate import evaluate_finder  # loads TensorFlow: only when measuring
-
-    return evaluate_finder(finder, samples, threshold=threshold, iou_threshold=iou_threshold)
-
-
 # ------------------------------------------------------------------------------------------- command line
 
 
@@ -470,6 +459,6 @@ class _stop_on_interrupt:
 
 __all__ = [
     "AutolabelReport", "DEFAULT_MIN_SCORE", "MtcnnUnavailableError", "PretrainedFaceFinder", "SuggestedLabel",
-    "SuggestionMark", "add_autolabel_parser", "autolabel_dataset", "finder_name", "measure_finder",
+    "SuggestionMark", "add_autolabel_parser", "autolabel_dataset", "finder_name",
     "mtcnn_available", "read_suggestion_mark", "run_autolabel", "write_suggested_label",
 ]
