@@ -254,8 +254,9 @@ class TrainTab(QWidget):
                                 "(1e-4 for vgg16 and mobilenetv2 as in the tutorial, 2e-3 for grid, 1e-3 for tiny)")
         self.weights_combo = QComboBox()
         self.weights_combo.addItems(WEIGHT_CHOICES)
-        self.weights_combo.setToolTip("auto: ImageNet weights when the backbone has them and they can be "
-                                      "downloaded, else from scratch")
+        self.weights_combo.setToolTip("auto: the backbone's pretrained weights when they can be had, else from "
+                                      "scratch (grid: MTCNN's face-trained stem, shipped with the app; "
+                                      "mobilenetv2, vgg16: ImageNet, downloaded once)")
         self.augment_check = QCheckBox("Augment (random crops, flips, colour)")
         self.tutorial_check = QCheckBox("Tutorial-exact loss (box loss on no-face pictures too)")
         form = QFormLayout()

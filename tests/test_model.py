@@ -88,6 +88,8 @@ def test_same_seed_same_weights():
         ({"input_size": 16}, "at least 32"),
         ({"weights": "coco"}, "weights must be"),
         ({"backbone": "tiny", "weights": "imagenet"}, "no ImageNet weights"),
+        ({"backbone": "grid", "weights": "imagenet"}, "no ImageNet weights"),
+        ({"backbone": "vgg16", "weights": "face"}, "no face-trained weights"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, message):
@@ -108,6 +110,33 @@ def test_offline_imagenet_weights_raise_weights_unavailable(monkeypatch):
 
 
 # ------------------------------------------------------------------------------- the grid default
+
+
+def test_face_weights_are_the_mtcnn_packages_rnet():
+    """weights="face" starts the grid stem from the RNet weights the mtcnn package ships (no download)."""
+    import importlib.resources
+
+    import joblib
+    rnet = joblib.load(str(importlib.resources.files("mtcnn.assets.weights") / "rnet.lz4"))
+    pretrained = build_model("grid", 128, weights="face")
+    scratch = build_model("grid", 128, weights=None)
+    for i in range(3):
+        kernel, bias = pretrained.get_layer(f"face_stem_conv{i + 1}").get_weights()
+        np.testing.assert_array_equal(kernel, rnet[3 * i])
+        np.testing.assert_array_equal(bias, rnet[3 * i + 1])
+        assert not np.array_equal(scratch.get_layer(f"face_stem_conv{i + 1}").get_weights()[0], rnet[3 * i])
+
+
+def test_missing_face_weights_raise_weights_unavailable(monkeypatch):
+    """Without the mtcnn package (or its weights file) the error says so and what to do."""
+    import importlib.resources
+
+    def missing(package):
+        raise ModuleNotFoundError(f"No module named {package!r}")
+
+    monkeypatch.setattr(importlib.resources, "files", missing)
+    with pytest.raises(WeightsUnavailableError, match="mtcnn"):
+        build_model("grid", 64, weights="face")
 
 
 def test_grid_model_answers_with_its_best_cell(tmp_path):

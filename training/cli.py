@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from training.autolabel import add_autolabel_parser, run_autolabel
-from training.defaults import BACKBONE_NAMES, DEFAULT_BACKBONE, DEFAULT_PATIENCE
+from training.defaults import BACKBONE_NAMES, DEFAULT_BACKBONE, DEFAULT_PATIENCE, WEIGHT_CHOICES
 from training.device import quiet_tensorflow_logs
 
 PROG = "facetracker-train"
@@ -101,9 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "0: never stop early)")
     train.add_argument("--time-limit", type=_positive_float, metavar="MINUTES", default=None,
                        help="stop after the epoch that passes this many minutes (the best model so far is kept)")
-    train.add_argument("--weights", choices=("auto", "imagenet", "none"), default="auto",
-                       help="backbone start: imagenet, none (from scratch), or auto (imagenet when the backbone "
-                       "has them and they can be downloaded; default)")
+    train.add_argument("--weights", choices=WEIGHT_CHOICES, default="auto",
+                       help="backbone start: imagenet (mobilenetv2, vgg16; downloaded once), face (grid: MTCNN's "
+                       "face-trained stem, shipped in the mtcnn package), none (from scratch), or auto (the "
+                       "backbone's pretrained weights when they can be had; default)")
     train.add_argument("--tutorial-exact", action="store_true",
                        help="also train the box on pictures without a face, as the tutorial did")
     train.add_argument("--no-augment", dest="augment", action="store_false",

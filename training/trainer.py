@@ -47,6 +47,7 @@ from training.losses import CLASS_LOSS_WEIGHT, grid_losses, total_loss
 from training.metrics import best_f1_threshold, box_iou, box_iou_tensor
 from training.model import (
     BACKBONES,
+    WEIGHT_NAMES,
     WeightsUnavailableError,
     build_model,
     grid_cell_boxes,
@@ -199,10 +200,12 @@ def _validate(config: TrainConfig) -> None:
         raise TrainingError(f"unknown backbone {config.backbone!r}; choose one of {', '.join(BACKBONES)}")
     if config.weights not in WEIGHT_CHOICES:
         raise TrainingError(f"weights must be one of {', '.join(WEIGHT_CHOICES)}, got {config.weights!r}")
-    if config.weights == "imagenet" and not BACKBONES[config.backbone].has_imagenet_weights:
+    pretrained = BACKBONES[config.backbone].pretrained
+    if config.weights in ("imagenet", "face") and config.weights != pretrained:
+        others = ", ".join(name for name, spec in BACKBONES.items() if spec.pretrained == config.weights)
         raise TrainingError(
-            f"backbone {config.backbone!r} has no ImageNet weights; use --weights none or auto, "
-            "or a backbone that has them (mobilenetv2, vgg16)"
+            f"backbone {config.backbone!r} has no {WEIGHT_NAMES[config.weights]} weights; use --weights none or auto, "
+            f"or a backbone that has them ({others})"
         )
     if not isinstance(config.batch_size, int) or config.batch_size < 1:
         raise TrainingError(f"batch_size must be a whole number of at least 1, got {config.batch_size!r}")
@@ -553,10 +556,10 @@ def train(
         batches_per_epoch = int(state.get("batches_per_epoch") or math.ceil(len(train_samples) / config.batch_size))
     else:
         input_size = int(config.input_size or spec.default_input_size)
-        want_imagenet = config.weights == "imagenet" or (config.weights == "auto" and spec.has_imagenet_weights)
-        weights_used = "imagenet" if want_imagenet else "none"
+        pretrained = spec.pretrained if config.weights == "auto" else None if config.weights == "none" else config.weights
+        weights_used = pretrained or "none"
         try:
-            network = build_model(config.backbone, input_size, weights="imagenet" if want_imagenet else None)
+            network = build_model(config.backbone, input_size, weights=pretrained)
         except WeightsUnavailableError as exc:
             if config.weights != "auto":
                 raise TrainingError(str(exc)) from exc
