@@ -37,6 +37,7 @@ from desktop import settings as keys
 from desktop.imaging import bgr_to_qimage
 from desktop.settings import read_float, read_int, read_str
 from desktop.widgets import FolderField
+from training.files import atomic_write_bytes
 
 #: The tutorial's capture settings.
 DEFAULT_COUNT = 30
@@ -64,16 +65,17 @@ def unique_picture_name(now: datetime | None = None) -> str:
 
 
 def save_jpeg(frame_bgr: np.ndarray, path: Path, quality: int = JPEG_QUALITY) -> None:
-    """Encode and write a JPEG; OSError naming the file when that fails.
+    """Encode and write a JPEG atomically; OSError naming the file when that fails.
 
-    cv2.imencode + write_bytes instead of cv2.imwrite: imwrite cannot open non-ASCII paths on
-    Windows and reports failure only as False.
+    cv2.imencode + an atomic write instead of cv2.imwrite: imwrite cannot open non-ASCII paths on
+    Windows and reports failure only as False; and a write that fails (a full disk) must leave no
+    empty or half picture for training to trip over (``training.files``).
     """
     ok, encoded = cv2.imencode(".jpg", frame_bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise OSError(f"{path}: could not encode the picture as JPEG (shape {frame_bgr.shape})")
     try:
-        path.write_bytes(encoded.tobytes())
+        atomic_write_bytes(path, encoded.tobytes())
     except OSError as exc:
         raise OSError(f"{path}: could not write the picture: {exc.strerror or exc}") from exc
 

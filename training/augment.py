@@ -30,6 +30,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from training.data import NO_BOX, Sample, load_image  # noqa: E402
+from training.files import atomic_write_bytes  # noqa: E402
 from training.preprocess import box_to_pixels, preprocess_frame  # noqa: E402
 
 CACHE_SCALE = 2.0  # cached pictures keep a shorter side of CACHE_SCALE * input_size pixels
@@ -232,9 +233,8 @@ def write_preview(
         left = gap + (i % columns) * (input_size + gap)
         grid[top : top + input_size, left : left + input_size] = tile
     out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
     ok, encoded = cv2.imencode(".png", grid)
     if not ok:
         raise OSError(f"{out_png}: could not encode the preview PNG")
-    encoded.tofile(out_png)
+    atomic_write_bytes(out_png, encoded.tobytes())  # whole or not at all; creates the folder
     return out_png

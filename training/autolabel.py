@@ -13,10 +13,13 @@ No Qt here, and no TensorFlow until a finder is built: the Label tab reads the m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
+import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -27,15 +30,18 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from training.boxes import clipped
 from training.data import (
     DataError,
     Problem,
     image_size,
+    labelme_document,
     load_image,
     picture_label_paths,
-    write_labelme,
 )
 from training.detection import Detection
+from training.files import TEMP_PREFIX, TEMP_SUFFIX, atomic_write_text
+from training.preprocess import as_rgb
 
 MTCNN_LABEL = "face (MTCNN)"
 MTCNN_NAME = "MTCNN"
@@ -130,25 +136,17 @@ class PretrainedFaceFinder:
         small = frame_bgr if scale == 1.0 else cv2.resize(
             frame_bgr, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA
         )
-        rgb = _to_rgb(small)  # MTCNN was trained on RGB; OpenCV frames are BGR
+        rgb = as_rgb(small)  # MTCNN was trained on RGB; OpenCV frames are BGR
         with self._lock:
             found = self._mtcnn.detect_faces(rgb)
         min_side = self.min_face_fraction * min(width, height)
         faces = []
         for face in found:
             x, y, w, h = (float(v) / scale for v in face["box"])  # MTCNN's boxes are [x, y, width, height]
-            box = (max(0.0, x), max(0.0, y), min(float(width), x + w), min(float(height), y + h))
+            box = clipped((x, y, x + w, y + h), width, height)
             if max(box[2] - box[0], box[3] - box[1]) >= min_side and min(box[2] - box[0], box[3] - box[1]) >= 1:
                 faces.append(Detection(score=float(face["confidence"]), box=box))
         return sorted(faces, key=lambda face: -face.score)
-
-
-def _to_rgb(frame: np.ndarray) -> np.ndarray:
-    if frame.ndim == 2:
-        return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
-    if frame.shape[2] == 4:
-        return cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
 
 def finder_name(finder: object) -> str:
@@ -209,33 +207,53 @@ def write_suggested_label(
     *,
     overwrite: bool = False,
 ) -> bool:
-    """Write a labelme JSON (via ``training.data.write_labelme``) marked as suggested by ``mark``.
+    """Write a labelme JSON (``training.data.labelme_document``) marked as suggested by ``mark``, atomically.
 
     Without ``overwrite`` the file is created only if it does not exist at that moment, so a label
     a person saves meanwhile (the Label tab, while "Suggest all" runs) is never replaced; returns
     False then.
     """
     json_path = Path(json_path)
-    draft = json_path.with_name(f".{json_path.stem}.autolabel.tmp")  # hidden: no dataset reader sees it
-    write_labelme(draft, image_path, box_px, width, height)  # beside the target: imagePath stays right
-    try:
-        document = json.loads(draft.read_text(encoding="utf-8"))
-    finally:
-        draft.unlink(missing_ok=True)
+    document = labelme_document(json_path, image_path, box_px, width, height)
     document["flags"] = {**document.get("flags", {}), SUGGESTED_FLAG: True}
     document[SUGGESTED_BY_KEY] = {"engine": mark.engine, "score": mark.score}
     for shape in document["shapes"]:
         shape["description"] = f"suggested by {mark}"
     text = json.dumps(document, indent=2)
     if overwrite:
-        json_path.write_text(text, encoding="utf-8")
+        atomic_write_text(json_path, text)
         return True
+    return _create_new_file(json_path, text.encode("utf-8"))
+
+
+def _create_new_file(path: Path, data: bytes) -> bool:
+    """Writes a file that does not exist yet, whole or not at all; False (nothing written) if it exists.
+
+    The data goes to a temporary file beside it (``training.files``' naming, so an interrupted write
+    is cleaned up like theirs), then is hard-linked into place: the link fails if the file appeared
+    meanwhile, so a label a person saved is never replaced. Where hard links are not supported
+    (FAT drives) a rename after an existence check stands in for it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    tmp = Path(name)
     try:
-        with open(json_path, "x", encoding="utf-8") as file:
-            file.write(text)
-    except FileExistsError:
-        return False
-    return True
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links on this file system
+            if path.exists():
+                return False
+            os.replace(tmp, path)
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 # ------------------------------------------------------------------------------------------- dataset

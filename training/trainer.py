@@ -9,13 +9,19 @@ loop, callbacks and any Keras backend work. Only the inner functional network is
 
     best.keras  last.keras  history.csv  losses.png  metrics.json  config.json  tensorboard/  train_state/
 
-Checkpoints are written only for finished epochs, each file atomically, so stopping (the GUI's
-button, Ctrl-C) or a NaN loss never leaves a half-written or poisoned model behind.
+Checkpoints are written only for finished epochs, and each epoch's files (models, optimizer state,
+history) as one unit: a folder renamed into place when complete (see "the run folder" below). So
+stopping (the GUI's button, Ctrl-C, SIGTERM, even SIGKILL) or a NaN loss never leaves a half-written,
+mixed or poisoned checkpoint behind, and a resume goes on from the newest complete epoch and says so
+when it had to pass over a damaged one. One training at a time owns a run folder (``run.lock``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
+import filecmp
 import importlib.metadata
 import importlib.util
 import io
@@ -23,10 +29,15 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
+import socket
+import sys
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +54,7 @@ from training.defaults import (
     default_learning_rate,
 )
 from training.detection import write_model_metadata
+from training.files import atomic_path, atomic_write_text, remove_stale_temporaries
 from training.losses import CLASS_LOSS_WEIGHT, grid_losses, total_loss
 from training.metrics import best_f1_threshold, box_iou, box_iou_tensor
 from training.model import (
@@ -158,14 +170,8 @@ class FaceTrackerModel(keras.Model):
 # small helpers
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _atomic_write_json(path: Path, obj: Any) -> None:
-    _atomic_write_bytes(path, json.dumps(obj, indent=2, default=str).encode("utf-8"))
+    atomic_write_text(path, json.dumps(obj, indent=2, default=str))
 
 
 def next_run_dir(base: str | os.PathLike = "runs", name: str = "train") -> Path:
@@ -232,26 +238,24 @@ def _validate(config: TrainConfig) -> None:
         raise TrainingError(f"time_limit must be a positive number of minutes, got {config.time_limit!r}")
 
 
-def _load_resume(config: TrainConfig) -> tuple[TrainConfig, dict, dict]:
-    """Read a run folder's saved config and state; the saved settings win except epochs/data."""
-    run_dir = Path(config.resume)
-    if not run_dir.is_dir():
-        raise TrainingError(f"{run_dir}: cannot resume: no such run folder")
-    needed = [run_dir / "config.json", run_dir / "last.keras", run_dir / STATE_DIR / "state.json",
-              run_dir / STATE_DIR / "optimizer.npz"]
-    missing = [p.name for p in needed if not p.is_file()]
-    if missing:
-        raise TrainingError(
-            f"{run_dir}: cannot resume: no saved training state ({', '.join(missing)} missing); "
-            "a run can be resumed once it has finished at least one epoch"
-        )
+_SAVED_SETTING_TYPES = {"data": str, "backbone": str, "weights": str, "augment": bool, "tutorial_exact": bool,
+                        "seed": int}
+
+
+def _load_resume_config(config: TrainConfig, run_dir: Path) -> tuple[TrainConfig, dict]:
+    """The run's saved settings (``config.json``), checked; they win over the requested ones except
+    epochs, data, patience, time limit, strictness and mixed precision."""
+    path = run_dir / "config.json"
     try:
-        saved = json.loads((run_dir / "config.json").read_text())
-        state = json.loads((run_dir / STATE_DIR / "state.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise TrainingError(f"{run_dir}: cannot resume: unreadable run files ({exc})") from exc
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise TrainingError(f"{path}: cannot resume: the run's settings file is missing") from exc
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise TrainingError(f"{path}: cannot resume: not readable as JSON ({exc})") from exc
+    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
+        raise TrainingError(f"{path}: cannot resume: not a run's settings file (no \"config\" object in it)")
     known = {f.name for f in fields(TrainConfig)}
-    merged = {k: v for k, v in saved.get("config", {}).items() if k in known}
+    merged = {k: v for k, v in saved["config"].items() if k in known}
     merged.update(
         epochs=config.epochs or merged.get("epochs"), data=config.data or merged.get("data"), resume=str(run_dir),
         out=str(run_dir),
@@ -259,7 +263,17 @@ def _load_resume(config: TrainConfig) -> tuple[TrainConfig, dict, dict]:
         patience=config.patience if config.patience is not None else merged.get("patience"),
         time_limit=config.time_limit,
     )
-    return TrainConfig(**merged), saved, state
+    for name, kind in _SAVED_SETTING_TYPES.items():
+        value = merged.get(name)
+        if name in merged and not (isinstance(value, kind) and (kind is not int or not isinstance(value, bool))):
+            raise TrainingError(f"{path}: cannot resume: {name} must be {_JSON_TYPE_NAMES.get(kind, kind.__name__)}, "
+                                f"got {value!r}")
+    effective = TrainConfig(**merged)
+    try:
+        _validate(effective)
+    except TrainingError as exc:
+        raise TrainingError(f"{path}: cannot resume: {exc}") from exc
+    return effective, saved
 
 
 def _resume_warnings(requested: TrainConfig, effective: TrainConfig) -> list[str]:
@@ -281,17 +295,16 @@ def _inner_optimizer(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.
     return getattr(optimizer, "inner_optimizer", optimizer)
 
 
-def _restore_optimizer(optimizer: keras.optimizers.Optimizer, model: keras.Model, state_dir: Path) -> None:
+def _restore_optimizer(optimizer: keras.optimizers.Optimizer, model: keras.Model, checkpoint: _Checkpoint) -> None:
     """Put back Adam's moments and step count, so the learning rate goes on where it stopped."""
     optimizer.build(model.trainable_variables)
-    with np.load(state_dir / "optimizer.npz") as saved:
-        values = [saved[f"v{i}"] for i in range(len(saved.files))]
+    values = checkpoint.optimizer_values
     variables = _inner_optimizer(optimizer).variables
     if len(values) != len(variables) or any(
         tuple(v.shape) != a.shape for v, a in zip(variables, values, strict=False)
     ):
         raise TrainingError(
-            f"{state_dir / 'optimizer.npz'}: the saved optimizer state does not fit this model "
+            f"{checkpoint.folder / 'optimizer.npz'}: the saved optimizer state does not fit this model "
             f"({len(values)} arrays for {len(variables)} variables)"
         )
     for variable, value in zip(variables, values, strict=True):
@@ -314,6 +327,499 @@ def _history_csv(rows: list[dict]) -> bytes:
     return text.getvalue().encode("utf-8")
 
 
+# ----------------------------------------------------------------------------------------------
+# the run folder: one owner at a time, and every epoch's checkpoint one complete unit
+#
+#   run.lock                  who trains here now (pid, host, start); held with an OS lock while training
+#   train_state/epoch-000007/ the newest complete checkpoint: last.keras, best.keras, optimizer.npz,
+#                             state.json, history.csv; written as epoch-000007.partial/, then renamed
+#   train_state/epoch-000006/ the one before, kept to fall back to when the newest is damaged
+#   last.keras, best.keras, history.csv, train_state/state.json
+#                             the newest checkpoint's files, published (hard links where the disk allows)
+
+LOCK_FILE = "run.lock"
+CHECKPOINT_NAME = re.compile(r"^epoch-(\d+)$")
+PARTIAL_SUFFIX = ".partial"
+DAMAGED_SUFFIX = ".damaged"
+KEPT_CHECKPOINTS = 2  # the newest complete epoch and the one before it
+PUBLISHED_FILES = (("last.keras", ""), ("best.keras", ""), ("history.csv", ""), ("state.json", STATE_DIR))
+_WINDOWS_LOCK_OFFSET = 1 << 30  # msvcrt locks bytes; lock one far past the owner record so it stays readable
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (used only to word a note)."""
+    if pid <= 0:
+        return False
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
+        import ctypes
+
+        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return ctypes.get_last_error() == 5  # access denied: it exists
+        code = ctypes.c_ulong()
+        try:
+            return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == 259  # STILL_ACTIVE
+        finally:
+            kernel32.CloseHandle(handle)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: someone else's process
+        return True
+    return True
+
+
+def _lock_descriptor(fd: int) -> bool | None:
+    """An exclusive OS lock on an open file without waiting: True taken, False held by another, None unsupported."""
+    try:
+        if os.name == "nt":
+            import msvcrt
+
+            os.lseek(fd, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError as exc:
+        if isinstance(exc, (BlockingIOError, PermissionError)) or exc.errno in (
+            errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK, errno.EDEADLK
+        ):
+            return False
+        return None  # a file system without locks (some network shares): the owner record decides
+
+
+def _read_json_object(path: Path) -> dict:
+    """A JSON file's object, or {} when it is missing, unreadable or not an object (never raises)."""
+    try:
+        owner = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+    return owner if isinstance(owner, dict) else {}
+
+
+def _describe_owner(owner: dict) -> str:
+    text = f"pid {owner.get('pid')}"
+    if owner.get("host"):
+        text += f" on {owner['host']}"
+    if owner.get("started"):
+        text += f", started {owner['started']}"
+    return text
+
+
+class RunFolderLock:
+    """Makes one process at a time the owner of a run folder, through ``run.lock`` in it.
+
+    Two trainings writing one folder would mix their models, history and settings. The file holds
+    an operating-system lock for as long as its owner trains and names the owner (pid, host, start
+    time), so a second training can say who is in the way. The OS drops the lock when its process
+    ends, however it ends (Ctrl-C, SIGKILL, a crash), so a lock file left behind by a dead process
+    is never in the way: the next owner takes it over and says from whom (:attr:`taken_over`).
+    """
+
+    def __init__(self) -> None:
+        self.path: Path | None = None
+        self.taken_over: dict | None = None  # the record of a previous owner that ended without releasing it
+        self._fd: int | None = None
+        self._remove_folder = False
+
+    def __enter__(self) -> RunFolderLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def acquire(self, run_dir: Path, remove_folder: bool = False) -> str | None:
+        """Take ``run_dir``'s lock or raise :class:`TrainingError` naming its owner; returns a note on a stale lock.
+
+        ``remove_folder``: the folder was made for this run, so release removes it again if it stays empty.
+        """
+        run_dir = Path(run_dir)
+        path = run_dir / LOCK_FILE
+        for _ in range(50):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            kept = False
+            try:
+                locked = _lock_descriptor(fd)
+                owner = _read_json_object(path)
+                if locked is None and owner.get("host") == socket.gethostname() and owner.get("pid") != os.getpid():
+                    locked = not _pid_alive(int(owner.get("pid") or 0))
+                if not locked:
+                    who = (f"({_describe_owner(owner)}) " if owner.get("pid") else "")
+                    raise TrainingError(
+                        f"{run_dir}: another training {who}is using this run folder (see {path}); wait for it to end "
+                        "or stop it, or train into another folder"
+                    )
+                if os.name != "nt":  # the owner before us may have removed the file as we opened it: open it again
+                    try:
+                        current = os.path.samestat(os.fstat(fd), os.stat(path))
+                    except FileNotFoundError:
+                        current = False
+                    if not current:
+                        continue
+                record = {"pid": os.getpid(), "host": socket.gethostname(),
+                          "started": datetime.now().astimezone().isoformat(timespec="seconds"),
+                          "command": " ".join(sys.argv)[:500]}
+                os.lseek(fd, 0, os.SEEK_SET)
+                os.ftruncate(fd, 0)
+                os.write(fd, json.dumps(record).encode("utf-8"))
+                os.fsync(fd)
+                kept = True
+            finally:
+                if not kept:
+                    os.close(fd)
+            self.path, self._fd, self._remove_folder = path, fd, remove_folder
+            if not owner.get("pid") or owner.get("pid") == os.getpid():
+                return None
+            self.taken_over = owner
+            running = owner.get("host") == socket.gethostname() and _pid_alive(int(owner.get("pid") or 0))
+            return (f"{run_dir}: took over the run folder from {_describe_owner(owner)}, which "
+                    + ("no longer holds it" if running else "is no longer running")
+                    + " (it ended without releasing the folder)")
+        raise TrainingError(f"{path}: could not take the run folder's lock (it keeps being replaced)")
+
+    def release(self) -> None:
+        """Give the folder up (removing ``run.lock``); does nothing when not held."""
+        if self._fd is None or self.path is None:
+            return
+        fd, self._fd = self._fd, None
+        with contextlib.suppress(OSError):
+            if os.name != "nt" and os.path.samestat(os.fstat(fd), os.stat(self.path)):
+                self.path.unlink()  # while still locked: whoever opens it next makes a fresh one
+        os.close(fd)
+        if os.name == "nt":
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+        if self._remove_folder:
+            with contextlib.suppress(OSError):
+                self.path.parent.rmdir()  # only if nothing was written there
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file, or a folder's entries (POSIX), to the disk."""
+    if path.is_dir() and os.name != "posix":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot fsync a folder
+    finally:
+        os.close(fd)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """``target`` becomes the same file as ``source`` (a hard link), or a copy where the disk has no links."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def _checkpoint_folders(state_dir: Path) -> list[tuple[int, Path]]:
+    """The complete epoch checkpoints in ``state_dir``, newest first."""
+    found = []
+    if state_dir.is_dir():
+        for path in state_dir.iterdir():
+            match = CHECKPOINT_NAME.match(path.name)
+            if match and path.is_dir():
+                found.append((int(match.group(1)), path))
+    return sorted(found, reverse=True)
+
+
+def committed_epoch(run_dir: str | os.PathLike) -> int | None:
+    """The newest epoch whose checkpoint is complete in ``run_dir`` (what a resume goes on from); None: none."""
+    run_dir = Path(run_dir)
+    folders = _checkpoint_folders(run_dir / STATE_DIR)
+    if folders:
+        return folders[0][0]
+    if (run_dir / STATE_DIR / "optimizer.npz").is_file():  # a run saved before checkpoints had folders
+        state = _read_json_object(run_dir / STATE_DIR / "state.json")
+        epoch = state.get("epoch")
+        return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch > 0 else None
+    return None
+
+
+def _write_checkpoint(run_dir: Path, epoch: int, network: keras.Model, metadata: dict, optimizer_state: bytes,
+                      state_json: str, history_csv: bytes, improved: bool) -> Path:
+    """One epoch's files into ``epoch-N.partial/``, flushed, then renamed ``epoch-N/``: the rename is the commit.
+
+    ``best.keras`` is this epoch's model when ``improved``, else the previous checkpoint's (linked).
+    """
+    state_dir = run_dir / STATE_DIR
+    state_dir.mkdir(exist_ok=True)
+    final = state_dir / f"epoch-{epoch:06d}"
+    partial = final.with_name(final.name + PARTIAL_SUFFIX)
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    last = partial / "last.keras"
+    network.save(last)
+    write_model_metadata(last, metadata)
+    if improved:
+        best_source = last
+    else:
+        earlier = [folder / "best.keras" for n, folder in _checkpoint_folders(state_dir) if n < epoch]
+        best_source = next((p for p in earlier if p.is_file()), run_dir / "best.keras")
+    if best_source.is_file():
+        _link_or_copy(best_source, partial / "best.keras")
+    (partial / "optimizer.npz").write_bytes(optimizer_state)
+    (partial / "state.json").write_text(state_json, encoding="utf-8")
+    (partial / "history.csv").write_bytes(history_csv)
+    for path in partial.iterdir():
+        _fsync(path)
+    _fsync(partial)
+    if final.exists():  # a checkpoint of this epoch from before a resume that fell back past it
+        shutil.rmtree(final)
+    os.rename(partial, final)
+    _fsync(state_dir)
+    return final
+
+
+def _publish(run_dir: Path, folder: Path) -> list[str]:
+    """Make the run folder's ``last.keras``, ``best.keras``, ``history.csv`` and ``train_state/state.json``
+    the checkpoint ``folder``'s; returns the published files that held something else before."""
+    replaced = []
+    for name, where in PUBLISHED_FILES:
+        source, target = folder / name, run_dir / where / name
+        if not source.is_file():
+            continue
+        if target.is_file():
+            with contextlib.suppress(OSError):
+                if os.path.samefile(source, target):
+                    continue
+            with contextlib.suppress(OSError):
+                if not filecmp.cmp(source, target, shallow=False):
+                    replaced.append(str(target))
+        with atomic_path(target, suffix=target.suffix) as tmp:
+            tmp.unlink()
+            _link_or_copy(source, tmp)
+    return replaced
+
+
+def _prune_checkpoints(state_dir: Path) -> None:
+    """Keep the newest KEPT_CHECKPOINTS complete checkpoints; drop older ones, interrupted ones, and damaged
+    ones that a newer complete checkpoint has replaced."""
+    complete = _checkpoint_folders(state_dir)
+    for _, folder in complete[KEPT_CHECKPOINTS:]:
+        shutil.rmtree(folder, ignore_errors=True)
+    newest = complete[0][0] if complete else 0
+    for path in list(state_dir.iterdir()):
+        if path.name.endswith(PARTIAL_SUFFIX) and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.name.endswith(DAMAGED_SUFFIX) and path.is_dir():
+            match = CHECKPOINT_NAME.match(path.name[: -len(DAMAGED_SUFFIX)])
+            if match and int(match.group(1)) <= newest:
+                shutil.rmtree(path, ignore_errors=True)
+    if complete:
+        with contextlib.suppress(OSError):
+            (state_dir / "optimizer.npz").unlink()  # the single-file state of runs saved before epoch folders
+
+
+def _remove_debris(run_dir: Path) -> list[int]:
+    """Remove what interrupted writes left (temporary files, ``epoch-N.partial/``); returns those epochs' numbers."""
+    state_dir = run_dir / STATE_DIR
+    for folder in (run_dir, state_dir):
+        if not folder.is_dir():
+            continue
+        remove_stale_temporaries(folder)
+        for path in [*folder.glob(".*.tmp*"), *folder.glob(".*.meta.keras")]:  # earlier versions' temporaries
+            if path.is_file():
+                with contextlib.suppress(OSError):
+                    path.unlink()
+    interrupted = []
+    if state_dir.is_dir():
+        for path in list(state_dir.iterdir()):
+            if path.name.endswith(PARTIAL_SUFFIX) and path.is_dir():
+                match = CHECKPOINT_NAME.match(path.name[: -len(PARTIAL_SUFFIX)])
+                if match:
+                    interrupted.append(int(match.group(1)))
+                shutil.rmtree(path, ignore_errors=True)
+    return sorted(interrupted)
+
+
+def _settle_checkpoints(run_dir: Path) -> dict | None:
+    """After training (however it ended): drop an unfinished checkpoint and publish the newest complete one.
+
+    Returns that checkpoint's state, the truth about how far the run got (None: no complete epoch).
+    """
+    _remove_debris(run_dir)
+    folders = _checkpoint_folders(run_dir / STATE_DIR)
+    if not folders:
+        return None
+    _publish(run_dir, folders[0][1])
+    try:
+        state = json.loads((folders[0][1] / "state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+class _DamagedFile(Exception):
+    """A checkpoint file that cannot be used; the message names it and says what is wrong."""
+
+    def __init__(self, path: Path, problem: str):
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+
+
+@dataclass
+class _Checkpoint:
+    """A complete, readable checkpoint to resume from."""
+
+    epoch: int
+    folder: Path  # train_state/epoch-N (train_state itself for a run saved before epoch folders)
+    last_model: Path
+    state: dict
+    optimizer_values: list[np.ndarray]
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_JSON_TYPE_NAMES = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "true/false",
+                    type(None): "null"}
+
+
+def _state_problem(state: Any, epoch: int | None) -> str | None:
+    """What makes a parsed ``state.json`` unusable, or None."""
+    if not isinstance(state, dict):
+        return f"not a training state (it holds {_JSON_TYPE_NAMES.get(type(state), 'something else')}, not an object)"
+    saved_epoch = state.get("epoch")
+    if not _is_whole(saved_epoch) or saved_epoch < 1:
+        return "not a training state (no epoch number in it)"
+    if epoch is not None and saved_epoch != epoch:
+        return f"belongs to epoch {saved_epoch}, not {epoch}"
+    history = state.get("history")
+    if not isinstance(history, list) or len(history) != saved_epoch or not all(
+        isinstance(row, dict) and row.get("epoch") == i + 1 and all(_is_number(row.get(k)) for k in HISTORY_COLUMNS)
+        for i, row in enumerate(history)
+    ):
+        return f"its history does not hold the figures of epochs 1 to {saved_epoch}"
+    for key in ("best_val_f1", "best_val_iou"):
+        if key in state and not _is_number(state[key]):
+            return f"not a training state ({key} is {state[key]!r})"
+    for key in ("best_epoch", "batches_per_epoch", "optimizer_iterations"):
+        if key in state and not (_is_whole(state[key]) and state[key] >= 0):
+            return f"not a training state ({key} is {state[key]!r})"
+    return None
+
+
+def _read_optimizer_state(path: Path) -> list[np.ndarray]:
+    """Adam's saved arrays (``v0``, ``v1``, ...), every byte read, or :class:`_DamagedFile`."""
+    if not path.is_file():
+        raise _DamagedFile(path, "missing")
+    if not zipfile.is_zipfile(path):
+        raise _DamagedFile(path, "not an optimizer state (not a NumPy .npz archive: damaged, truncated or overwritten)")
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            names = set(saved.files)
+            if names != {f"v{i}" for i in range(len(names))}:
+                raise _DamagedFile(path, "not an optimizer state (its arrays are not v0, v1, ...)")
+            return [np.array(saved[f"v{i}"]) for i in range(len(names))]
+    except _DamagedFile:
+        raise
+    except Exception as exc:  # zipfile, zlib and numpy raise many kinds for a damaged member
+        raise _DamagedFile(path, f"damaged or truncated optimizer state ({type(exc).__name__}: {exc})") from exc
+
+
+def _check_model_file(path: Path) -> None:
+    """A ``.keras`` file is a zip archive with a config and weights whose every member passes its checksum."""
+    if not path.is_file():
+        raise _DamagedFile(path, "missing")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            broken = archive.testzip()
+    except Exception as exc:  # BadZipFile, EOFError, zlib.error, OSError...
+        raise _DamagedFile(path, f"damaged or truncated model file, not a complete .keras archive ({exc})") from exc
+    if broken is not None:
+        raise _DamagedFile(path, f"damaged model file ({broken} inside it fails its checksum)")
+    if not {"config.json", "model.weights.h5"} <= names:
+        raise _DamagedFile(path, "not a Keras model file (no config.json and model.weights.h5 inside)")
+
+
+def _read_checkpoint(folder: Path, epoch: int | None, last_model: Path) -> _Checkpoint:
+    """Every file of one checkpoint read and checked (the model only as an archive: it loads later)."""
+    state_path = folder / "state.json"
+    try:
+        state = json.loads(state_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise _DamagedFile(state_path, "missing") from exc
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise _DamagedFile(state_path, f"not readable as JSON ({exc})") from exc
+    problem = _state_problem(state, epoch)
+    if problem:
+        raise _DamagedFile(state_path, problem)
+    values = _read_optimizer_state(folder / "optimizer.npz")
+    _check_model_file(last_model)
+    return _Checkpoint(epoch=state["epoch"], folder=folder, last_model=last_model, state=state,
+                       optimizer_values=values)
+
+
+def _find_checkpoint(run_dir: Path, emit: EventCallback) -> _Checkpoint:
+    """The newest complete, undamaged checkpoint of ``run_dir``, published; says what it passed over and why.
+
+    A damaged newer checkpoint is renamed ``epoch-N.damaged`` (removed once that epoch is trained
+    again); an interrupted one (``epoch-N.partial``) is removed.
+    """
+    state_dir = run_dir / STATE_DIR
+    interrupted = _remove_debris(run_dir)
+    candidates: list[tuple[int | None, Path, Path]] = [
+        (epoch, folder, folder / "last.keras") for epoch, folder in _checkpoint_folders(state_dir)
+    ]
+    if not candidates and (state_dir / "optimizer.npz").is_file():  # saved before checkpoints had folders
+        candidates = [(None, state_dir, run_dir / "last.keras")]
+    if not candidates:
+        raise TrainingError(
+            f"{run_dir}: cannot resume: no saved training state (no finished epoch's checkpoint in {state_dir}); "
+            "a run can be resumed once it has finished at least one epoch"
+        )
+    damaged: list[tuple[Path, _DamagedFile]] = []
+    checkpoint = None
+    for epoch, folder, last_model in candidates:
+        try:
+            checkpoint = _read_checkpoint(folder, epoch, last_model)
+            break
+        except _DamagedFile as exc:
+            damaged.append((folder, exc))
+    if checkpoint is None:
+        older = ("" if len(damaged) == 1 else
+                 f" (the {len(damaged) - 1} older checkpoint{'s are' if len(damaged) > 2 else ' is'} damaged too)")
+        raise TrainingError(f"{damaged[0][1]}; cannot resume {run_dir}: no older complete checkpoint to fall back "
+                            f"to{older}")
+    for folder, exc in damaged:
+        aside = folder.with_name(folder.name + DAMAGED_SUFFIX)
+        shutil.rmtree(aside, ignore_errors=True)
+        os.rename(folder, aside)
+        emit({"event": "warning", "message": f"{exc}; resuming from epoch {checkpoint.epoch}, the newest "
+                                             f"complete checkpoint, instead (the damaged one is kept as {aside})"})
+    for epoch in interrupted:
+        if epoch > checkpoint.epoch:
+            emit({"event": "warning", "message": f"the checkpoint of epoch {epoch} was interrupted before it was "
+                                                 f"complete and is removed; resuming from epoch {checkpoint.epoch}"})
+    if checkpoint.folder != state_dir:
+        for path in _publish(run_dir, checkpoint.folder):
+            emit({"event": "warning", "message": f"{path} did not match the checkpoint of epoch {checkpoint.epoch}: "
+                                                 f"put back from {checkpoint.folder}"})
+    return checkpoint
+
+
+def _load_network(checkpoint: _Checkpoint) -> keras.Model:
+    try:
+        return keras.models.load_model(checkpoint.last_model)
+    except Exception as exc:  # an archive that passed its checksums but still will not load: say which and why
+        raise TrainingError(f"{checkpoint.last_model}: cannot load the checkpoint's model "
+                            f"({type(exc).__name__}: {exc})") from exc
+
+
 def plot_losses(rows: list[dict], out_png: Path) -> Path:
     """The tutorial's three plots (total, classification, regression loss), train against validation."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -332,7 +838,8 @@ def plot_losses(rows: list[dict], out_png: Path) -> Path:
         ax.set_xlabel("epoch")
         ax.legend()
     figure.tight_layout()
-    figure.savefig(out_png, dpi=80)
+    with atomic_path(out_png, suffix=".png") as tmp:
+        figure.savefig(tmp, dpi=80, format="png")
     return out_png
 
 
@@ -340,14 +847,25 @@ def plot_losses(rows: list[dict], out_png: Path) -> Path:
 # the per-batch / per-epoch recorder
 
 
+# A model whose face score differs by less than this between all validation pictures answers the same
+# whatever it sees (a saturated or dead network): its class accuracy can only be one class's share.
+DEAD_SCORE_SPREAD = 1e-6
+# A run whose model has been dead like that for this many epochs from its start is stopped as failed.
+DEAD_EPOCHS = 3
+
+
 class _RunRecorder(keras.callbacks.Callback):
-    """Emits progress events, polls ``should_stop``, catches NaN, and checkpoints finished epochs."""
+    """Emits progress events, polls ``should_stop``, catches NaN and dead models, and checkpoints finished epochs."""
 
     def __init__(self, *, run_dir: Path, network: keras.Model, epochs: int, batches: int,
                  batch_size: int, train_images: int, history: list[dict], best: tuple[float, float],
                  best_epoch: int, emit: EventCallback, should_stop: Callable[[], bool] | None, state_extra: dict,
-                 val_batches: keras.utils.PyDataset, patience: int, deadline: float | None):
+                 val_batches: keras.utils.PyDataset, patience: int, deadline: float | None,
+                 alive: bool = False, learning_rate: float | None = None):
         super().__init__()
+        self.alive = alive  # some epoch's model told validation pictures apart (see DEAD_SCORE_SPREAD)
+        self.learning_rate = learning_rate
+        self._dead_answer: tuple[float, float] = (math.nan, math.nan)  # (the one score, class accuracy)
         self.val_batches = val_batches
         self.patience = patience
         self.deadline = deadline  # time.perf_counter() value after which no new epoch starts
@@ -420,17 +938,35 @@ class _RunRecorder(keras.callbacks.Callback):
             )
             self.model.stop_training = True
             return
-        row.update(self._validation_detections())
+        detections, spread = self._validation_detections()
+        if not math.isfinite(spread):
+            self.failure = (
+                f"training diverged: the model's outputs on the validation pictures became NaN or infinite at epoch "
+                f"{epoch + 1} (learning rate {self._lr():.3g}); that epoch was not saved. Try a lower learning rate."
+            )
+            self.model.stop_training = True
+            return
+        row.update(detections)
         row["lr"] = self._lr()
         row["seconds"] = time.perf_counter() - self._epoch_started
         score = (row["val_f1"], row["val_iou"])
         improved = score > self.best
-        if improved:
-            self.best, self.best_epoch = score, epoch + 1
+        best, best_epoch = (score, epoch + 1) if improved else (self.best, self.best_epoch)
+        alive = self.alive or spread > DEAD_SCORE_SPREAD
+        try:
+            self._checkpoint([*self.history, row], best, best_epoch, improved, alive)
+        except OSError as exc:  # a full disk, say: the previous epoch's checkpoint is still whole
+            self.failure = f"could not save the checkpoint of epoch {epoch + 1} ({exc}); that epoch was not saved."
+            self.model.stop_training = True
+            return
+        # Only once the epoch is on disk does it count, so memory never claims more than the folder holds.
         self.history.append(row)
-        self._checkpoint(improved)
+        self.best, self.best_epoch, self.alive = best, best_epoch, alive
         self.emit({"event": "epoch", "epochs": self.epochs, **row})
-        if self.patience and epoch + 1 - self.best_epoch >= self.patience and epoch + 1 < self.epochs:
+        if not self.alive and epoch + 1 >= DEAD_EPOCHS and epoch + 1 < self.epochs:
+            self.failure = self.dead_model_message()
+            self.model.stop_training = True
+        elif self.patience and epoch + 1 - self.best_epoch >= self.patience and epoch + 1 < self.epochs:
             self.stop_reason = (f"early stopping: validation F1 did not improve for {self.patience} epochs "
                                 f"(best epoch {self.best_epoch})")
             self.model.stop_training = True
@@ -438,58 +974,61 @@ class _RunRecorder(keras.callbacks.Callback):
             self.stop_reason = f"time limit reached after epoch {epoch + 1}"
             self.model.stop_training = True
 
-    def _validation_detections(self) -> dict:
-        """F1 at IoU 0.5 on the validation pictures at the threshold that maximises it, and that threshold.
+    def dead_model_message(self) -> str:
+        """Why a run whose model answers the same for every picture is a failure, and what to try."""
+        score, accuracy = self._dead_answer
+        rate = f" (this run's: {self.learning_rate:g})" if self.learning_rate else ""
+        return (
+            f"the model is not learning: after {len(self.history)} epoch{'s' if len(self.history) != 1 else ''} it "
+            f"gives every validation picture the same face score ({score:.3g}), so its class accuracy "
+            f"({accuracy:.2f}) is only the share of {'face' if score >= 0.5 else 'no-face'} pictures. A learning rate "
+            f"far too high{rate} usually does this: try the default, or a lower one."
+        )
+
+    def _validation_detections(self) -> tuple[dict, float]:
+        """F1 at IoU 0.5 on the validation pictures at the threshold that maximises it, and that threshold;
+        and how far apart the pictures' face scores are (NaN when an output is not finite).
 
         Detection quality, not loss, decides which epoch is best: a lower loss can come with boxes
-        that land on fewer faces.
+        that land on fewer faces. The loss can also stay finite while the outputs are NaN (the
+        losses clip them), so the outputs themselves are checked.
         """
-        has_face, scores, ious = [], [], []
+        has_face, scores, ious, boxes_seen = [], [], [], []
         for index in range(len(self.val_batches)):
             x, (classes, boxes) = self.val_batches[index]
             class_pred, box_pred = (ops.convert_to_numpy(out) for out in self.network(x, training=False))
+            boxes_seen.append(box_pred)
             has_face.append(classes[:, 0] > 0.5)
             scores.append(class_pred[:, 0])
             ious.append(box_iou(box_pred, boxes))
         has_face, scores, ious = (np.concatenate(parts) for parts in (has_face, scores, ious))
+        if not (np.isfinite(scores).all() and all(np.isfinite(b).all() for b in boxes_seen)):
+            return {}, math.nan
         threshold, f1 = best_f1_threshold(has_face, scores, ious)
-        return {"val_f1": f1, "threshold": threshold}
+        spread = float(scores.max() - scores.min())
+        if spread <= DEAD_SCORE_SPREAD:
+            self._dead_answer = (float(scores[0]), float(np.mean(has_face == (scores[0] >= 0.5))))
+        return {"val_f1": f1, "threshold": threshold}, spread
 
-    def _checkpoint(self, improved: bool) -> None:
-        """Write a finished epoch's files under temporary names, then swap them all in together.
+    def _checkpoint(self, rows: list[dict], best: tuple[float, float], best_epoch: int, improved: bool,
+                     alive: bool) -> None:
+        """Write a finished epoch's files as one unit (see :func:`_write_checkpoint`), then publish them.
 
-        Each swap is atomic and they follow one another at once, so a crash or Ctrl-C leaves the
-        previous epoch's set or the new one: never a half-written file, hardly ever a mix.
+        Stopped anywhere in between (Ctrl-C, SIGTERM, SIGKILL, a full disk), the folder still holds the
+        previous epoch's complete checkpoint, and resuming goes on from it; published files that
+        lag behind are put right when the run ends or resumes (:func:`_settle_checkpoints`).
         """
-        state_dir = self.run_dir / STATE_DIR
-        state_dir.mkdir(exist_ok=True)
-        state = {**self.state_extra, "epoch": self.history[-1]["epoch"], "best_val_f1": self.best[0],
-                 "best_val_iou": self.best[1], "best_epoch": self.best_epoch, "history": self.history,
+        row = rows[-1]
+        state = {**self.state_extra, "epoch": row["epoch"], "best_val_f1": best[0], "best_val_iou": best[1],
+                 "best_epoch": best_epoch, "alive": alive, "history": rows,
                  "optimizer_iterations": int(ops.convert_to_numpy(self.model.optimizer.iterations))}
-        staged: list[tuple[Path, Path]] = []
-
-        def stage(final: Path, write: Callable[[Path], object]) -> Path:
-            tmp = final.with_name(f".{final.stem}.tmp{final.suffix}")  # Keras insists on a .keras suffix
-            write(tmp)
-            staged.append((tmp, final))
-            return tmp
-
-        row = self.history[-1]
         metadata = {"score_threshold": row["threshold"], "epoch": row["epoch"], "val_f1": row["val_f1"],
                     "val_iou": row["val_iou"], "iou_threshold": 0.5}
-
-        def save_network(tmp: Path) -> None:
-            self.network.save(tmp)
-            write_model_metadata(tmp, metadata)
-
-        last_tmp = stage(self.run_dir / "last.keras", save_network)
-        if improved:
-            stage(self.run_dir / "best.keras", lambda tmp: shutil.copyfile(last_tmp, tmp))
-        stage(state_dir / "optimizer.npz", lambda tmp: tmp.write_bytes(_optimizer_state_bytes(self.model.optimizer)))
-        stage(state_dir / "state.json", lambda tmp: tmp.write_text(json.dumps(state, indent=2)))
-        stage(self.run_dir / "history.csv", lambda tmp: tmp.write_bytes(_history_csv(self.history)))
-        for tmp, final in staged:
-            os.replace(tmp, final)
+        folder = _write_checkpoint(self.run_dir, row["epoch"], self.network, metadata,
+                                   _optimizer_state_bytes(self.model.optimizer), json.dumps(state, indent=2),
+                                   _history_csv(rows), improved)
+        _publish(self.run_dir, folder)
+        _prune_checkpoints(self.run_dir / STATE_DIR)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -503,10 +1042,24 @@ def train(
 ) -> RunResult:
     """Train a detector as ``config`` says; see the module docstring for what lands in the run folder.
 
+    The run folder is this process's alone while it trains (:class:`RunFolderLock`).
+
     Raises:
-        TrainingError: a bad setting, a run that cannot be resumed, or a loss that became NaN/inf.
+        TrainingError: a bad setting, a run folder in use by another training, a run that cannot be
+            resumed, a loss or output that became NaN/inf, or a model that learned nothing.
         training.data.DataError: the dataset cannot be used (a missing split, an unreadable file...).
     """
+    with RunFolderLock() as lock:  # released, and run.lock removed, however the run ends
+        return _train(config, on_event, should_stop, lock)
+
+
+def _train(
+    config: TrainConfig,
+    on_event: EventCallback | None,
+    should_stop: Callable[[], bool] | None,
+    lock: RunFolderLock,
+) -> RunResult:
+    """:func:`train`'s work; takes ``lock`` on the run folder as soon as the folder is known."""
     from training.augment import make_batches
     from training.data import load_dataset
     from training.device import configure_device
@@ -520,8 +1073,30 @@ def train(
     _validate(config)
     saved_config: dict = {}
     state: dict = {}
+    checkpoint: _Checkpoint | None = None
     if config.resume:
-        config, saved_config, state = _load_resume(config)
+        run_dir = Path(config.resume)
+        if not run_dir.is_dir():
+            raise TrainingError(f"{run_dir}: cannot resume: no such run folder")
+        note = lock.acquire(run_dir)
+        if note:
+            emit({"event": "warning", "message": note})
+        checkpoint = _find_checkpoint(run_dir, emit)
+        config, saved_config = _load_resume_config(config, run_dir)
+        state = checkpoint.state
+    else:
+        if config.out:
+            run_dir = Path(config.out)
+            made = not run_dir.exists()
+            run_dir.mkdir(parents=True, exist_ok=True)
+        else:
+            run_dir, made = next_run_dir(), True
+        note = lock.acquire(run_dir, remove_folder=made)
+        if note:
+            emit({"event": "warning", "message": note})
+        if (run_dir / "last.keras").exists() or committed_epoch(run_dir) is not None:
+            raise TrainingError(f"{run_dir}: already holds a training run; resume it or choose another folder")
+        _remove_debris(run_dir)
     config = replace(config, epochs=config.epochs or default_epochs(config.backbone))
     if config.resume:
         for message in _resume_warnings(requested, config):
@@ -531,26 +1106,23 @@ def train(
                 f"{config.resume}: already trained {state['epoch']} epochs; ask for more than that to resume "
                 f"(epochs counts the total, e.g. {state['epoch'] + 5})"
             )
-    elif config.out is not None and (Path(config.out) / "last.keras").exists():
-        raise TrainingError(f"{config.out}: already holds a training run; resume it or choose another folder")
 
     device = configure_device(mixed_precision=config.mixed_precision)
     dataset = load_dataset(config.data, strict=config.strict)
     train_samples = dataset.require_split("train")
     val_samples = dataset.require_split("val")
+    dataset.require_trainable()  # a face in some pictures and none in others, or nothing to learn
     for problem in dataset.problems:
         emit({"event": "warning", "message": f"skipped {problem}"})
+    for warning in dataset.warnings:
+        emit({"event": "warning", "message": f"warning: {warning}"})
 
     keras.utils.set_random_seed(config.seed)
     spec = BACKBONES[config.backbone]
     learning_rate = float(config.learning_rate or default_learning_rate(config.backbone))
 
-    if config.resume:
-        run_dir = Path(config.resume)
-        try:
-            network = keras.models.load_model(run_dir / "last.keras")
-        except Exception as exc:  # a damaged file: say which and why, not a Keras traceback
-            raise TrainingError(f"{run_dir / 'last.keras'}: cannot load the last checkpoint ({exc})") from exc
+    if checkpoint is not None:
+        network = _load_network(checkpoint)
         weights_used = saved_config.get("weights_used", "none")
         input_size = model_input_size(network)
         batches_per_epoch = int(state.get("batches_per_epoch") or math.ceil(len(train_samples) / config.batch_size))
@@ -567,8 +1139,6 @@ def train(
             weights_used = "none"
             network = build_model(config.backbone, input_size, weights=None)
         batches_per_epoch = math.ceil(len(train_samples) / config.batch_size)
-        run_dir = Path(config.out) if config.out else next_run_dir()
-        run_dir.mkdir(parents=True, exist_ok=True)
 
     grid = is_grid_model(network)
     train_batches = make_batches(train_samples, input_size=input_size, batch_size=config.batch_size,
@@ -580,14 +1150,16 @@ def train(
         emit({"event": "warning", "message": (
             f"the training split now gives {len(train_batches)} batches per epoch instead of {batches_per_epoch}; "
             "the learning-rate decay keeps the run's original pace")})
+    planned = saved_config.get("config", {}).get("epochs")
+    stretched = checkpoint is not None and grid and _is_whole(planned) and planned != config.epochs
 
     model = FaceTrackerModel(network, face_only=not config.tutorial_exact, name="facetracker_trainer")
     optimizer = make_optimizer(batches_per_epoch, learning_rate,
                                total_steps=config.epochs * batches_per_epoch if grid else None)
     model.compile(optimizer=optimizer)
     start_epoch = int(state.get("epoch", 0))
-    if config.resume:
-        _restore_optimizer(model.optimizer, model, run_dir / STATE_DIR)
+    if checkpoint is not None:
+        _restore_optimizer(model.optimizer, model, checkpoint)
 
     config_record = {
         "config": {**asdict(config), "learning_rate": learning_rate, "input_size": input_size},
@@ -606,10 +1178,16 @@ def train(
         deadline=started + 60 * config.time_limit if config.time_limit else None,
         emit=emit, should_stop=should_stop,
         state_extra={"batches_per_epoch": batches_per_epoch},
+        alive=bool(state.get("alive", True)) if config.resume else False, learning_rate=learning_rate,
     )
     emit({"event": "start", "run_dir": str(run_dir), "device": device, "epochs": config.epochs,
           "batches_per_epoch": len(train_batches), "weights": weights_used, "train_images": len(train_samples),
           "val_images": len(val_samples), "resumed_from_epoch": start_epoch if config.resume else None})
+    if stretched:
+        emit({"event": "warning", "message": (
+            f"the learning-rate schedule (a cosine over the run's length) stretches from {planned} to {config.epochs} "
+            f"epochs: the rate goes on from a new curve, so this run will differ from a straight {config.epochs}-epoch "
+            "run")})
 
     callbacks: list[keras.callbacks.Callback] = [recorder]
     if importlib.util.find_spec("tensorboard") is not None:
@@ -620,9 +1198,16 @@ def train(
     stopped = False
     try:
         model.fit(train_batches, validation_data=val_batches, epochs=config.epochs, initial_epoch=start_epoch,
-                  callbacks=callbacks, verbose=0)
+                  callbacks=callbacks, verbose=0, shuffle=False)
     except KeyboardInterrupt:
-        stopped = True  # the last finished epoch's checkpoint is already on disk
+        stopped = True  # the last complete checkpoint is on disk; one cut short is dropped just below
+    settled = _settle_checkpoints(run_dir)
+    if settled is not None and len(settled.get("history", [])) > len(history):  # stopped right after a commit
+        history[:] = settled["history"]
+        recorder.best = (float(settled["best_val_f1"]), float(settled["best_val_iou"]))
+        recorder.best_epoch, recorder.alive = int(settled["best_epoch"]), bool(settled.get("alive", True))
+    if recorder.failure is None and history and not recorder.alive and not (stopped or recorder.stop_requested):
+        recorder.failure = recorder.dead_model_message()
     if recorder.failure is not None:
         kept = (f"the checkpoints of epoch {history[-1]['epoch']} are kept in {run_dir}" if history
                 else "no epoch had finished, so no model was saved")
@@ -657,6 +1242,9 @@ def train(
             metrics["test"] = _evaluate_test_split(best_model, test_samples)
             metrics["test_classic"] = _evaluate_classic_finder(test_samples)
             metrics["verdict"] = verdict(metrics["test"], metrics["test_classic"])
+            from training.report import write_run_pictures  # test_predictions.jpg, pr_curve.png; never raises
+
+            write_run_pictures(best_model, test_samples, run_dir, lambda m: emit({"event": "warning", "message": m}))
         else:
             metrics["test"] = None
     metrics["seconds"] = time.perf_counter() - started
