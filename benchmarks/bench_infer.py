@@ -10,6 +10,10 @@ It times, on one 640x480 BGR frame (the webcam size), the whole ``Detector.detec
 batch of one. Also shown for context: the tiny model called eagerly (``model(x)``) and VGG16 through
 the Detector, which separates the gain of the compiled call from the gain of the smaller network.
 Untrained weights (``weights=None``): latency does not depend on what a network has learned.
+
+Runtimes: the default model is also exported (``training.export``: ONNX and TFLite, each checked
+against the .keras model) and timed through the same ``Detector.detect`` on the same frame in ONNX
+Runtime and LiteRT, beside Keras/TensorFlow. ``--runtimes-only`` times just those three.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import os
 import platform
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -44,6 +49,43 @@ def _time_calls(call: Callable[[], object], frames: int, warmup: int) -> dict[st
     }
 
 
+RUNTIMES = {"onnx": "runtime_onnx", "tflite": "runtime_litert"}
+
+
+def time_runtimes(frame: np.ndarray, frames: int, warmup: int) -> dict[str, dict]:
+    """The default model in Keras/TensorFlow, ONNX Runtime and LiteRT: ``Detector.detect`` on ``frame``.
+
+    The exports are made the product's way (``export_model``, which checks them against the .keras model).
+    The runtimes take turns, frame by frame, so a machine that gets busier mid-run slows all three alike.
+    """
+    from training.export import export_model
+    from training.inference import Detector
+    from training.model import build_model
+
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "default.keras")
+        build_model(weights=None).save(path)
+        detectors = {"detector_default": Detector.from_file(path)}
+        for fmt, key in RUNTIMES.items():
+            detectors[key] = Detector.from_file(export_model(path, fmt).path)
+        for detector in detectors.values():
+            for _ in range(warmup):
+                detector.detect(frame)
+        samples: dict[str, list[float]] = {key: [] for key in detectors}
+        for _ in range(frames):
+            for key, detector in detectors.items():
+                started = time.perf_counter()
+                detector.detect(frame)
+                samples[key].append((time.perf_counter() - started) * 1000.0)
+        for key, detector in detectors.items():
+            results[key] = {"input_size": detector.input_size, "device": detector.device, "runtime": detector.runtime,
+                            "frames": frames, "median_ms": statistics.median(samples[key]),
+                            "p99_ms": float(np.percentile(samples[key], 99)),
+                            "mean_ms": statistics.fmean(samples[key])}
+    return results
+
+
 def run(frames: int = 200, tutorial_frames: int = 40, warmup: int = 10) -> dict[str, dict]:
     import keras
 
@@ -52,11 +94,7 @@ def run(frames: int = 200, tutorial_frames: int = 40, warmup: int = 10) -> dict[
     from training.preprocess import preprocess_frame
 
     frame = np.random.default_rng(0).integers(0, 256, size=(480, 640, 3), dtype=np.uint8)
-    results: dict[str, dict] = {}
-
-    default = Detector(build_model(weights=None))
-    results["detector_default"] = {"input_size": default.input_size, "device": default.device,
-                                   **_time_calls(lambda: default.detect(frame), frames, warmup)}
+    results: dict[str, dict] = time_runtimes(frame, frames, warmup)
     tiny = Detector(build_model("tiny", weights=None))
     results["detector_tiny"] = {"input_size": tiny.input_size, "device": tiny.device,
                                 **_time_calls(lambda: tiny.detect(frame), frames, warmup)}
@@ -92,24 +130,37 @@ def main() -> None:
     parser.add_argument("--tutorial-frames", type=int, default=40,
                         help="timed frames for the slow paths: model.predict, eager calls, VGG16 (default 40)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--runtimes-only", action="store_true",
+                        help="time only the default model in Keras/TensorFlow, ONNX Runtime and LiteRT")
     args = parser.parse_args()
-    results = run(args.frames, args.tutorial_frames)
+    if args.runtimes_only:
+        frame = np.random.default_rng(0).integers(0, 256, size=(480, 640, 3), dtype=np.uint8)
+        results = time_runtimes(frame, args.frames, warmup=10)
+        results["summary"] = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs"}
+    else:
+        results = run(args.frames, args.tutorial_frames)
     if args.json:
         print(json.dumps(results, indent=2))
         return
     names = {
         "detector_default": "Detector.detect, grid 128 px (default)",
+        "runtime_onnx": "  the same model, .onnx in ONNX Runtime",
+        "runtime_litert": "  the same model, .tflite in LiteRT",
         "detector_tiny": "Detector.detect, tiny 80 px",
         "preprocess_only": "  of which preprocess_frame",
         "eager_call_tiny": "tiny, eager model(x) (for reference)",
         "tutorial_vgg16_predict": "tutorial: VGG16 120 px, model.predict",
         "detector_vgg16": "Detector.detect, VGG16 120 px",
     }
-    print(f"640x480 frame, {results['summary']['machine']}, device {results['detector_tiny']['device']}")
-    print(f"{'path':<40}{'frames':>7}{'median ms':>11}{'p99 ms':>9}")
+    print(f"640x480 frame, {results['summary']['machine']}, device {results['detector_default']['device']}")
+    print(f"{'path':<42}{'frames':>7}{'median ms':>11}{'p99 ms':>9}")
     for key, label in names.items():
+        if key not in results:
+            continue
         r = results[key]
-        print(f"{label:<40}{r['frames']:>7}{r['median_ms']:>11.2f}{r['p99_ms']:>9.2f}")
+        print(f"{label:<42}{r['frames']:>7}{r['median_ms']:>11.2f}{r['p99_ms']:>9.2f}")
+    if args.runtimes_only:
+        return
     summary = results["summary"]
     print(f"speed-up of the default Detector over the tutorial's loop: {summary['speedup_vs_tutorial']:.1f}x "
           f"(goal: median <= {summary['goal_median_ms']:.0f} ms: {'met' if summary['goal_met'] else 'NOT met'})")

@@ -16,6 +16,14 @@ from pathlib import Path
 MODEL_METADATA = "facetracker.json"
 DEFAULT_SCORE_THRESHOLD = 0.5  # the tutorial's rule, for models that carry no threshold
 
+#: The model files FaceTracker runs, by suffix: Keras' own, and the two exported formats
+#: (``facetracker-train export``) that light runtimes read.
+MODEL_SUFFIXES = (".keras", ".onnx", ".tflite")
+#: Exported files carry their metadata in a JSON file beside them: ``best.onnx`` -> ``best.onnx.json``.
+SIDECAR_SUFFIX = ".json"
+#: What to install for each exported format's runtime (the package's optional extras).
+RUNTIME_EXTRAS = {".onnx": "onnx", ".tflite": "litert"}
+
 
 class ModelFileError(ValueError):
     """A model file that cannot be used as a FaceTracker detector; ``str()`` names the file and why."""
@@ -24,6 +32,45 @@ class ModelFileError(ValueError):
         self.path = Path(path)
         self.message = message
         super().__init__(f"{self.path}: {message}")
+
+
+class MissingRuntimeError(ModelFileError):
+    """The model file is fine, but the runtime that runs its format is not installed here.
+
+    A :class:`ModelFileError` so that every place that reports an unusable model (the CLI, the Detect
+    tab) shows it as one line naming the file; the message names the extra to install.
+    """
+
+
+def install_hint(suffix: str) -> str:
+    """The pip command that installs the runtime for a model file suffix (``.onnx`` or ``.tflite``)."""
+    return f'pip install "facetracker[{RUNTIME_EXTRAS[suffix.lower()]}]"'
+
+
+def sniff_model_format(path: str | Path) -> str | None:
+    """What a file holds by its first bytes: ``"keras"`` (a zip archive), ``"tflite"`` (the ``TFL3``
+    FlatBuffer identifier), ``"hdf5"``; None for anything else (ONNX, a protobuf, has no magic number).
+
+    Lets the loaders say "this is a TFLite model named .onnx" instead of a parser's error.
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError:
+        return None
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        return "keras"
+    if head[4:8] == b"TFL3":
+        return "tflite"
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return "hdf5"
+    return None
+
+
+def metadata_sidecar(path: str | Path) -> Path:
+    """Where an exported model's metadata lives: the file's full name plus ``.json`` (best.onnx.json)."""
+    path = Path(path)
+    return path.with_name(path.name + SIDECAR_SUFFIX)
 
 
 @dataclass(frozen=True)
@@ -59,7 +106,17 @@ def write_model_metadata(path: str | Path, metadata: dict) -> None:
 
 
 def read_model_metadata(path: str | Path) -> dict:
-    """What :func:`write_model_metadata` stored in a ``.keras`` file; ``{}`` when it holds none or is unreadable."""
+    """What :func:`write_model_metadata` stored in a ``.keras`` file; ``{}`` when it holds none or is unreadable.
+
+    For an exported ``.onnx`` or ``.tflite`` file, the JSON file beside it (:func:`metadata_sidecar`),
+    which ``facetracker-train export`` writes with the same contents.
+    """
+    if Path(path).suffix.lower() in RUNTIME_EXTRAS:
+        try:
+            value = json.loads(metadata_sidecar(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            return {}
+        return value if isinstance(value, dict) else {}
     try:
         with zipfile.ZipFile(path) as archive:
             if MODEL_METADATA not in archive.namelist():

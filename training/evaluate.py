@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -64,13 +65,34 @@ def evaluate_finder(
     return _evaluate(detect_all, samples, threshold, iou_threshold, chunk=1)
 
 
-def _evaluate(
+@dataclass
+class Predictions:
+    """One pass of a detector over labelled pictures, picture by picture: what the figures of
+    :func:`evaluate_model` and the result pictures of :mod:`training.report` are both made from."""
+
+    samples: list[Sample]
+    has_face: np.ndarray  # (N,) bool: the label shows a face
+    scores: np.ndarray  # (N,) face score (0 where the finder found nothing)
+    ious: np.ndarray  # (N,) IoU of the predicted box with the labelled one (0 without a face or a box)
+    boxes: np.ndarray  # (N, 4) predicted [x1, y1, x2, y2] in the picture's pixels; NaN where no box
+    seconds: float  # time spent in the detector itself
+
+
+def predict_samples(detector: Detector, samples: Sequence[Sample]) -> Predictions:
+    """Run ``detector`` once over ``samples`` and keep every picture's score, box and IoU.
+
+    Raises:
+        ValueError: no samples.
+        training.data.DataError: a picture cannot be read.
+    """
+    return _predict(detector.detect_batch, samples, chunk=_EVAL_CHUNK)
+
+
+def _predict(
     detect_all: Callable[[list[np.ndarray]], list[Detection | None]],
     samples: Sequence[Sample],
-    threshold: float,
-    iou_threshold: float,
     chunk: int,
-) -> dict:
+) -> Predictions:
     samples = list(samples)
     if not samples:
         raise ValueError("no pictures to evaluate")
@@ -78,6 +100,7 @@ def _evaluate(
     has_face = np.array([s.has_face for s in samples], dtype=bool)
     scores = np.zeros(len(samples), dtype=np.float64)
     ious = np.zeros(len(samples), dtype=np.float64)
+    boxes = np.full((len(samples), 4), np.nan, dtype=np.float64)
     seconds = 0.0
     for start in range(0, len(samples), chunk):
         part = samples[start : start + chunk]
@@ -89,26 +112,43 @@ def _evaluate(
             if detection is None:
                 continue  # no face found: score 0, no box
             scores[start + offset] = detection.score
+            boxes[start + offset] = detection.box
             if sample.has_face:
                 height, width = image.shape[:2]
                 label_px = box_to_pixels(sample.box, width, height)
                 ious[start + offset] = box_iou(np.array([detection.box]), np.array([label_px]))[0]
+    return Predictions(samples, has_face, scores, ious, boxes, seconds)
 
+
+def summarize(predictions: Predictions, threshold: float, iou_threshold: float = 0.5) -> dict:
+    """:func:`evaluate_model`'s figures from a pass already made (see there for the keys)."""
+    has_face, scores, ious = predictions.has_face, predictions.scores, predictions.ious
     counts = detection_counts(has_face, scores, ious, threshold, iou_threshold)
     detected = scores > threshold
     faces = int(has_face.sum())
+    images = len(predictions.samples)
     return {
-        "images": len(samples),
+        "images": images,
         "faces": faces,
-        "no_faces": len(samples) - faces,
+        "no_faces": images - faces,
         **counts,
         "class_accuracy": float(np.mean(detected == has_face)),
         "mean_iou": float(ious[has_face].mean()) if faces else 0.0,
         "false_alarms": int(np.sum(detected & ~has_face)),
-        "ms_per_picture": 1000 * seconds / len(samples),
+        "ms_per_picture": 1000 * predictions.seconds / images,
         "threshold": float(threshold),
         "iou_threshold": float(iou_threshold),
     }
+
+
+def _evaluate(
+    detect_all: Callable[[list[np.ndarray]], list[Detection | None]],
+    samples: Sequence[Sample],
+    threshold: float,
+    iou_threshold: float,
+    chunk: int,
+) -> dict:
+    return summarize(_predict(detect_all, samples, chunk), threshold, iou_threshold)
 
 
 def format_table(metrics: dict) -> str:

@@ -1,28 +1,44 @@
-"""Running a trained detector on frames: load a ``.keras`` file safely, then detect fast.
+"""Running a trained detector on frames: load a model file safely, then detect fast.
 
 The tutorial called ``model.predict`` once per webcam frame, which rebuilds a data pipeline every
 call (tens of milliseconds). :class:`Detector` instead compiles the model's forward pass once for
 the active Keras backend and reuses it, so a frame costs what the network itself costs.
+
+:meth:`Detector.from_file` also runs the files ``facetracker-train export`` writes, each in its light
+runtime, an optional extra: ``.onnx`` in ONNX Runtime (``pip install "facetracker[onnx]"``) and
+``.tflite`` in LiteRT (``"facetracker[litert]"``; TensorFlow's own ``tf.lite.Interpreter`` stands in
+when LiteRT is missing). Frames go through the same :mod:`training.preprocess` functions whatever the
+runtime, so a box is the same box. Keras (and so TensorFlow) is only imported for ``.keras`` files.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import threading
+import warnings
 import zipfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
 
 from training.detection import (
     DEFAULT_SCORE_THRESHOLD,
     Detection,
+    MissingRuntimeError,
     ModelFileError,
+    install_hint,
     read_model_metadata,
     score_threshold_of,
+    sniff_model_format,
 )
-from training.model import model_input_size
 from training.preprocess import box_to_pixels, preprocess_frame, preprocess_frames
+
+if TYPE_CHECKING:  # pragma: no cover
+    import keras
 
 # Frames sent through the network at once by detect_batch: bounds memory for long lists.
 _BATCH_CHUNK = 32
@@ -62,6 +78,8 @@ def load_detector_model(path: str | Path) -> keras.Model:
             path, "is an old HDF5 (.h5) model; FaceTracker reads Keras 3 .keras files (train again to get one)"
         )
     if not zipfile.is_zipfile(path):
+        if sniff_model_format(path) == "tflite":
+            raise ModelFileError(path, "is a TFLite model, not a .keras model file (name it .tflite to use it)")
         raise ModelFileError(path, "is not a .keras model file (not a zip archive: another kind of file, or cut short)")
     try:
         with zipfile.ZipFile(path) as archive:
@@ -72,6 +90,8 @@ def load_detector_model(path: str | Path) -> keras.Model:
         raise ModelFileError(path, "is a zip archive but not a Keras model (it has no config.json)")
     if path.suffix.lower() != ".keras":
         raise ModelFileError(path, "looks like a Keras model but its name must end in .keras")
+    import keras
+
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many kinds (ValueError, TypeError, OSError, zip errors)
@@ -97,6 +117,8 @@ def _compile_forward(model: keras.Model, input_size: int) -> Callable[[np.ndarra
     Eager ``model(x)`` pays tens of milliseconds of per-call overhead on CPU; a traced function with
     a fixed input signature pays it once.
     """
+    import keras
+
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -125,6 +147,8 @@ def _compile_forward(model: keras.Model, input_size: int) -> Callable[[np.ndarra
 
 def _device_name() -> str:
     """Where the forward pass runs, in words: "GPU: <name>" or "CPU (<model>)"."""
+    import keras
+
     backend = keras.backend.backend()
     if backend == "tensorflow":
         from training.device import device_name
@@ -139,35 +163,72 @@ def _device_name() -> str:
 
 
 class Detector:
-    """A loaded detector ready for frames: preprocessing, a compiled forward pass, pixel boxes."""
+    """A loaded detector ready for frames: preprocessing, a compiled forward pass, pixel boxes.
+
+    ``runtime`` says what runs the network: ``"keras"`` (a ``.keras`` file or a built model),
+    ``"onnxruntime"`` (``.onnx``), ``"litert"`` or ``"tensorflow-lite"`` (``.tflite``). ``model`` is the
+    Keras model for ``"keras"`` and None otherwise.
+    """
 
     def __init__(self, model: keras.Model, path: Path | None = None, threshold: float | None = None) -> None:
         problem = _shape_problem(model)
         if problem:
             raise ValueError(f"not a FaceTracker face detector: {problem}")
-        self.model = model
+        self.model: keras.Model | None = model
+        self.runtime: str = "keras"
+        input_size = int(model.inputs[0].shape[1])
+        self._setup(path, threshold, input_size, _device_name(), _compile_forward(model, input_size),
+                    read_model_metadata(path) if path is not None else {})
+
+    def _setup(self, path: Path | None, threshold: float | None, input_size: int, device: str,
+               forward: Callable[[np.ndarray], list[np.ndarray]], metadata: dict) -> None:
         self.path = Path(path) if path is not None else None
-        #: What the model file says of itself (training.detection.write_model_metadata); {} for none.
-        self.metadata: dict = read_model_metadata(self.path) if self.path is not None else {}
+        #: What the model file says of itself (training.detection.write_model_metadata, or the JSON
+        #: beside an exported file); {} for none.
+        self.metadata: dict = metadata
         #: The score above which a detection is a face: the one chosen on validation when the model
         #: was trained (stored in the file), else the tutorial's 0.5.
         self.threshold: float = (float(threshold) if threshold is not None
                                  else score_threshold_of(self.metadata) if self.metadata else DEFAULT_SCORE_THRESHOLD)
-        self.input_size: int = model_input_size(model)
-        self.device: str = _device_name()
-        self._forward = _compile_forward(model, self.input_size)
+        self.input_size: int = input_size
+        self.device: str = device
+        self._forward = forward
         # Trace once now, so the first real frame is as fast as the rest.
         self._forward(np.zeros((1, self.input_size, self.input_size, 3), dtype=np.float32))
 
     @classmethod
     def from_file(cls, path: str | Path, threshold: float | None = None) -> Detector:
-        """Load a ``.keras`` file (see :func:`load_detector_model`) and get it ready for frames;
-        ``threshold`` overrides the one stored in the file."""
-        return cls(load_detector_model(path), path=Path(path), threshold=threshold)
+        """Load a model file and get it ready for frames; ``threshold`` overrides the one stored with it.
+
+        ``.onnx`` and ``.tflite`` files (``facetracker-train export``) run in ONNX Runtime and LiteRT;
+        anything else is read as a ``.keras`` file (see :func:`load_detector_model`).
+
+        Raises:
+            ModelFileError: the file is missing, damaged, of another format than its name says, or
+                not a FaceTracker detector. :class:`~training.detection.MissingRuntimeError` (a
+                ModelFileError) when the runtime for its format is not installed; it names the extra.
+        """
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix == ".onnx":
+            return cls._from_runtime(_load_onnx(path), path, threshold)
+        if suffix == ".tflite":
+            return cls._from_runtime(_load_tflite(path), path, threshold)
+        return cls(load_detector_model(path), path=path, threshold=threshold)
+
+    @classmethod
+    def _from_runtime(cls, loaded: _LoadedRuntime, path: Path, threshold: float | None) -> Detector:
+        """A Detector around an exported model that a light runtime runs (no Keras model behind it)."""
+        detector = cls.__new__(cls)
+        detector.model = None
+        detector.runtime = loaded.name
+        metadata = read_model_metadata(path) or loaded.embedded_metadata
+        detector._setup(path, threshold, loaded.input_size, loaded.device, loaded.forward, metadata)
+        return detector
 
     def __repr__(self) -> str:
-        return (f"Detector(path={self.path}, input_size={self.input_size}, threshold={self.threshold:.3f}, "
-                f"device={self.device!r})")
+        return (f"Detector(path={self.path}, runtime={self.runtime!r}, input_size={self.input_size}, "
+                f"threshold={self.threshold:.3f}, device={self.device!r})")
 
     def detect(self, frame_bgr: np.ndarray) -> Detection:
         """Score one BGR frame (any size) and place the box in its pixels."""
@@ -190,6 +251,184 @@ class Detector:
                 height, width = frame.shape[:2]
                 detections.append(Detection(float(score), box_to_pixels(box, width, height)))
         return detections
+
+
+# ----------------------------------------------------------------------------- light runtimes
+
+
+@dataclass
+class _LoadedRuntime:
+    """An exported model opened in its runtime: ``forward(x (N,S,S,3) float32) -> [scores (N,1), boxes (N,4)]``."""
+
+    name: str
+    input_size: int
+    device: str
+    forward: Callable[[np.ndarray], list[np.ndarray]]
+    embedded_metadata: dict = field(default_factory=dict)
+
+
+_FORMAT_WORDS = {
+    "keras": "a Keras model (a .keras zip archive)",
+    "tflite": "a TFLite model",
+    "hdf5": "an old HDF5 (.h5) Keras model",
+}
+_SUFFIX_OF = {"keras": ".keras", "tflite": ".tflite"}
+
+
+def _check_exported_file(path: Path, expected: str, format_name: str) -> None:
+    """The checks every exported file gets before its runtime reads it: there, a file, not empty,
+    and not some other format under this name."""
+    if not path.exists():
+        raise ModelFileError(path, "no such file")
+    if path.is_dir():
+        raise ModelFileError(path, f"is a folder, not {format_name} model file")
+    if path.stat().st_size == 0:
+        raise ModelFileError(path, f"is empty, not {format_name} model")
+    found = sniff_model_format(path)
+    if found is not None and found != expected:
+        rename = f" (name it {_SUFFIX_OF[found]} to use it)" if found in _SUFFIX_OF else ""
+        raise ModelFileError(path, f"is {_FORMAT_WORDS[found]}, not {format_name} model{rename}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _io_problem(input_shape: Sequence, output_shapes: Sequence[Sequence]) -> str | None:
+    """Why an exported model's inputs and outputs are not a FaceTracker detector's, or None.
+
+    ``input_shape`` (batch, S, S, 3) with the batch dimension free; ``output_shapes`` two shapes
+    whose last dimensions are 1 (the face score) and 4 (the box), in either order.
+    """
+    shape = tuple(input_shape)
+    if len(shape) != 4 or shape[3] != 3 or not isinstance(shape[1], int) or shape[1] != shape[2] or shape[1] < 1:
+        return f"expected a square RGB image input (N, S, S, 3), the model takes {shape}"
+    if len(output_shapes) != 2:
+        return f"expected two outputs [face score, box], the model has {len(output_shapes)}"
+    last = sorted(tuple(s)[-1] if len(s) else None for s in output_shapes)
+    if any(len(s) != 2 for s in output_shapes) or last != [1, 4]:
+        return (f"expected outputs shaped [(N, 1), (N, 4)] (face score, box), the model gives "
+                f"{[tuple(s) for s in output_shapes]}")
+    return None
+
+
+def _load_onnx(path: Path) -> _LoadedRuntime:
+    """Open an ``.onnx`` detector in ONNX Runtime (CUDA when onnxruntime-gpu has it, else the CPU)."""
+    _check_exported_file(path, "onnx", "an ONNX")
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise MissingRuntimeError(
+            path, f"needs ONNX Runtime to run, which is not installed: {install_hint('.onnx')}") from exc
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: its warnings are about graph rewrites, not the user's file
+    available = ort.get_available_providers()
+    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available] or available
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as exc:  # InvalidProtobuf, InvalidGraph, Fail, NotImplemented ...
+        raise ModelFileError(path, f"could not be read as an ONNX model, is it damaged? ({_first_line(exc)})") from exc
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1:
+        raise ModelFileError(path, f"is not a FaceTracker face detector: expected one image input, "
+                                   f"the model has {len(inputs)}")
+    shape = [d if isinstance(d, int) else None for d in inputs[0].shape]
+    problem = _io_problem(shape, [o.shape for o in outputs])
+    if problem is None and inputs[0].type != "tensor(float)":
+        problem = f"expected a float32 image input, the model takes {inputs[0].type}"
+    if problem:
+        raise ModelFileError(path, f"is not a FaceTracker face detector: {problem}")
+    by_last = {o.shape[-1]: o.name for o in outputs}
+    names, input_name = [by_last[1], by_last[4]], inputs[0].name
+
+    def forward(x: np.ndarray) -> list[np.ndarray]:
+        return session.run(names, {input_name: np.ascontiguousarray(x, dtype=np.float32)})
+
+    provider = session.get_providers()[0]
+    device = "GPU (ONNX Runtime, CUDA)" if provider == "CUDAExecutionProvider" else "CPU (ONNX Runtime)"
+    embedded = {}
+    text = session.get_modelmeta().custom_metadata_map.get("facetracker")
+    if text:
+        try:
+            value = json.loads(text)
+            embedded = value if isinstance(value, dict) else {}
+        except ValueError:
+            embedded = {}
+    return _LoadedRuntime("onnxruntime", int(shape[1]), device, forward, embedded)
+
+
+def _tflite_interpreter(path: Path) -> tuple[type, str]:
+    """LiteRT's Interpreter, else TensorFlow's own (deprecated for LiteRT, but there wherever TensorFlow is)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter, "litert"
+    except ImportError:
+        pass
+    try:
+        import tensorflow as tf
+
+        return tf.lite.Interpreter, "tensorflow-lite"
+    except (ImportError, AttributeError) as exc:
+        raise MissingRuntimeError(
+            path, f"needs LiteRT to run, which is not installed: {install_hint('.tflite')}") from exc
+
+
+#: LiteRT threads for one forward pass: its XNNPACK kernels gain little past a few on a small network.
+TFLITE_THREADS = max(1, min(4, os.cpu_count() or 1))
+
+
+def _load_tflite(path: Path) -> _LoadedRuntime:
+    """Open a ``.tflite`` detector in LiteRT; one lock per model, since an interpreter is not thread-safe."""
+    _check_exported_file(path, "tflite", "a TFLite")
+    if sniff_model_format(path) != "tflite":
+        raise ModelFileError(path, "is not a TFLite model (no TFL3 identifier): another kind of file, or cut short")
+    interpreter_class, runtime = _tflite_interpreter(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+            interpreter = interpreter_class(model_path=str(path), num_threads=TFLITE_THREADS)
+        interpreter.allocate_tensors()
+    except Exception as exc:  # ValueError (bad FlatBuffer), RuntimeError (ops it cannot run)
+        raise ModelFileError(path, f"could not be read as a TFLite model, is it damaged? ({_first_line(exc)})") from exc
+    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    if len(inputs) != 1:
+        raise ModelFileError(path, f"is not a FaceTracker face detector: expected one image input, "
+                                   f"the model has {len(inputs)}")
+    signature = [int(d) for d in inputs[0].get("shape_signature", inputs[0]["shape"])]
+    shape = [None if d < 0 else d for d in signature]
+    problem = _io_problem(shape, [list(o.get("shape_signature", o["shape"])) for o in outputs])
+    if problem is None and inputs[0]["dtype"] != np.float32:
+        problem = (f"expected a float32 image input, the model takes {np.dtype(inputs[0]['dtype']).name} "
+                   "(a fully quantised model; export without int8 input)")
+    if problem:
+        raise ModelFileError(path, f"is not a FaceTracker face detector: {problem}")
+    by_last = {int(o["shape"][-1]): o["index"] for o in outputs}
+    score_index, box_index, input_index = by_last[1], by_last[4], inputs[0]["index"]
+    dynamic_batch = signature[0] < 0
+    lock = threading.Lock()
+    batch = [int(inputs[0]["shape"][0])]
+
+    def run(x: np.ndarray) -> list[np.ndarray]:  # with the lock held
+        if x.shape[0] != batch[0]:
+            interpreter.resize_tensor_input(input_index, list(x.shape), strict=True)
+            interpreter.allocate_tensors()
+            batch[0] = x.shape[0]
+        interpreter.set_tensor(input_index, x)
+        interpreter.invoke()
+        return [interpreter.get_tensor(score_index), interpreter.get_tensor(box_index)]
+
+    def forward(x: np.ndarray) -> list[np.ndarray]:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        with lock:
+            if dynamic_batch or x.shape[0] == batch[0]:
+                return run(x)
+            parts = [run(x[i : i + 1]) for i in range(x.shape[0])]  # a fixed batch of one: frame by frame
+        return [np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])]
+
+    name = "LiteRT" if runtime == "litert" else "TensorFlow Lite"
+    return _LoadedRuntime(runtime, int(shape[1]), f"CPU ({name})", forward)
 
 
 def _check_frame(frame: np.ndarray) -> None:

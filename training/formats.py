@@ -1,0 +1,844 @@
+"""Face labels in the formats other tools exchange: labelme (ours), COCO JSON, YOLO text and Pascal VOC XML.
+
+CVAT, Label Studio and Roboflow import and export COCO, YOLO and VOC; FaceTracker trains on labelme.
+:func:`convert` reads a dataset in one format and writes it in another, one face per picture, pictures
+copied (or hard-linked) beside the new labels. Pictures without a face stay, labelled as such in the
+target's own way: a labelme JSON without shapes, an image without annotations in COCO, an empty YOLO
+text file, a VOC file without objects. Splits (train/val/test) are kept when the source has them.
+
+What each format is read from and written to (``SPLIT`` is train, val or test; ``valid`` and
+``validation`` are read as val):
+
+=========  ======================================================  ============================================
+format     read                                                    written
+=========  ======================================================  ============================================
+labelme    whatever :func:`training.data.load_dataset` reads       ``SPLIT/images`` + ``SPLIT/labels/*.json``
+                                                                   (or ``images`` + ``labels`` without splits)
+coco       ``annotations/instances_SPLIT.json`` + ``images/SPLIT``  ``annotations/instances_SPLIT.json`` +
+           (or ``SPLIT/`` or ``images/``); ``SPLIT/*.json`` with   ``images/SPLIT/`` (``instances_default.json``
+           the pictures beside it (Roboflow); one ``*.json``        + ``images/`` without splits)
+yolo       ``images/SPLIT`` + ``labels/SPLIT`` (Ultralytics),      ``images/SPLIT`` + ``labels/SPLIT/*.txt`` +
+           ``SPLIT/images`` + ``SPLIT/labels`` (Roboflow), or       ``data.yaml`` (``names: {0: face}``)
+           ``images`` + ``labels``; class names from ``*.yaml``
+           or ``classes.txt``
+voc        ``Annotations/*.xml`` + ``JPEGImages`` (splits from     ``Annotations/*.xml`` + ``JPEGImages/`` +
+           ``ImageSets/Main/SPLIT.txt``), or ``.xml`` beside the   ``ImageSets/Main/SPLIT.txt``
+           pictures (labelImg; in ``SPLIT/`` for Roboflow)
+=========  ======================================================  ============================================
+
+Boxes are pixel corners in every format (COCO's ``[x, y, w, h]`` and YOLO's normalised centre and size
+are converted); VOC corners are read and written as labelme's continuous pixel coordinates, as CVAT does.
+The face is the class named "face" (or "faces", any case); a dataset with a single class of another name
+is taken as faces. More than one face on a picture, a label without its picture, a box outside its
+picture or an unreadable file stop the conversion with a :class:`~training.data.DataError` that names the
+file. The result is written into a temporary folder beside the destination and renamed into place at the
+end, so a failed conversion leaves no half-written dataset.
+
+No TensorFlow here: ``facetracker-train convert`` answers at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import shutil
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from training.data import (
+    BOX_TOLERANCE_PX,
+    IMAGE_EXTENSIONS,
+    SPLITS,
+    DataError,
+    image_size,
+    label_path_for,
+    load_dataset,
+    write_labelme,
+)
+from training.preprocess import box_to_pixels
+
+FORMATS = ("labelme", "coco", "yolo", "voc")
+FACE_NAMES = ("face", "faces")
+#: Folder and file-name words that name a split.
+SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+                 "test": "test", "testing": "test"}
+COCO_DEFAULT_NAME = "instances_default"  # CVAT's name for a COCO file without a split
+YOLO_DECIMALS = 6  # normalised: a millionth of the picture, 0.0006 px on a 640 px picture
+PIXEL_DECIMALS = 3
+
+PixelBox = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class LabelledPicture:
+    """One picture and its face, in pixels (``box`` None: no face); ``split`` None without splits."""
+
+    image: Path
+    width: int
+    height: int
+    box: PixelBox | None
+    split: str | None
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """What :func:`convert` did: the formats, the destination, and how many pictures per split."""
+
+    source_format: str
+    target_format: str
+    out: Path
+    pictures: int
+    faces: int
+    split_counts: dict[str, int]
+
+    def summary(self) -> str:
+        """One line for people."""
+        splits = ", ".join(f"{name} {count}" for name, count in self.split_counts.items())
+        return (f"Converted {self.pictures} pictures ({self.faces} with a face, {self.pictures - self.faces} without"
+                f"{'; ' + splits if splits else ''}) from {self.source_format} to {self.target_format}.")
+
+
+# ------------------------------------------------------------------------------------------ small helpers
+
+
+def _split_of_name(name: str) -> str | None:
+    """train/val/test when a folder or file name says so (``instances_train2017``, ``valid``), else None."""
+    for word in re.split(r"[^a-z]+", name.lower()):
+        if word in SPLIT_ALIASES:
+            return SPLIT_ALIASES[word]
+    return None
+
+
+def _split_folders(root: Path) -> list[tuple[str, Path]]:
+    """(split, folder) for each sub-folder of ``root`` named like a split (``train``, ``valid``, ...)."""
+    if not root.is_dir():
+        return []
+    found = []
+    for child in sorted(root.iterdir()):
+        split = SPLIT_ALIASES.get(child.name.lower())
+        if child.is_dir() and split is not None:
+            found.append((split, child))
+    return found
+
+
+def _files(folder: Path, suffixes: Iterable[str]) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    suffixes = tuple(suffixes)
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in suffixes)
+
+
+def _pictures(folder: Path) -> list[Path]:
+    return _files(folder, IMAGE_EXTENSIONS)
+
+
+def _picture_size(path: Path) -> tuple[int, int]:
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise DataError(path, f"unsupported picture format {path.suffix or '(none)'}: FaceTracker reads "
+                              f"{', '.join(IMAGE_EXTENSIONS)}; convert it to JPEG or PNG")
+    return image_size(path)
+
+
+def _number(value: Any) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"not a finite number: {value!r}")
+    return number
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def _checked_box(path: Path, where: str, box: PixelBox, width: int, height: int) -> PixelBox:
+    """The box clipped to the picture, or a DataError: the rules labelme labels are read by."""
+    x1, x2 = sorted(box[0::2])
+    y1, y2 = sorted(box[1::2])
+    shown = f"[{_fmt(x1)}, {_fmt(y1)}, {_fmt(x2)}, {_fmt(y2)}]"
+    tol = BOX_TOLERANCE_PX
+    if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
+        raise DataError(path, f"{where}: box {shown} lies outside the {width}x{height} picture")
+    if x1 < -tol or y1 < -tol or x2 > width + tol or y2 > height + tol:
+        raise DataError(path, f"{where}: box {shown} reaches outside the {width}x{height} picture")
+    x1, y1, x2, y2 = max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height))
+    if x2 - x1 < 1 or y2 - y1 < 1:
+        raise DataError(path, f"{where}: box {shown} has zero size ({_fmt(x2 - x1)}x{_fmt(y2 - y1)} px)")
+    return (x1, y1, x2, y2)
+
+
+def _face_class(path: Path, names: list[str], used: set[Any]) -> set[Any] | None:
+    """The class keys that mean "face" among ``names`` (their keys are positions or ids in ``used``):
+    those named face/faces, else the only class used. None when no class is used at all."""
+    faces = {key for key, name in names if str(name).strip().lower() in FACE_NAMES}
+    if faces:
+        return faces
+    if not used:
+        return None
+    if len(used) == 1:
+        return set(used)
+    shown = ", ".join(sorted({str(name) for key, name in names if key in used}) or sorted(map(str, used)))
+    raise DataError(path, f"no class named \"face\" among the {len(used)} classes used ({shown}); FaceTracker "
+                          "learns one kind of object: rename the face class to \"face\" or keep only faces")
+
+
+def _one_face(path: Path, where: str, boxes: list[PixelBox]) -> PixelBox | None:
+    if len(boxes) > 1:
+        raise DataError(path, f"{where} has {len(boxes)} face boxes; FaceTracker learns one face per picture: "
+                              "keep one, or leave the picture out")
+    return boxes[0] if boxes else None
+
+
+def _json_document(path: Path) -> Any:
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(path, "not valid JSON: the file is not UTF-8 text") from None
+    except OSError as exc:
+        raise DataError(path, f"cannot read the file: {exc.strerror or exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(path, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+
+
+def _is_coco(document: Any) -> bool:
+    return isinstance(document, dict) and isinstance(document.get("images"), list) and "annotations" in document
+
+
+def _peek_json(path: Path) -> Any:
+    """A JSON file's content for format detection (None when it cannot be read: detection is no place to fail)."""
+    try:
+        return json.loads(path.read_bytes().decode("utf-8-sig"))
+    except (OSError, ValueError):
+        return None
+
+
+# ------------------------------------------------------------------------------------------ detection
+
+
+def _labelme_evidence(root: Path) -> str | None:
+    folders = [root, root / "images", root / "labels"]
+    for _split, folder in _split_folders(root):
+        folders += [folder, folder / "images", folder / "labels"]
+    for folder in folders:
+        for path in _files(folder, (".json",)):
+            document = _peek_json(path)
+            if isinstance(document, dict) and isinstance(document.get("shapes"), list):
+                return f"labelme JSON such as {path.relative_to(root)}"
+    return None
+
+
+def _coco_files(root: Path, strict: bool = False) -> list[Path]:
+    """The COCO files of a dataset; ``strict``: a JSON file that cannot be read is an error, not skipped
+    (it may be the annotations of a whole split)."""
+    folders = [root, root / "annotations", *(folder for _split, folder in _split_folders(root))]
+    read = _json_document if strict else _peek_json
+    return [path for folder in folders for path in _files(folder, (".json",)) if _is_coco(read(path))]
+
+
+def _coco_evidence(root: Path) -> str | None:
+    files = _coco_files(root)
+    return f"COCO JSON {files[0].relative_to(root)}" if files else None
+
+
+def _yolo_folders(root: Path) -> list[tuple[str | None, Path, Path]]:
+    """(split, pictures folder, labels folder) of a YOLO dataset in any of the layouts read."""
+    found: list[tuple[str | None, Path, Path]] = []
+    for split, folder in _split_folders(root / "images"):  # Ultralytics: images/train + labels/train
+        found.append((split, folder, root / "labels" / folder.name))
+    for split, folder in _split_folders(root):  # Roboflow: train/images + train/labels
+        if (folder / "images").is_dir() or (folder / "labels").is_dir():
+            found.append((split, folder / "images", folder / "labels"))
+    if not found and ((root / "images").is_dir() or (root / "labels").is_dir()):
+        found.append((None, root / "images", root / "labels"))
+    return found
+
+
+def _yolo_label_files(labels_dir: Path) -> list[Path]:
+    return [p for p in _files(labels_dir, (".txt",)) if p.name != "classes.txt"]
+
+
+def _yolo_evidence(root: Path) -> str | None:
+    for _split, _images, labels in _yolo_folders(root):
+        files = _yolo_label_files(labels)
+        if files:
+            return f"YOLO text labels such as {files[0].relative_to(root)}"
+    return None
+
+
+def _voc_xml(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False
+    return b"<annotation" in head
+
+
+def _voc_files(root: Path) -> list[Path]:
+    folders = [root / "Annotations", root, root / "images", *(folder for _split, folder in _split_folders(root))]
+    return [path for folder in folders for path in _files(folder, (".xml",)) if _voc_xml(path)]
+
+
+def _voc_evidence(root: Path) -> str | None:
+    files = _voc_files(root)
+    return f"Pascal VOC XML such as {files[0].relative_to(root)}" if files else None
+
+
+_EVIDENCE = {"labelme": _labelme_evidence, "coco": _coco_evidence, "yolo": _yolo_evidence, "voc": _voc_evidence}
+
+
+def detect_format(root: Path | str) -> str:
+    """The annotation format of a dataset folder, when exactly one format's label files are in it.
+
+    Raises:
+        DataError: the folder is missing, holds no labels of any known format, or holds more than one.
+    """
+    root = Path(root)
+    _require_folder(root)
+    found = {name: evidence for name, find in _EVIDENCE.items() if (evidence := find(root))}
+    if len(found) == 1:
+        return next(iter(found))
+    if not found:
+        raise DataError(root, "cannot tell the annotation format: no labelme, COCO, YOLO or VOC label files "
+                              f"where they are expected; say which with --from ({'|'.join(FORMATS)})")
+    listed = "; ".join(f"{name} ({evidence})" for name, evidence in found.items())
+    raise DataError(root, f"holds labels in more than one format: {listed}; say which to read with --from")
+
+
+def _require_folder(root: Path) -> None:
+    if not root.exists():
+        raise DataError(root, "the dataset folder does not exist")
+    if not root.is_dir():
+        raise DataError(root, "not a folder: give the dataset folder")
+
+
+# ------------------------------------------------------------------------------------------ readers
+
+
+def read_labelme(root: Path) -> list[LabelledPicture]:
+    """A labelme dataset as :func:`training.data.load_dataset` reads it (strictly: a bad file stops).
+
+    Splits are kept for the tutorial's ``train/val/test`` layout; flat datasets stay without splits.
+    """
+    dataset = load_dataset(root, strict=True)
+    if not any(sample.label_path for samples in dataset.splits.values() for sample in samples):
+        raise DataError(root, "no labelme .json label beside or for any picture: is it another format? "
+                              f"(say which with --from {'|'.join(FORMATS)})")
+    keep_splits = dataset.layout == "split"
+    pictures = []
+    for split in SPLITS:
+        for sample in dataset.splits.get(split, []):
+            box = box_to_pixels(sample.box, sample.width, sample.height) if sample.has_face else None
+            pictures.append(LabelledPicture(sample.image_path, sample.width, sample.height, box,
+                                            split if keep_splits else None))
+    return pictures
+
+
+def _coco_picture(json_path: Path, root: Path, file_name: str) -> Path:
+    """Where a COCO ``file_name`` is: beside the JSON, or in the usual image folders of ``root``."""
+    stem = json_path.stem
+    names = list(dict.fromkeys(n for n in (stem.split("instances_", 1)[-1], stem) if n))
+    split = _split_of_name(stem)
+    names += [alias for alias, value in SPLIT_ALIASES.items() if value == split and alias not in names]
+    folders = [json_path.parent]
+    for name in names:
+        folders += [root / "images" / name, root / name]
+    folders += [root / "images", root]
+    for folder in dict.fromkeys(folders):
+        candidate = folder / file_name
+        if candidate.is_file():
+            return candidate
+    looked = ", ".join(str(f.relative_to(root)) if f.is_relative_to(root) else str(f) for f in dict.fromkeys(folders))
+    raise DataError(json_path, f"picture {file_name!r} is not in any of the folders looked in ({looked})")
+
+
+def read_coco(root: Path) -> list[LabelledPicture]:
+    """A COCO dataset: one JSON per split (``instances_train.json``, ``train/_annotations.coco.json``), or one."""
+    files = _coco_files(root, strict=True)
+    if not files:
+        raise DataError(root, "no COCO JSON (a file with \"images\" and \"annotations\") in the folder, "
+                              "in annotations/ or in train/val/test folders")
+    by_split: dict[str | None, Path] = {}
+    for path in files:
+        split = _split_of_name(path.stem) or (SPLIT_ALIASES.get(path.parent.name.lower())
+                                              if path.parent != root else None)
+        if split in by_split:
+            which = f"the {split} split" if split else "a dataset without splits"
+            raise DataError(path, f"a second COCO file for {which} (the first is {by_split[split]}); keep one")
+        by_split[split] = path
+    if None in by_split and len(by_split) > 1:
+        raise DataError(by_split[None], "a COCO file without a split beside files for "
+                                        f"{', '.join(sorted(s for s in by_split if s))}: name it after its split")
+    pictures = []
+    for split, path in by_split.items():
+        pictures += _read_coco_file(path, root, split)
+    return pictures
+
+
+def _read_coco_file(path: Path, root: Path, split: str | None) -> list[LabelledPicture]:
+    document = _json_document(path)
+    if not _is_coco(document):
+        raise DataError(path, "not a COCO file: it needs \"images\" and \"annotations\" lists")
+    try:
+        categories = [(category["id"], category.get("name", "")) for category in document.get("categories") or []]
+        images = {image["id"]: image for image in document["images"]}
+        annotations = list(document["annotations"])
+        used = {annotation["category_id"] for annotation in annotations}
+    except (KeyError, TypeError) as exc:
+        raise DataError(path, f"not a COCO file: an image, annotation or category lacks {exc}") from None
+    faces = _face_class(path, categories, used) or set()
+    boxes: dict[Any, list[PixelBox]] = {}
+    sizes: dict[Any, tuple[Path, int, int]] = {}
+    for image_id, image in images.items():
+        file_name = str(image.get("file_name") or "")
+        if not file_name:
+            raise DataError(path, f"image id {image_id} has no file_name")
+        picture = _coco_picture(path, root, file_name)
+        width, height = _picture_size(picture)
+        claimed = (image.get("width"), image.get("height"))
+        if claimed != (None, None) and claimed != (width, height):
+            raise DataError(path, f"{file_name} is labelled as {claimed[0]}x{claimed[1]} but the picture is "
+                                  f"{width}x{height} (was it resized after labelling?)")
+        sizes[image_id] = (picture, width, height)
+        boxes[image_id] = []
+    for annotation in annotations:
+        if annotation.get("category_id") not in faces:
+            continue
+        image_id = annotation.get("image_id")
+        where = f"annotation id {annotation.get('id')}"
+        if image_id not in sizes:
+            raise DataError(path, f"{where} is for image id {image_id!r}, which is not in \"images\"")
+        picture, width, height = sizes[image_id]
+        try:
+            x, y, w, h = (_number(v) for v in annotation["bbox"])
+        except (KeyError, TypeError, ValueError):
+            raise DataError(path, f"{where}: bbox must be four numbers [x, y, width, height], "
+                                  f"got {annotation.get('bbox')!r}") from None
+        boxes[image_id].append(_checked_box(path, f"{where} ({picture.name})", (x, y, x + w, y + h), width, height))
+    return [LabelledPicture(picture, width, height, _one_face(path, picture.name, boxes[image_id]), split)
+            for image_id, (picture, width, height) in sizes.items()]
+
+
+def _yolo_names(root: Path) -> tuple[Path, list[tuple[int, str]]] | None:
+    """(file, [(class index, name)]) from a ``*.yaml`` with ``names`` or a ``classes.txt``; None without."""
+    for path in sorted(root.glob("*.yaml")) + sorted(root.glob("*.yml")):
+        try:
+            import yaml
+
+            document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(path, f"cannot read the file: {exc}") from None
+        except Exception as exc:  # yaml.YAMLError and its kin
+            raise DataError(path, f"not valid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(document, dict) or "names" not in document:
+            continue
+        names = document["names"]
+        if isinstance(names, dict):
+            try:
+                return path, [(int(key), str(value)) for key, value in names.items()]
+            except (TypeError, ValueError):
+                raise DataError(path, f"names must map class numbers to names, got {names!r}") from None
+        if isinstance(names, list):
+            return path, [(index, str(value)) for index, value in enumerate(names)]
+        raise DataError(path, f"names must be a list or a mapping of class numbers to names, got {names!r}")
+    for path in (root / "classes.txt", root / "labels" / "classes.txt"):
+        if path.is_file():
+            lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+            return path, [(index, name) for index, name in enumerate(lines) if name]
+    return None
+
+
+def _read_yolo_lines(path: Path) -> list[tuple[int, list[float]]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(path, f"cannot read the label file: {exc}") from None
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        words = line.split()
+        if not words:
+            continue
+        if len(words) != 5:
+            kind = "a polygon (segmentation) label" if len(words) > 5 else "too few numbers"
+            raise DataError(path, f"line {number}: expected 'class x_center y_center width height', got "
+                                  f"{len(words)} numbers ({kind})")
+        try:
+            values = [_number(word) for word in words]
+        except ValueError:
+            raise DataError(path, f"line {number}: not five numbers: {line.strip()!r}") from None
+        if not values[0].is_integer() or values[0] < 0:
+            raise DataError(path, f"line {number}: the class must be a whole number, got {words[0]!r}")
+        rows.append((int(values[0]), values[1:]))
+    return rows
+
+
+def read_yolo(root: Path) -> list[LabelledPicture]:
+    """A YOLO dataset: pictures with a ``.txt`` of the same name in the matching labels folder."""
+    folders = _yolo_folders(root)
+    if not folders:
+        raise DataError(root, "no YOLO layout: expected images/ + labels/, images/SPLIT + labels/SPLIT, "
+                              "or SPLIT/images + SPLIT/labels")
+    entries: list[tuple[str | None, Path, Path | None]] = []
+    used: set[int] = set()
+    lines: dict[Path, list[tuple[int, list[float]]]] = {}
+    for split, images_dir, labels_dir in folders:
+        pictures = {path.stem: path for path in _pictures(images_dir)}
+        labels = {path.stem: path for path in _yolo_label_files(labels_dir)}
+        for stem, label in labels.items():
+            if stem not in pictures:
+                raise DataError(label, f"no picture for this label: expected {stem}.jpg (or .jpeg, .png, .bmp) "
+                                       f"in {images_dir}")
+            lines[label] = _read_yolo_lines(label)
+            used.update(cls for cls, _ in lines[label])
+        entries += [(split, picture, labels.get(stem)) for stem, picture in pictures.items()]
+    if not entries:
+        raise DataError(root, "no pictures in the YOLO images folders")
+    if not lines:
+        raise DataError(root, "no YOLO .txt label files beside the pictures' labels folders: is it another "
+                              f"format? (say which with --from {'|'.join(FORMATS)})")
+    named = _yolo_names(root)
+    if named is None:
+        if used - {0}:
+            raise DataError(root, f"labels use classes {sorted(used)} but no data.yaml or classes.txt names them; "
+                                  "add one, with the face class named \"face\"")
+        faces = {0}
+    else:
+        faces = _face_class(named[0], named[1], used) or set()
+    pictures = []
+    for split, picture, label in entries:
+        width, height = _picture_size(picture)
+        boxes = []
+        for number, (cls, (cx, cy, w, h)) in enumerate(lines.get(label, []) if label else [], 1):
+            if cls not in faces:
+                continue
+            corners = ((cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height)
+            boxes.append(_checked_box(label, f"box {number}", corners, width, height))
+        pictures.append(LabelledPicture(picture, width, height,
+                                        _one_face(label, picture.name, boxes) if label else None, split))
+    return pictures
+
+
+def _voc_document(path: Path) -> ET.Element:
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        raise DataError(path, f"not valid XML: {exc}") from None
+    except OSError as exc:
+        raise DataError(path, f"cannot read the file: {exc.strerror or exc}") from None
+    if root.tag != "annotation":
+        raise DataError(path, f"not a Pascal VOC file: the root element is <{root.tag}>, not <annotation>")
+    return root
+
+
+def _voc_text(element: ET.Element, tag: str) -> str:
+    child = element.find(tag)
+    return (child.text or "").strip() if child is not None else ""
+
+
+def _voc_picture(xml: Path, document: ET.Element, picture_folders: list[Path]) -> Path:
+    """The picture a VOC file labels: its <filename> (or the file's own name) in the folders given."""
+    file_name = Path(_voc_text(document, "filename")).name
+    for folder in picture_folders:
+        if file_name and (folder / file_name).is_file():
+            return folder / file_name
+        for suffix in IMAGE_EXTENSIONS:
+            for candidate in (folder / f"{xml.stem}{suffix}", folder / f"{xml.stem}{suffix.upper()}"):
+                if candidate.is_file():
+                    return candidate
+    where = ", ".join(str(f) for f in picture_folders)
+    raise DataError(xml, f"no picture for this label: {file_name or xml.stem + '.jpg'} is not in {where}")
+
+
+def read_voc(root: Path) -> list[LabelledPicture]:
+    """A Pascal VOC dataset: ``Annotations/`` + ``JPEGImages/`` (splits from ``ImageSets/Main``), or XML
+    files beside the pictures (in the folder, ``images/`` or split folders)."""
+    groups: list[tuple[str | None, list[Path], list[Path]]] = []  # (split, XML files, picture folders)
+    split_of: dict[str, str] = {}  # file stem -> split, from ImageSets/Main
+    if (root / "Annotations").is_dir():
+        pictures_dir = root / "JPEGImages" if (root / "JPEGImages").is_dir() else root / "images"
+        xmls = _files(root / "Annotations", (".xml",))
+        lists = root / "ImageSets" / "Main"
+        for path in _files(lists, (".txt",)):
+            split = SPLIT_ALIASES.get(path.stem.lower())
+            if split is None:
+                continue  # trainval.txt, class lists (face_train.txt): the plain split lists say it all
+            for line in path.read_text(encoding="utf-8").split("\n"):
+                if line.strip():
+                    split_of.setdefault(line.split()[0], split)
+        groups.append((None, xmls, [pictures_dir]))
+    else:
+        for split, folder in _split_folders(root):
+            groups.append((split, _files(folder, (".xml",)), [folder, folder / "images"]))
+        if not groups:
+            folder = root / "images" if (root / "images").is_dir() else root
+            groups.append((None, _files(folder, (".xml",)) + (_files(root, (".xml",)) if folder != root else []),
+                           [folder, root]))
+    parsed: list[tuple[str | None, Path, ET.Element, Path]] = []
+    unlabelled: dict[Path, str | None] = {}  # pictures without an XML: no face, as in labelme
+    names: set[str] = set()
+    for split, xmls, folders in groups:
+        for folder in folders:
+            unlabelled.update(dict.fromkeys(_pictures(folder), split))
+        for xml in xmls:
+            document = _voc_document(xml)
+            picture = _voc_picture(xml, document, folders)
+            names.update(_voc_text(obj, "name") for obj in document.findall("object"))
+            parsed.append((split, xml, document, picture))
+    if not parsed:
+        raise DataError(root, "no Pascal VOC XML files (Annotations/*.xml, or .xml beside the pictures)")
+    for _split, _xml, _document, picture in parsed:
+        unlabelled.pop(picture, None)
+    faces = _face_class(root, [(name, name) for name in sorted(names)], names) or set()
+    pictures = []
+    for split, xml, document, picture in parsed:
+        width, height = _picture_size(picture)
+        size = document.find("size")
+        if size is not None:
+            try:
+                claimed = (int(float(_voc_text(size, "width") or 0)), int(float(_voc_text(size, "height") or 0)))
+            except ValueError:
+                raise DataError(xml, "<size> must hold numbers") from None
+            if 0 not in claimed and claimed != (width, height):
+                raise DataError(xml, f"labelled as {claimed[0]}x{claimed[1]} but {picture.name} is {width}x{height} "
+                                     "(was it resized after labelling?)")
+        boxes = []
+        for number, obj in enumerate(document.findall("object"), 1):
+            if _voc_text(obj, "name") not in faces:
+                continue
+            bndbox = obj.find("bndbox")
+            try:
+                corners = tuple(_number(_voc_text(bndbox, tag)) for tag in ("xmin", "ymin", "xmax", "ymax"))
+            except (AttributeError, ValueError):
+                raise DataError(xml, f"object {number}: <bndbox> needs numeric xmin, ymin, xmax, ymax") from None
+            boxes.append(_checked_box(xml, f"object {number}", corners, width, height))
+        pictures.append(LabelledPicture(picture, width, height, _one_face(xml, picture.name, boxes),
+                                        split if split is not None else split_of.get(xml.stem)))
+    for picture, split in unlabelled.items():
+        width, height = _picture_size(picture)
+        pictures.append(LabelledPicture(picture, width, height, None,
+                                        split if split is not None else split_of.get(picture.stem)))
+    if split_of:
+        unlisted = [p for p in pictures if p.split is None]
+        if unlisted:
+            raise DataError(unlisted[0].image, "not listed in any of ImageSets/Main/{train,val,test}.txt: "
+                                               "add it to one, or remove it")
+    return pictures
+
+
+READERS = {"labelme": read_labelme, "coco": read_coco, "yolo": read_yolo, "voc": read_voc}
+
+
+# ------------------------------------------------------------------------------------------ writers
+
+
+class _Names:
+    """Unique file names within one output folder (a clash gets ``_2``, ``_3``; case-insensitive)."""
+
+    def __init__(self) -> None:
+        self._taken: set[str] = set()
+
+    def take(self, picture: Path) -> str:
+        stem, suffix, n = picture.stem, picture.suffix, 2
+        name = stem
+        while name.casefold() in self._taken:
+            name, n = f"{stem}_{n}", n + 1
+        self._taken.add(name.casefold())
+        return name + suffix
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Plain writes: the whole dataset is built in a staging folder and renamed into place at the end,
+    which makes it appear at once (an fsync per label would only make thousands of files slow)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def _place(picture: Path, target: Path, link: bool) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if link:
+        with contextlib.suppress(OSError):  # another disk, or a file system without hard links
+            os.link(picture, target)
+            return
+    shutil.copyfile(picture, target)
+
+
+def _by_split(pictures: list[LabelledPicture]) -> dict[str | None, list[LabelledPicture]]:
+    groups: dict[str | None, list[LabelledPicture]] = {}
+    for picture in pictures:
+        groups.setdefault(picture.split, []).append(picture)
+    return groups
+
+
+def write_labelme_dataset(pictures: list[LabelledPicture], out: Path, link: bool = False) -> None:
+    """The tutorial's layout: ``SPLIT/images`` + ``SPLIT/labels/*.json`` (``images`` + ``labels`` without
+    splits); a no-face picture gets a JSON without shapes, as the Label tab's "no face" writes it."""
+    for split, group in _by_split(pictures).items():
+        folder = out / split if split else out
+        names = _Names()
+        for picture in group:
+            image_path = folder / "images" / names.take(picture.image)
+            _place(picture.image, image_path, link)
+            write_labelme(label_path_for(image_path), image_path, picture.box,
+                          picture.width, picture.height)
+
+
+def write_coco_dataset(pictures: list[LabelledPicture], out: Path, link: bool = False) -> None:
+    """``annotations/instances_SPLIT.json`` + ``images/SPLIT/`` (``instances_default.json`` + ``images/``)."""
+    for split, group in _by_split(pictures).items():
+        images_dir = out / "images" / split if split else out / "images"
+        names = _Names()
+        images, annotations = [], []
+        for image_id, picture in enumerate(group, 1):
+            name = names.take(picture.image)
+            _place(picture.image, images_dir / name, link)
+            images.append({"id": image_id, "file_name": name, "width": picture.width, "height": picture.height})
+            if picture.box is not None:
+                x1, y1, x2, y2 = (round(v, PIXEL_DECIMALS) for v in picture.box)
+                w, h = round(x2 - x1, PIXEL_DECIMALS), round(y2 - y1, PIXEL_DECIMALS)
+                annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
+                                    "bbox": [x1, y1, w, h], "area": round(w * h, PIXEL_DECIMALS),
+                                    "iscrowd": 0, "segmentation": []})
+        document = {
+            "info": {"description": "FaceTracker faces, one per picture", "version": "1.0"},
+            "licenses": [],
+            "categories": [{"id": 1, "name": "face", "supercategory": "person"}],
+            "images": images,
+            "annotations": annotations,
+        }
+        _write_text(out / "annotations" / f"instances_{split or 'default'}.json", json.dumps(document, indent=1))
+
+
+def write_yolo_dataset(pictures: list[LabelledPicture], out: Path, link: bool = False) -> None:
+    """Ultralytics' layout: ``images/SPLIT`` + ``labels/SPLIT/*.txt`` and a ``data.yaml``; a no-face
+    picture gets an empty label file (a "background" picture to Ultralytics)."""
+    groups = _by_split(pictures)
+    for split, group in groups.items():
+        names = _Names()
+        for picture in group:
+            name = names.take(picture.image)
+            _place(picture.image, out / "images" / (split or "") / name, link)
+            line = ""
+            if picture.box is not None:
+                x1, y1, x2, y2 = picture.box
+                w, h = picture.width, picture.height
+                values = ((x1 + x2) / 2 / w, (y1 + y2) / 2 / h, (x2 - x1) / w, (y2 - y1) / h)
+                line = "0 " + " ".join(f"{v:.{YOLO_DECIMALS}f}" for v in values) + "\n"
+            _write_text(out / "labels" / (split or "") / f"{Path(name).stem}.txt", line)
+    lines = ["# Written by facetracker-train convert. Paths are relative to this file's folder.",
+             "# One class: the face, one per picture."]
+    if None in groups:
+        lines += ["# No splits: train and val are the same pictures; sort them into images/{train,val,test}",
+                  "# (labels likewise) for a fair validation.", "train: images", "val: images"]
+    else:
+        lines += [f"{split}: images/{split}" for split in SPLITS if split in groups]
+    lines += ["names:", "  0: face", ""]
+    _write_text(out / "data.yaml", "\n".join(lines))
+
+
+def _voc_xml_text(picture: LabelledPicture, name: str) -> str:
+    annotation = ET.Element("annotation")
+    ET.SubElement(annotation, "folder").text = "JPEGImages"
+    ET.SubElement(annotation, "filename").text = name
+    source = ET.SubElement(annotation, "source")
+    ET.SubElement(source, "database").text = "FaceTracker"
+    size = ET.SubElement(annotation, "size")
+    ET.SubElement(size, "width").text = str(picture.width)
+    ET.SubElement(size, "height").text = str(picture.height)
+    ET.SubElement(size, "depth").text = "3"
+    ET.SubElement(annotation, "segmented").text = "0"
+    if picture.box is not None:
+        obj = ET.SubElement(annotation, "object")
+        ET.SubElement(obj, "name").text = "face"
+        ET.SubElement(obj, "pose").text = "Unspecified"
+        ET.SubElement(obj, "truncated").text = "0"
+        ET.SubElement(obj, "difficult").text = "0"
+        bndbox = ET.SubElement(obj, "bndbox")
+        for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), picture.box, strict=True):
+            ET.SubElement(bndbox, tag).text = _fmt(value)
+    ET.indent(annotation)
+    return ET.tostring(annotation, encoding="unicode") + "\n"
+
+
+def write_voc_dataset(pictures: list[LabelledPicture], out: Path, link: bool = False) -> None:
+    """``JPEGImages/`` + ``Annotations/*.xml`` (a no-face picture: no <object>) + ``ImageSets/Main/SPLIT.txt``."""
+    names = _Names()  # one pictures folder for every split: names must not clash across splits
+    listed: dict[str, list[str]] = {}
+    for picture in pictures:
+        name = names.take(picture.image)
+        _place(picture.image, out / "JPEGImages" / name, link)
+        _write_text(out / "Annotations" / f"{Path(name).stem}.xml", _voc_xml_text(picture, name))
+        if picture.split:
+            listed.setdefault(picture.split, []).append(Path(name).stem)
+    for split, stems in listed.items():
+        _write_text(out / "ImageSets" / "Main" / f"{split}.txt", "\n".join(stems) + "\n")
+
+
+WRITERS = {"labelme": write_labelme_dataset, "coco": write_coco_dataset, "yolo": write_yolo_dataset,
+           "voc": write_voc_dataset}
+
+
+# ------------------------------------------------------------------------------------------ convert
+
+
+@contextlib.contextmanager
+def _new_folder(out: Path) -> Iterator[Path]:
+    """A temporary folder beside ``out`` that becomes ``out`` on success and disappears on failure."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.parent / f".facetracker-{out.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part"
+    staging.mkdir()  # not tempfile.mkdtemp: its 0o700 would become the dataset folder's permissions
+    try:
+        yield staging
+        if out.is_dir():
+            out.rmdir()  # checked empty before the work began
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def read_dataset(src: Path | str, source_format: str | None = None) -> tuple[str, list[LabelledPicture]]:
+    """(format, pictures) of a dataset in any supported format (detected when ``source_format`` is None)."""
+    src = Path(src)
+    _require_folder(src)
+    source_format = source_format or detect_format(src)
+    if source_format not in READERS:
+        raise ValueError(f"unknown format {source_format!r}; choose one of {', '.join(FORMATS)}")
+    pictures = READERS[source_format](src)
+    if not pictures:
+        raise DataError(src, f"no pictures found as a {source_format} dataset")
+    return source_format, pictures
+
+
+def convert(src: Path | str, dst: Path | str, to: str, source_format: str | None = None,
+            link: bool = False) -> Conversion:
+    """Read the dataset ``src`` (format detected unless ``source_format`` says) and write it to the new
+    folder ``dst`` in format ``to``, pictures copied (``link``: hard-linked where the disk allows).
+
+    Raises:
+        DataError: ``src`` cannot be read (the message names the file), its format cannot be told, or
+            ``dst`` already holds files.
+        ValueError: an unknown format name.
+    """
+    src, dst = Path(src), Path(dst)
+    if to not in WRITERS:
+        raise ValueError(f"unknown format {to!r}; choose one of {', '.join(FORMATS)}")
+    if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
+        raise DataError(dst, "already exists and is not an empty folder: choose a new folder for the converted "
+                             "dataset")
+    if src.exists() and dst.exists() and src.resolve() == dst.resolve():
+        raise DataError(dst, "is the source folder: write the converted dataset to a new folder")
+    source_format, pictures = read_dataset(src, source_format)
+    with _new_folder(dst) as staging:
+        WRITERS[to](pictures, staging, link)
+    counts = {split: sum(1 for p in pictures if p.split == split) for split in SPLITS}
+    return Conversion(source_format, to, dst, len(pictures), sum(1 for p in pictures if p.box is not None),
+                      {split: n for split, n in counts.items() if n})
