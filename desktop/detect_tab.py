@@ -7,6 +7,7 @@ second for the status line, so the window stays responsive whatever the camera a
 
 from __future__ import annotations
 
+import html
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,8 @@ from PySide6.QtWidgets import (
 )
 
 from desktop import settings as keys
-from desktop.imaging import BOX_COLOUR_BGR, CLASSIC_BOX_COLOUR_BGR, bgr_to_qimage, draw_detection
+from desktop.detector_state import BannerKind, DetectorState, ModelState, status_line
+from desktop.imaging import bgr_to_qimage
 from desktop.settings import read_bool, read_float, read_str
 from desktop.sources import VIDEO_SUFFIXES, FrameSource, SourceError, open_source
 from desktop.workers import (
@@ -43,12 +45,8 @@ from desktop.workers import (
     VideoRecorder,
 )
 from training.classic import ClassicFaceFinder
+from training.drawing import BOX_COLOUR_BGR, CLASSIC_BOX_COLOUR_BGR, draw_detection
 
-CLASSIC_NOTICE = (
-    "<b>No model yet.</b> The amber boxes come from the <b>classic face finder</b> (scikit-image's LBP "
-    "cascade), not from a trained model. To build your own detector: <b>Collect</b> pictures, "
-    "<b>Label</b> them, <b>Train</b> — or open a .keras model."
-)
 ERROR_STYLE = "QFrame#banner { background: #fde2e1; border: 1px solid #d9534f; border-radius: 4px; } QLabel { color: #5a1411; }"
 INFO_STYLE = "QFrame#banner { background: #e8f1fb; border: 1px solid #6aa0d8; border-radius: 4px; } QLabel { color: #12324f; }"
 NOTICE_STYLE = "QFrame#banner { background: #fff4d6; border: 1px solid #e0a800; border-radius: 4px; } QLabel { color: #4a3800; }"
@@ -145,9 +143,7 @@ class DetectTab(QWidget):
         self.settings = settings
         self.realtime = realtime
         self.source_spec = read_str(settings, keys.SOURCE, keys.DEFAULT_SOURCE)
-        self.model_path: str | None = None  # the trained model in use
-        self.model_state = "none"  # none | loading | classic | model
-        self._model_error: str | None = None  # shown once the classic finder has taken over
+        self.detector_state = DetectorState()  # what it detects with, and what the tab says about it
         self.capture: CaptureWorker | None = None
         self.loader: DetectorLoader | None = None
         self._retiring: list[Any] = []  # workers asked to stop, kept alive until they finish
@@ -166,6 +162,7 @@ class DetectTab(QWidget):
         )
         self.inference.result_available.connect(self._show_result)
         self._build_ui()
+        self.detector_state.changed.connect(self._show_detector_state)
         self.status_timer = QTimer(self)
         self.status_timer.setInterval(250)
         self.status_timer.timeout.connect(self._update_status)
@@ -370,10 +367,10 @@ class DetectTab(QWidget):
         if self.sender() is not self.capture:
             return
         self._mark_source_stopped()
-        self.source_banner.show_message(_escape(message), INFO_STYLE, button="Play again")
+        self.source_banner.show_message(html.escape(message), INFO_STYLE, button="Play again")
 
     def _show_source_problem(self, message: str) -> None:
-        self.source_banner.show_message(f"<b>No picture.</b> {_escape(message)}", ERROR_STYLE, button="Retry")
+        self.source_banner.show_message(f"<b>No picture.</b> {html.escape(message)}", ERROR_STYLE, button="Retry")
         if self._last_result is None:
             self.view.set_placeholder(message)
 
@@ -395,22 +392,25 @@ class DetectTab(QWidget):
         return self._last_result
 
     # --- model -------------------------------------------------------------------------------
+    @property
+    def model_state(self) -> ModelState:
+        """NONE, LOADING, CLASSIC or MODEL (a str: ``tab.model_state == "model"`` holds)."""
+        return self.detector_state.state
+
+    @property
+    def model_path(self) -> str | None:
+        """The trained model in use (None: none, or the classic finder)."""
+        return self.detector_state.model_path
+
     def load_model(self, path: str) -> None:
         """Load a .keras model in the background; the current detector keeps running meanwhile."""
         path = str(path)
-        self.model_state = "loading"
-        name = Path(path).name
-        self.model_label.setText(f"Model: loading {name}…")
-        self.model_banner.show_message(f"Loading model <b>{_escape(name)}</b>… (the first load also starts "
-                                       "TensorFlow, which takes a few seconds)", INFO_STYLE, busy=True)
+        self.detector_state.start_loading(path)
         self._start_loader(path)
 
     def use_classic_finder(self) -> None:
         """Use the classic face finder as the live detector (no trained model)."""
-        self.model_state = "loading"
-        self.model_label.setText("Model: starting the classic face finder…")
-        self.model_banner.show_message("Starting the classic face finder (no model yet)…", INFO_STYLE, busy=True)
-        self.model_label.setToolTip("")
+        self.detector_state.start_loading(None)
         self._start_loader(None)
 
     def _start_loader(self, path: str | None) -> None:
@@ -432,21 +432,12 @@ class DetectTab(QWidget):
         self._retire(loader)
         self.inference.set_detector(detector)
         if isinstance(detector, ClassicFaceFinder):
-            self.model_path = None
-            self.model_state = "classic"
-            self.model_label.setText("Model: classic face finder (no model)")
-            if self._model_error:
-                self._show_model_error(self._model_error, "the classic face finder")
-            else:
-                self.model_banner.show_message(CLASSIC_NOTICE, NOTICE_STYLE, button="Open model…")
+            self.detector_state.loaded_classic()
             self.detector_changed.emit(None)
         else:
-            self.model_path = str(detector.path) if getattr(detector, "path", None) else loader.model_path
-            self.model_state = "model"
+            self.detector_state.loaded_model(str(detector.path) if getattr(detector, "path", None)
+                                             else loader.model_path)
             self.settings.setValue(keys.LAST_MODEL, self.model_path)
-            self.model_label.setText(f"Model: {Path(self.model_path).name}")
-            self.model_label.setToolTip(self.model_path)
-            self.model_banner.hide()
             if "score_threshold" in (getattr(detector, "metadata", None) or {}):
                 # The threshold chosen on validation when the model was trained: the best start.
                 self.threshold_slider.setValue(round(detector.threshold * 100))
@@ -461,34 +452,25 @@ class DetectTab(QWidget):
             return
         self.loader = None
         self._retire(loader)
-        current = self.inference.detector
-        if current is None and path:
+        if self.detector_state.load_failed(path, message):
             # Nothing to fall back on yet (a bad --model at start): the classic finder takes over.
-            self.use_classic_finder()
-            self._show_model_error(message, "the classic face finder (starting…)")
-            self._model_error = message  # shown again once the classic finder is in
+            self._start_loader(None)
             return
-        self.model_state = "classic" if isinstance(current, ClassicFaceFinder) else ("model" if current else "none")
-        self._update_model_label()
-        still = "the classic face finder" if current is None or isinstance(current, ClassicFaceFinder) else (
-            f"the previous model ({Path(self.model_path or '').name})")
-        self._show_model_error(message, still)
         self._update_status()
 
-    def _show_model_error(self, message: str, still_using: str) -> None:
-        self._model_error = None
-        self.model_banner.show_message(
-            f"<b>Could not use this model.</b> {_escape(message)}<br>Detecting with {still_using} instead.",
-            ERROR_STYLE, button="Open model…",
-        )
-
-    def _update_model_label(self) -> None:
-        if self.model_state == "model" and self.model_path:
-            self.model_label.setText(f"Model: {Path(self.model_path).name}")
-        elif self.model_state == "classic":
-            self.model_label.setText("Model: classic face finder (no model)")
+    @Slot()
+    def _show_detector_state(self) -> None:
+        """Render the detector state: the model label and the model banner."""
+        state = self.detector_state
+        self.model_label.setText(state.label)
+        self.model_label.setToolTip(state.tooltip)
+        banner = state.banner
+        if banner.kind is BannerKind.HIDDEN:
+            self.model_banner.hide()
         else:
-            self.model_label.setText("Model: —")
+            style = {BannerKind.BUSY: INFO_STYLE, BannerKind.NOTICE: NOTICE_STYLE, BannerKind.ERROR: ERROR_STYLE}
+            self.model_banner.show_message(banner.text, style[banner.kind], button=banner.button,
+                                           busy=banner.kind is BannerKind.BUSY)
 
     def current_detector(self) -> Any:
         return self.inference.detector
@@ -497,7 +479,8 @@ class DetectTab(QWidget):
     def choose_model(self) -> None:
         start = self.model_path or read_str(self.settings, keys.LAST_MODEL, "") or str(Path.home())
         path, _ = QFileDialog.getOpenFileName(self, "Open a FaceTracker model", start,
-                                              "Keras models (*.keras);;All files (*)")
+                                              "FaceTracker models (*.keras *.onnx *.tflite);;Keras (*.keras);;"
+                                              "ONNX (*.onnx);;TFLite / LiteRT (*.tflite);;All files (*)")
         if path:
             self.load_model(path)
 
@@ -682,7 +665,7 @@ class DetectTab(QWidget):
     def _update_status(self) -> None:
         self.status_label.setText(self.status_text())
         if self.inference.error and not self.model_banner.isVisible():
-            self.model_banner.show_message(_escape(self.inference.error), ERROR_STYLE, button="Open model…")
+            self.model_banner.show_message(html.escape(self.inference.error), ERROR_STYLE, button="Open model…")
 
     def status_text(self) -> str:
         """The status line: source and its fps, inference time, dropped frames, device, model."""
@@ -690,22 +673,12 @@ class DetectTab(QWidget):
             source, live = self.capture.source.name, self.capture.source.live
         else:
             source, live = _source_name(self.source_spec), self.source_spec.isdigit()
-        if self.capture is not None and self._source_running:
-            parts = [f"{source}: {'camera' if live else 'video'} {self.capture.frames_per_second():.1f} fps"]
-        else:
-            parts = [f"{source}: stopped"]
-        timing = self.inference.inference_ms()
-        parts.append(f"inference {timing[0]:.1f} ms (max {timing[1]:.0f})" if timing else "inference —")
-        parts.append(f"dropped {self.inference.dropped}")
-        detector = self.inference.detector
-        parts.append(getattr(detector, "device", None) or "device —")
-        if self.model_state == "loading":
-            parts.append("model: loading…")
-        elif self.model_path and self.model_state == "model":
-            parts.append(f"model: {Path(self.model_path).name}")
-        elif self.model_state == "classic":
-            parts.append("model: none (classic face finder)")
-        return "  ·  ".join(parts)
+        running = self.capture is not None and self._source_running
+        return status_line(
+            source, live, running, self.capture.frames_per_second() if running else 0.0,
+            self.inference.inference_ms(), self.inference.dropped,
+            getattr(self.inference.detector, "device", None), self.detector_state.status_part(),
+        )
 
     # --- closing -----------------------------------------------------------------------------
     def shutdown(self) -> None:
@@ -727,8 +700,4 @@ class DetectTab(QWidget):
 
 def _source_name(spec: str) -> str:
     return f"Camera {spec}" if spec.isdigit() else Path(spec).name
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 

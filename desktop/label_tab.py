@@ -17,11 +17,9 @@ unlabelled or not yet reviewed picture.
 
 from __future__ import annotations
 
-import shutil
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,127 +52,52 @@ from PySide6.QtWidgets import (
 )
 
 from desktop import settings as keys
+from desktop.box_handles import Handle, dragged_box, hit_test
 from desktop.imaging import bgr_to_qimage
+from desktop.label_session import (
+    BROKEN,
+    CLASSIC,
+    ENGINE_NAMES,
+    ENGINE_TIP,
+    FACE,
+    FACE_THRESHOLD,
+    MIN_BOX_PX,
+    MODEL,
+    MTCNN,
+    NO_FACE,
+    UNLABELLED,
+    Box,
+    LabelEntry,
+    LabelError,
+    LabelSession,
+    Suggestion,
+    Tone,
+    capitalised,
+    clamp_box,
+    list_text,
+    list_tooltip,
+    make_suggestion,
+    scan_dataset,
+)
 from desktop.settings import read_str
 from desktop.widgets import FolderField
-from training.autolabel import (
-    DEFAULT_MIN_SCORE,
-    AutolabelReport,
-    SuggestionMark,
-    autolabel_dataset,
-    mtcnn_available,
-    read_suggestion_mark,
-)
+from training.autolabel import AutolabelReport, autolabel_dataset, mtcnn_available
+from training.data import label_path_for
 
-FACE_THRESHOLD = 0.5
-MIN_BOX_PX = 2.0  # a drag shorter than this is a click, not a box
+# The names the tab has always offered (tests and callers import them from here).
+__all__ = [
+    "BROKEN", "CLASSIC", "ENGINE_NAMES", "FACE", "FACE_THRESHOLD", "MIN_BOX_PX", "MODEL", "MTCNN", "NO_FACE",
+    "UNLABELLED", "Box", "BoxCanvas", "LabelEntry", "LabelTab", "Suggestion", "clamp_box", "label_path_for",
+    "run_suggest_all", "scan_dataset",
+]
 
-Box = tuple[float, float, float, float]
-
-UNLABELLED, FACE, NO_FACE, BROKEN = "unlabelled", "face", "no face", "broken"
-_STATUS_MARK = {UNLABELLED: "○", FACE: "●", NO_FACE: "∅", BROKEN: "⚠"}
-_SUGGESTED_MARK = {FACE: "◐", NO_FACE: "◌"}  # labelled by "Suggest all", not reviewed yet
-
-# Suggestion engines: the key, and how the UI names it ("suggested by ...").
-MTCNN, MODEL, CLASSIC = "mtcnn", "model", "classic"
-ENGINE_NAMES = {MTCNN: "MTCNN", MODEL: "your model", CLASSIC: "the classic finder"}
-_SCORED_ENGINES = (MTCNN, MODEL)  # the classic finder's score is always 1.0: not shown
-_ENGINE_TIP = ("Who suggests the face box: MTCNN, a pretrained face detector (best); your trained model "
-               "(to see how it does); or the classic LBP finder")
-
-
-def clamp_box(box: Box, width: int, height: int) -> Box | None:
-    """Order the corners and keep the box inside the picture; None when what is left is too small."""
-    x1, x2 = sorted((float(box[0]), float(box[2])))
-    y1, y2 = sorted((float(box[1]), float(box[3])))
-    x1, x2 = max(0.0, x1), min(float(width), x2)
-    y1, y2 = max(0.0, y1), min(float(height), y2)
-    if x2 - x1 < MIN_BOX_PX or y2 - y1 < MIN_BOX_PX:
-        return None
-    return (x1, y1, x2, y2)
-
-
-def label_path_for(image_path: Path) -> Path:
-    """Where a picture's label goes: ``training.data.label_path_for``, the rule "Suggest all" follows too."""
-    from training.data import label_path_for as rule
-
-    return rule(image_path)
-
-
-def _capitalised(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-@dataclass
-class LabelEntry:
-    """One picture in the Label tab's list and what is known about its label."""
-
-    image_path: Path
-    label_path: Path
-    status: str
-    box: Box | None = None      # in the picture's pixels, when status is FACE
-    width: int = 0
-    height: int = 0
-    note: str = ""              # why a picture is broken, or why its old label was ignored
-    suggested_by: SuggestionMark | None = None  # labelled by "Suggest all" and not reviewed yet
-
-    @property
-    def labelled(self) -> bool:
-        return self.status in (FACE, NO_FACE)
-
-    @property
-    def unreviewed(self) -> bool:
-        return self.labelled and self.suggested_by is not None
-
-
-@dataclass(frozen=True)
-class Suggestion:
-    """What MTCNN, the user's model or the classic finder proposes for a picture."""
-
-    box: Box | None        # None: it found no face
-    score: float | None    # None where the engine has no meaningful score (the classic finder)
-    source: str            # who suggested it: "MTCNN", "your model", "the classic finder"
-    error: str = ""
-
-
-def scan_dataset(root: Path) -> tuple[list[LabelEntry], list[str]]:
-    """Every picture of a dataset with its label status, and the dataset's problems (file: message).
-
-    Reads with ``training.data.load_dataset`` (one home for the format). Pictures it skipped are kept
-    in the list: a picture whose label is unreadable becomes unlabelled (labelling it again replaces
-    the bad JSON); a picture that cannot be read at all is listed as broken (Delete moves it away).
-    """
-    from training.data import IMAGE_EXTENSIONS, load_dataset
-    from training.preprocess import box_to_pixels
-
-    dataset = load_dataset(root)
-    entries: dict[Path, LabelEntry] = {}
-    for samples in dataset.splits.values():
-        for sample in samples:
-            if sample.label_path is None:
-                status, box = UNLABELLED, None
-            elif sample.has_face:
-                status, box = FACE, box_to_pixels(sample.box, sample.width, sample.height)
-            else:
-                status, box = NO_FACE, None
-            entries[sample.image_path] = LabelEntry(
-                sample.image_path, sample.label_path or label_path_for(sample.image_path), status, box,
-                sample.width, sample.height,
-                suggested_by=read_suggestion_mark(sample.label_path) if sample.label_path else None,
-            )
-    for problem in dataset.problems:
-        path = problem.path
-        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file() and path not in entries:
-            entries[path] = LabelEntry(path, label_path_for(path), BROKEN, note=problem.message)
-        elif path.suffix.lower() == ".json":
-            folder = path.parent.parent / "images" if path.parent.name == "labels" else path.parent
-            for suffix in IMAGE_EXTENSIONS:
-                image = folder / f"{path.stem}{suffix}"
-                if image.is_file() and image not in entries:
-                    entries[image] = LabelEntry(image, path, UNLABELLED, note=f"its label was ignored: {problem.message}")
-                    break
-    ordered = sorted(entries.values(), key=lambda e: (str(e.image_path.parent), e.image_path.name))
-    return ordered, [str(p) for p in dataset.problems]
+_TONE_COLOURS = {
+    Tone.PLAIN: None,
+    Tone.FACE: QColor(40, 150, 60, 210),
+    Tone.NO_FACE: QColor(180, 40, 40, 210),
+    Tone.SUGGESTED: QColor(160, 100, 0, 210),
+    Tone.NOT_FOUND: QColor(120, 80, 0, 210),
+}
 
 
 # ------------------------------------------------------------------------------------------------ canvas
@@ -203,7 +126,7 @@ class BoxCanvas(QWidget):
         self._suggested = False
         self._banner = ""
         self._banner_colour = QColor(40, 40, 40, 200)
-        self._drag: tuple | None = None  # (mode, start point in pixels, box when the drag began)
+        self._drag: tuple[Handle, tuple[float, float], Box | None] | None = None  # handle, start point, box then
 
     def sizeHint(self) -> QSize:
         return QSize(640, 480)
@@ -267,34 +190,18 @@ class BoxCanvas(QWidget):
         x1, y1, x2, y2 = self._box
         return QRectF(self.to_widget(x1, y1), self.to_widget(x2, y2))
 
-    def _hit(self, pos: QPointF) -> str:
-        """"new", "move", or the edges under the pointer ("l", "t", "r", "b" and corner pairs)."""
+    def _hit(self, pos: QPointF) -> Handle:
+        """The handle under the pointer (``desktop.box_handles``: new box, move, an edge or a corner)."""
         rect = self._box_rect()
-        if rect is None:
-            return "new"
-        h = self.HANDLE_PX
-        x, y = pos.x(), pos.y()
-        within_y = rect.top() - h <= y <= rect.bottom() + h
-        within_x = rect.left() - h <= x <= rect.right() + h
-        edges = ""
-        if within_y and abs(x - rect.left()) <= h:
-            edges += "l"
-        elif within_y and abs(x - rect.right()) <= h:
-            edges += "r"
-        if within_x and abs(y - rect.top()) <= h:
-            edges += "t"
-        elif within_x and abs(y - rect.bottom()) <= h:
-            edges += "b"
-        if edges:
-            return edges
-        return "move" if rect.contains(pos) else "new"
+        box = None if rect is None else (rect.left(), rect.top(), rect.right(), rect.bottom())
+        return hit_test(box, (pos.x(), pos.y()), self.HANDLE_PX)
 
     _CURSORS = {
-        "l": Qt.CursorShape.SizeHorCursor, "r": Qt.CursorShape.SizeHorCursor,
-        "t": Qt.CursorShape.SizeVerCursor, "b": Qt.CursorShape.SizeVerCursor,
-        "lt": Qt.CursorShape.SizeFDiagCursor, "rb": Qt.CursorShape.SizeFDiagCursor,
-        "rt": Qt.CursorShape.SizeBDiagCursor, "lb": Qt.CursorShape.SizeBDiagCursor,
-        "move": Qt.CursorShape.SizeAllCursor, "new": Qt.CursorShape.CrossCursor,
+        Handle.LEFT: Qt.CursorShape.SizeHorCursor, Handle.RIGHT: Qt.CursorShape.SizeHorCursor,
+        Handle.TOP: Qt.CursorShape.SizeVerCursor, Handle.BOTTOM: Qt.CursorShape.SizeVerCursor,
+        Handle.LEFT_TOP: Qt.CursorShape.SizeFDiagCursor, Handle.RIGHT_BOTTOM: Qt.CursorShape.SizeFDiagCursor,
+        Handle.RIGHT_TOP: Qt.CursorShape.SizeBDiagCursor, Handle.LEFT_BOTTOM: Qt.CursorShape.SizeBDiagCursor,
+        Handle.MOVE: Qt.CursorShape.SizeAllCursor, Handle.NEW: Qt.CursorShape.CrossCursor,
     }
 
     # -- mouse -----------------------------------------------------------------------------------
@@ -312,27 +219,8 @@ class BoxCanvas(QWidget):
             if self._image is not None:
                 self.setCursor(self._CURSORS[self._hit(pos)])
             return
-        mode, (sx, sy), start_box = self._drag
-        x, y = self.to_image(pos)
-        width, height = self._size
-        if mode == "new" or start_box is None:
-            self._box = (min(sx, x), min(sy, y), max(sx, x), max(sy, y))
-        elif mode == "move":
-            x1, y1, x2, y2 = start_box
-            dx = min(max(x - sx, -x1), width - x2)
-            dy = min(max(y - sy, -y1), height - y2)
-            self._box = (x1 + dx, y1 + dy, x2 + dx, y2 + dy)
-        else:
-            x1, y1, x2, y2 = start_box
-            if "l" in mode:
-                x1 = x
-            if "r" in mode:
-                x2 = x
-            if "t" in mode:
-                y1 = y
-            if "b" in mode:
-                y2 = y
-            self._box = (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
+        handle, start, start_box = self._drag
+        self._box = dragged_box(handle, start, start_box, self.to_image(pos), self._size)
         self.update()
         event.accept()
 
@@ -427,7 +315,12 @@ def run_suggest_all(
 
 
 class LabelTab(QWidget):
-    """Picture list, the canvas, Previous / No face / Delete / Next, and labelled / total."""
+    """Picture list, the canvas, Previous / No face / Delete / Next, and labelled / total.
+
+    The state is a :class:`desktop.label_session.LabelSession` (Qt-free): the tab shows it, forwards
+    the user's input to it, and runs what takes time (reading the dataset, suggestions, "Suggest all")
+    in worker threads.
+    """
 
     labels_changed = Signal()           # a label was written or a picture moved away
     dataset_chosen = Signal(str)
@@ -441,10 +334,7 @@ class LabelTab(QWidget):
     def __init__(self, settings: QSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
-        self.entries: list[LabelEntry] = []
-        self.problems: list[str] = []
-        self.index = -1
-        self.root: Path | None = None
+        self.session = LabelSession("" if mtcnn_available() else "MTCNN is not installed: pip install mtcnn")
         self._scan_pool = QThreadPool(self)
         self._scan_pool.setMaxThreadCount(1)
         # Suggestion engines run TensorFlow (MTCNN, your model) on Python threads, not QThreadPool's: TensorFlow's
@@ -454,20 +344,11 @@ class LabelTab(QWidget):
         self._suggest_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facetracker-suggest")
         self._scan_number = 0
         self._scanning = False
-        self._detector = None
-        self._generation = 0
         self._finders: dict[str, object] = {}  # MTCNN / classic finder, made off the UI thread on first use
         self._finders_lock = threading.Lock()   # the suggestion thread and "Suggest all" share them
-        self._mtcnn_error = "" if mtcnn_available() else "MTCNN is not installed: pip install mtcnn"
-        self._engine = self._default_engine()
-        self._engine_chosen = False             # True once the user picks an engine by hand
         self._suggest_all_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facetracker-suggest-all")
         self._suggest_all_stop: threading.Event | None = None  # set while "Suggest all" runs; set() cancels
-        self._suggest_engine = self._engine
-        self._after_suggest_all = False  # the next scan shows the first label to review, keeps the summary
-        self._suggestions: dict[Path, Suggestion] = {}
-        self._asked: set[Path] = set()
-        self._current_image: np.ndarray | None = None
+        self._suggest_engine = self.session.engine
         self._scan_done.connect(self._on_scan_done)
         self._suggestion_done.connect(self._on_suggestion_done)
         self._engine_failed.connect(self._on_engine_failed)
@@ -475,9 +356,32 @@ class LabelTab(QWidget):
         self._suggest_all_done.connect(self._on_suggest_all_done)
         self._build_ui()
         self._build_actions()
+        events = self.session.events
+        events.entries.connect(self._fill_list)
+        events.entry.connect(self._refresh_item)
+        events.removed.connect(self._remove_item)
+        events.current.connect(self._show_current)
+        events.engine.connect(self._show_engine)
         folder = read_str(self.settings, keys.DATASET)
         if folder:
             self.set_dataset(folder)
+
+    # The session's state, as the tab has always offered it.
+    @property
+    def entries(self) -> list[LabelEntry]:
+        return self.session.entries
+
+    @property
+    def problems(self) -> list[str]:
+        return self.session.problems
+
+    @property
+    def index(self) -> int:
+        return self.session.index
+
+    @property
+    def root(self) -> Path | None:
+        return self.session.root
 
     # ------------------------------------------------------------------------------------ layout
     def _build_ui(self) -> None:
@@ -534,7 +438,7 @@ class LabelTab(QWidget):
         self.engine_combo.addItem("MTCNN (pretrained)", MTCNN)
         self.engine_combo.addItem("your model", MODEL)
         self.engine_combo.addItem("classic finder", CLASSIC)
-        self.engine_combo.setToolTip(_ENGINE_TIP)
+        self.engine_combo.setToolTip(ENGINE_TIP)
         self.engine_combo.model().item(self.engine_combo.findData(MODEL)).setEnabled(False)  # until a model
         self.engine_combo.activated.connect(self._on_engine_chosen)
         self.suggest_all_button = QPushButton("Suggest all")
@@ -570,7 +474,7 @@ class LabelTab(QWidget):
         layout.addLayout(engine_row)
         layout.addWidget(self.status_label)
         layout.addWidget(self.problems_view)
-        self._set_engine(self._engine)
+        self._show_engine()
 
     def _build_actions(self) -> None:
         def action(text: str, keys: list[QKeySequence | Qt.Key], slot, button: QToolButton | None) -> QAction:
@@ -595,13 +499,10 @@ class LabelTab(QWidget):
     def set_dataset(self, path: str | Path) -> None:
         """Show a dataset's pictures (read in a worker thread) and remember the folder."""
         text = str(path).strip()
-        if not text:
-            return
-        if self.root is not None and Path(text) == self.root and self.entries:
+        if not text or not self.session.open(text):
             return
         self.dataset_edit.setText(text)
         self.settings.setValue(keys.DATASET, text)
-        self.root = Path(text)
         self.dataset_chosen.emit(text)
         self.refresh()
 
@@ -630,29 +531,17 @@ class LabelTab(QWidget):
         if scan != self._scan_number:
             return
         self._scanning = False
-        current = self.current_entry().image_path if self.current_entry() else None
         if entries is None:
-            self.entries, self.problems = [], []
-            self._fill_list()
-            self._show(-1)
+            self.session.scan_failed()
+            self.session.go_to(-1)
             self._set_status(f"Nothing to label: {error}. Take pictures in the Collect tab first.", error=True)
             return
-        self.entries, self.problems = entries, problems
-        self._fill_list()
+        index, review = self.session.apply_scan(entries, problems)
         self.problems_view.setVisible(bool(problems))
         self.problems_view.setPlainText("Problems in this dataset:\n" + "\n".join(problems) if problems else "")
-        review, self._after_suggest_all = self._after_suggest_all, False
         if not review:
             self._set_status("")
-        paths = [e.image_path for e in self.entries]
-        first_unreviewed = next((i for i, e in enumerate(self.entries) if e.unreviewed), None)
-        if review and first_unreviewed is not None:
-            self._show(first_unreviewed)
-        elif current in paths:
-            self._show(paths.index(current))
-        else:
-            first_unlabelled = next((i for i, e in enumerate(self.entries) if e.status == UNLABELLED), 0)
-            self._show(first_unlabelled if self.entries else -1)
+        self.session.go_to(index)
 
     def _fill_list(self) -> None:
         self.picture_list.blockSignals(True)
@@ -666,10 +555,8 @@ class LabelTab(QWidget):
 
     @staticmethod
     def _decorate(item: QListWidgetItem, entry: LabelEntry) -> None:
-        mark = _SUGGESTED_MARK[entry.status] if entry.unreviewed else _STATUS_MARK[entry.status]
-        item.setText(f"{mark}  {entry.image_path.name}")
-        status = f"{entry.status}, suggested by {entry.suggested_by}, not reviewed" if entry.unreviewed else entry.status
-        item.setToolTip(f"{entry.image_path}\n{status}" + (f"\n{entry.note}" if entry.note else ""))
+        item.setText(list_text(entry))
+        item.setToolTip(list_tooltip(entry))
 
     def _refresh_item(self, index: int) -> None:
         item = self.picture_list.item(index)
@@ -677,176 +564,100 @@ class LabelTab(QWidget):
             self._decorate(item, self.entries[index])
         self._update_progress()
 
+    def _remove_item(self, index: int) -> None:
+        self.picture_list.blockSignals(True)
+        self.picture_list.takeItem(index)
+        self.picture_list.blockSignals(False)
+        self._update_progress()
+        self.labels_changed.emit()
+
     def labelled_count(self) -> int:
-        return sum(1 for e in self.entries if e.labelled)
+        return self.session.counts().labelled
 
     def _update_progress(self) -> None:
-        total = len(self.entries)
-        done = self.labelled_count()
-        faces = sum(1 for e in self.entries if e.status == FACE)
-        unreviewed = sum(1 for e in self.entries if e.unreviewed)
-        self.progress_bar.setRange(0, max(1, total))
-        self.progress_bar.setValue(done)
-        self.progress_bar.setFormat(f"{done} / {total} labelled")
-        text = f"Labelled {done} / {total} ({faces} faces, {done - faces} no face)"
-        self.progress_label.setText(text + (f", {unreviewed} to review" if unreviewed else ""))
+        counts = self.session.counts()
+        self.progress_bar.setRange(0, max(1, counts.total))
+        self.progress_bar.setValue(counts.labelled)
+        self.progress_bar.setFormat(f"{counts.labelled} / {counts.total} labelled")
+        self.progress_label.setText(self.session.progress_text())
 
     # ------------------------------------------------------------------------------------ showing
     def current_entry(self) -> LabelEntry | None:
-        return self.entries[self.index] if 0 <= self.index < len(self.entries) else None
+        return self.session.current()
 
     @Slot(int)
     def _on_row_changed(self, row: int) -> None:
         if row != self.index:
-            self._show(row)
+            self.session.go_to(row)
 
     def _show(self, index: int) -> None:
-        self.index = index if 0 <= index < len(self.entries) else -1
+        """Show picture ``index`` (-1: none)."""
+        self.session.go_to(index)
+
+    def _show_current(self, index: int) -> None:
+        """The session moved to picture ``index``: select it, decode it, show its label or ask for a box."""
         self.picture_list.blockSignals(True)
-        self.picture_list.setCurrentRow(self.index)
+        self.picture_list.setCurrentRow(index)
         self.picture_list.blockSignals(False)
         entry = self.current_entry()
-        self._current_image = None
-        if entry is None:
-            self.canvas.set_image(None)
-            self.canvas.set_box(None)
-            self.canvas.set_banner("No pictures" if self.root else "Choose a dataset folder")
-            return
-        from training.data import DataError, load_image
-
-        try:
-            image = load_image(entry.image_path)
-        except DataError as exc:
-            entry.status, entry.note = BROKEN, exc.message
-            self._refresh_item(self.index)
-            self.canvas.set_image(None)
-            self.canvas.set_box(None)
-            self.canvas.set_banner(f"Cannot show this picture: {exc.message}")
-            return
-        self._current_image = image
-        entry.width, entry.height = image.shape[1], image.shape[0]
+        image = self.session.open_current() if entry is not None else None
         self.canvas.set_image(image)
+        if image is None:
+            self._render_canvas()
+            return
         self._show_label(entry)
-        self._prefetch()
+        prefetch = self.session.to_prefetch()
+        if prefetch is not None:
+            self._request_suggestion(prefetch)
+
+    def _render_canvas(self) -> None:
+        view = self.session.canvas_view()
+        self.canvas.set_box(view.box, suggested=view.suggested)
+        self.canvas.set_banner(view.banner, _TONE_COLOURS[view.tone])
 
     def _show_label(self, entry: LabelEntry) -> None:
-        if entry.unreviewed:
-            self._show_unreviewed(entry)
-        elif entry.status == FACE:
-            self.canvas.set_box(entry.box)
-            self.canvas.set_banner("Face", QColor(40, 150, 60, 210))
-        elif entry.status == NO_FACE:
-            self.canvas.set_box(None)
-            self.canvas.set_banner("No face", QColor(180, 40, 40, 210))
-        else:
-            suggestion = self._suggestions.get(entry.image_path)
-            if suggestion is None:
-                self.canvas.set_box(None)
-                self.canvas.set_banner("Looking for a face …")
-                self._request_suggestion(entry)
-            else:
-                self._show_suggestion(entry, suggestion)
+        """Show the current picture's label (or suggestion; asked for when there is none yet) and its note."""
+        self._render_canvas()
+        if not entry.labelled and entry.image_path not in self.session.suggestions:
+            self._request_suggestion(entry)
         if entry.note:
             self._set_status(f"{entry.image_path.name}: {entry.note}", error=True)
-
-    def _show_unreviewed(self, entry: LabelEntry) -> None:
-        """A label "Suggest all" wrote: shown as a suggestion until the user accepts or corrects it."""
-        mark = entry.suggested_by
-        score = f" ({mark.score:.2f})" if mark.score is not None else ""
-        if entry.status == FACE:
-            self.canvas.set_box(entry.box, suggested=True)
-            self.canvas.set_banner(f"Suggested by {mark.engine}{score}, not reviewed: → accepts, or correct it",
-                                   QColor(160, 100, 0, 210))
-        else:
-            self.canvas.set_box(None)
-            self.canvas.set_banner(f"{_capitalised(mark.engine)} found no face, not reviewed: → accepts, "
-                                   "or draw the box", QColor(120, 80, 0, 210))
-
-    def _show_suggestion(self, entry: LabelEntry, suggestion: Suggestion) -> None:
-        box = clamp_box(suggestion.box, entry.width, entry.height) if suggestion.box and entry.width else None
-        score = f" ({suggestion.score:.2f})" if suggestion.score is not None else ""
-        if suggestion.error:
-            self.canvas.set_box(None)
-            self.canvas.set_banner(f"No suggestion ({suggestion.error}): draw the box, or N for no face")
-        elif box is None:
-            self.canvas.set_box(None)
-            self.canvas.set_banner(f"{_capitalised(suggestion.source)} found no face{score}: draw the box, "
-                                   "or N for no face", QColor(120, 80, 0, 210))
-        else:
-            self.canvas.set_box(box, suggested=True)
-            self.canvas.set_banner(f"Suggested by {suggestion.source}{score}: → accepts, or correct it",
-                                   QColor(160, 100, 0, 210))
 
     # ------------------------------------------------------------------------------------ suggestions
     def set_detector(self, detector) -> None:
         """The user's trained Detector (None: none yet): an engine to choose, and the fallback without MTCNN."""
-        self._detector = detector
-        self.engine_combo.model().item(self.engine_combo.findData(MODEL)).setEnabled(detector is not None)
-        path = getattr(detector, "path", None)
-        self.engine_combo.setItemText(self.engine_combo.findData(MODEL),
-                                      f"your model ({Path(path).name})" if path else "your model")
-        if not self._engine_chosen or (self._engine == MODEL and detector is None):
-            engine = self._default_engine()
-        else:
-            engine = self._engine
-        self._set_engine(engine, force=True)
+        if self.session.set_detector(detector):
+            self._ask_again()
 
     def engine(self) -> str:
         """Who suggests boxes now: MTCNN, MODEL or CLASSIC."""
-        return self._engine
-
-    def _default_engine(self) -> str:
-        """MTCNN when it can be loaded; else, as before it, the user's model, else the classic finder."""
-        if not self._mtcnn_error:
-            return MTCNN
-        return MODEL if self._detector is not None else CLASSIC
+        return self.session.engine
 
     @Slot(int)
     def _on_engine_chosen(self, index: int) -> None:
-        self._engine_chosen = True
-        self._set_engine(self.engine_combo.itemData(index))
+        if self.session.choose_engine(self.engine_combo.itemData(index)):
+            self._ask_again()
 
     def set_engine(self, engine: str) -> None:
         """Suggest with ``engine`` (MTCNN, MODEL or CLASSIC) from now on, as if chosen in the list."""
-        if engine not in ENGINE_NAMES:
-            raise ValueError(f"unknown suggestion engine {engine!r}; expected one of {', '.join(ENGINE_NAMES)}")
-        self._engine_chosen = True
-        self._set_engine(engine)
+        if self.session.choose_engine(engine):
+            self._ask_again()
 
-    def _set_engine(self, engine: str, force: bool = False) -> None:
-        if (engine == MODEL and self._detector is None) or (engine == MTCNN and self._mtcnn_error):
-            engine = self._default_engine()
-        changed = engine != self._engine
-        self._engine = engine
-        self.engine_combo.setCurrentIndex(self.engine_combo.findData(engine))
-        self.engine_combo.model().item(self.engine_combo.findData(MTCNN)).setEnabled(not self._mtcnn_error)
-        self._show_source()
-        if changed or force:  # suggestions of the old engine (or the old model) are dropped and asked again
-            self._generation += 1
-            self._suggestions.clear()
-            self._asked.clear()
-            entry = self.current_entry()
-            if entry is not None and entry.status == UNLABELLED and self._current_image is not None:
-                self._show_label(entry)
+    def _ask_again(self) -> None:
+        """The suggestions were dropped (another engine or model): the unlabelled picture shown asks anew."""
+        entry = self.current_entry()
+        if entry is not None and entry.status == UNLABELLED and self.session.picture_open:
+            self._show_label(entry)
 
-    def _show_source(self) -> None:
-        path = getattr(self._detector, "path", None)
-        model = f"your model {Path(path).name}" if path else "your model"
-        if self._engine == MTCNN:
-            text = "Suggestions: MTCNN, a pretrained face detector"
-            if self._detector is not None:
-                text += f" (choose {model} in the list to see how it does)"
-        elif self._engine == MODEL:
-            text = f"Suggestions: {model}"
-        else:
-            text = "Suggestions: the classic face finder"
-            if self._detector is None:
-                text += " (until you have trained a model)"
-        if self._mtcnn_error and self._engine != MTCNN:
-            text += f". MTCNN is unavailable ({self._mtcnn_error})"
-        self.source_label.setText(text)
-        self.engine_combo.setToolTip(_ENGINE_TIP + (f"\nMTCNN is unavailable: {self._mtcnn_error}"
-                                                    if self._mtcnn_error else ""))
+    def _show_engine(self) -> None:
+        """Show the engine: the list's choice and which items can be chosen, the line under the picture."""
+        session, combo = self.session, self.engine_combo
+        combo.setCurrentIndex(combo.findData(session.engine))
+        combo.model().item(combo.findData(MTCNN)).setEnabled(not session.mtcnn_error)
+        combo.model().item(combo.findData(MODEL)).setEnabled(session.detector is not None)
+        combo.setItemText(combo.findData(MODEL), session.model_name())
+        self.source_label.setText(session.source_text())
+        combo.setToolTip(session.engine_tip())
 
     def _finder_for(self, engine: str, detector=None):
         """The finder of an engine, made once (MTCNN loads TensorFlow: call this off the UI thread)."""
@@ -867,12 +678,10 @@ class LabelTab(QWidget):
             return finder
 
     def _request_suggestion(self, entry: LabelEntry) -> None:
-        path = entry.image_path
-        if path in self._asked:
+        if not self.session.ask(entry):
             return
-        self._asked.add(path)
-        generation, engine, detector = self._generation, self._engine, self._detector
-        source = ENGINE_NAMES[engine]
+        path = entry.image_path
+        generation, engine, detector = self.session.generation, self.session.engine, self.session.detector
 
         def suggest() -> None:
             try:
@@ -883,17 +692,9 @@ class LabelTab(QWidget):
             try:
                 from training.data import load_image
 
-                image = load_image(path)
-                detection = finder.detect(image)
-                if engine == MODEL:
-                    threshold = getattr(detector, "threshold", FACE_THRESHOLD)
-                    face = detection.is_face(threshold)
-                else:
-                    face = detection is not None and (engine != MTCNN or detection.score >= DEFAULT_MIN_SCORE)
-                score = float(detection.score) if detection is not None and engine in _SCORED_ENGINES else None
-                result = Suggestion(tuple(detection.box) if face else None, score, source)
+                result = make_suggestion(engine, finder.detect(load_image(path)), detector)
             except Exception as exc:  # a suggestion is a help, never a crash
-                result = Suggestion(None, None, source, error=str(exc) or type(exc).__name__)
+                result = Suggestion(None, None, ENGINE_NAMES[engine], error=str(exc) or type(exc).__name__)
             self._suggestion_done.emit(generation, str(path), result)
 
         try:
@@ -903,99 +704,77 @@ class LabelTab(QWidget):
 
     @Slot(int, str, str)
     def _on_engine_failed(self, generation: int, engine: str, message: str) -> None:
-        if engine == MTCNN and not self._mtcnn_error:
-            self._mtcnn_error = f"it cannot be loaded: {message}"
-            if self._engine == MTCNN:
-                self._set_engine(self._default_engine(), force=True)
-            else:
-                self._show_source()
-        if generation == self._generation:
+        if engine == MTCNN and not self.session.mtcnn_error and self.session.mtcnn_failed(message):
+            self._ask_again()
+        if generation == self.session.generation:
             self._set_status(f"{ENGINE_NAMES[engine]} cannot suggest: {message}", error=True)
-
-    def _prefetch(self) -> None:
-        """Ask for the next unlabelled picture's suggestion now, so it is ready when the user gets there."""
-        for entry in self.entries[self.index + 1:]:
-            if entry.status == UNLABELLED:
-                if entry.image_path not in self._suggestions:
-                    self._request_suggestion(entry)
-                return
 
     @Slot(int, str, object)
     def _on_suggestion_done(self, generation: int, path: str, suggestion: object) -> None:
-        if generation != self._generation:
-            return
-        image_path = Path(path)
-        self._suggestions[image_path] = suggestion
-        entry = self.current_entry()
-        if entry is not None and entry.image_path == image_path and entry.status == UNLABELLED:
-            self._show_suggestion(entry, suggestion)
+        if self.session.suggestion_arrived(generation, Path(path), suggestion):
+            self._render_canvas()
 
     def suggestion_for(self, image_path: Path) -> Suggestion | None:
-        return self._suggestions.get(Path(image_path))
+        return self.session.suggestions.get(Path(image_path))
 
     # ------------------------------------------------------------------------------------ labelling
-    def _write(self, entry: LabelEntry, box: Box | None) -> bool:
-        from training.data import write_labelme
-
+    def _save(self, box: Box | None) -> LabelEntry | None:
+        """Write the current picture's label; None (and the reason in the status line) when it cannot be."""
         try:
-            write_labelme(entry.label_path, entry.image_path, box, entry.width, entry.height)
-        except OSError as exc:
-            self._set_status(f"{entry.label_path}: cannot write the label: {exc.strerror or exc}", error=True)
-            return False
-        entry.status, entry.box, entry.note = (FACE, box, "") if box is not None else (NO_FACE, None, "")
-        entry.suggested_by = None  # written by the user: reviewed
-        self._refresh_item(self.index)
+            entry = self.session.save(box)
+        except LabelError as exc:
+            self._set_status(str(exc), error=True)
+            return None
         self.labels_changed.emit()
-        return True
+        return entry
 
     @Slot(tuple)
     def _on_box_edited(self, box: tuple) -> None:
-        entry = self.current_entry()
-        if entry is None or self._current_image is None:
+        if self.current_entry() is None or not self.session.picture_open:
             return
-        if self._write(entry, tuple(float(v) for v in box)):
-            self.canvas.set_banner("Face", QColor(40, 150, 60, 210))
+        entry = self._save(box)
+        if entry is not None:
+            self._render_canvas()
             self._set_status(f"Saved {entry.label_path.name}")
 
     @Slot()
     def accept_suggestion(self) -> bool:
         """Save the suggested box as the label (only a box: "no face" is always the user's call), or
         accept a label "Suggest all" wrote, face or no face: the user has seen it, it is now theirs."""
+        try:
+            accepted = self.session.accept()
+        except LabelError as exc:
+            self._set_status(str(exc), error=True)
+            return False
+        if accepted is None:
+            return False
+        self.labels_changed.emit()
         entry = self.current_entry()
-        if entry is not None and entry.unreviewed and self._current_image is not None:
-            if self._write(entry, entry.box if entry.status == FACE else None):
-                self._show_label(entry)
-                self._set_status(f"Saved {entry.label_path.name} (reviewed)")
-                return True
-            return False
-        if entry is None or entry.status != UNLABELLED or not self.canvas.is_suggestion():
-            return False
-        if self._write(entry, self.canvas.box()):
-            self.canvas.set_box(entry.box)
-            self.canvas.set_banner("Face", QColor(40, 150, 60, 210))
-            return True
-        return False
+        if accepted == "reviewed":
+            self._show_label(entry)
+            self._set_status(f"Saved {entry.label_path.name} (reviewed)")
+        else:
+            self._render_canvas()
+        return True
 
     @Slot()
     def next(self) -> None:
         """Accept a suggested box, then go to the next picture."""
         self.accept_suggestion()
-        if self.index + 1 < len(self.entries):
-            self._show(self.index + 1)
+        self.session.step(1)
 
     @Slot()
     def previous(self) -> None:
-        if self.index > 0:
-            self._show(self.index - 1)
+        self.session.step(-1)
 
     @Slot()
     def next_unlabelled(self) -> None:
         """Go to the next picture without a label, or with a suggested label not yet reviewed."""
-        for i in range(self.index + 1, len(self.entries)):
-            if self.entries[i].status == UNLABELLED or self.entries[i].unreviewed:
-                self._show(i)
-                return
-        self._set_status("No unlabelled or unreviewed pictures after this one.")
+        index = self.session.next_to_review()
+        if index is None:
+            self._set_status("No unlabelled or unreviewed pictures after this one.")
+        else:
+            self.session.go_to(index)
 
     # ------------------------------------------------------------------------------------ suggest all
     @Slot()
@@ -1003,11 +782,8 @@ class LabelTab(QWidget):
         """Pre-label every unlabelled picture in the background with the current engine (False: not started)."""
         if self.root is None or self.is_suggesting_all():
             return False
-        engine, detector = self._engine, self._detector
-        if engine == MODEL:
-            min_score = float(getattr(detector, "threshold", FACE_THRESHOLD))
-        else:
-            min_score = DEFAULT_MIN_SCORE
+        engine, detector = self.session.engine, self.session.detector
+        min_score = self.session.suggest_all_min_score()
         root, stop = self.root, threading.Event()
         self._suggest_all_stop = stop
         self._suggest_engine = engine
@@ -1072,18 +848,17 @@ class LabelTab(QWidget):
         if report is None:
             self._set_status(f"Suggest all: {ENGINE_NAMES[engine]} could not run: {error}", error=True)
             if engine == MTCNN and MTCNN not in self._finders:  # it never loaded: suggest with another engine
-                self._mtcnn_error = f"it cannot be loaded: {error}"
-                if self._engine == MTCNN:
-                    self._set_engine(self._default_engine(), force=True)
+                if self.session.mtcnn_failed(error):
+                    self._ask_again()
             self.suggest_all_finished.emit(None)
             return
         text = report.summary_text()
         if report.written:
             text += "\nReview them one by one: → accepts a suggestion, or correct the box (U: next to review)."
         if report.root == self.root:  # not when the user opened another dataset meanwhile
-            self._after_suggest_all = True
+            self.session.review_next_scan = True
             self.refresh()
-        self._set_status(f"{_capitalised(report.engine)}: {text}", error=bool(report.skipped))
+        self._set_status(f"{capitalised(report.engine)}: {text}", error=bool(report.skipped))
         if report.written:
             self.labels_changed.emit()
         self.suggest_all_finished.emit(report)
@@ -1092,50 +867,24 @@ class LabelTab(QWidget):
     def mark_no_face(self) -> None:
         """Label the picture "no face" (a JSON without shapes) and go on."""
         entry = self.current_entry()
-        if entry is None or self._current_image is None:
+        if entry is None or not self.session.picture_open:
             return
-        if self._write(entry, None):
+        if self._save(None) is not None:
             self._set_status(f"Saved {entry.label_path.name} (no face)")
-            if self.index + 1 < len(self.entries):
-                self._show(self.index + 1)
-            else:
+            if not self.session.step(1):
                 self._show_label(entry)
 
     @Slot()
     def delete_current(self) -> None:
         """Move the picture and its label to ``DATASET/trash/`` (nothing is lost; move it back to restore)."""
-        entry = self.current_entry()
-        if entry is None:
+        if self.current_entry() is None:
             return
-        trash = (self.root or entry.image_path.parent) / "trash"
         try:
-            trash.mkdir(parents=True, exist_ok=True)
-            moved = [self._move_to(trash, entry.image_path)]
-            if entry.label_path.is_file():
-                moved.append(self._move_to(trash, entry.label_path))
-        except OSError as exc:
-            self._set_status(f"{entry.image_path}: cannot move it to {trash}: {exc.strerror or exc}", error=True)
+            moved, trash = self.session.trash_current()
+        except LabelError as exc:
+            self._set_status(str(exc), error=True)
             return
-        index = self.index
-        del self.entries[index]
-        self._suggestions.pop(entry.image_path, None)
-        self.picture_list.blockSignals(True)
-        self.picture_list.takeItem(index)
-        self.picture_list.blockSignals(False)
-        self._update_progress()
-        self.labels_changed.emit()
-        self._show(min(index, len(self.entries) - 1))
         self._set_status(f"Moved {', '.join(p.name for p in moved)} to {trash}")
-
-    @staticmethod
-    def _move_to(folder: Path, path: Path) -> Path:
-        target = folder / path.name
-        n = 2
-        while target.exists():
-            target = folder / f"{path.stem}-{n}{path.suffix}"
-            n += 1
-        shutil.move(str(path), str(target))
-        return target
 
     # ------------------------------------------------------------------------------------ misc
     def showEvent(self, event) -> None:
@@ -1151,7 +900,7 @@ class LabelTab(QWidget):
     def shutdown(self) -> None:
         """Stop "Suggest all" and let running scans and suggestions end (they are short), so no thread
         outlives the window."""
-        self._generation += 1
+        self.session.generation += 1
         if self._suggest_all_stop is not None:
             self._suggest_all_stop.set()
         self._scan_pool.clear()

@@ -20,8 +20,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QThreadPool, Signal, Slot
-from PySide6.QtGui import QDoubleValidator, QFontDatabase
+from PySide6.QtCore import QSettings, Qt, QThreadPool, QUrl, Signal, Slot
+from PySide6.QtGui import QDesktopServices, QDoubleValidator, QFontDatabase, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -36,16 +36,17 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSizePolicy,
     QSpinBox,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop import settings as keys
 from desktop.child_process import TrainingProcess
+from desktop.exporter import ModelExporter
 from desktop.plots import LossPlots
 from desktop.settings import read_bool, read_int, read_str
 from desktop.widgets import FolderField
-from training.cli import format_duration
 from training.defaults import (
     BACKBONE_NAMES,
     DEFAULT_BACKBONE,
@@ -54,6 +55,7 @@ from training.defaults import (
     WEIGHT_CHOICES,
     default_epochs,
 )
+from training.text import format_duration
 
 #: The engine's backbones and defaults (training.defaults is plain Python: no Keras import here).
 BACKBONE_CHOICES = BACKBONE_NAMES
@@ -161,6 +163,52 @@ def run_dataset(run_dir: Path) -> Path | None:
     return Path(data) if isinstance(data, str) and data else None
 
 
+class ResultPictures(QGroupBox):
+    """A run's result pictures as thumbnails (``test_predictions.jpg``, ``pr_curve.png``, written by
+    :mod:`training.report`); a click opens the file full size in the system's viewer. Hidden without them."""
+
+    THUMB_HEIGHT = 120
+    PICTURES = (("test_predictions.jpg", "Test pictures, worst first"),
+                ("pr_curve.png", "Precision-recall over the threshold"))
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Result on the test pictures (click one to open it)", parent)
+        self.run_dir: Path | None = None
+        self.buttons: dict[str, QToolButton] = {}
+        row = QHBoxLayout(self)
+        for name, text in self.PICTURES:
+            button = QToolButton()
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
+            button.setAutoRaise(True)
+            button.setText(text)
+            button.clicked.connect(lambda _checked=False, name=name: self.open(name))
+            row.addWidget(button)
+            self.buttons[name] = button
+        row.addStretch(1)
+        self.setVisible(False)
+
+    def show_run(self, run_dir: Path | None) -> bool:
+        """Show the pictures of ``run_dir`` that exist (None: hide); True when any is shown."""
+        self.run_dir = run_dir
+        shown = False
+        for name, button in self.buttons.items():
+            path = run_dir / name if run_dir is not None else None
+            pixmap = QPixmap(str(path)) if path is not None and path.is_file() else QPixmap()
+            button.setVisible(not pixmap.isNull())
+            if not pixmap.isNull():
+                thumb = pixmap.scaledToHeight(self.THUMB_HEIGHT, Qt.TransformationMode.SmoothTransformation)
+                button.setIcon(QIcon(thumb))
+                button.setIconSize(thumb.size())
+                button.setToolTip(f"{path}\nClick to open it full size")
+                shown = True
+        self.setVisible(shown)
+        return shown
+
+    def open(self, name: str) -> None:
+        if self.run_dir is not None and (self.run_dir / name).is_file():
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.run_dir / name)))
+
+
 class TrainTab(QWidget):
     """Dataset summary, training settings, Start/Stop/Resume, live plots, and "Use this model"."""
 
@@ -206,6 +254,7 @@ class TrainTab(QWidget):
             self.run_label.setText(f"Last run: {last_run}")
             if (self.run_dir / "best.keras").is_file():
                 self.best_model = self.run_dir / "best.keras"
+            self.result_pictures.show_run(self.run_dir)
         self._update_buttons()
         if self.dataset_edit.text():
             self.refresh_summary()
@@ -293,11 +342,20 @@ class TrainTab(QWidget):
         self.use_button = QPushButton("Use this model")
         self.use_button.setToolTip("Detect with this run's best model (best.keras)")
         self.use_button.clicked.connect(self._use_model)
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip("Write this run's best model as ONNX or TFLite (LiteRT), for other "
+                                      "runtimes and devices; the score threshold goes with it")
+        self.export_button.clicked.connect(self._export_model)
+        self.exporter = ModelExporter(self)
+        self.exporter.status.connect(self._set_status)
+        self.exporter.status.connect(lambda text, error: self._append_log(text) if error else None)
+        self.exporter.finished.connect(self._update_buttons)
         self.status_label = QLabel("Ready.")
         self.status_label.setWordWrap(True)
         self.status_label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         buttons = QHBoxLayout()
-        for button in (self.start_button, self.stop_button, self.resume_button, self.use_button):
+        for button in (self.start_button, self.stop_button, self.resume_button, self.use_button,
+                       self.export_button):
             buttons.addWidget(button)
         buttons.addWidget(self.status_label, 1)
 
@@ -333,6 +391,8 @@ class TrainTab(QWidget):
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.plots, 1)
         layout.addWidget(self.log_view)
+        self.result_pictures = ResultPictures()  # shown when a run ends with its test pictures drawn
+        layout.addWidget(self.result_pictures)
 
     # ------------------------------------------------------------------------------------ settings
     def _restore_settings(self) -> None:
@@ -473,7 +533,8 @@ class TrainTab(QWidget):
 
     def dataset_trainable(self) -> bool:
         d = self.dataset_summary
-        return d is not None and bool(d.splits.get("train")) and bool(d.splits.get("val"))
+        return (d is not None and bool(d.splits.get("train")) and bool(d.splits.get("val"))
+                and d.training_refusal() is None)
 
     # ------------------------------------------------------------------------------------ running
     def is_training(self) -> bool:
@@ -540,6 +601,7 @@ class TrainTab(QWidget):
     def _launch(self, args: list[str], run_dir: Path, status: str) -> None:
         self.run_dir = run_dir
         self.best_model = None
+        self.result_pictures.show_run(None)
         self.run_label.setText(f"Run folder: {run_dir}")
         self.settings.setValue(SETTINGS_LAST_RUN, str(run_dir))
         self._epochs_total = self.epochs_spin.value()
@@ -659,6 +721,7 @@ class TrainTab(QWidget):
                 self._append_log(verdict)
             self._set_status(f"Done ({reason}). {verdict} Best model: {self.best_model}".replace("  ", " "),
                              error=behind)
+            self.result_pictures.show_run(self.run_dir)
         self._update_buttons()
 
     @Slot(dict)
@@ -686,6 +749,12 @@ class TrainTab(QWidget):
             self.model_ready.emit(str(self.best_model))
             self._set_status(f"Sent to the Detect tab: {self.best_model}")
 
+    @Slot()
+    def _export_model(self) -> None:
+        if self.best_model is not None and self.best_model.is_file():
+            self.exporter.ask_and_export(self.best_model, self)
+            self._update_buttons()
+
     # ------------------------------------------------------------------------------------ helpers
     def can_resume(self) -> bool:
         run = self.run_dir
@@ -697,6 +766,7 @@ class TrainTab(QWidget):
         self.stop_button.setEnabled(running and not self.process.stop_requested)
         self.resume_button.setEnabled(not running and self.can_resume() and self.dataset_path() is not None)
         self.use_button.setEnabled(self.best_model is not None)
+        self.export_button.setEnabled(self.best_model is not None and not self.exporter.is_running())
         for widget in (self.dataset_edit, self.rescan_button, self.epochs_spin, self.batch_spin,
                        self.backbone_combo, self.input_spin, self.lr_edit, self.weights_combo,
                        self.augment_check):
@@ -714,4 +784,5 @@ class TrainTab(QWidget):
     def shutdown(self) -> None:
         """Stop training (gently, then for good) and wait for the summary reader; the app is closing."""
         self.process.shutdown()
+        self.exporter.shutdown()
         self._pool.waitForDone(5000)

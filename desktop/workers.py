@@ -30,9 +30,10 @@ import numpy as np
 from PySide6.QtCore import QThread, Signal
 from PySide6.QtGui import QImage
 
-from desktop.imaging import BOX_COLOUR_BGR, CLASSIC_BOX_COLOUR_BGR, bgr_to_qimage, draw_detection
+from desktop.imaging import bgr_to_qimage
 from desktop.sources import FrameSource, SourceError, list_cameras
 from training.device import filtered_native_stderr
+from training.drawing import BOX_COLOUR_BGR, CLASSIC_BOX_COLOUR_BGR, draw_detection
 
 T = TypeVar("T")
 

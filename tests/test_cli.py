@@ -37,8 +37,8 @@ def _run_main(argv: list[str]) -> tuple[int, str, str]:
 def demo_data(tmp_path_factory) -> Path:
     """Made through the installed console script, as a user would."""
     out = tmp_path_factory.mktemp("cli") / "demo"
-    if not ENTRY_POINT.exists():
-        pytest.skip(f"{ENTRY_POINT} is not installed (pip install -e .)")
+    # No skip: a CI that forgot `pip install -e .` must go red, not pass without these tests.
+    assert ENTRY_POINT.exists(), f"{ENTRY_POINT} is not installed (pip install -e .)"
     done = subprocess.run(
         [str(ENTRY_POINT), "make-demo-data", str(out), "--count", str(DEMO_COUNT)],
         capture_output=True, text=True, timeout=60, env=ENV,

@@ -28,8 +28,6 @@ from desktop.label_tab import (
     NO_FACE,
     UNLABELLED,
     LabelTab,
-    clamp_box,
-    label_path_for,
 )
 from training.autolabel import read_suggestion_mark
 from training.data import load_dataset, load_image
@@ -257,13 +255,6 @@ def test_a_broken_label_is_listed_and_can_be_redone(qtbot, settings, dataset):
     qtbot.mouseClick(tab.no_face_button, Qt.MouseButton.LeftButton)
     assert json.loads(bad.read_text())["shapes"] == []
     tab.shutdown()
-
-
-def test_label_geometry_helpers():
-    assert clamp_box((50, 40, -5, 130), W, H) == (0.0, 40.0, 50.0, 120.0)
-    assert clamp_box((10, 10, 11, 50), W, H) is None
-    assert label_path_for(Path("/d/images/a.jpg")) == Path("/d/labels/a.json")
-    assert label_path_for(Path("/d/pics/a.png")) == Path("/d/pics/a.json")
 
 
 def test_coming_back_to_the_tab_picks_up_new_pictures(qtbot, tab, dataset, demo_pictures):

@@ -21,6 +21,7 @@ from desktop.train_tab import (
     run_dataset,
     run_folder_for,
 )
+from training.defaults import DEFAULT_EPOCHS
 from training.demo import make_demo_data
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots"
@@ -56,7 +57,8 @@ def choose_dataset(qtbot, tab: TrainTab, path: Path) -> None:
 def test_train_stop_resume_then_use_the_model(qtbot, settings, demo_dataset):
     """Start, Stop after the first epoch (a checkpoint is kept), Resume to the end, then "Use this model"."""
     tab = make_tab(qtbot, settings)
-    assert (tab.epochs_spin.value(), tab.batch_spin.value(), tab.backbone_combo.currentText()) == (100, 8, "grid")
+    assert (tab.epochs_spin.value(), tab.batch_spin.value(), tab.backbone_combo.currentText()) == (
+        DEFAULT_EPOCHS["grid"], 8, "grid")
     assert tab.input_size() is None and tab.learning_rate() is None  # auto: the CLI's own defaults
     choose_dataset(qtbot, tab, demo_dataset)
     qtbot.waitUntil(tab.start_button.isEnabled, timeout=15_000)
@@ -255,7 +257,7 @@ def test_run_folders_sit_beside_the_dataset(tmp_path):
 
 
 def test_backbone_choices_are_the_engines():
-    from training.defaults import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATES
+    from training.defaults import DEFAULT_LEARNING_RATES
     from training.model import BACKBONES
 
     assert BACKBONE_CHOICES == tuple(BACKBONES)
@@ -264,7 +266,7 @@ def test_backbone_choices_are_the_engines():
 
 def test_epochs_follow_the_backbone_unless_the_user_set_them(qtbot, settings):
     tab = make_tab(qtbot, settings)
-    assert tab.epochs_spin.value() == 100  # grid trains from scratch: more epochs
+    assert tab.epochs_spin.value() == DEFAULT_EPOCHS["grid"] != DEFAULT_EPOCHS["vgg16"]  # grid: its own default
     assert not tab.tutorial_check.isEnabled()  # the tutorial-exact loss is the single-box heads'
     tab.backbone_combo.setCurrentText("vgg16")
     assert tab.epochs_spin.value() == 10  # the tutorial's
@@ -278,14 +280,17 @@ def test_epochs_follow_the_backbone_unless_the_user_set_them(qtbot, settings):
 
 def test_history_refill_reads_what_the_trainer_writes(tmp_path):
     from desktop.train_tab import read_history_csv
-    from training.trainer import HISTORY_COLUMNS  # what the trainer writes
+    from training.trainer import HISTORY_COLUMNS, _history_csv  # the trainer's own writer
 
-    (tmp_path / "history.csv").write_text(
-        ",".join(HISTORY_COLUMNS) + "\n" + "1,2.5,0.7,2.1,0.1,2.4,0.69,2.0,0.12,0.5,0.4,0.001\n",
-        encoding="utf-8",
-    )
+    written = [{name: float(i + 1) / (j + 1) for j, name in enumerate(HISTORY_COLUMNS)} for i in range(3)]
+    for row in written:
+        row["epoch"] = int(row["epoch"])
+    (tmp_path / "history.csv").write_bytes(_history_csv(written))
     rows = read_history_csv(tmp_path)
-    assert len(rows) == 1 and rows[0]["epoch"] == 1.0 and rows[0]["val_iou"] == 0.12
+    assert [row["epoch"] for row in rows] == [1.0, 2.0, 3.0]
+    for row, original in zip(rows, written, strict=True):
+        assert set(row) == set(HISTORY_COLUMNS)
+        assert row == pytest.approx({name: float(value) for name, value in original.items()})
     assert read_history_csv(tmp_path / "nowhere") == []
 
 

@@ -36,8 +36,12 @@ _EXPORTS = {
     "Detector": "training.inference",
     "Detection": "training.detection",
     "ModelFileError": "training.detection",
+    "draw_detection": "training.drawing",
     "load_detector_model": "training.inference",
     "make_demo_data": "training.demo",
+    "MissingRuntimeError": "training.detection",
+    "export_model": "training.export",
+    "ExportError": "training.export",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -60,6 +64,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from training.data import DataError, Dataset, Problem, Sample, load_dataset  # noqa: F401
     from training.demo import make_demo_data  # noqa: F401
     from training.detection import Detection, ModelFileError  # noqa: F401
+    from training.drawing import draw_detection  # noqa: F401
     from training.evaluate import evaluate_model  # noqa: F401
     from training.inference import Detector, load_detector_model  # noqa: F401
     from training.losses import classification_loss, localization_loss, total_loss  # noqa: F401

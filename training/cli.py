@@ -27,9 +27,10 @@ from typing import IO, Any
 from training.autolabel import add_autolabel_parser, run_autolabel
 from training.defaults import BACKBONE_NAMES, DEFAULT_BACKBONE, DEFAULT_PATIENCE, WEIGHT_CHOICES
 from training.device import quiet_tensorflow_logs
+from training.text import format_duration
 
 PROG = "facetracker-train"
-COMMANDS = ("train", "summary", "preview", "evaluate", "predict", "make-demo-data", "autolabel")
+COMMANDS = ("train", "summary", "preview", "evaluate", "predict", "make-demo-data", "autolabel", "convert", "export")
 EXIT_USER_ERROR = 1
 EXIT_BAD_ARGUMENTS = 2
 EXIT_INTERRUPTED = 130
@@ -133,11 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--count", type=_positive_int, metavar="N", default=16, help="pictures in the grid (default 16)")
     preview.add_argument("--input-size", type=_positive_int, metavar="PX", default=120, help="tile size in pixels (default 120)")
     preview.add_argument("--seed", type=int, metavar="N", default=0, help="random seed (default 0)")
+    preview.add_argument("--strict", action="store_true", help="fail on the first bad picture or label")
 
     evaluate = sub.add_parser("evaluate", help="measure a trained model on a dataset split",
                               description="Precision, recall, F1, class accuracy and mean IoU of a model "
                               "on one split of a dataset.")
-    evaluate.add_argument("model", help="a .keras file (e.g. runs/train/best.keras)")
+    evaluate.add_argument("model", help="a .keras, .onnx or .tflite model (e.g. runs/train/best.keras)")
     evaluate.add_argument("data", help="dataset folder")
     evaluate.add_argument("--split", choices=("train", "val", "test"), default="test", help="which split (default test)")
     evaluate.add_argument("--threshold", type=_fraction, metavar="SCORE", default=None,
@@ -146,16 +148,21 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--iou", type=_fraction, metavar="IOU", default=0.5, help="box right when IoU is at least this (default 0.5)")
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
     evaluate.add_argument("--strict", action="store_true", help="fail on the first bad picture or label")
+    evaluate.add_argument("--pictures", metavar="DIR", default=None,
+                          help="also draw SPLIT_predictions.jpg (true and predicted boxes, worst first) and "
+                          "pr_curve.png (precision-recall over the score threshold) into DIR")
 
     predict = sub.add_parser("predict", help="draw a model's detections on pictures",
                              description="Run a model on pictures (files or folders) and write copies with "
-                             "the box and score drawn.")
-    predict.add_argument("model", help="a .keras file")
+                             "the box and score drawn. A picture that cannot be read is skipped and named on "
+                             "stderr, and the others are still drawn; the exit status is then 1.")
+    predict.add_argument("model", help="a .keras, .onnx or .tflite model")
     predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="pictures, or folders of pictures")
     predict.add_argument("--out", default="runs/predict", metavar="DIR", help="folder for the drawn copies (default runs/predict)")
     predict.add_argument("--threshold", type=_fraction, metavar="SCORE", default=None,
                           help="face when the score is above this (default: the model's own, chosen on validation "
                           "when it was trained; 0.5 for a model without one)")
+    predict.add_argument("--strict", action="store_true", help="stop at the first picture that cannot be read")
 
     demo = sub.add_parser("make-demo-data", help="write a labelled dataset to try things with (synthetic or real faces)",
                           description="Write labelled pictures in the tutorial's layout OUT/{train,val,test}/{images,labels}: "
@@ -169,7 +176,36 @@ def build_parser() -> argparse.ArgumentParser:
                       help="number of pictures (default 300 synthetic, 600 real)")
     demo.add_argument("--seed", type=int, metavar="N", default=0, help="random seed (default 0)")
 
+    export = sub.add_parser(
+        "export", help="export a model to ONNX or TFLite (LiteRT) for light runtimes",
+        description="Write a trained .keras model as an ONNX or TFLite (LiteRT) file, checked to give the same "
+        "score and box on real pictures, with its metadata (the score threshold) in FILE.json beside it. "
+        "FaceTracker opens both (the Detect tab, evaluate, predict): ONNX in ONNX Runtime "
+        "(pip install \"facetracker[onnx]\", which also converts), TFLite in LiteRT (\"facetracker[litert]\").")
+    export.add_argument("model", help="a .keras file (e.g. runs/train/best.keras)")
+    export.add_argument("--format", choices=("onnx", "tflite"), default=None,
+                        help="what to write (default: by --out's suffix)")
+    export.add_argument("--out", metavar="FILE", default=None,
+                        help="file to write (default: the model's name with .onnx or .tflite)")
+    export.add_argument("--progress", choices=("text", "json"), default="text",
+                        help="json: print the result as one JSON event line (what the app reads)")
+
     add_autolabel_parser(sub)
+
+    convert = sub.add_parser(
+        "convert", help="convert face labels between labelme, COCO, YOLO and Pascal VOC",
+        description="Read a dataset in one annotation format and write it, pictures included, in another: "
+        "labelme (what FaceTracker trains on), COCO JSON, YOLO text or Pascal VOC XML, one face per picture. "
+        "Pictures without a face are kept; train/val/test splits are kept when the source has them.",
+        epilog=f"Train on a COCO, YOLO or VOC dataset by converting it first: `{PROG} convert exported/ data/ "
+        f"--to labelme`, then `{PROG} data/`.")
+    convert.add_argument("src", help="dataset folder to read")
+    convert.add_argument("dst", help="new folder to write (must not exist, or be empty)")
+    convert.add_argument("--to", required=True, choices=("labelme", "coco", "yolo", "voc"), help="format to write")
+    convert.add_argument("--from", dest="source_format", choices=("labelme", "coco", "yolo", "voc"), default=None,
+                         help="format of SRC (default: detected from its label files)")
+    convert.add_argument("--link", action="store_true",
+                         help="hard-link the pictures instead of copying them (same disk only; copies otherwise)")
     return parser
 
 
@@ -181,14 +217,6 @@ def _with_default_command(argv: list[str]) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- progress output
-
-
-def format_duration(seconds: float) -> str:
-    """``m:ss``, or ``h:mm:ss`` from an hour: how the progress bar and the app's Train tab show time."""
-    seconds = max(0, int(round(seconds)))
-    minutes, secs = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 class ProgressBar:
@@ -274,7 +302,7 @@ def _json_safe(value: Any) -> Any:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from training.trainer import TrainConfig, train
+    from training.trainer import TrainConfig, committed_epoch, train
 
     config = TrainConfig(
         data=args.data,
@@ -320,7 +348,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         interrupt.happened = True
         result = None
     if interrupt.happened:
-        message = _interrupted_message(args, seen.get("run_dir") or args.resume, seen.get("epoch"))
+        run_dir = seen.get("run_dir") or args.resume or args.out
+        # What the folder holds, not the last epoch reported: a stop can fall between an epoch's commit and its report.
+        message = _interrupted_message(args, run_dir, committed_epoch(run_dir) if run_dir else None)
         if args.progress == "json":
             _json_line({"event": "error", "message": message, "interrupted": True, "run_dir": seen.get("run_dir")})
         print(message, file=sys.stderr, flush=True)
@@ -407,11 +437,22 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_skipped(dataset: Any) -> None:
+    """The files a command skipped (and the warnings about files it used), one line each on stderr."""
+    for problem in dataset.problems:
+        print(f"skipped {problem}", file=sys.stderr)
+    for warning in dataset.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    sys.stderr.flush()
+
+
 def _cmd_preview(args: argparse.Namespace) -> int:
     from training.augment import write_preview
     from training.data import load_dataset
 
-    samples = load_dataset(args.data).require_split(args.split)
+    dataset = load_dataset(args.data, strict=args.strict)
+    _report_skipped(dataset)
+    samples = dataset.require_split(args.split)
     out = write_preview(samples, args.out, input_size=args.input_size, count=args.count, seed=args.seed)
     print(f"Results saved to {out}")
     return 0
@@ -422,14 +463,24 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from training.evaluate import evaluate_model, format_table
     from training.inference import Detector
 
-    samples = load_dataset(args.data, strict=args.strict).require_split(args.split)
+    dataset = load_dataset(args.data, strict=args.strict)
+    _report_skipped(dataset)
+    samples = dataset.require_split(args.split)
     detector = Detector.from_file(args.model)
     metrics = evaluate_model(detector, samples, threshold=args.threshold, iou_threshold=args.iou)
     if args.json:
-        print(json.dumps(_json_safe({"model": str(args.model), "split": args.split, **metrics}), indent=2))
+        skipped = [str(p) for p in dataset.problems]
+        print(json.dumps(_json_safe({"model": str(args.model), "split": args.split, **metrics, "skipped": skipped}),
+                         indent=2))
     else:
         print(f"{args.model} on the {args.split} split of {args.data}")
         print(format_table(metrics))
+    if args.pictures:
+        from training.report import write_result_pictures
+
+        write_result_pictures(detector, samples, args.pictures, split=args.split, threshold=args.threshold,
+                              iou_threshold=args.iou, title=f"{Path(args.model).name} on the {args.split} split")
+        print(f"Results saved to {args.pictures}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
@@ -452,27 +503,14 @@ def _collect_images(inputs: list[str]) -> list[Path]:
     return images
 
 
-def _draw(image, detection, threshold: float):
-    """A copy of ``image`` with the box and score drawn (a face) or the score alone (no face)."""
-    import cv2
-
-    canvas = image.copy()
-    thickness = max(1, round(min(canvas.shape[:2]) / 240))
-    if detection.is_face(threshold):
-        x1, y1, x2, y2 = (round(v) for v in detection.box)
-        cv2.rectangle(canvas, (x1, y1), (x2, y2), (255, 0, 0), 2 * thickness)
-        text, origin = f"face {detection.score:.2f}", (min(x1, x2), max(12, min(y1, y2) - 6))
-    else:
-        text, origin = f"no face {detection.score:.2f}", (8, 20)
-    cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * thickness, (255, 255, 255), 3 * thickness)
-    cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * thickness, (0, 0, 0), thickness)
-    return canvas
-
-
 def _cmd_predict(args: argparse.Namespace) -> int:
+    """Draws every picture it can read; one that cannot be read is named on stderr and skipped (``--strict``:
+    the command stops there), and the exit status is then 1, after all the others are drawn."""
     import cv2
 
-    from training.data import load_image
+    from training.data import DataError, load_image
+    from training.drawing import draw_detection
+    from training.files import atomic_write_bytes
     from training.inference import Detector
 
     images = _collect_images(args.inputs)
@@ -482,26 +520,39 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
+    failed = 0
     for path in images:
-        image = load_image(path)
-        detection = detector.detect(image)
         name = path.name
         stem, n = path.stem, 2
         while name in used:  # same file name from two folders: keep both
             name, n = f"{stem}_{n}{path.suffix}", n + 1
+        try:
+            if (out_dir / name).resolve() == path.resolve():
+                raise DataError(path, "the drawn copy would replace the picture itself: give another --out folder")
+            image = load_image(path)
+        except DataError as exc:
+            if args.strict:
+                raise
+            failed += 1
+            print(f"{PROG} predict: skipped {exc}", file=sys.stderr, flush=True)
+            continue
         used.add(name)
+        detection = detector.detect(image)
         ok, encoded = cv2.imencode(path.suffix if path.suffix.lower() in (".png", ".bmp") else ".jpg",
-                                   _draw(image, detection, args.threshold))
+                                   draw_detection(image, detection, args.threshold, tag_no_face=True))
         if not ok:
             raise OSError(f"{out_dir / name}: could not encode the picture")
-        encoded.tofile(out_dir / name)  # not cv2.imwrite: it cannot write non-ASCII paths on Windows
+        atomic_write_bytes(out_dir / name, encoded.tobytes())  # not cv2.imwrite: no non-ASCII paths on Windows
         if detection.is_face(args.threshold):
             box = ", ".join(f"{v:.0f}" for v in detection.box)
             print(f"{path}: face {detection.score:.2f} at ({box})")
         else:
             print(f"{path}: no face ({detection.score:.2f})")
+    if failed:
+        print(f"{failed} of {len(images)} pictures could not be read (named above on stderr); "
+              f"{len(images) - failed} drawn.")
     print(f"Results saved to {out_dir}")
-    return 0
+    return EXIT_USER_ERROR if failed else 0
 
 
 def _cmd_make_demo_data(args: argparse.Namespace) -> int:
@@ -517,6 +568,26 @@ def _cmd_make_demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from training.formats import convert
+
+    result = convert(args.src, args.dst, args.to, source_format=args.source_format, link=args.link)
+    print(result.summary())
+    print(f"Results saved to {result.out}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from training.export import export_model
+
+    result = export_model(args.model, args.format, args.out)
+    if args.progress == "json":
+        _json_line({"event": "end", **_json_safe(result.as_dict())})
+    else:
+        print(result.summary())
+    return 0
+
+
 COMMAND_HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "train": _cmd_train,
     "summary": _cmd_summary,
@@ -525,6 +596,8 @@ COMMAND_HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "predict": _cmd_predict,
     "make-demo-data": _cmd_make_demo_data,
     "autolabel": run_autolabel,
+    "export": _cmd_export,
+    "convert": _cmd_convert,
 }
 
 
@@ -539,6 +612,7 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
         "training.inference": ("ModelFileError",),
         "training.trainer": ("TrainingError",),
         "training.model": ("WeightsUnavailableError",),
+        "training.export": ("ExportError",),
     }
     found: list[type[BaseException]] = []
     for module_name, class_names in names.items():

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from training.data import SPLITS, DataError, write_labelme
+from training.data import SPLITS, DataError, label_path_for, write_labelme
 
 NO_FACE_FRACTION = 0.2
 SPLIT_FRACTIONS = {"val": 0.15, "test": 0.15}  # the rest is train
@@ -135,5 +135,5 @@ def make_demo_data(out: Path | str, *, count: int = 120, width: int = 640, heigh
             raise OSError(f"{image_path}: could not encode the picture")
         encoded.tofile(image_path)
         if box is not None:
-            write_labelme(split / "labels" / f"demo_{i:04d}.json", image_path, box, width, height)
+            write_labelme(label_path_for(image_path), image_path, box, width, height)
     return out

@@ -14,7 +14,7 @@ import numpy as np
 
 
 def as_bgr(frame: np.ndarray) -> np.ndarray:
-    """Return a 3-channel uint8 BGR view of a grayscale, BGR or BGRA frame."""
+    """Return a 3-channel BGR view of a grayscale, BGR or BGRA frame (OpenCV's order; the dtype is kept)."""
     if frame.ndim == 2:
         return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
     if frame.ndim == 3 and frame.shape[2] == 4:
@@ -24,11 +24,19 @@ def as_bgr(frame: np.ndarray) -> np.ndarray:
     raise ValueError(f"expected an image of shape (H, W), (H, W, 3) or (H, W, 4), got {frame.shape}")
 
 
+def as_rgb(frame: np.ndarray) -> np.ndarray:
+    """A grayscale, BGR or BGRA frame as 3-channel RGB: the order models trained outside OpenCV expect."""
+    return cv2.cvtColor(as_bgr(frame), cv2.COLOR_BGR2RGB)
+
+
+def as_uint8(frame: np.ndarray) -> np.ndarray:
+    """The frame as uint8, values clipped to 0..255 (a float or 16-bit frame would wrap around otherwise)."""
+    return frame if frame.dtype == np.uint8 else np.clip(frame, 0, 255).astype(np.uint8)
+
+
 def preprocess_frame(frame_bgr: np.ndarray, input_size: int) -> np.ndarray:
     """Resize a BGR frame to ``input_size`` x ``input_size`` and return it as RGB float32 in 0..255."""
-    frame = as_bgr(frame_bgr)
-    if frame.dtype != np.uint8:
-        frame = np.clip(frame, 0, 255).astype(np.uint8)
+    frame = as_uint8(as_bgr(frame_bgr))
     h, w = frame.shape[:2]
     shrinking = h > input_size or w > input_size
     resized = cv2.resize(

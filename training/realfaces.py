@@ -27,7 +27,7 @@ import skimage
 from matplotlib import cbook
 from PIL import Image
 
-from training.data import SPLITS, write_labelme
+from training.data import SPLITS, label_path_for, write_labelme
 from training.demo import refuse_folder_with_pictures
 
 SPLIT_FRACTIONS = {"train": 0.60, "val": 0.15, "test": 0.25}
@@ -320,7 +320,7 @@ def make_real_demo_data(out: str | Path, count: int = 600, *, seed: int = 0, wid
             raise OSError(f"{image_path}: could not encode the picture")
         encoded.tofile(image_path)
         if box is not None:
-            write_labelme(out / split / "labels" / f"real_{i:04d}.json", image_path, box, width, height)
+            write_labelme(label_path_for(image_path), image_path, box, width, height)
         frames[image_path.relative_to(out).as_posix()] = {"split": split, **record}
     manifest = {"seed": seed, "width": width, "height": height, "test_people": test_people, "pools": pools,
                 "frames": frames}

@@ -1,0 +1,551 @@
+"""The Label tab's state without Qt: the pictures, where the user is, the suggestions, what is saved.
+
+``desktop.label_tab.LabelTab`` renders a :class:`LabelSession` and forwards the user's input to it,
+napari's way (its ``components`` are plain models that views subscribe to): the session reads and
+writes the dataset (``training.data``), moves pictures to the trash, keeps the suggestion engines'
+rules and says what the canvas, the picture list and the progress line show. Threads, finders and
+widgets stay in the tab; the rules are tested without Qt (tests/test_label_session.py).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from desktop.observable import Emitter
+from training.autolabel import DEFAULT_MIN_SCORE, SuggestionMark, read_suggestion_mark
+from training.boxes import Box
+from training.boxes import clamp_box as _clamp_box
+from training.data import DataError, label_path_for
+
+FACE_THRESHOLD = 0.5  # the model's "face" score when it stores no threshold of its own
+MIN_BOX_PX = 2.0  # a drag shorter than this is a click, not a box
+
+
+class _Text(str, Enum):
+    """A str Enum that prints as its value on every Python version ("face", not "LabelStatus.FACE")."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class LabelStatus(_Text):
+    """What is known about a picture's label."""
+
+    UNLABELLED = "unlabelled"
+    FACE = "face"
+    NO_FACE = "no face"
+    BROKEN = "broken"
+
+
+UNLABELLED, FACE, NO_FACE, BROKEN = LabelStatus.UNLABELLED, LabelStatus.FACE, LabelStatus.NO_FACE, LabelStatus.BROKEN
+_STATUS_MARK = {UNLABELLED: "○", FACE: "●", NO_FACE: "∅", BROKEN: "⚠"}
+_SUGGESTED_MARK = {FACE: "◐", NO_FACE: "◌"}  # labelled by "Suggest all", not reviewed yet
+
+
+class Engine(_Text):
+    """Who suggests face boxes."""
+
+    MTCNN = "mtcnn"
+    MODEL = "model"
+    CLASSIC = "classic"
+
+
+MTCNN, MODEL, CLASSIC = Engine.MTCNN, Engine.MODEL, Engine.CLASSIC
+ENGINE_NAMES = {MTCNN: "MTCNN", MODEL: "your model", CLASSIC: "the classic finder"}  # "suggested by ..."
+_SCORED_ENGINES = (MTCNN, MODEL)  # the classic finder's score is always 1.0: not shown
+ENGINE_TIP = ("Who suggests the face box: MTCNN, a pretrained face detector (best); your trained model "
+              "(to see how it does); or the classic LBP finder")
+
+
+def clamp_box(box: Sequence[float], width: int, height: int) -> Box | None:
+    """Order the corners and keep the box inside the picture; None when what is left is too small."""
+    return _clamp_box(box, width, height, MIN_BOX_PX)
+
+
+def capitalised(text: str) -> str:
+    """The text with its first letter in capitals ("MTCNN found...", "Your model found...")."""
+    return text[:1].upper() + text[1:]
+
+
+@dataclass
+class LabelEntry:
+    """One picture in the Label tab's list and what is known about its label."""
+
+    image_path: Path
+    label_path: Path
+    status: LabelStatus
+    box: Box | None = None      # in the picture's pixels, when status is FACE
+    width: int = 0
+    height: int = 0
+    note: str = ""              # why a picture is broken, or why its old label was ignored
+    suggested_by: SuggestionMark | None = None  # labelled by "Suggest all" and not reviewed yet
+
+    @property
+    def labelled(self) -> bool:
+        return self.status in (FACE, NO_FACE)
+
+    @property
+    def unreviewed(self) -> bool:
+        return self.labelled and self.suggested_by is not None
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """What MTCNN, the user's model or the classic finder proposes for a picture."""
+
+    box: Box | None        # None: it found no face
+    score: float | None    # None where the engine has no meaningful score (the classic finder)
+    source: str            # who suggested it: "MTCNN", "your model", "the classic finder"
+    error: str = ""
+
+
+def make_suggestion(engine: Engine, detection: Any, detector: Any = None) -> Suggestion:
+    """A finder's Detection (or None) as a Suggestion: a face when the model scores it over its
+    threshold, MTCNN over ``DEFAULT_MIN_SCORE``, or the classic finder finds one at all."""
+    if engine == MODEL:
+        face = detection.is_face(getattr(detector, "threshold", FACE_THRESHOLD))
+    else:
+        face = detection is not None and (engine != MTCNN or detection.score >= DEFAULT_MIN_SCORE)
+    score = float(detection.score) if detection is not None and engine in _SCORED_ENGINES else None
+    return Suggestion(tuple(float(v) for v in detection.box) if face else None, score, ENGINE_NAMES[engine])
+
+
+def list_text(entry: LabelEntry) -> str:
+    """The picture list's line: a mark for the status (another for an unreviewed label) and the name."""
+    mark = _SUGGESTED_MARK[entry.status] if entry.unreviewed else _STATUS_MARK[entry.status]
+    return f"{mark}  {entry.image_path.name}"
+
+
+def list_tooltip(entry: LabelEntry) -> str:
+    """The picture list's tooltip: the path, the status (who suggested it) and any note."""
+    status = f"{entry.status}, suggested by {entry.suggested_by}, not reviewed" if entry.unreviewed else str(entry.status)
+    return f"{entry.image_path}\n{status}" + (f"\n{entry.note}" if entry.note else "")
+
+
+def scan_dataset(root: Path) -> tuple[list[LabelEntry], list[str]]:
+    """Every picture of a dataset with its label status, and the dataset's problems (file: message).
+
+    Reads with ``training.data.load_dataset`` (one home for the format). Pictures it skipped are kept
+    in the list: a picture whose label is unreadable becomes unlabelled (labelling it again replaces
+    the bad JSON); a picture that cannot be read at all is listed as broken (Delete moves it away).
+    """
+    from training.data import IMAGE_EXTENSIONS, load_dataset
+    from training.preprocess import box_to_pixels
+
+    dataset = load_dataset(root)
+    entries: dict[Path, LabelEntry] = {}
+    for samples in dataset.splits.values():
+        for sample in samples:
+            if sample.label_path is None:
+                status, box = UNLABELLED, None
+            elif sample.has_face:
+                status, box = FACE, box_to_pixels(sample.box, sample.width, sample.height)
+            else:
+                status, box = NO_FACE, None
+            entries[sample.image_path] = LabelEntry(
+                sample.image_path, sample.label_path or label_path_for(sample.image_path), status, box,
+                sample.width, sample.height,
+                suggested_by=read_suggestion_mark(sample.label_path) if sample.label_path else None,
+            )
+    for problem in dataset.problems:
+        path = problem.path
+        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file() and path not in entries:
+            entries[path] = LabelEntry(path, label_path_for(path), BROKEN, note=problem.message)
+        elif path.suffix.lower() == ".json":
+            folder = path.parent.parent / "images" if path.parent.name == "labels" else path.parent
+            for suffix in IMAGE_EXTENSIONS:
+                image = folder / f"{path.stem}{suffix}"
+                if image.is_file() and image not in entries:
+                    entries[image] = LabelEntry(image, path, UNLABELLED, note=f"its label was ignored: {problem.message}")
+                    break
+    by_label = {entry.label_path: entry for entry in entries.values()}
+    for warning in dataset.warnings:  # used anyway (two faces: the largest): said when the picture is shown
+        if warning.path in by_label and not by_label[warning.path].note:
+            by_label[warning.path].note = warning.message
+    ordered = sorted(entries.values(), key=lambda e: (str(e.image_path.parent), e.image_path.name))
+    return ordered, [str(p) for p in dataset.problems] + [f"warning: {w}" for w in dataset.warnings]
+
+
+class Tone(Enum):
+    """The canvas banner's colour: what kind of news it is."""
+
+    PLAIN = "plain"          # dark grey: a note ("Looking for a face …")
+    FACE = "face"            # green: a saved face
+    NO_FACE = "no face"      # red: saved "no face"
+    SUGGESTED = "suggested"  # amber: a suggested box, to accept or correct
+    NOT_FOUND = "not found"  # brown: the engine found no face
+
+
+@dataclass(frozen=True)
+class CanvasView:
+    """What the canvas shows over the picture: the box (picture pixels), whether it is a suggestion, and
+    the banner."""
+
+    box: Box | None
+    suggested: bool
+    banner: str
+    tone: Tone = Tone.PLAIN
+
+
+@dataclass(frozen=True)
+class Counts:
+    """How far the labelling is: pictures, labelled ones (faces and no face), and labels to review."""
+
+    total: int
+    labelled: int
+    faces: int
+    unreviewed: int
+
+    @property
+    def no_face(self) -> int:
+        return self.labelled - self.faces
+
+
+class LabelError(Exception):
+    """A label that cannot be written or a picture that cannot be moved; the message names the file."""
+
+
+class SessionEvents:
+    """What a view listens to. ``entries()``: the list was replaced (a scan); ``entry(index)``: one
+    picture's label changed; ``removed(index)``: a picture left the list; ``current(index)``: another
+    picture (or the same one again) is to be shown, -1 for none; ``engine()``: the suggestion engine or
+    what is known about the engines changed."""
+
+    def __init__(self) -> None:
+        self.entries = Emitter()
+        self.entry = Emitter()
+        self.removed = Emitter()
+        self.current = Emitter()
+        self.engine = Emitter()
+
+
+class LabelSession:
+    """A dataset being labelled: its pictures, the one shown, the suggestions, and the engine."""
+
+    def __init__(self, mtcnn_error: str = "") -> None:
+        self.root: Path | None = None
+        self.entries: list[LabelEntry] = []
+        self.problems: list[str] = []
+        self.index = -1
+        self.picture_open = False  # the current picture was decoded (a broken one is shown as a message)
+        self.review_next_scan = False  # after "Suggest all": the next scan shows the first label to review
+        self.suggestions: dict[Path, Suggestion] = {}
+        self._asked: set[Path] = set()
+        self.detector: Any = None  # the user's trained Detector, None until there is one
+        self.mtcnn_error = mtcnn_error  # why MTCNN cannot suggest ("" when it can)
+        self.engine: Engine = self.default_engine()
+        self.engine_chosen = False  # True once the user picks an engine by hand
+        self.generation = 0  # goes up whenever suggestions are dropped: late answers are then ignored
+        self.events = SessionEvents()
+
+    # --------------------------------------------------------------------------------- dataset
+    def open(self, root: Path | str) -> bool:
+        """Label the dataset at ``root``; False when it is the one already open (nothing to read again)."""
+        root = Path(root)
+        if self.root is not None and root == self.root and self.entries:
+            return False
+        self.root = root
+        return True
+
+    def apply_scan(self, entries: list[LabelEntry], problems: list[str]) -> tuple[int, bool]:
+        """Take a scan's pictures; returns the picture to show (see :meth:`go_to`) and whether this is the
+        scan after "Suggest all" (then the first label to review is shown)."""
+        current = self.current()
+        shown = current.image_path if current is not None else None
+        self.entries, self.problems = list(entries), list(problems)
+        self.events.entries.emit()
+        review, self.review_next_scan = self.review_next_scan, False
+        paths = [e.image_path for e in self.entries]
+        first_unreviewed = next((i for i, e in enumerate(self.entries) if e.unreviewed), None)
+        if review and first_unreviewed is not None:
+            return first_unreviewed, review
+        if shown in paths:
+            return paths.index(shown), review
+        first_unlabelled = next((i for i, e in enumerate(self.entries) if e.status == UNLABELLED), 0)
+        return (first_unlabelled if self.entries else -1), review
+
+    def scan_failed(self) -> None:
+        """The dataset could not be read: nothing to label."""
+        self.entries, self.problems = [], []
+        self.events.entries.emit()
+
+    def counts(self) -> Counts:
+        return Counts(
+            total=len(self.entries),
+            labelled=sum(1 for e in self.entries if e.labelled),
+            faces=sum(1 for e in self.entries if e.status == FACE),
+            unreviewed=sum(1 for e in self.entries if e.unreviewed),
+        )
+
+    def progress_text(self) -> str:
+        """"Labelled 12 / 40 (9 faces, 3 no face)", and how many labels "Suggest all" left to review."""
+        counts = self.counts()
+        text = f"Labelled {counts.labelled} / {counts.total} ({counts.faces} faces, {counts.no_face} no face)"
+        return text + (f", {counts.unreviewed} to review" if counts.unreviewed else "")
+
+    # --------------------------------------------------------------------------------- moving
+    def current(self) -> LabelEntry | None:
+        return self.entries[self.index] if 0 <= self.index < len(self.entries) else None
+
+    def go_to(self, index: int) -> None:
+        """Show picture ``index`` (-1 or out of range: none); the view then calls :meth:`open_current`."""
+        self.index = index if 0 <= index < len(self.entries) else -1
+        self.picture_open = False
+        self.events.current.emit(self.index)
+
+    def step(self, delta: int) -> bool:
+        """Go ``delta`` pictures on or back; False (and nothing happens) past either end."""
+        target = self.index + delta
+        if not 0 <= target < len(self.entries):
+            return False
+        self.go_to(target)
+        return True
+
+    def next_to_review(self) -> int | None:
+        """The next picture after this one without a label or with a label still to review."""
+        for i in range(self.index + 1, len(self.entries)):
+            if self.entries[i].status == UNLABELLED or self.entries[i].unreviewed:
+                return i
+        return None
+
+    def open_current(self) -> np.ndarray | None:
+        """Decode the current picture (BGR) and note its size; None (the picture is then marked broken, with
+        the reason in its note) when it cannot be read."""
+        from training.data import load_image
+
+        entry = self.current()
+        self.picture_open = False
+        if entry is None:
+            return None
+        try:
+            image = load_image(entry.image_path)
+        except DataError as exc:
+            entry.status, entry.note = BROKEN, exc.message
+            self.events.entry.emit(self.index)
+            return None
+        entry.width, entry.height = int(image.shape[1]), int(image.shape[0])
+        self.picture_open = True
+        return image
+
+    # --------------------------------------------------------------------------------- labelling
+    def save(self, box: Sequence[float] | None) -> LabelEntry:
+        """Write the current picture's label: a face ``box`` (picture pixels) or, with None, "no face".
+        The label is the user's from now on (reviewed). LabelError naming the file if it cannot be written."""
+        from training.data import write_labelme
+
+        entry = self.current()
+        if entry is None:
+            raise LabelError("no picture to label")
+        box = tuple(float(v) for v in box) if box is not None else None
+        try:
+            write_labelme(entry.label_path, entry.image_path, box, entry.width, entry.height)
+        except OSError as exc:
+            raise LabelError(f"{entry.label_path}: cannot write the label: {exc.strerror or exc}") from None
+        entry.status, entry.box, entry.note = (FACE, box, "") if box is not None else (NO_FACE, None, "")
+        entry.suggested_by = None  # written by the user: reviewed
+        self.events.entry.emit(self.index)
+        return entry
+
+    def accept(self) -> str | None:
+        """Accept what is shown: a label "Suggest all" wrote, face or no face ("reviewed"), or the suggested
+        box of an unlabelled picture ("suggestion"; "no face" is always the user's call). None: nothing to
+        accept. LabelError if the label cannot be written."""
+        entry = self.current()
+        if entry is None or not self.picture_open:
+            return None
+        if entry.unreviewed:
+            self.save(entry.box if entry.status == FACE else None)
+            return "reviewed"
+        box = self.suggested_box(entry)
+        if entry.status != UNLABELLED or box is None:
+            return None
+        self.save(box)
+        return "suggestion"
+
+    def trash_current(self) -> tuple[list[Path], Path]:
+        """Move the current picture and its label to ``DATASET/trash/`` (nothing is lost; move them back to
+        restore); returns where they went. The next picture (or the one before) is shown next."""
+        entry = self.current()
+        if entry is None:
+            raise LabelError("no picture to move")
+        trash = (self.root or entry.image_path.parent) / "trash"
+        try:
+            trash.mkdir(parents=True, exist_ok=True)
+            moved = [_move_to(trash, entry.image_path)]
+            if entry.label_path.is_file():
+                moved.append(_move_to(trash, entry.label_path))
+        except OSError as exc:
+            raise LabelError(f"{entry.image_path}: cannot move it to {trash}: {exc.strerror or exc}") from None
+        index = self.index
+        del self.entries[index]
+        self.suggestions.pop(entry.image_path, None)
+        self.events.removed.emit(index)
+        self.go_to(min(index, len(self.entries) - 1))
+        return moved, trash
+
+    # --------------------------------------------------------------------------------- what is shown
+    def suggested_box(self, entry: LabelEntry) -> Box | None:
+        """The suggested box shown on a picture (kept inside it), None without one."""
+        suggestion = self.suggestions.get(entry.image_path)
+        if suggestion is None or suggestion.error or not suggestion.box or not entry.width:
+            return None
+        return clamp_box(suggestion.box, entry.width, entry.height)
+
+    def canvas_view(self) -> CanvasView:
+        """What the canvas shows for the current picture: its label, a suggestion, or why there is none."""
+        entry = self.current()
+        if entry is None:
+            return CanvasView(None, False, "No pictures" if self.root else "Choose a dataset folder")
+        if not self.picture_open:
+            return CanvasView(None, False, f"Cannot show this picture: {entry.note}")
+        if entry.unreviewed:
+            mark = entry.suggested_by
+            score = f" ({mark.score:.2f})" if mark.score is not None else ""
+            if entry.status == FACE:
+                return CanvasView(entry.box, True, f"Suggested by {mark.engine}{score}, not reviewed: → accepts, "
+                                                   "or correct it", Tone.SUGGESTED)
+            return CanvasView(None, False, f"{capitalised(mark.engine)} found no face, not reviewed: → accepts, "
+                                           "or draw the box", Tone.NOT_FOUND)
+        if entry.status == FACE:
+            return CanvasView(entry.box, False, "Face", Tone.FACE)
+        if entry.status == NO_FACE:
+            return CanvasView(None, False, "No face", Tone.NO_FACE)
+        suggestion = self.suggestions.get(entry.image_path)
+        if suggestion is None:
+            return CanvasView(None, False, "Looking for a face …")
+        box = self.suggested_box(entry)
+        score = f" ({suggestion.score:.2f})" if suggestion.score is not None else ""
+        if suggestion.error:
+            return CanvasView(None, False, f"No suggestion ({suggestion.error}): draw the box, or N for no face")
+        if box is None:
+            return CanvasView(None, False, f"{capitalised(suggestion.source)} found no face{score}: draw the box, "
+                                           "or N for no face", Tone.NOT_FOUND)
+        return CanvasView(box, True, f"Suggested by {suggestion.source}{score}: → accepts, or correct it",
+                          Tone.SUGGESTED)
+
+    # --------------------------------------------------------------------------------- suggestions
+    def ask(self, entry: LabelEntry) -> bool:
+        """Whether to ask the engine about this picture now (once per picture and engine)."""
+        if entry.image_path in self._asked:
+            return False
+        self._asked.add(entry.image_path)
+        return True
+
+    def suggestion_arrived(self, generation: int, image_path: Path, suggestion: Suggestion) -> bool:
+        """Keep a suggestion (one from an engine since dropped is ignored); True when it is for the picture
+        shown, unlabelled, so the view shows it now."""
+        if generation != self.generation:
+            return False
+        image_path = Path(image_path)
+        self.suggestions[image_path] = suggestion
+        entry = self.current()
+        return entry is not None and entry.image_path == image_path and entry.status == UNLABELLED
+
+    def to_prefetch(self) -> LabelEntry | None:
+        """The next unlabelled picture after this one if its suggestion is not in yet: asked for now, it is
+        ready when the user gets there."""
+        for entry in self.entries[self.index + 1:]:
+            if entry.status == UNLABELLED:
+                return entry if entry.image_path not in self.suggestions else None
+        return None
+
+    # --------------------------------------------------------------------------------- engines
+    def default_engine(self) -> Engine:
+        """MTCNN when it can be loaded; else, as before it, the user's model, else the classic finder."""
+        if not self.mtcnn_error:
+            return MTCNN
+        return MODEL if self.detector is not None else CLASSIC
+
+    def use_engine(self, engine: Engine | str, force: bool = False) -> bool:
+        """Suggest with ``engine`` (the default one instead when it cannot: no model, MTCNN unavailable).
+        True when the suggestions so far were dropped (another engine, or ``force``): the view asks again
+        for the picture shown."""
+        engine = Engine(engine)
+        if (engine == MODEL and self.detector is None) or (engine == MTCNN and self.mtcnn_error):
+            engine = self.default_engine()
+        changed = engine != self.engine
+        self.engine = engine
+        self.events.engine.emit()
+        if changed or force:
+            self.generation += 1
+            self.suggestions.clear()
+            self._asked.clear()
+            return True
+        return False
+
+    def choose_engine(self, engine: Engine | str) -> bool:
+        """The user picked ``engine``: it stays the choice whatever models come and go (see use_engine)."""
+        if engine not in ENGINE_NAMES:
+            raise ValueError(f"unknown suggestion engine {engine!r}; expected one of {', '.join(ENGINE_NAMES)}")
+        self.engine_chosen = True
+        return self.use_engine(engine)
+
+    def set_detector(self, detector: Any) -> bool:
+        """The user's trained Detector (None: none yet): an engine to choose, and the fallback without MTCNN.
+        Its suggestions are asked again (True, as use_engine)."""
+        self.detector = detector
+        if not self.engine_chosen or (self.engine == MODEL and detector is None):
+            engine = self.default_engine()
+        else:
+            engine = self.engine
+        return self.use_engine(engine, force=True)
+
+    def mtcnn_failed(self, message: str) -> bool:
+        """MTCNN cannot be loaded (``message`` says why): said from now on, and suggestions come from the
+        default engine if MTCNN was the one (True, as use_engine)."""
+        if not self.mtcnn_error:
+            self.mtcnn_error = f"it cannot be loaded: {message}"
+        if self.engine == MTCNN:
+            return self.use_engine(self.default_engine(), force=True)
+        self.events.engine.emit()
+        return False
+
+    def model_name(self) -> str:
+        """"your model (best.keras)", or "your model" without a file name."""
+        path = getattr(self.detector, "path", None)
+        return f"your model ({Path(path).name})" if path else "your model"
+
+    def source_text(self) -> str:
+        """The line that says who suggests boxes, and why MTCNN does not where it cannot."""
+        path = getattr(self.detector, "path", None)
+        model = f"your model {Path(path).name}" if path else "your model"
+        if self.engine == MTCNN:
+            text = "Suggestions: MTCNN, a pretrained face detector"
+            if self.detector is not None:
+                text += f" (choose {model} in the list to see how it does)"
+        elif self.engine == MODEL:
+            text = f"Suggestions: {model}"
+        else:
+            text = "Suggestions: the classic face finder"
+            if self.detector is None:
+                text += " (until you have trained a model)"
+        if self.mtcnn_error and self.engine != MTCNN:
+            text += f". MTCNN is unavailable ({self.mtcnn_error})"
+        return text
+
+    def engine_tip(self) -> str:
+        return ENGINE_TIP + (f"\nMTCNN is unavailable: {self.mtcnn_error}" if self.mtcnn_error else "")
+
+    def suggest_all_min_score(self) -> float:
+        """The score from which "Suggest all" writes a face: the model's own threshold, else MTCNN's minimum."""
+        if self.engine == MODEL:
+            return float(getattr(self.detector, "threshold", FACE_THRESHOLD))
+        return DEFAULT_MIN_SCORE
+
+
+def _move_to(folder: Path, path: Path) -> Path:
+    """Move ``path`` into ``folder``, numbering the name ("x-2.jpg") when one is already there."""
+    target = folder / path.name
+    n = 2
+    while target.exists():
+        target = folder / f"{path.stem}-{n}{path.suffix}"
+        n += 1
+    shutil.move(str(path), str(target))
+    return target

@@ -1,0 +1,101 @@
+"""The Detect tab's detector state without Qt: loading, the fallback to the classic face finder, and
+the words the tab shows (``desktop.detector_state``). The real tab is tested in test_detect_tab.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from desktop.detector_state import (
+    CLASSIC_NOTICE,
+    OPEN_MODEL,
+    Banner,
+    BannerKind,
+    DetectorState,
+    ModelState,
+    status_line,
+)
+
+
+@pytest.fixture
+def state() -> DetectorState:
+    state = DetectorState()
+    state.seen = []  # what a view would have rendered, one entry per change
+    state.changed.connect(lambda: state.seen.append((state.state, state.label, state.banner.kind)))
+    return state
+
+
+def test_the_state_is_a_str_enum_that_reads_as_before():
+    assert ModelState.MODEL == "model" and ModelState.LOADING == "loading"
+    assert f"{ModelState.CLASSIC}" == "classic" and str(ModelState.NONE) == "none"
+    assert ModelState("classic") is ModelState.CLASSIC
+
+
+def test_first_start_without_a_model_uses_the_classic_finder_and_says_so(state):
+    assert state.state is ModelState.NONE and state.label == "Model: —" and state.status_part() is None
+    state.start_loading(None)
+    assert state.state is ModelState.LOADING and state.status_part() == "model: loading…"
+    assert state.label == "Model: starting the classic face finder…"
+    assert state.banner == Banner(BannerKind.BUSY, "Starting the classic face finder (no model yet)…")
+    state.loaded_classic()
+    assert state.state is ModelState.CLASSIC and state.model_path is None
+    assert state.label == "Model: classic face finder (no model)"
+    assert state.banner == Banner(BannerKind.NOTICE, CLASSIC_NOTICE, OPEN_MODEL)
+    assert state.status_part() == "model: none (classic face finder)"
+    assert [kind for _, _, kind in state.seen] == [BannerKind.BUSY, BannerKind.NOTICE]
+
+
+def test_a_loaded_model_is_named_and_the_banner_goes(state):
+    state.start_loading("/runs/run1/best.keras")
+    assert state.label == "Model: loading best.keras…"
+    assert "Loading model <b>best.keras</b>" in state.banner.text and state.banner.kind is BannerKind.BUSY
+    state.loaded_model("/runs/run1/best.keras")
+    assert state.state is ModelState.MODEL and state.model_path == "/runs/run1/best.keras"
+    assert state.label == "Model: best.keras" and state.tooltip == "/runs/run1/best.keras"
+    assert state.banner.kind is BannerKind.HIDDEN and state.status_part() == "model: best.keras"
+
+
+def test_a_bad_model_at_start_falls_back_to_the_classic_finder_and_says_why_twice(state):
+    state.start_loading("/x/notes.keras")
+    assert state.load_failed("/x/notes.keras", "not a <zip> file") is True  # the caller starts the classic finder
+    assert state.state is ModelState.LOADING and state.label == "Model: starting the classic face finder…"
+    assert state.banner.kind is BannerKind.ERROR
+    assert state.banner.text == ("<b>Could not use this model.</b> not a &lt;zip&gt; file<br>"
+                                 "Detecting with the classic face finder (starting…) instead.")
+    state.loaded_classic()  # the message comes back once the classic finder is in, then is forgotten
+    assert state.banner.kind is BannerKind.ERROR and "the classic face finder instead." in state.banner.text
+    state.start_loading(None)
+    state.loaded_classic()
+    assert state.banner.kind is BannerKind.NOTICE
+
+
+def test_a_bad_model_later_keeps_the_detector_that_runs(state):
+    state.start_loading("/a/good.keras")
+    state.loaded_model("/a/good.keras")
+    state.start_loading("/b/bad.keras")
+    assert state.load_failed("/b/bad.keras", "broken") is False
+    assert state.state is ModelState.MODEL and state.model_path == "/a/good.keras"
+    assert state.label == "Model: good.keras" and state.status_part() == "model: good.keras"
+    assert "Detecting with the previous model (good.keras) instead." in state.banner.text
+
+    classic = DetectorState()
+    classic.start_loading(None)
+    classic.loaded_classic()
+    classic.start_loading("/b/bad.keras")
+    assert classic.load_failed("/b/bad.keras", "broken") is False
+    assert classic.state is ModelState.CLASSIC and classic.label == "Model: classic face finder (no model)"
+    assert "Detecting with the classic face finder instead." in classic.banner.text
+
+
+def test_when_the_classic_finder_itself_fails_nothing_runs(state):
+    state.start_loading(None)
+    assert state.load_failed("", "scikit-image is missing") is False  # no model asked for: no fallback loop
+    assert state.state is ModelState.NONE and state.label == "Model: —" and state.status_part() is None
+    assert state.banner.kind is BannerKind.ERROR
+
+
+def test_status_line_names_source_timing_drops_device_and_model():
+    assert status_line("face.mp4", False, True, 29.97, (4.06, 9.4), 3, "CPU", "model: best.keras") == (
+        "face.mp4: video 30.0 fps  ·  inference 4.1 ms (max 9)  ·  dropped 3  ·  CPU  ·  model: best.keras")
+    assert status_line("Camera 0", True, False, 0.0, None, 0, None, None) == (
+        "Camera 0: stopped  ·  inference —  ·  dropped 0  ·  device —")
+    assert status_line("Camera 1", True, True, 15.0, None, 0, "GPU", None).startswith("Camera 1: camera 15.0 fps")
