@@ -103,6 +103,17 @@ def refuse_folder_with_pictures(out: Path) -> None:
             raise DataError(images, "already holds pictures: choose a new folder for the demo data")
 
 
+def _no_face_pictures(count: int, seed: int, split_of: np.ndarray) -> np.ndarray:
+    """Which pictures show no face: about NO_FACE_FRACTION of them, at random, but every split of two
+    or more pictures gets both kinds (training refuses a split with one kind only)."""
+    no_face = np.random.default_rng([seed, count]).random(count) < NO_FACE_FRACTION
+    for name in SPLITS:
+        members = np.flatnonzero(split_of == name)
+        if len(members) >= 2 and len(set(no_face[members])) == 1:
+            no_face[members[0]] = not no_face[members[0]]
+    return no_face
+
+
 def make_demo_data(out: Path | str, *, count: int = 120, width: int = 640, height: int = 480, seed: int = 0) -> Path:
     """Write ``count`` synthetic labelled pictures to ``out/{train,val,test}/{images,labels}``; return ``out``.
 
@@ -123,10 +134,11 @@ def make_demo_data(out: Path | str, *, count: int = 120, width: int = 640, heigh
     for name in SPLITS:
         (out / name / "images").mkdir(parents=True, exist_ok=True)
         (out / name / "labels").mkdir(parents=True, exist_ok=True)
+    no_face = _no_face_pictures(count, seed, split_of)
     for i in range(count):
         picture_rng = np.random.default_rng([seed, i])
         image = _background(picture_rng, width, height)
-        box = None if picture_rng.random() < NO_FACE_FRACTION else _draw_face(picture_rng, image)
+        box = None if no_face[i] else _draw_face(picture_rng, image)
         image = cv2.GaussianBlur(image, (3, 3), 0)
         split = out / str(split_of[i])
         image_path = split / "images" / f"demo_{i:04d}.jpg"
