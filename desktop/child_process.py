@@ -4,7 +4,8 @@ Training runs outside the GUI process so the window never freezes (TensorFlow ho
 long stretches) and a crash in TensorFlow cannot take the app down. The child is the ordinary
 ``facetracker-train`` CLI run with ``--progress json``: every stdout line is one JSON event
 (``start``, ``batch``, ``epoch``, ``warning``, ``end``, ``error``), so the GUI and the terminal
-use exactly the same engine.
+use exactly the same engine. The event names live in :mod:`training.events`, the arguments come
+from :func:`training.settings.config_to_args`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections import deque
 from collections.abc import Sequence
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
+
+from training.events import END, ERROR, START
 
 #: How long a stopping child may take to finish its epoch's bookkeeping before it is killed.
 STOP_GRACE_MS = 20_000
@@ -180,13 +183,13 @@ class TrainingProcess(QObject):
                 self.log.emit(line.rstrip())
             return
         kind = event["event"]
-        if kind == "start" and event.get("run_dir"):
+        if kind == START and event.get("run_dir"):
             self._run_dir = str(event["run_dir"])
-        elif kind == "end":
+        elif kind == END:
             self._end_event = event
-        elif kind == "error" and event.get("interrupted"):
+        elif kind == ERROR and event.get("interrupted"):
             self._interrupted = event
-        elif kind == "error":
+        elif kind == ERROR:
             self._error_message = str(event.get("message") or "training failed")
         self.event.emit(event)
 

@@ -92,16 +92,17 @@ def run_self_check(out=sys.stdout) -> int:
             # executable with --train-child), so a passing check means train-from-GUI works.
             from desktop.child_process import parse_event_line, training_command
             from training.demo import make_demo_data
+            from training.events import END
+            from training.settings import TrainConfig, config_to_args
 
             data = make_demo_data(work / "data", count=24, width=160, height=120, seed=1)
-            command = training_command([
-                str(data), "--out", str(work / "run"), "--epochs", "1", "--batch-size", "4",
-                "--input-size", "48", "--weights", "none", "--progress", "json",
-            ])
+            config = TrainConfig(data=str(data), out=str(work / "run"), epochs=1, batch_size=4, input_size=48,
+                                 weights="none")
+            command = training_command([*config_to_args(config), "--progress", "json"])
             env = {**os.environ, "PYTHONUNBUFFERED": "1"}
             child = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
             events = [e for e in map(parse_event_line, child.stdout.splitlines()) if e is not None]
-            end = next((e for e in events if e.get("event") == "end"), None)
+            end = next((e for e in events if e.get("event") == END), None)
             if child.returncode != 0 or end is None:
                 tail = "\n".join((child.stderr or child.stdout).strip().splitlines()[-5:])
                 raise RuntimeError(f"the training child ({command[0]}) exited {child.returncode}: {tail}")

@@ -17,7 +17,6 @@ import json
 import math
 import shlex
 import time
-from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QThreadPool, QUrl, Signal, Slot
@@ -47,18 +46,22 @@ from desktop.exporter import ModelExporter
 from desktop.plots import LossPlots
 from desktop.settings import read_bool, read_int, read_str
 from desktop.widgets import FolderField
-from training.defaults import (
-    BACKBONE_NAMES,
-    DEFAULT_BACKBONE,
-    DEFAULT_BATCH_SIZE,
-    GRID_BACKBONE,
-    WEIGHT_CHOICES,
-    default_epochs,
+from training.defaults import GRID_BACKBONE, default_epochs
+from training.events import BATCH, END, EPOCH, ERROR, START, WARNING
+from training.run_folder import (
+    BEST_MODEL,
+    CONFIG_JSON,
+    HISTORY_CSV,
+    PR_CURVE_PNG,
+    TEST_PREDICTIONS_JPG,
+    can_resume,
+    run_folder_for,
 )
+from training.settings import TrainConfig, config_to_args, setting
 from training.text import format_duration
 
-#: The engine's backbones and defaults (training.defaults is plain Python: no Keras import here).
-BACKBONE_CHOICES = BACKBONE_NAMES
+#: The engine's backbones and defaults (training.settings is plain Python: no Keras import here).
+BACKBONE_CHOICES = setting("backbone").choices
 #: Empty means "auto": the CLI's default, the backbone's own rate (the tutorial's 1e-4 for vgg16 and
 #: mobilenetv2; 1e-3 for tiny, which learns from scratch), so the app trains exactly like the CLI.
 DEFAULT_LEARNING_RATE = ""
@@ -76,18 +79,6 @@ SETTINGS_LEARNING_RATE = "train/learning_rate"
 SETTINGS_WEIGHTS = "train/weights"
 SETTINGS_AUGMENT = "train/augment"
 SETTINGS_TUTORIAL_EXACT = "train/tutorial_exact"
-
-
-def run_folder_for(dataset: Path, now: datetime | None = None) -> Path:
-    """A new run folder beside the dataset: ``DATASET/../runs/<dataset name>-YYYYmmdd-HHMMSS``."""
-    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    runs = dataset.resolve().parent / "runs"
-    candidate = runs / f"{dataset.resolve().name}-{stamp}"
-    index = 2
-    while candidate.exists():
-        candidate = runs / f"{dataset.resolve().name}-{stamp}-{index}"
-        index += 1
-    return candidate
 
 
 class EtaEstimator:
@@ -140,7 +131,7 @@ class EtaEstimator:
 
 def read_history_csv(run_dir: Path) -> list[dict]:
     """The finished epochs of a run (its ``history.csv``), as epoch events for the plots; [] if none."""
-    path = Path(run_dir) / "history.csv"
+    path = Path(run_dir) / HISTORY_CSV
     if not path.is_file():
         return []
     rows = []
@@ -156,7 +147,7 @@ def read_history_csv(run_dir: Path) -> list[dict]:
 def run_dataset(run_dir: Path) -> Path | None:
     """The dataset a run was trained on, from its ``config.json`` (None when unknown)."""
     try:
-        record = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8"))
+        record = json.loads((Path(run_dir) / CONFIG_JSON).read_text(encoding="utf-8"))
         data = record["config"]["data"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -168,8 +159,8 @@ class ResultPictures(QGroupBox):
     :mod:`training.report`); a click opens the file full size in the system's viewer. Hidden without them."""
 
     THUMB_HEIGHT = 120
-    PICTURES = (("test_predictions.jpg", "Test pictures, worst first"),
-                ("pr_curve.png", "Precision-recall over the threshold"))
+    PICTURES = ((TEST_PREDICTIONS_JPG, "Test pictures, worst first"),
+                (PR_CURVE_PNG, "Precision-recall over the threshold"))
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Result on the test pictures (click one to open it)", parent)
@@ -252,8 +243,8 @@ class TrainTab(QWidget):
         if last_run and Path(last_run).is_dir():
             self.run_dir = Path(last_run)
             self.run_label.setText(f"Last run: {last_run}")
-            if (self.run_dir / "best.keras").is_file():
-                self.best_model = self.run_dir / "best.keras"
+            if (self.run_dir / BEST_MODEL).is_file():
+                self.best_model = self.run_dir / BEST_MODEL
             self.result_pictures.show_run(self.run_dir)
         self._update_buttons()
         if self.dataset_edit.text():
@@ -279,18 +270,18 @@ class TrainTab(QWidget):
         self.summary_view.setPlaceholderText("Choose a dataset folder to see its pictures and problems.")
         self.summary_view.setMaximumHeight(150)
 
+        # Choices, defaults and tooltips come from training.settings, the table the CLI's parser is built from.
         self.epochs_spin = QSpinBox()
         self.epochs_spin.setRange(1, 10_000)
+        self.epochs_spin.setToolTip(setting("epochs").tip())
         self.batch_spin = QSpinBox()
         self.batch_spin.setRange(1, 1024)
+        self.batch_spin.setToolTip(setting("batch_size").tip())
         self.backbone_combo = QComboBox()
         self.backbone_combo.addItems(BACKBONE_CHOICES)
-        self.backbone_combo.setToolTip(
-            "grid: a small network with a face score and box per cell, finds faces anywhere (the default); "
-            "tiny: one box from a small network; mobilenetv2: fast, with ImageNet weights when online; "
-            "vgg16: the tutorial's model (heavy)"
-        )
+        self.backbone_combo.setToolTip(setting("backbone").tip())
         self.input_spin = QSpinBox()
+        self.input_spin.setToolTip(setting("input_size").tip())
         self.input_spin.setRange(AUTO_INPUT_SIZE, 1024)
         self.input_spin.setSpecialValueText("auto (backbone's size)")
         self.input_spin.setSuffix(" px")
@@ -299,15 +290,14 @@ class TrainTab(QWidget):
         validator.setNotation(QDoubleValidator.Notation.ScientificNotation)
         self.lr_edit.setValidator(validator)
         self.lr_edit.setPlaceholderText("auto (the backbone's own)")
-        self.lr_edit.setToolTip("Starting learning rate, e.g. 1e-4. Empty: the backbone's default "
-                                "(1e-4 for vgg16 and mobilenetv2 as in the tutorial, 2e-3 for grid, 1e-3 for tiny)")
+        self.lr_edit.setToolTip(setting("learning_rate").tip())
         self.weights_combo = QComboBox()
-        self.weights_combo.addItems(WEIGHT_CHOICES)
-        self.weights_combo.setToolTip("auto: the backbone's pretrained weights when they can be had, else from "
-                                      "scratch (grid: MTCNN's face-trained stem, shipped with the app; "
-                                      "mobilenetv2, vgg16: ImageNet, downloaded once)")
+        self.weights_combo.addItems(setting("weights").choices)
+        self.weights_combo.setToolTip(setting("weights").tip())
         self.augment_check = QCheckBox("Augment (random crops, flips, colour)")
+        self.augment_check.setToolTip(setting("augment").tip())
         self.tutorial_check = QCheckBox("Tutorial-exact loss (box loss on no-face pictures too)")
+        self.tutorial_check.setToolTip(setting("tutorial_exact").tip())
         form = QFormLayout()
         form.addRow("Epochs:", self.epochs_spin)
         form.addRow("Batch size:", self.batch_spin)
@@ -398,23 +388,24 @@ class TrainTab(QWidget):
     def _restore_settings(self) -> None:
         s = self.settings
         self.dataset_edit.setText(read_str(s, keys.DATASET))
-        self.batch_spin.setValue(read_int(s, SETTINGS_BATCH_SIZE, DEFAULT_BATCH_SIZE))
-        backbone = read_str(s, SETTINGS_BACKBONE, DEFAULT_BACKBONE)
-        backbone = backbone if backbone in BACKBONE_CHOICES else DEFAULT_BACKBONE
+        self.batch_spin.setValue(read_int(s, SETTINGS_BATCH_SIZE, setting("batch_size").default))
+        default_backbone = setting("backbone").default
+        backbone = read_str(s, SETTINGS_BACKBONE, default_backbone)
+        backbone = backbone if backbone in BACKBONE_CHOICES else default_backbone
         self.backbone_combo.setCurrentText(backbone)
         self._backbone = backbone
         self.epochs_spin.setValue(read_int(s, SETTINGS_EPOCHS, default_epochs(backbone)))
         size = read_int(s, SETTINGS_INPUT_SIZE, 0)
         self.input_spin.setValue(size if size >= MIN_INPUT_SIZE else AUTO_INPUT_SIZE)
         self.lr_edit.setText(read_str(s, SETTINGS_LEARNING_RATE, DEFAULT_LEARNING_RATE))
-        weights = read_str(s, SETTINGS_WEIGHTS, "auto")
-        self.weights_combo.setCurrentText(weights if weights in WEIGHT_CHOICES else "auto")
-        self.augment_check.setChecked(read_bool(s, SETTINGS_AUGMENT, True))
-        self.tutorial_check.setChecked(read_bool(s, SETTINGS_TUTORIAL_EXACT, False))
+        weights, default_weights = read_str(s, SETTINGS_WEIGHTS, setting("weights").default), setting("weights").default
+        self.weights_combo.setCurrentText(weights if weights in setting("weights").choices else default_weights)
+        self.augment_check.setChecked(read_bool(s, SETTINGS_AUGMENT, setting("augment").default))
+        self.tutorial_check.setChecked(read_bool(s, SETTINGS_TUTORIAL_EXACT, setting("tutorial_exact").default))
 
     @Slot(str)
     def _on_backbone_changed(self, backbone: str) -> None:
-        """Epochs follow the backbone's default (100 for grid, 10 for the tutorial's) unless the user set them;
+        """Epochs follow the backbone's default (training.defaults.DEFAULT_EPOCHS) unless the user set them;
         the tutorial-exact loss exists only for the single-box backbones."""
         if self.epochs_spin.value() == default_epochs(self._backbone):
             self.epochs_spin.setValue(default_epochs(backbone))
@@ -540,8 +531,15 @@ class TrainTab(QWidget):
     def is_training(self) -> bool:
         return self.process.is_running()
 
-    def _common_args(self) -> list[str]:
-        return ["--epochs", str(self.epochs_spin.value()), "--progress", "json"]
+    def training_config(self, dataset: Path, run_dir: Path) -> TrainConfig:
+        """The settings shown, as the trainer's config (ValueError when the learning rate is not a number)."""
+        return TrainConfig(
+            data=str(dataset), out=str(run_dir), epochs=self.epochs_spin.value(), batch_size=self.batch_spin.value(),
+            backbone=self.backbone_combo.currentText(), input_size=self.input_size(),
+            learning_rate=self.learning_rate(), weights=self.weights_combo.currentText(),
+            augment=self.augment_check.isChecked(),
+            tutorial_exact=self.tutorial_check.isChecked() and self.tutorial_check.isEnabled(),
+        )
 
     @Slot()
     def start_training(self) -> None:
@@ -552,30 +550,16 @@ class TrainTab(QWidget):
         if dataset is None or not self.dataset_trainable():
             self._set_status("Choose a dataset with training and validation pictures first.", error=True)
             return
+        dataset = dataset.resolve()
+        run_dir = run_folder_for(dataset)
         try:
-            learning_rate = self.learning_rate()
+            config = self.training_config(dataset, run_dir)
         except ValueError as exc:
             self._set_status(str(exc), error=True)
             return
         self._save_settings()
-        dataset = dataset.resolve()
-        run_dir = run_folder_for(dataset)
-        args = [
-            "train", str(dataset), "--out", str(run_dir), *self._common_args(),
-            "--batch-size", str(self.batch_spin.value()),
-            "--backbone", self.backbone_combo.currentText(),
-            "--weights", self.weights_combo.currentText(),
-        ]
-        if learning_rate is not None:
-            args += ["--lr", repr(learning_rate)]
-        if self.input_size() is not None:
-            args += ["--input-size", str(self.input_size())]
-        if not self.augment_check.isChecked():
-            args.append("--no-augment")
-        if self.tutorial_check.isChecked() and self.tutorial_check.isEnabled():
-            args.append("--tutorial-exact")
         self.plots.clear()
-        self._launch(args, run_dir, f"Starting training in {run_dir} …")
+        self._launch([*config_to_args(config), "--progress", "json"], run_dir, f"Starting training in {run_dir} …")
 
     @Slot()
     def resume_training(self) -> None:
@@ -595,8 +579,8 @@ class TrainTab(QWidget):
         self.plots.clear()
         for row in history:
             self.plots.add_epoch(row)
-        args = ["train", str(dataset), "--resume", str(run_dir), *self._common_args()]
-        self._launch(args, run_dir, f"Resuming {run_dir} …")
+        config = TrainConfig(data=str(dataset), resume=str(run_dir), epochs=self.epochs_spin.value())
+        self._launch([*config_to_args(config), "--progress", "json"], run_dir, f"Resuming {run_dir} …")
 
     def _launch(self, args: list[str], run_dir: Path, status: str) -> None:
         self.run_dir = run_dir
@@ -628,21 +612,21 @@ class TrainTab(QWidget):
     @Slot(dict)
     def _on_event(self, event: dict) -> None:
         kind = event.get("event")
-        if kind == "start":
+        if kind == START:
             self._on_start(event)
-        elif kind == "batch":
+        elif kind == BATCH:
             self._on_batch(event)
-        elif kind == "epoch":
+        elif kind == EPOCH:
             self._on_epoch(event)
-        elif kind == "end":
+        elif kind == END:
             # The model is on disk now; the child may take a few more seconds to exit.
             best = Path(event["best_model"]) if event.get("best_model") else None
             self.best_model = best if best is not None and best.is_file() else None
             self.use_button.setEnabled(self.best_model is not None)
             self._set_status("Training ended; the training process is closing …")
-        elif kind == "warning":
+        elif kind == WARNING:
             self._append_log(f"warning: {event.get('message')}")
-        elif kind == "error":
+        elif kind == ERROR:
             prefix = "stopped" if event.get("interrupted") else "error"
             self._append_log(f"{prefix}: {event.get('message')}")
 
@@ -703,7 +687,7 @@ class TrainTab(QWidget):
     @Slot(dict)
     def _on_succeeded(self, end: dict) -> None:
         self.run_dir = Path(end.get("run_dir") or self.run_dir)
-        best = Path(end["best_model"]) if end.get("best_model") else self.run_dir / "best.keras"
+        best = Path(end["best_model"]) if end.get("best_model") else self.run_dir / BEST_MODEL
         self.best_model = best if best.is_file() else None
         self.eta_label.setText("ETA –")
         metrics = end.get("metrics") or {}
@@ -728,7 +712,7 @@ class TrainTab(QWidget):
     def _on_stopped(self, info: dict) -> None:
         if info.get("run_dir"):
             self.run_dir = Path(info["run_dir"])
-        best = self.run_dir / "best.keras" if self.run_dir else None
+        best = self.run_dir / BEST_MODEL if self.run_dir else None
         self.best_model = best if best is not None and best.is_file() else None
         self.eta_label.setText("ETA –")
         self._set_status(str(info.get("message") or "Training was stopped."))
@@ -739,8 +723,8 @@ class TrainTab(QWidget):
         self.eta_label.setText("ETA –")
         self._append_log(f"training failed: {message}")
         self._set_status(f"Training failed: {message}", error=True)
-        if self.run_dir is not None and (self.run_dir / "best.keras").is_file():
-            self.best_model = self.run_dir / "best.keras"
+        if self.run_dir is not None and (self.run_dir / BEST_MODEL).is_file():
+            self.best_model = self.run_dir / BEST_MODEL
         self._update_buttons()
 
     @Slot()
@@ -757,8 +741,8 @@ class TrainTab(QWidget):
 
     # ------------------------------------------------------------------------------------ helpers
     def can_resume(self) -> bool:
-        run = self.run_dir
-        return run is not None and (run / "last.keras").is_file() and (run / "train_state").is_dir()
+        """Whether the last run holds a checkpoint to go on from (the trainer's own rule)."""
+        return can_resume(self.run_dir)
 
     def _update_buttons(self) -> None:
         running = self.is_training()

@@ -30,7 +30,7 @@ _EXPORTS = {
     "make_optimizer": "training.optimizer",
     "box_iou": "training.metrics",
     # training, evaluation, inference, demo data
-    "TrainConfig": "training.trainer",
+    "TrainConfig": "training.settings",  # no Keras import: the app builds configs too
     "train": "training.trainer",
     "evaluate_model": "training.evaluate",
     "Detector": "training.inference",
@@ -72,4 +72,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from training.model import BACKBONES, WeightsUnavailableError, build_model  # noqa: F401
     from training.optimizer import make_optimizer, tutorial_lr_schedule  # noqa: F401
     from training.preprocess import preprocess_frame, preprocess_frames  # noqa: F401
-    from training.trainer import TrainConfig, train  # noqa: F401
+    from training.settings import TrainConfig  # noqa: F401
+    from training.trainer import train  # noqa: F401

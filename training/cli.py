@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from training.autolabel import add_autolabel_parser, run_autolabel
-from training.defaults import BACKBONE_NAMES, DEFAULT_BACKBONE, DEFAULT_PATIENCE, WEIGHT_CHOICES
 from training.device import quiet_tensorflow_logs
+from training.events import BATCH, END, EPOCH, START, WARNING, error_event
+from training.settings import add_train_arguments, config_from_args
+from training.settings import positive_int as _positive_int
 from training.text import format_duration
 
 PROG = "facetracker-train"
@@ -41,20 +43,6 @@ class UsageError(ValueError):
 
 
 # ----------------------------------------------------------------------------- argument parsing
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
-    return value
 
 
 def _fraction(text: str) -> float:
@@ -81,43 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a face detector on a labelled dataset and save it in a run folder "
         "(best.keras, last.keras, history.csv, losses.png, metrics.json).",
     )
-    train.add_argument("data", help="dataset folder: data/{train,val,test}/{images,labels}, images/ + labels/, "
-                       "or pictures with labelme JSON beside them")
-    train.add_argument("--epochs", type=_positive_int, metavar="N", default=None,
-                       help="total passes over the training pictures (default: the backbone's, 100 for grid, 60 for "
-                       "tiny, 10 for mobilenetv2 and vgg16 as in the tutorial; resuming: the run's own)")
-    train.add_argument("--out", metavar="DIR", default=None, help="run folder (default runs/train, runs/train2, ...)")
-    train.add_argument("--batch-size", type=_positive_int, metavar="N", default=8, help="pictures per step (default 8)")
-    train.add_argument("--backbone", default=DEFAULT_BACKBONE, metavar="NAME",
-                       help=f"network: grid (default: a face score and box per cell, fast on a CPU), tiny (one box "
-                       f"from a small CNN), mobilenetv2, or vgg16 (the tutorial's); one of {', '.join(BACKBONE_NAMES)}")
-    train.add_argument("--input-size", type=_positive_int, metavar="PX", default=None,
-                       help="square input side in pixels (default: the backbone's own: 128 for grid, 80 for tiny, "
-                       "120 for vgg16)")
-    train.add_argument("--lr", type=_positive_float, metavar="RATE", default=None,
-                       help="starting learning rate (default: the backbone's, 2e-3 for grid, 1e-3 for tiny, 1e-4 "
-                       "for the others as in the tutorial)")
-    train.add_argument("--patience", type=int, metavar="N", default=None,
-                       help=f"stop after N epochs without a better validation F1 (default {DEFAULT_PATIENCE}; "
-                       "0: never stop early)")
-    train.add_argument("--time-limit", type=_positive_float, metavar="MINUTES", default=None,
-                       help="stop after the epoch that passes this many minutes (the best model so far is kept)")
-    train.add_argument("--weights", choices=WEIGHT_CHOICES, default="auto",
-                       help="backbone start: imagenet (mobilenetv2, vgg16; downloaded once), face (grid: MTCNN's "
-                       "face-trained stem, shipped in the mtcnn package), none (from scratch), or auto (the "
-                       "backbone's pretrained weights when they can be had; default)")
-    train.add_argument("--tutorial-exact", action="store_true",
-                       help="also train the box on pictures without a face, as the tutorial did")
-    train.add_argument("--no-augment", dest="augment", action="store_false",
-                       help="train on the pictures as they are (no random crops, flips, colour changes)")
-    train.add_argument("--no-mixed-precision", dest="mixed_precision", action="store_false",
-                       help="keep float32 on a GPU (mixed precision is on by default there; no effect on a CPU)")
-    train.add_argument("--strict", action="store_true", help="stop at the first bad picture or label instead of skipping it")
-    train.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue an interrupted run folder")
+    add_train_arguments(train)  # every training setting, from training.settings' table
     train.add_argument("--progress", choices=("bar", "json", "none"), default="bar",
                        help="bar: a progress bar on stderr (default); json: one JSON event per line on stdout; "
                        "none: only the final line")
-    train.add_argument("--seed", type=int, metavar="N", default=0, help="random seed for shuffling and augmentation (default 0)")
 
     summary = sub.add_parser("summary", help="count a dataset's pictures and list its problems",
                              description="Read a dataset the way training does and show what it holds.")
@@ -234,7 +189,7 @@ class ProgressBar:
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
-        if kind == "start":
+        if kind == START:
             resumed = event.get("resumed_from_epoch")
             self._print(
                 f"Training on {event.get('device')}: {event.get('train_images')} training / "
@@ -242,13 +197,13 @@ class ProgressBar:
                 f"weights: {event.get('weights')}" + (f", resuming after epoch {resumed}" if resumed else "")
             )
             self._epoch_started = time.monotonic()
-        elif kind == "batch":
+        elif kind == BATCH:
             if event.get("batch") == 1:
                 self._epoch_started = time.monotonic()
             if self.live:
                 self.stream.write("\r" + self._batch_line(event) + "\x1b[K")
                 self.stream.flush()
-        elif kind == "epoch":
+        elif kind == EPOCH:
             line = (
                 f"Epoch {event['epoch']}/{event['epochs']}  loss {event['total_loss']:.4f}  "
                 f"class {event['class_loss']:.4f}  regress {event['regress_loss']:.4f}  iou {event['iou']:.3f}  |  "
@@ -258,7 +213,7 @@ class ProgressBar:
                 + f"lr {event['lr']:.2e}  {event['seconds']:.1f}s"
             )
             self._print(("\r" if self.live else "") + line + ("\x1b[K" if self.live else ""))
-        elif kind == "warning":
+        elif kind == WARNING:
             self._print(f"warning: {event.get('message')}")
 
     def _batch_line(self, event: dict[str, Any]) -> str:
@@ -302,26 +257,10 @@ def _json_safe(value: Any) -> Any:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from training.trainer import TrainConfig, committed_epoch, train
+    from training.run_folder import committed_epoch
+    from training.trainer import train
 
-    config = TrainConfig(
-        data=args.data,
-        out=args.out,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        backbone=args.backbone,
-        input_size=args.input_size,
-        learning_rate=args.lr,
-        weights=args.weights,
-        tutorial_exact=args.tutorial_exact,
-        augment=args.augment,
-        mixed_precision=args.mixed_precision,
-        strict=args.strict,
-        seed=args.seed,
-        resume=args.resume,
-        patience=args.patience,
-        time_limit=args.time_limit,
-    )
+    config = config_from_args(args)
     seen: dict[str, Any] = {}
     render: Callable[[dict[str, Any]], None]
     if args.progress == "json":
@@ -333,10 +272,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
             return None
 
     def on_event(event: dict[str, Any]) -> None:
-        if event.get("event") == "start":
+        if event.get("event") == START:
             seen["run_dir"] = event.get("run_dir")
             seen["epoch"] = event.get("resumed_from_epoch")
-        elif event.get("event") == "epoch":
+        elif event.get("event") == EPOCH:
             seen["epoch"] = event.get("epoch")
         render(event)
 
@@ -352,7 +291,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         # What the folder holds, not the last epoch reported: a stop can fall between an epoch's commit and its report.
         message = _interrupted_message(args, run_dir, committed_epoch(run_dir) if run_dir else None)
         if args.progress == "json":
-            _json_line({"event": "error", "message": message, "interrupted": True, "run_dir": seen.get("run_dir")})
+            _json_line(error_event(message, interrupted=True, run_dir=seen.get("run_dir")))
         print(message, file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
 
@@ -582,7 +521,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     result = export_model(args.model, args.format, args.out)
     if args.progress == "json":
-        _json_line({"event": "end", **_json_safe(result.as_dict())})
+        _json_line({"event": END, **_json_safe(result.as_dict())})
     else:
         print(result.summary())
     return 0
@@ -653,13 +592,13 @@ def main(argv: list[str] | None = None) -> int:
             code = EXIT_USER_ERROR if isinstance(exc, user_errors + (OSError,)) else EXIT_BAD_ARGUMENTS
             message = str(exc) or type(exc).__name__
             if json_errors:
-                _json_line({"event": "error", "message": message})
+                _json_line(error_event(message))
             print(f"{PROG} {args.command}: error: {message}", file=sys.stderr, flush=True)
             if os.environ.get("FACETRACKER_DEBUG"):
                 raise
             return code
         if json_errors:  # a bug: tell the app, then let the traceback through
-            _json_line({"event": "error", "message": f"{type(exc).__name__}: {exc}"})
+            _json_line(error_event(f"{type(exc).__name__}: {exc}"))
         raise
 
 

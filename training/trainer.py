@@ -29,7 +29,6 @@ import json
 import math
 import os
 import platform
-import re
 import shutil
 import socket
 import sys
@@ -45,15 +44,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from training.defaults import (
-    DEFAULT_BACKBONE,
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_PATIENCE,
-    WEIGHT_CHOICES,
-    default_epochs,
-    default_learning_rate,
-)
+from training.defaults import DEFAULT_PATIENCE, WEIGHT_CHOICES, default_epochs, default_learning_rate
 from training.detection import write_model_metadata
+from training.events import BATCH, END, EPOCH, START, warning_event
 from training.files import atomic_path, atomic_write_text, remove_stale_temporaries
 from training.losses import CLASS_LOSS_WEIGHT, grid_losses, total_loss
 from training.metrics import best_f1_threshold, box_iou, box_iou_tensor
@@ -68,39 +61,40 @@ from training.model import (
     model_input_size,
 )
 from training.optimizer import make_optimizer
+from training.run_folder import (
+    BEST_MODEL,
+    CHECKPOINT_NAME,
+    CONFIG_JSON,
+    DAMAGED_SUFFIX,
+    HISTORY_CSV,
+    LAST_MODEL,
+    LOCK_FILE,
+    LOSSES_PNG,
+    METRICS_JSON,
+    OPTIMIZER_NPZ,
+    PARTIAL_SUFFIX,
+    STATE_DIR,
+    STATE_JSON,
+    TENSORBOARD_DIR,
+    checkpoint_folders,
+    checkpoint_name,
+    committed_epoch,  # noqa: F401  (re-exported: training.trainer.committed_epoch)
+    holds_run,
+    next_run_dir,
+    read_json_object,
+    resume_checkpoints,
+)
+from training.settings import TrainConfig  # defined with the settings table; re-exported here
 
 EventCallback = Callable[[dict], None]
 
 METRIC_NAMES = ("total_loss", "class_loss", "regress_loss", "iou")
 # val_f1: F1 at IoU 0.5 on the validation pictures at the score threshold that maximises it (threshold).
 HISTORY_COLUMNS = ("epoch", *METRIC_NAMES, *(f"val_{name}" for name in METRIC_NAMES), "val_f1", "threshold", "lr")
-STATE_DIR = "train_state"
 
 
 class TrainingError(RuntimeError):
     """Training cannot start or cannot go on; the message says why and what to do."""
-
-
-@dataclass
-class TrainConfig:
-    """Everything one training run needs; saved as ``config.json`` in the run folder."""
-
-    data: str
-    out: str | None = None
-    epochs: int | None = None  # total epochs; None: DEFAULT_EPOCHS[backbone] (or, resuming, the run's own)
-    batch_size: int = DEFAULT_BATCH_SIZE
-    backbone: str = DEFAULT_BACKBONE
-    input_size: int | None = None
-    learning_rate: float | None = None  # None: DEFAULT_LEARNING_RATES[backbone]
-    weights: str = "auto"
-    tutorial_exact: bool = False
-    augment: bool = True
-    mixed_precision: bool = True
-    strict: bool = False
-    seed: int = 0
-    resume: str | None = None
-    patience: int | None = None  # epochs without a better validation F1 before stopping; None: the default, 0: never
-    time_limit: float | None = None  # minutes; training ends after the epoch that passes it
 
 
 @dataclass
@@ -174,20 +168,6 @@ def _atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, default=str))
 
 
-def next_run_dir(base: str | os.PathLike = "runs", name: str = "train") -> Path:
-    """``runs/train``, then ``runs/train2``, ``runs/train3``... (the first free one, created)."""
-    base = Path(base)
-    base.mkdir(parents=True, exist_ok=True)
-    index = 1
-    while True:
-        candidate = base / (name if index == 1 else f"{name}{index}")
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            index += 1
-
-
 def _versions() -> dict[str, str]:
     """Library versions for config.json (read from package metadata: no backend import here)."""
     versions = {"python": platform.python_version(), "keras": keras.__version__, "numpy": np.__version__,
@@ -245,7 +225,7 @@ _SAVED_SETTING_TYPES = {"data": str, "backbone": str, "weights": str, "augment":
 def _load_resume_config(config: TrainConfig, run_dir: Path) -> tuple[TrainConfig, dict]:
     """The run's saved settings (``config.json``), checked; they win over the requested ones except
     epochs, data, patience, time limit, strictness and mixed precision."""
-    path = run_dir / "config.json"
+    path = run_dir / CONFIG_JSON
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -329,6 +309,7 @@ def _history_csv(rows: list[dict]) -> bytes:
 
 # ----------------------------------------------------------------------------------------------
 # the run folder: one owner at a time, and every epoch's checkpoint one complete unit
+# (its file names and the resume rule: training.run_folder)
 #
 #   run.lock                  who trains here now (pid, host, start); held with an OS lock while training
 #   train_state/epoch-000007/ the newest complete checkpoint: last.keras, best.keras, optimizer.npz,
@@ -337,12 +318,8 @@ def _history_csv(rows: list[dict]) -> bytes:
 #   last.keras, best.keras, history.csv, train_state/state.json
 #                             the newest checkpoint's files, published (hard links where the disk allows)
 
-LOCK_FILE = "run.lock"
-CHECKPOINT_NAME = re.compile(r"^epoch-(\d+)$")
-PARTIAL_SUFFIX = ".partial"
-DAMAGED_SUFFIX = ".damaged"
 KEPT_CHECKPOINTS = 2  # the newest complete epoch and the one before it
-PUBLISHED_FILES = (("last.keras", ""), ("best.keras", ""), ("history.csv", ""), ("state.json", STATE_DIR))
+PUBLISHED_FILES = ((LAST_MODEL, ""), (BEST_MODEL, ""), (HISTORY_CSV, ""), (STATE_JSON, STATE_DIR))
 _WINDOWS_LOCK_OFFSET = 1 << 30  # msvcrt locks bytes; lock one far past the owner record so it stays readable
 
 
@@ -392,15 +369,6 @@ def _lock_descriptor(fd: int) -> bool | None:
         return None  # a file system without locks (some network shares): the owner record decides
 
 
-def _read_json_object(path: Path) -> dict:
-    """A JSON file's object, or {} when it is missing, unreadable or not an object (never raises)."""
-    try:
-        owner = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return {}
-    return owner if isinstance(owner, dict) else {}
-
-
 def _describe_owner(owner: dict) -> str:
     text = f"pid {owner.get('pid')}"
     if owner.get("host"):
@@ -444,7 +412,7 @@ class RunFolderLock:
             kept = False
             try:
                 locked = _lock_descriptor(fd)
-                owner = _read_json_object(path)
+                owner = read_json_object(path)
                 if locked is None and owner.get("host") == socket.gethostname() and owner.get("pid") != os.getpid():
                     locked = not _pid_alive(int(owner.get("pid") or 0))
                 if not locked:
@@ -519,30 +487,6 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
-def _checkpoint_folders(state_dir: Path) -> list[tuple[int, Path]]:
-    """The complete epoch checkpoints in ``state_dir``, newest first."""
-    found = []
-    if state_dir.is_dir():
-        for path in state_dir.iterdir():
-            match = CHECKPOINT_NAME.match(path.name)
-            if match and path.is_dir():
-                found.append((int(match.group(1)), path))
-    return sorted(found, reverse=True)
-
-
-def committed_epoch(run_dir: str | os.PathLike) -> int | None:
-    """The newest epoch whose checkpoint is complete in ``run_dir`` (what a resume goes on from); None: none."""
-    run_dir = Path(run_dir)
-    folders = _checkpoint_folders(run_dir / STATE_DIR)
-    if folders:
-        return folders[0][0]
-    if (run_dir / STATE_DIR / "optimizer.npz").is_file():  # a run saved before checkpoints had folders
-        state = _read_json_object(run_dir / STATE_DIR / "state.json")
-        epoch = state.get("epoch")
-        return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch > 0 else None
-    return None
-
-
 def _write_checkpoint(run_dir: Path, epoch: int, network: keras.Model, metadata: dict, optimizer_state: bytes,
                       state_json: str, history_csv: bytes, improved: bool) -> Path:
     """One epoch's files into ``epoch-N.partial/``, flushed, then renamed ``epoch-N/``: the rename is the commit.
@@ -551,23 +495,23 @@ def _write_checkpoint(run_dir: Path, epoch: int, network: keras.Model, metadata:
     """
     state_dir = run_dir / STATE_DIR
     state_dir.mkdir(exist_ok=True)
-    final = state_dir / f"epoch-{epoch:06d}"
+    final = state_dir / checkpoint_name(epoch)
     partial = final.with_name(final.name + PARTIAL_SUFFIX)
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
-    last = partial / "last.keras"
+    last = partial / LAST_MODEL
     network.save(last)
     write_model_metadata(last, metadata)
     if improved:
         best_source = last
     else:
-        earlier = [folder / "best.keras" for n, folder in _checkpoint_folders(state_dir) if n < epoch]
-        best_source = next((p for p in earlier if p.is_file()), run_dir / "best.keras")
+        earlier = [folder / BEST_MODEL for n, folder in checkpoint_folders(state_dir) if n < epoch]
+        best_source = next((p for p in earlier if p.is_file()), run_dir / BEST_MODEL)
     if best_source.is_file():
-        _link_or_copy(best_source, partial / "best.keras")
-    (partial / "optimizer.npz").write_bytes(optimizer_state)
-    (partial / "state.json").write_text(state_json, encoding="utf-8")
-    (partial / "history.csv").write_bytes(history_csv)
+        _link_or_copy(best_source, partial / BEST_MODEL)
+    (partial / OPTIMIZER_NPZ).write_bytes(optimizer_state)
+    (partial / STATE_JSON).write_text(state_json, encoding="utf-8")
+    (partial / HISTORY_CSV).write_bytes(history_csv)
     for path in partial.iterdir():
         _fsync(path)
     _fsync(partial)
@@ -602,7 +546,7 @@ def _publish(run_dir: Path, folder: Path) -> list[str]:
 def _prune_checkpoints(state_dir: Path) -> None:
     """Keep the newest KEPT_CHECKPOINTS complete checkpoints; drop older ones, interrupted ones, and damaged
     ones that a newer complete checkpoint has replaced."""
-    complete = _checkpoint_folders(state_dir)
+    complete = checkpoint_folders(state_dir)
     for _, folder in complete[KEPT_CHECKPOINTS:]:
         shutil.rmtree(folder, ignore_errors=True)
     newest = complete[0][0] if complete else 0
@@ -615,7 +559,7 @@ def _prune_checkpoints(state_dir: Path) -> None:
                 shutil.rmtree(path, ignore_errors=True)
     if complete:
         with contextlib.suppress(OSError):
-            (state_dir / "optimizer.npz").unlink()  # the single-file state of runs saved before epoch folders
+            (state_dir / OPTIMIZER_NPZ).unlink()  # the single-file state of runs saved before epoch folders
 
 
 def _remove_debris(run_dir: Path) -> list[int]:
@@ -646,12 +590,12 @@ def _settle_checkpoints(run_dir: Path) -> dict | None:
     Returns that checkpoint's state, the truth about how far the run got (None: no complete epoch).
     """
     _remove_debris(run_dir)
-    folders = _checkpoint_folders(run_dir / STATE_DIR)
+    folders = checkpoint_folders(run_dir / STATE_DIR)
     if not folders:
         return None
     _publish(run_dir, folders[0][1])
     try:
-        state = json.loads((folders[0][1] / "state.json").read_text(encoding="utf-8"))
+        state = json.loads((folders[0][1] / STATE_JSON).read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError):
         return None
     return state if isinstance(state, dict) else None
@@ -748,7 +692,7 @@ def _check_model_file(path: Path) -> None:
 
 def _read_checkpoint(folder: Path, epoch: int | None, last_model: Path) -> _Checkpoint:
     """Every file of one checkpoint read and checked (the model only as an archive: it loads later)."""
-    state_path = folder / "state.json"
+    state_path = folder / STATE_JSON
     try:
         state = json.loads(state_path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -758,7 +702,7 @@ def _read_checkpoint(folder: Path, epoch: int | None, last_model: Path) -> _Chec
     problem = _state_problem(state, epoch)
     if problem:
         raise _DamagedFile(state_path, problem)
-    values = _read_optimizer_state(folder / "optimizer.npz")
+    values = _read_optimizer_state(folder / OPTIMIZER_NPZ)
     _check_model_file(last_model)
     return _Checkpoint(epoch=state["epoch"], folder=folder, last_model=last_model, state=state,
                        optimizer_values=values)
@@ -772,11 +716,7 @@ def _find_checkpoint(run_dir: Path, emit: EventCallback) -> _Checkpoint:
     """
     state_dir = run_dir / STATE_DIR
     interrupted = _remove_debris(run_dir)
-    candidates: list[tuple[int | None, Path, Path]] = [
-        (epoch, folder, folder / "last.keras") for epoch, folder in _checkpoint_folders(state_dir)
-    ]
-    if not candidates and (state_dir / "optimizer.npz").is_file():  # saved before checkpoints had folders
-        candidates = [(None, state_dir, run_dir / "last.keras")]
+    candidates = resume_checkpoints(run_dir)  # the rule the app's Resume button follows too
     if not candidates:
         raise TrainingError(
             f"{run_dir}: cannot resume: no saved training state (no finished epoch's checkpoint in {state_dir}); "
@@ -799,16 +739,16 @@ def _find_checkpoint(run_dir: Path, emit: EventCallback) -> _Checkpoint:
         aside = folder.with_name(folder.name + DAMAGED_SUFFIX)
         shutil.rmtree(aside, ignore_errors=True)
         os.rename(folder, aside)
-        emit({"event": "warning", "message": f"{exc}; resuming from epoch {checkpoint.epoch}, the newest "
-                                             f"complete checkpoint, instead (the damaged one is kept as {aside})"})
+        emit(warning_event(f"{exc}; resuming from epoch {checkpoint.epoch}, the newest "
+                           f"complete checkpoint, instead (the damaged one is kept as {aside})"))
     for epoch in interrupted:
         if epoch > checkpoint.epoch:
-            emit({"event": "warning", "message": f"the checkpoint of epoch {epoch} was interrupted before it was "
-                                                 f"complete and is removed; resuming from epoch {checkpoint.epoch}"})
+            emit(warning_event(f"the checkpoint of epoch {epoch} was interrupted before it was "
+                               f"complete and is removed; resuming from epoch {checkpoint.epoch}"))
     if checkpoint.folder != state_dir:
         for path in _publish(run_dir, checkpoint.folder):
-            emit({"event": "warning", "message": f"{path} did not match the checkpoint of epoch {checkpoint.epoch}: "
-                                                 f"put back from {checkpoint.folder}"})
+            emit(warning_event(f"{path} did not match the checkpoint of epoch {checkpoint.epoch}: "
+                               f"put back from {checkpoint.folder}"))
     return checkpoint
 
 
@@ -918,7 +858,7 @@ class _RunRecorder(keras.callbacks.Callback):
             )
             self.model.stop_training = True
             return
-        self.emit({"event": "batch", "epoch": self._epoch, "epochs": self.epochs,
+        self.emit({"event": BATCH, "epoch": self._epoch, "epochs": self.epochs,
                    "batch": self._batches_done, "batches": self.batches, **values, "lr": self._lr()})
         if self.should_stop is not None and self.should_stop():
             self.stop_requested = True
@@ -962,7 +902,7 @@ class _RunRecorder(keras.callbacks.Callback):
         # Only once the epoch is on disk does it count, so memory never claims more than the folder holds.
         self.history.append(row)
         self.best, self.best_epoch, self.alive = best, best_epoch, alive
-        self.emit({"event": "epoch", "epochs": self.epochs, **row})
+        self.emit({"event": EPOCH, "epochs": self.epochs, **row})
         if not self.alive and epoch + 1 >= DEAD_EPOCHS and epoch + 1 < self.epochs:
             self.failure = self.dead_model_message()
             self.model.stop_training = True
@@ -1042,7 +982,8 @@ def train(
 ) -> RunResult:
     """Train a detector as ``config`` says; see the module docstring for what lands in the run folder.
 
-    The run folder is this process's alone while it trains (:class:`RunFolderLock`).
+    The run folder is this process's alone while it trains (:class:`RunFolderLock`). The steps, in
+    order, are :class:`_Training`'s methods.
 
     Raises:
         TrainingError: a bad setting, a run folder in use by another training, a run that cannot be
@@ -1050,209 +991,275 @@ def train(
         training.data.DataError: the dataset cannot be used (a missing split, an unreadable file...).
     """
     with RunFolderLock() as lock:  # released, and run.lock removed, however the run ends
-        return _train(config, on_event, should_stop, lock)
+        return _Training(config, on_event, should_stop).run(lock)
 
 
-def _train(
-    config: TrainConfig,
-    on_event: EventCallback | None,
-    should_stop: Callable[[], bool] | None,
-    lock: RunFolderLock,
-) -> RunResult:
-    """:func:`train`'s work; takes ``lock`` on the run folder as soon as the folder is known."""
-    from training.augment import make_batches
-    from training.data import load_dataset
-    from training.device import configure_device
+class _Training:
+    """One run of :func:`train`, step by step, in the manner of Ultralytics' trainer: set up the run
+    folder (new or resumed), build the data, build the network, its batches and its optimizer, fit,
+    then the final evaluation and report. Each step is one method; the attributes are what the
+    steps hand on to the next."""
 
-    def emit(event: dict) -> None:
-        if on_event is not None:
-            on_event(event)
+    def __init__(self, config: TrainConfig, on_event: EventCallback | None,
+                 should_stop: Callable[[], bool] | None) -> None:
+        self.started = time.perf_counter()
+        self.requested = self.config = config
+        self.on_event = on_event
+        self.should_stop = should_stop
+        self.run_dir = Path()
+        self.saved_config: dict = {}  # the resumed run's config.json
+        self.state: dict = {}  # the resumed checkpoint's state.json
+        self.checkpoint: _Checkpoint | None = None
 
-    started = time.perf_counter()
-    requested = config
-    _validate(config)
-    saved_config: dict = {}
-    state: dict = {}
-    checkpoint: _Checkpoint | None = None
-    if config.resume:
-        run_dir = Path(config.resume)
+    def emit(self, event: dict) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def run(self, lock: RunFolderLock) -> RunResult:
+        """Every step in order; takes ``lock`` on the run folder as soon as the folder is known."""
+        self.set_up(lock)
+        self.build_data()
+        self.build_network()
+        self.build_batches()
+        self.build_optimizer()
+        self.write_config()
+        stopped = self.fit()
+        stopped, stop_reason = self.settle(stopped)
+        return self.report(stopped, stop_reason)
+
+    # -- 1. set up: the run folder, new or resumed ---------------------------------------------------
+    def set_up(self, lock: RunFolderLock) -> None:
+        """Check the settings, take the run folder, and for a resume read its checkpoint and settings."""
+        _validate(self.config)
+        if self.config.resume:
+            self._open_resumed(lock)
+        else:
+            self._open_new(lock)
+        config = self.config = replace(self.config, epochs=self.config.epochs or default_epochs(self.config.backbone))
+        if config.resume:
+            for message in _resume_warnings(self.requested, config):
+                self.emit(warning_event(message))
+            if self.state["epoch"] >= config.epochs:
+                raise TrainingError(
+                    f"{config.resume}: already trained {self.state['epoch']} epochs; ask for more than that to "
+                    f"resume (epochs counts the total, e.g. {self.state['epoch'] + 5})"
+                )
+
+    def _open_resumed(self, lock: RunFolderLock) -> None:
+        run_dir = self.run_dir = Path(self.config.resume)
         if not run_dir.is_dir():
             raise TrainingError(f"{run_dir}: cannot resume: no such run folder")
         note = lock.acquire(run_dir)
         if note:
-            emit({"event": "warning", "message": note})
-        checkpoint = _find_checkpoint(run_dir, emit)
-        config, saved_config = _load_resume_config(config, run_dir)
-        state = checkpoint.state
-    else:
-        if config.out:
-            run_dir = Path(config.out)
+            self.emit(warning_event(note))
+        self.checkpoint = _find_checkpoint(run_dir, self.emit)
+        self.config, self.saved_config = _load_resume_config(self.config, run_dir)
+        self.state = self.checkpoint.state
+
+    def _open_new(self, lock: RunFolderLock) -> None:
+        if self.config.out:
+            run_dir = Path(self.config.out)
             made = not run_dir.exists()
             run_dir.mkdir(parents=True, exist_ok=True)
         else:
             run_dir, made = next_run_dir(), True
+        self.run_dir = run_dir
         note = lock.acquire(run_dir, remove_folder=made)
         if note:
-            emit({"event": "warning", "message": note})
-        if (run_dir / "last.keras").exists() or committed_epoch(run_dir) is not None:
+            self.emit(warning_event(note))
+        if holds_run(run_dir):
             raise TrainingError(f"{run_dir}: already holds a training run; resume it or choose another folder")
         _remove_debris(run_dir)
-    config = replace(config, epochs=config.epochs or default_epochs(config.backbone))
-    if config.resume:
-        for message in _resume_warnings(requested, config):
-            emit({"event": "warning", "message": message})
-        if state["epoch"] >= config.epochs:
-            raise TrainingError(
-                f"{config.resume}: already trained {state['epoch']} epochs; ask for more than that to resume "
-                f"(epochs counts the total, e.g. {state['epoch'] + 5})"
-            )
 
-    device = configure_device(mixed_precision=config.mixed_precision)
-    dataset = load_dataset(config.data, strict=config.strict)
-    train_samples = dataset.require_split("train")
-    val_samples = dataset.require_split("val")
-    dataset.require_trainable()  # a face in some pictures and none in others, or nothing to learn
-    for problem in dataset.problems:
-        emit({"event": "warning", "message": f"skipped {problem}"})
-    for warning in dataset.warnings:
-        emit({"event": "warning", "message": f"warning: {warning}"})
+    # -- 2. the data ---------------------------------------------------------------------------------
+    def build_data(self) -> None:
+        """Pick the device, read and check the dataset, and pass on what it skipped."""
+        from training.data import load_dataset
+        from training.device import configure_device
 
-    keras.utils.set_random_seed(config.seed)
-    spec = BACKBONES[config.backbone]
-    learning_rate = float(config.learning_rate or default_learning_rate(config.backbone))
+        self.device = configure_device(mixed_precision=self.config.mixed_precision)
+        dataset = self.dataset = load_dataset(self.config.data, strict=self.config.strict)
+        self.train_samples = dataset.require_split("train")
+        self.val_samples = dataset.require_split("val")
+        dataset.require_trainable()  # a face in some pictures and none in others, or nothing to learn
+        for problem in dataset.problems:
+            self.emit(warning_event(f"skipped {problem}"))
+        for warning in dataset.warnings:
+            self.emit(warning_event(f"warning: {warning}"))
 
-    if checkpoint is not None:
-        network = _load_network(checkpoint)
-        weights_used = saved_config.get("weights_used", "none")
-        input_size = model_input_size(network)
-        batches_per_epoch = int(state.get("batches_per_epoch") or math.ceil(len(train_samples) / config.batch_size))
-    else:
-        input_size = int(config.input_size or spec.default_input_size)
+    # -- 3. the network, its batches and its optimizer -----------------------------------------------
+    def build_network(self) -> None:
+        """The checkpoint's network when resuming, else a new one (pretrained as asked, or from scratch)."""
+        config = self.config
+        keras.utils.set_random_seed(config.seed)
+        spec = BACKBONES[config.backbone]
+        self.learning_rate = float(config.learning_rate or default_learning_rate(config.backbone))
+        if self.checkpoint is not None:
+            self.network = _load_network(self.checkpoint)
+            self.weights_used = self.saved_config.get("weights_used", "none")
+            self.input_size = model_input_size(self.network)
+            self.batches_per_epoch = int(self.state.get("batches_per_epoch")
+                                         or math.ceil(len(self.train_samples) / config.batch_size))
+            return
+        self.input_size = int(config.input_size or spec.default_input_size)
         pretrained = spec.pretrained if config.weights == "auto" else None if config.weights == "none" else config.weights
-        weights_used = pretrained or "none"
+        self.weights_used = pretrained or "none"
         try:
-            network = build_model(config.backbone, input_size, weights=pretrained)
+            self.network = build_model(config.backbone, self.input_size, weights=pretrained)
         except WeightsUnavailableError as exc:
             if config.weights != "auto":
                 raise TrainingError(str(exc)) from exc
-            emit({"event": "warning", "message": f"{exc}; training {config.backbone} from scratch instead"})
-            weights_used = "none"
-            network = build_model(config.backbone, input_size, weights=None)
-        batches_per_epoch = math.ceil(len(train_samples) / config.batch_size)
+            self.emit(warning_event(f"{exc}; training {config.backbone} from scratch instead"))
+            self.weights_used = "none"
+            self.network = build_model(config.backbone, self.input_size, weights=None)
+        self.batches_per_epoch = math.ceil(len(self.train_samples) / config.batch_size)
 
-    grid = is_grid_model(network)
-    train_batches = make_batches(train_samples, input_size=input_size, batch_size=config.batch_size,
-                                 augment=config.augment, shuffle=True, seed=config.seed, jitter=grid)
-    val_batches = make_batches(val_samples, input_size=input_size, batch_size=config.batch_size)
-    if config.resume and hasattr(train_batches, "set_epoch"):
-        train_batches.set_epoch(int(state.get("epoch", 0)))  # the order and augmentations a straight run would use
-    if len(train_batches) != batches_per_epoch:
-        emit({"event": "warning", "message": (
-            f"the training split now gives {len(train_batches)} batches per epoch instead of {batches_per_epoch}; "
-            "the learning-rate decay keeps the run's original pace")})
-    planned = saved_config.get("config", {}).get("epochs")
-    stretched = checkpoint is not None and grid and _is_whole(planned) and planned != config.epochs
+    def build_batches(self) -> None:
+        """The training and validation batches; a resume goes on with the order a straight run would use."""
+        from training.augment import make_batches
 
-    model = FaceTrackerModel(network, face_only=not config.tutorial_exact, name="facetracker_trainer")
-    optimizer = make_optimizer(batches_per_epoch, learning_rate,
-                               total_steps=config.epochs * batches_per_epoch if grid else None)
-    model.compile(optimizer=optimizer)
-    start_epoch = int(state.get("epoch", 0))
-    if checkpoint is not None:
-        _restore_optimizer(model.optimizer, model, checkpoint)
+        config = self.config
+        self.grid = is_grid_model(self.network)
+        self.train_batches = make_batches(self.train_samples, input_size=self.input_size,
+                                          batch_size=config.batch_size, augment=config.augment, shuffle=True,
+                                          seed=config.seed, jitter=self.grid)
+        self.val_batches = make_batches(self.val_samples, input_size=self.input_size, batch_size=config.batch_size)
+        if config.resume and hasattr(self.train_batches, "set_epoch"):
+            self.train_batches.set_epoch(int(self.state.get("epoch", 0)))
+        if len(self.train_batches) != self.batches_per_epoch:
+            self.emit(warning_event(
+                f"the training split now gives {len(self.train_batches)} batches per epoch instead of "
+                f"{self.batches_per_epoch}; the learning-rate decay keeps the run's original pace"))
 
-    config_record = {
-        "config": {**asdict(config), "learning_rate": learning_rate, "input_size": input_size},
-        "weights_used": weights_used, "device": device, "versions": _versions(),
-        "batches_per_epoch": batches_per_epoch, "dataset": dataset.to_dict(),
-    }
-    _atomic_write_json(run_dir / "config.json", config_record)
+    def build_optimizer(self) -> None:
+        """The trainable model and its optimizer, with Adam's saved state put back when resuming."""
+        config = self.config
+        planned = self.saved_config.get("config", {}).get("epochs")
+        stretched = self.checkpoint is not None and self.grid and _is_whole(planned) and planned != config.epochs
+        self.stretched_from = planned if stretched else None  # the resumed run's planned length, when it changed
+        self.model = FaceTrackerModel(self.network, face_only=not config.tutorial_exact, name="facetracker_trainer")
+        optimizer = make_optimizer(self.batches_per_epoch, self.learning_rate,
+                                   total_steps=config.epochs * self.batches_per_epoch if self.grid else None)
+        self.model.compile(optimizer=optimizer)
+        self.start_epoch = int(self.state.get("epoch", 0))
+        if self.checkpoint is not None:
+            _restore_optimizer(self.model.optimizer, self.model, self.checkpoint)
 
-    history: list[dict] = list(state.get("history", []))
-    recorder = _RunRecorder(
-        run_dir=run_dir, network=network, epochs=config.epochs, batches=len(train_batches),
-        batch_size=config.batch_size, train_images=len(train_samples), history=history,
-        best=(float(state.get("best_val_f1", -1.0)), float(state.get("best_val_iou", -1.0))),
-        best_epoch=int(state.get("best_epoch", 0)), val_batches=val_batches,
-        patience=DEFAULT_PATIENCE if config.patience is None else config.patience,
-        deadline=started + 60 * config.time_limit if config.time_limit else None,
-        emit=emit, should_stop=should_stop,
-        state_extra={"batches_per_epoch": batches_per_epoch},
-        alive=bool(state.get("alive", True)) if config.resume else False, learning_rate=learning_rate,
-    )
-    emit({"event": "start", "run_dir": str(run_dir), "device": device, "epochs": config.epochs,
-          "batches_per_epoch": len(train_batches), "weights": weights_used, "train_images": len(train_samples),
-          "val_images": len(val_samples), "resumed_from_epoch": start_epoch if config.resume else None})
-    if stretched:
-        emit({"event": "warning", "message": (
-            f"the learning-rate schedule (a cosine over the run's length) stretches from {planned} to {config.epochs} "
-            f"epochs: the rate goes on from a new curve, so this run will differ from a straight {config.epochs}-epoch "
-            "run")})
+    def write_config(self) -> None:
+        """``config.json``: the settings as run (defaults filled in), the device, versions and dataset."""
+        config_record = {
+            "config": {**asdict(self.config), "learning_rate": self.learning_rate, "input_size": self.input_size},
+            "weights_used": self.weights_used, "device": self.device, "versions": _versions(),
+            "batches_per_epoch": self.batches_per_epoch, "dataset": self.dataset.to_dict(),
+        }
+        _atomic_write_json(self.run_dir / CONFIG_JSON, config_record)
 
-    callbacks: list[keras.callbacks.Callback] = [recorder]
-    if importlib.util.find_spec("tensorboard") is not None:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), write_graph=False))
-    else:
-        emit({"event": "warning", "message": "no TensorBoard logs: the tensorboard package is not installed "
-                                             "(pip install tensorboard); history.csv and losses.png are written"})
-    stopped = False
-    try:
-        model.fit(train_batches, validation_data=val_batches, epochs=config.epochs, initial_epoch=start_epoch,
-                  callbacks=callbacks, verbose=0, shuffle=False)
-    except KeyboardInterrupt:
-        stopped = True  # the last complete checkpoint is on disk; one cut short is dropped just below
-    settled = _settle_checkpoints(run_dir)
-    if settled is not None and len(settled.get("history", [])) > len(history):  # stopped right after a commit
-        history[:] = settled["history"]
-        recorder.best = (float(settled["best_val_f1"]), float(settled["best_val_iou"]))
-        recorder.best_epoch, recorder.alive = int(settled["best_epoch"]), bool(settled.get("alive", True))
-    if recorder.failure is None and history and not recorder.alive and not (stopped or recorder.stop_requested):
-        recorder.failure = recorder.dead_model_message()
-    if recorder.failure is not None:
-        kept = (f"the checkpoints of epoch {history[-1]['epoch']} are kept in {run_dir}" if history
-                else "no epoch had finished, so no model was saved")
-        raise TrainingError(f"{recorder.failure} {kept[0].upper()}{kept[1:]}.")
-    stopped = stopped or recorder.stop_requested or (len(history) < config.epochs and recorder.stop_reason is None)
-    if stopped:
-        stop_reason = "stopped by the user"
-    else:
-        stop_reason = recorder.stop_reason or f"finished all {config.epochs} epochs"
-
-    best_model, last_model = run_dir / "best.keras", run_dir / "last.keras"
-    metrics: dict[str, Any] = {
-        "epochs_completed": len(history),
-        "best_epoch": recorder.best_epoch or None,
-        "best_val_f1": recorder.best[0] if history else None,
-        "best_val_iou": recorder.best[1] if history else None,
-        "score_threshold": next((row["threshold"] for row in history if row["epoch"] == recorder.best_epoch), None),
-        "stop_reason": stop_reason,
-        "final_val_iou": history[-1]["val_iou"] if history else None,
-        "final": {k: history[-1][k] for k in HISTORY_COLUMNS} if history else None,
-        "images_per_second": (recorder.timed_images / recorder.train_seconds) if recorder.train_seconds else None,
-        "device": device,
-        "seconds": time.perf_counter() - started,
-        "stopped": stopped,
-    }
-    if history:
-        plot_losses(history, run_dir / "losses.png")
-        test_samples = dataset.splits.get("test") or []
-        if test_samples and not stopped:
-            from training.evaluate import verdict
-
-            metrics["test"] = _evaluate_test_split(best_model, test_samples)
-            metrics["test_classic"] = _evaluate_classic_finder(test_samples)
-            metrics["verdict"] = verdict(metrics["test"], metrics["test_classic"])
-            from training.report import write_run_pictures  # test_predictions.jpg, pr_curve.png; never raises
-
-            write_run_pictures(best_model, test_samples, run_dir, lambda m: emit({"event": "warning", "message": m}))
+    # -- 4. fit --------------------------------------------------------------------------------------
+    def fit(self) -> bool:
+        """Train epoch after epoch (each checkpointed by :class:`_RunRecorder`); True when Ctrl-C ended it."""
+        config, state = self.config, self.state
+        self.history: list[dict] = list(state.get("history", []))
+        self.recorder = _RunRecorder(
+            run_dir=self.run_dir, network=self.network, epochs=config.epochs, batches=len(self.train_batches),
+            batch_size=config.batch_size, train_images=len(self.train_samples), history=self.history,
+            best=(float(state.get("best_val_f1", -1.0)), float(state.get("best_val_iou", -1.0))),
+            best_epoch=int(state.get("best_epoch", 0)), val_batches=self.val_batches,
+            patience=DEFAULT_PATIENCE if config.patience is None else config.patience,
+            deadline=self.started + 60 * config.time_limit if config.time_limit else None,
+            emit=self.emit, should_stop=self.should_stop,
+            state_extra={"batches_per_epoch": self.batches_per_epoch},
+            alive=bool(state.get("alive", True)) if config.resume else False, learning_rate=self.learning_rate,
+        )
+        self.emit({"event": START, "run_dir": str(self.run_dir), "device": self.device, "epochs": config.epochs,
+                   "batches_per_epoch": len(self.train_batches), "weights": self.weights_used,
+                   "train_images": len(self.train_samples), "val_images": len(self.val_samples),
+                   "resumed_from_epoch": self.start_epoch if config.resume else None})
+        if self.stretched_from is not None:
+            self.emit(warning_event(
+                f"the learning-rate schedule (a cosine over the run's length) stretches from {self.stretched_from} to "
+                f"{config.epochs} epochs: the rate goes on from a new curve, so this run will differ from a straight "
+                f"{config.epochs}-epoch run"))
+        callbacks: list[keras.callbacks.Callback] = [self.recorder]
+        if importlib.util.find_spec("tensorboard") is not None:
+            callbacks.append(keras.callbacks.TensorBoard(log_dir=str(self.run_dir / TENSORBOARD_DIR),
+                                                         write_graph=False))
         else:
-            metrics["test"] = None
-    metrics["seconds"] = time.perf_counter() - started
-    _atomic_write_json(run_dir / "metrics.json", metrics)
-    result = RunResult(run_dir=run_dir, best_model=best_model, last_model=last_model, metrics=metrics, stopped=stopped)
-    emit({"event": "end", "run_dir": str(run_dir), "best_model": str(best_model), "last_model": str(last_model),
-          "metrics": metrics, "stopped": stopped})
-    return result
+            self.emit(warning_event("no TensorBoard logs: the tensorboard package is not installed "
+                                    "(pip install tensorboard); history.csv and losses.png are written"))
+        try:
+            self.model.fit(self.train_batches, validation_data=self.val_batches, epochs=config.epochs,
+                           initial_epoch=self.start_epoch, callbacks=callbacks, verbose=0, shuffle=False)
+        except KeyboardInterrupt:
+            return True  # the last complete checkpoint is on disk; one cut short is dropped by settle()
+        return False
+
+    def settle(self, interrupted: bool) -> tuple[bool, str]:
+        """Make the folder and the history agree with the newest complete checkpoint; raise when the run
+        failed; returns whether it was stopped and why it ended."""
+        recorder, history = self.recorder, self.history
+        settled = _settle_checkpoints(self.run_dir)
+        if settled is not None and len(settled.get("history", [])) > len(history):  # stopped right after a commit
+            history[:] = settled["history"]
+            recorder.best = (float(settled["best_val_f1"]), float(settled["best_val_iou"]))
+            recorder.best_epoch, recorder.alive = int(settled["best_epoch"]), bool(settled.get("alive", True))
+        if recorder.failure is None and history and not recorder.alive and not (interrupted or recorder.stop_requested):
+            recorder.failure = recorder.dead_model_message()
+        if recorder.failure is not None:
+            kept = (f"the checkpoints of epoch {history[-1]['epoch']} are kept in {self.run_dir}" if history
+                    else "no epoch had finished, so no model was saved")
+            raise TrainingError(f"{recorder.failure} {kept[0].upper()}{kept[1:]}.")
+        stopped = interrupted or recorder.stop_requested or (
+            len(history) < self.config.epochs and recorder.stop_reason is None)
+        if stopped:
+            return True, "stopped by the user"
+        return False, recorder.stop_reason or f"finished all {self.config.epochs} epochs"
+
+    # -- 5. final evaluation and report --------------------------------------------------------------
+    def report(self, stopped: bool, stop_reason: str) -> RunResult:
+        """``metrics.json`` and ``losses.png``; for a finished run, the test split measured (best model and
+        classic finder) and drawn; then the ``end`` event."""
+        run_dir, history, recorder = self.run_dir, self.history, self.recorder
+        best_model, last_model = run_dir / BEST_MODEL, run_dir / LAST_MODEL
+        metrics: dict[str, Any] = {
+            "epochs_completed": len(history),
+            "best_epoch": recorder.best_epoch or None,
+            "best_val_f1": recorder.best[0] if history else None,
+            "best_val_iou": recorder.best[1] if history else None,
+            "score_threshold": next((row["threshold"] for row in history if row["epoch"] == recorder.best_epoch),
+                                    None),
+            "stop_reason": stop_reason,
+            "final_val_iou": history[-1]["val_iou"] if history else None,
+            "final": {k: history[-1][k] for k in HISTORY_COLUMNS} if history else None,
+            "images_per_second": (recorder.timed_images / recorder.train_seconds) if recorder.train_seconds else None,
+            "device": self.device,
+            "seconds": time.perf_counter() - self.started,
+            "stopped": stopped,
+        }
+        if history:
+            plot_losses(history, run_dir / LOSSES_PNG)
+            test_samples = self.dataset.splits.get("test") or []
+            if test_samples and not stopped:
+                metrics.update(self._test(best_model, test_samples))
+            else:
+                metrics["test"] = None
+        metrics["seconds"] = time.perf_counter() - self.started
+        _atomic_write_json(run_dir / METRICS_JSON, metrics)
+        result = RunResult(run_dir=run_dir, best_model=best_model, last_model=last_model, metrics=metrics,
+                           stopped=stopped)
+        self.emit({"event": END, "run_dir": str(run_dir), "best_model": str(best_model),
+                   "last_model": str(last_model), "metrics": metrics, "stopped": stopped})
+        return result
+
+    def _test(self, best_model: Path, test_samples: list) -> dict[str, Any]:
+        """The best model and the classic finder on the test pictures, the verdict, and the result pictures."""
+        from training.evaluate import verdict
+        from training.report import write_run_pictures  # test_predictions.jpg, pr_curve.png; never raises
+
+        figures: dict[str, Any] = {"test": _evaluate_test_split(best_model, test_samples),
+                                   "test_classic": _evaluate_classic_finder(test_samples)}
+        figures["verdict"] = verdict(figures["test"], figures["test_classic"])
+        write_run_pictures(best_model, test_samples, self.run_dir, lambda m: self.emit(warning_event(m)))
+        return figures
 
 
 def _evaluate_test_split(model_path: Path, samples: list) -> dict:

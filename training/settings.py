@@ -1,0 +1,217 @@
+"""Every training setting once: name, type, default, choices, help text and command-line flag.
+
+One table (:data:`TRAIN_SETTINGS`) feeds the four places that used to spell these out each for
+itself, in the manner of Ultralytics' ``cfg/default.yaml``:
+
+* the ``facetracker-train train`` parser (:func:`add_train_arguments`),
+* :class:`TrainConfig`'s defaults,
+* the desktop Train tab's child command (:func:`config_to_args`) and its widgets' defaults,
+  choices and tooltips (:func:`setting`),
+* the command line back into a config (:func:`config_from_args`).
+
+Plain Python, free of Qt and Keras, so ``--help`` answers at once and the app imports it freely.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+from training.defaults import (
+    BACKBONE_NAMES,
+    DEFAULT_BACKBONE,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_EPOCHS,
+    DEFAULT_LEARNING_RATES,
+    DEFAULT_PATIENCE,
+    WEIGHT_CHOICES,
+)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number above 0."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def _per_backbone(values: dict[str, Any]) -> str:
+    """``40 for grid, 60 for tiny, ...`` from a per-backbone table, so help texts never go stale."""
+    def text(value: Any) -> str:
+        return f"{value:.0e}".replace("e-0", "e-") if isinstance(value, float) else str(value)  # 0.002 -> 2e-3
+
+    return ", ".join(f"{text(value)} for {name}" for name, value in values.items())
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One training setting. ``flag`` None: the positional argument. A bool's flag turns it to the
+    opposite of its default (``--no-augment``, ``--strict``)."""
+
+    name: str  # the TrainConfig field
+    kind: type  # str, int, float or bool (None allowed where default is None)
+    default: Any
+    help: str
+    flag: str | None = None
+    metavar: str | None = None
+    parse: Callable[[str], Any] | None = None  # argparse type (None: kind itself)
+    choices: tuple[str, ...] | None = None
+    cli_checks_choices: bool = True  # False: the trainer checks, with its own message (exit 1, not 2)
+    tooltip: str | None = None  # the Train tab's words, where they differ from ``help``
+
+    @property
+    def dest(self) -> str:
+        """The argparse attribute the value lands in (``--lr`` -> ``lr``, ``--no-augment`` -> ``augment``)."""
+        if self.flag is None or self.kind is bool:
+            return self.name
+        return self.flag.lstrip("-").replace("-", "_")
+
+    def tip(self) -> str:
+        """What a widget's tooltip says about this setting."""
+        text = self.tooltip or self.help
+        return text[:1].upper() + text[1:]
+
+
+#: The table, in the order ``facetracker-train train --help`` lists it.
+TRAIN_SETTINGS: tuple[Setting, ...] = (
+    Setting("data", str, None, "dataset folder: data/{train,val,test}/{images,labels}, images/ + labels/, "
+            "or pictures with labelme JSON beside them"),
+    Setting("epochs", int, None, "total passes over the training pictures (default: the backbone's, "
+            f"{_per_backbone(DEFAULT_EPOCHS)}; resuming: the run's own)",
+            flag="--epochs", metavar="N", parse=positive_int),
+    Setting("out", str, None, "run folder (default runs/train, runs/train2, ...)", flag="--out", metavar="DIR"),
+    Setting("batch_size", int, DEFAULT_BATCH_SIZE, f"pictures per step (default {DEFAULT_BATCH_SIZE})",
+            flag="--batch-size", metavar="N", parse=positive_int),
+    Setting("backbone", str, DEFAULT_BACKBONE,
+            "network: grid (default: a face score and box per cell, fast on a CPU), tiny (one box from a small "
+            f"CNN), mobilenetv2, or vgg16 (the tutorial's); one of {', '.join(BACKBONE_NAMES)}",
+            flag="--backbone", metavar="NAME", choices=BACKBONE_NAMES, cli_checks_choices=False,
+            tooltip="grid: a small network with a face score and box per cell, finds faces anywhere (the default); "
+            "tiny: one box from a small network; mobilenetv2: fast, with ImageNet weights when online; "
+            "vgg16: the tutorial's model (heavy)"),
+    Setting("input_size", int, None, "square input side in pixels (default: the backbone's own: 128 for grid, 80 "
+            "for tiny, 120 for vgg16)", flag="--input-size", metavar="PX", parse=positive_int),
+    Setting("learning_rate", float, None, "starting learning rate (default: the backbone's, "
+            f"{_per_backbone(DEFAULT_LEARNING_RATES)})", flag="--lr", metavar="RATE", parse=positive_float,
+            tooltip="Starting learning rate, e.g. 1e-4. Empty: the backbone's default "
+            f"({_per_backbone(DEFAULT_LEARNING_RATES)})"),
+    Setting("patience", int, None, f"stop after N epochs without a better validation F1 (default {DEFAULT_PATIENCE}; "
+            "0: never stop early)", flag="--patience", metavar="N"),
+    Setting("time_limit", float, None, "stop after the epoch that passes this many minutes (the best model so far "
+            "is kept)", flag="--time-limit", metavar="MINUTES", parse=positive_float),
+    Setting("weights", str, "auto", "backbone start: imagenet (mobilenetv2, vgg16; downloaded once), face (grid: "
+            "MTCNN's face-trained stem, shipped in the mtcnn package), none (from scratch), or auto (the backbone's "
+            "pretrained weights when they can be had; default)", flag="--weights", choices=WEIGHT_CHOICES,
+            tooltip="auto: the backbone's pretrained weights when they can be had, else from scratch (grid: MTCNN's "
+            "face-trained stem, shipped with the app; mobilenetv2, vgg16: ImageNet, downloaded once)"),
+    Setting("tutorial_exact", bool, False, "also train the box on pictures without a face, as the tutorial did",
+            flag="--tutorial-exact"),
+    Setting("augment", bool, True, "train on the pictures as they are (no random crops, flips, colour changes)",
+            flag="--no-augment", tooltip="random crops, flips and colour changes of every training picture, "
+            "fresh each epoch"),
+    Setting("mixed_precision", bool, True, "keep float32 on a GPU (mixed precision is on by default there; no effect "
+            "on a CPU)", flag="--no-mixed-precision"),
+    Setting("strict", bool, False, "stop at the first bad picture or label instead of skipping it", flag="--strict"),
+    Setting("resume", str, None, "continue an interrupted run folder", flag="--resume", metavar="RUN_DIR"),
+    Setting("seed", int, 0, "random seed for shuffling and augmentation (default 0)", flag="--seed", metavar="N"),
+)
+SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in TRAIN_SETTINGS}
+
+
+def setting(name: str) -> Setting:
+    """The table's entry for one setting (KeyError names it when there is none)."""
+    return SETTINGS_BY_NAME[name]
+
+
+def _default(name: str) -> Any:
+    return SETTINGS_BY_NAME[name].default
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs; saved as ``config.json`` in the run folder.
+
+    Defaults come from :data:`TRAIN_SETTINGS`. ``epochs`` None: the backbone's (resuming: the run's
+    own); ``learning_rate`` None: the backbone's; ``patience`` None: DEFAULT_PATIENCE, 0: never stop
+    early; ``time_limit`` in minutes, training ends after the epoch that passes it.
+    """
+
+    data: str
+    out: str | None = _default("out")
+    epochs: int | None = _default("epochs")
+    batch_size: int = _default("batch_size")
+    backbone: str = _default("backbone")
+    input_size: int | None = _default("input_size")
+    learning_rate: float | None = _default("learning_rate")
+    weights: str = _default("weights")
+    tutorial_exact: bool = _default("tutorial_exact")
+    augment: bool = _default("augment")
+    mixed_precision: bool = _default("mixed_precision")
+    strict: bool = _default("strict")
+    seed: int = _default("seed")
+    resume: str | None = _default("resume")
+    patience: int | None = _default("patience")
+    time_limit: float | None = _default("time_limit")
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add every setting of the table to the ``train`` command's parser."""
+    for s in TRAIN_SETTINGS:
+        if s.flag is None:
+            parser.add_argument(s.name, help=s.help)
+        elif s.kind is bool:
+            parser.add_argument(s.flag, dest=s.name, action="store_false" if s.default else "store_true",
+                                help=s.help)
+        else:
+            options: dict[str, Any] = {"default": s.default, "help": s.help, "type": s.parse or s.kind}
+            if s.metavar:
+                options["metavar"] = s.metavar
+            if s.choices and s.cli_checks_choices:
+                options["choices"] = s.choices
+            parser.add_argument(s.flag, **options)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`TrainConfig` a parsed ``train`` command line asks for."""
+    return TrainConfig(**{s.name: getattr(args, s.dest) for s in TRAIN_SETTINGS})
+
+
+def _text(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)  # repr: a float comes back exactly
+
+
+def config_to_args(config: TrainConfig) -> list[str]:
+    """``["train", DATA, --flag value, ...]``: the command line that trains ``config`` (settings left at
+    their defaults are left out); :func:`config_from_args` of its parse gives ``config`` back."""
+    args = ["train"]
+    for s in TRAIN_SETTINGS:
+        value = getattr(config, s.name)
+        if s.flag is None:
+            args.append(str(value))
+        elif s.kind is bool:
+            if bool(value) != s.default:
+                args.append(s.flag)
+        elif value is not None and value != s.default:
+            args += [s.flag, _text(value)]
+    return args
+
+
+def _check_table() -> None:
+    """Every TrainConfig field has exactly one setting (checked at import: a new field cannot be forgotten)."""
+    names = {f.name for f in fields(TrainConfig)}
+    if names != set(SETTINGS_BY_NAME):
+        raise RuntimeError(f"training.settings: TrainConfig and TRAIN_SETTINGS differ: {names ^ set(SETTINGS_BY_NAME)}")
+
+
+_check_table()
