@@ -8,11 +8,12 @@ not imported here: the window appears first and the model loads in the backgroun
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, QTimer, Slot
@@ -204,23 +205,30 @@ def _close_after(window: MainWindow, seconds: float) -> None:
     QTimer.singleShot(round(seconds * 1000), report_and_close)
 
 
-def install_signal_handlers(window: QMainWindow) -> QTimer:
-    """Make SIGINT (Ctrl+C) and SIGTERM close the window as its close button does.
+@contextlib.contextmanager
+def signals_close(window: QMainWindow) -> Iterator[QTimer]:
+    """While inside, SIGINT (Ctrl+C) and SIGTERM close the window as its close button does; on the way
+    out the handlers that were there before come back (main() may run in a process that goes on, e.g.
+    a test run, where Ctrl+C must raise KeyboardInterrupt again rather than close a closed window).
 
     Python runs signal handlers only between bytecodes, and Qt's event loop is C++: a heartbeat
-    timer gives Python a moment five times a second. Returns the timer (keep it alive).
+    timer (yielded) gives Python a moment five times a second.
     """
 
     def close_window(signum: int, frame: object) -> None:
         QTimer.singleShot(0, window.close)
 
-    signal.signal(signal.SIGINT, close_window)
-    signal.signal(signal.SIGTERM, close_window)
+    previous = {number: signal.signal(number, close_window) for number in (signal.SIGINT, signal.SIGTERM)}
     heartbeat = QTimer(window)
     heartbeat.setInterval(200)
     heartbeat.timeout.connect(lambda: None)
     heartbeat.start()
-    return heartbeat
+    try:
+        yield heartbeat
+    finally:
+        heartbeat.stop()
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -280,13 +288,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         app.setWindowIcon(QIcon(str(icon)))
     settings = make_settings(args.settings)
     window = MainWindow(settings, source=args.source, model=args.model)
-    heartbeat = install_signal_handlers(window)
-    window.show()
-    if args.quit_after is not None:  # first, so that its UI timer also watches window.start
-        _close_after(window, args.quit_after)
-    QTimer.singleShot(0, window.start)
-    code = app.exec()
-    heartbeat.stop()
+    with signals_close(window):
+        window.show()
+        if args.quit_after is not None:  # first, so that its UI timer also watches window.start
+            _close_after(window, args.quit_after)
+        QTimer.singleShot(0, window.start)
+        code = app.exec()
     return int(code)
 
 

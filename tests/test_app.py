@@ -280,3 +280,23 @@ def test_sigterm_closes_the_app_cleanly(tmp_path: Path, face_video: Path) -> Non
     saved = make_settings(ini)
     assert saved.value(keys.WINDOW_GEOMETRY) is not None  # the close handler ran
     assert saved.value(keys.SOURCE) == str(face_video)
+
+
+def test_signals_close_the_window_and_the_old_handlers_come_back(qtbot) -> None:
+    """Ctrl+C / SIGTERM close the window as its close button does while the app runs; afterwards the
+    process's own handlers are back (Ctrl+C raises KeyboardInterrupt again)."""
+    import signal
+
+    from PySide6.QtWidgets import QMainWindow
+
+    from desktop.app import signals_close
+
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    with signals_close(window):
+        assert all(signal.getsignal(number) is not handler for number, handler in before.items())
+        signal.raise_signal(signal.SIGTERM)
+        qtbot.waitUntil(lambda: not window.isVisible(), timeout=5_000)
+    assert {number: signal.getsignal(number) for number in before} == before
