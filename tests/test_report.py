@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 import cv2
-import keras
 import numpy as np
 import pytest
 from PySide6.QtCore import QObject, QSettings, QUrl, Slot
 from PySide6.QtGui import QDesktopServices
+from test_evaluate import _colour_model  # a model whose score and box are known for every colour
 
 from desktop.train_tab import TrainTab
 from training.cli import main
@@ -34,21 +34,6 @@ from training.report import (
     write_result_pictures,
 )
 from training.trainer import TrainConfig, train
-
-
-def _colour_model(input_size: int = 32) -> keras.Model:
-    """score = R/255; box = [G/510, B/510, G/510 + 0.5, B/510 + 0.5] of the frame (R, G, B its mean colour)."""
-    inputs = keras.Input((input_size, input_size, 3))
-    mean_rgb = keras.layers.GlobalAveragePooling2D()(inputs)
-    score_layer = keras.layers.Dense(1, name="class")
-    box_layer = keras.layers.Dense(4, name="box")
-    model = keras.Model(inputs, [score_layer(mean_rgb), box_layer(mean_rgb)])
-    score_layer.set_weights([np.array([[1 / 255], [0], [0]], np.float32), np.zeros(1, np.float32)])
-    half = 0.5 / 255
-    box_layer.set_weights([np.array([[0, 0, 0, 0], [half, 0, half, 0], [0, half, 0, half]], np.float32),
-                           np.array([0, 0, 0.5, 0.5], np.float32)])
-    return model
-
 
 HIGH, LOW = 230, 40  # red: score 0.902 or 0.157
 # (red, green, has face, label box); the predicted box is [0, 0, .5, .5] of the frame at green 0, [.5, 0, 1, .5] at 255

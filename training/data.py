@@ -666,16 +666,24 @@ def _rectangle_box(json_path: Path, shape: dict, width: int, height: int, which:
         if not math.isfinite(number):
             raise DataError(json_path, f"the \"face\" rectangle{which} has a non-numeric corner: {_describe(value)}")
         values.append(number)
-    x1, y1, x2, y2 = ordered(values)  # a rectangle may be dragged from any corner
+    return checked_box(json_path, values, width, height, f"box{which}", "image")
+
+
+def checked_box(path: Path, corners, width: int, height: int, what: str = "box",
+                frame: str = "image") -> tuple[float, float, float, float]:
+    """A box given by two corners in any order, sorted and clipped to the ``width`` x ``height`` picture;
+    DataError naming ``path`` when it lies or reaches outside (beyond BOX_TOLERANCE_PX) or has no size.
+    The one rule every label reader (labelme here, COCO/YOLO/VOC in training.formats) applies."""
+    x1, y1, x2, y2 = ordered(corners)  # a rectangle may be dragged from any corner
     shown = f"[{_fmt(x1)}, {_fmt(y1)}, {_fmt(x2)}, {_fmt(y2)}]"
     tol = BOX_TOLERANCE_PX
     if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
-        raise DataError(json_path, f"box{which} {shown} lies outside the {width}x{height} image")
+        raise DataError(path, f"{what} {shown} lies outside the {width}x{height} {frame}")
     if x1 < -tol or y1 < -tol or x2 > width + tol or y2 > height + tol:
-        raise DataError(json_path, f"box{which} {shown} reaches outside the {width}x{height} image")
+        raise DataError(path, f"{what} {shown} reaches outside the {width}x{height} {frame}")
     x1, y1, x2, y2 = clipped((x1, y1, x2, y2), width, height)
     if x2 - x1 < 1 or y2 - y1 < 1:
-        raise DataError(json_path, f"box{which} {shown} has zero size ({_fmt(x2 - x1)}x{_fmt(y2 - y1)} px)")
+        raise DataError(path, f"{what} {shown} has zero size ({_fmt(x2 - x1)}x{_fmt(y2 - y1)} px)")
     return x1, y1, x2, y2
 
 

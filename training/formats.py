@@ -53,10 +53,10 @@ from pathlib import Path
 from typing import Any
 
 from training.data import (
-    BOX_TOLERANCE_PX,
     IMAGE_EXTENSIONS,
     SPLITS,
     DataError,
+    checked_box,
     image_size,
     label_path_for,
     load_dataset,
@@ -160,18 +160,7 @@ def _fmt(value: float) -> str:
 
 def _checked_box(path: Path, where: str, box: PixelBox, width: int, height: int) -> PixelBox:
     """The box clipped to the picture, or a DataError: the rules labelme labels are read by."""
-    x1, x2 = sorted(box[0::2])
-    y1, y2 = sorted(box[1::2])
-    shown = f"[{_fmt(x1)}, {_fmt(y1)}, {_fmt(x2)}, {_fmt(y2)}]"
-    tol = BOX_TOLERANCE_PX
-    if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
-        raise DataError(path, f"{where}: box {shown} lies outside the {width}x{height} picture")
-    if x1 < -tol or y1 < -tol or x2 > width + tol or y2 > height + tol:
-        raise DataError(path, f"{where}: box {shown} reaches outside the {width}x{height} picture")
-    x1, y1, x2, y2 = max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height))
-    if x2 - x1 < 1 or y2 - y1 < 1:
-        raise DataError(path, f"{where}: box {shown} has zero size ({_fmt(x2 - x1)}x{_fmt(y2 - y1)} px)")
-    return (x1, y1, x2, y2)
+    return checked_box(path, box, width, height, f"{where}: box", "picture")
 
 
 def _face_class(path: Path, names: list[str], used: set[Any]) -> set[Any] | None:
