@@ -23,6 +23,7 @@ import keras
 import numpy as np
 import pytest
 
+import training.checkpoints as checkpoints
 import training.trainer as trainer
 from training.cli import main
 from training.demo import make_demo_data
@@ -189,14 +190,14 @@ def test_an_interrupted_checkpoint_keeps_the_previous_epoch_whole_and_resume_rep
 ):
     """Stopped while epoch 2's files are written (its model is on disk, the rest is not): every file says
     epoch 1, nothing half-written is left, and resuming trains epoch 2 exactly as the straight run did."""
-    real = trainer.write_model_metadata
+    real = checkpoints.write_model_metadata
 
     def stop_after_the_model(path, metadata):
         real(path, metadata)
         if metadata["epoch"] == 2:
             raise KeyboardInterrupt  # what the CLI's SIGINT/SIGTERM handler raises
 
-    monkeypatch.setattr(trainer, "write_model_metadata", stop_after_the_model)
+    monkeypatch.setattr(checkpoints, "write_model_metadata", stop_after_the_model)
     run = tmp_path / "run"
     result = train(_config(data, run))
     monkeypatch.undo()
@@ -220,21 +221,21 @@ def test_an_interrupted_checkpoint_keeps_the_previous_epoch_whole_and_resume_rep
 def test_a_stop_between_two_published_files_is_put_right_and_the_cli_names_the_kept_epoch(data, tmp_path, monkeypatch):
     """A real SIGINT after epoch 2 is committed but before its files are all published (and before epoch 2 was
     reported): the folder ends at epoch 2 throughout, and the CLI says so."""
-    real, published, fired = trainer._publish, trainer.PUBLISHED_FILES, []
+    real, published, fired = trainer.publish, checkpoints.PUBLISHED_FILES, []
 
     def one_file_then_a_signal(run_dir, folder):
         if folder.name != "epoch-000002" or fired:
             return real(run_dir, folder)
         fired.append(True)
-        monkeypatch.setattr(trainer, "PUBLISHED_FILES", published[:1])  # last.keras only
+        monkeypatch.setattr(checkpoints, "PUBLISHED_FILES", published[:1])  # last.keras only
         try:
             real(run_dir, folder)
         finally:
-            monkeypatch.setattr(trainer, "PUBLISHED_FILES", published)
+            monkeypatch.setattr(checkpoints, "PUBLISHED_FILES", published)
         signal.raise_signal(signal.SIGINT)
         return []
 
-    monkeypatch.setattr(trainer, "_publish", one_file_then_a_signal)
+    monkeypatch.setattr(trainer, "publish", one_file_then_a_signal)  # where the trainer publishes each epoch
     run = tmp_path / "run"
     code, _, err = _run_main([str(data), "--out", str(run), "--epochs", "3", *CLI_ARGS, "--progress", "none"])
     assert fired and code == 130, err

@@ -549,7 +549,7 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     names = {
         "training.data": ("DataError",),
         "training.inference": ("ModelFileError",),
-        "training.trainer": ("TrainingError",),
+        "training.errors": ("TrainingError",),
         "training.model": ("WeightsUnavailableError",),
         "training.export": ("ExportError",),
     }

@@ -141,3 +141,9 @@ def committed_epoch(run_dir: str | os.PathLike) -> int | None:
 def holds_run(run_dir: str | os.PathLike) -> bool:
     """Whether ``run_dir`` already holds a training run (a new one must not start there)."""
     return (Path(run_dir) / LAST_MODEL).exists() or committed_epoch(run_dir) is not None
+
+
+#: history.csv's columns, one row an epoch (the app plots them; resume checks them).
+METRIC_NAMES = ("total_loss", "class_loss", "regress_loss", "iou")
+#: val_f1: F1 at IoU 0.5 on the validation pictures at the score threshold that maximises it (threshold).
+HISTORY_COLUMNS = ("epoch", *METRIC_NAMES, *(f"val_{name}" for name in METRIC_NAMES), "val_f1", "threshold", "lr")

@@ -18,25 +18,16 @@ when it had to pass over a damaged one. One training at a time owns a run folder
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import errno
-import filecmp
 import importlib.metadata
 import importlib.util
 import io
 import json
 import math
-import os
 import platform
-import shutil
-import socket
-import sys
 import time
-import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +35,25 @@ import keras
 import numpy as np
 from keras import ops
 
+from training.checkpoints import (
+    JSON_TYPE_NAMES,
+    KEPT_CHECKPOINTS,  # noqa: F401  (re-exported)
+    PUBLISHED_FILES,  # noqa: F401  (re-exported)
+    Checkpoint,
+    RunFolderLock,
+    find_checkpoint,
+    is_whole,
+    load_network,
+    prune_checkpoints,
+    publish,
+    remove_debris,
+    settle_checkpoints,
+    write_checkpoint,
+)
 from training.defaults import DEFAULT_PATIENCE, WEIGHT_CHOICES, default_epochs, default_learning_rate
-from training.detection import write_model_metadata
+from training.errors import TrainingError
 from training.events import BATCH, END, EPOCH, START, warning_event
-from training.files import atomic_path, atomic_write_text, remove_stale_temporaries
+from training.files import atomic_path, atomic_write_text
 from training.losses import CLASS_LOSS_WEIGHT, grid_losses, total_loss
 from training.metrics import best_f1_threshold, box_iou, box_iou_tensor
 from training.model import (
@@ -61,15 +67,17 @@ from training.model import (
     model_input_size,
 )
 from training.optimizer import make_optimizer
-from training.run_folder import (
+from training.run_folder import (  # noqa: F401  (re-exported)
     BEST_MODEL,
     CHECKPOINT_NAME,
     CONFIG_JSON,
     DAMAGED_SUFFIX,
+    HISTORY_COLUMNS,
     HISTORY_CSV,
     LAST_MODEL,
     LOCK_FILE,
     LOSSES_PNG,
+    METRIC_NAMES,
     METRICS_JSON,
     OPTIMIZER_NPZ,
     PARTIAL_SUFFIX,
@@ -88,13 +96,6 @@ from training.settings import TrainConfig  # defined with the settings table; re
 
 EventCallback = Callable[[dict], None]
 
-METRIC_NAMES = ("total_loss", "class_loss", "regress_loss", "iou")
-# val_f1: F1 at IoU 0.5 on the validation pictures at the score threshold that maximises it (threshold).
-HISTORY_COLUMNS = ("epoch", *METRIC_NAMES, *(f"val_{name}" for name in METRIC_NAMES), "val_f1", "threshold", "lr")
-
-
-class TrainingError(RuntimeError):
-    """Training cannot start or cannot go on; the message says why and what to do."""
 
 
 @dataclass
@@ -246,7 +247,7 @@ def _load_resume_config(config: TrainConfig, run_dir: Path) -> tuple[TrainConfig
     for name, kind in _SAVED_SETTING_TYPES.items():
         value = merged.get(name)
         if name in merged and not (isinstance(value, kind) and (kind is not int or not isinstance(value, bool))):
-            raise TrainingError(f"{path}: cannot resume: {name} must be {_JSON_TYPE_NAMES.get(kind, kind.__name__)}, "
+            raise TrainingError(f"{path}: cannot resume: {name} must be {JSON_TYPE_NAMES.get(kind, kind.__name__)}, "
                                 f"got {value!r}")
     effective = TrainConfig(**merged)
     try:
@@ -275,7 +276,7 @@ def _inner_optimizer(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.
     return getattr(optimizer, "inner_optimizer", optimizer)
 
 
-def _restore_optimizer(optimizer: keras.optimizers.Optimizer, model: keras.Model, checkpoint: _Checkpoint) -> None:
+def _restore_optimizer(optimizer: keras.optimizers.Optimizer, model: keras.Model, checkpoint: Checkpoint) -> None:
     """Put back Adam's moments and step count, so the learning rate goes on where it stopped."""
     optimizer.build(model.trainable_variables)
     values = checkpoint.optimizer_values
@@ -305,459 +306,6 @@ def _history_csv(rows: list[dict]) -> bytes:
     for row in rows:
         writer.writerow({k: row.get(k, "") for k in HISTORY_COLUMNS})
     return text.getvalue().encode("utf-8")
-
-
-# ----------------------------------------------------------------------------------------------
-# the run folder: one owner at a time, and every epoch's checkpoint one complete unit
-# (its file names and the resume rule: training.run_folder)
-#
-#   run.lock                  who trains here now (pid, host, start); held with an OS lock while training
-#   train_state/epoch-000007/ the newest complete checkpoint: last.keras, best.keras, optimizer.npz,
-#                             state.json, history.csv; written as epoch-000007.partial/, then renamed
-#   train_state/epoch-000006/ the one before, kept to fall back to when the newest is damaged
-#   last.keras, best.keras, history.csv, train_state/state.json
-#                             the newest checkpoint's files, published (hard links where the disk allows)
-
-KEPT_CHECKPOINTS = 2  # the newest complete epoch and the one before it
-PUBLISHED_FILES = ((LAST_MODEL, ""), (BEST_MODEL, ""), (HISTORY_CSV, ""), (STATE_JSON, STATE_DIR))
-_WINDOWS_LOCK_OFFSET = 1 << 30  # msvcrt locks bytes; lock one far past the owner record so it stays readable
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether a process with this id runs on this machine (used only to word a note)."""
-    if pid <= 0:
-        return False
-    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
-        import ctypes
-
-        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
-        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
-        if not handle:
-            return ctypes.get_last_error() == 5  # access denied: it exists
-        code = ctypes.c_ulong()
-        try:
-            return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == 259  # STILL_ACTIVE
-        finally:
-            kernel32.CloseHandle(handle)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # PermissionError: someone else's process
-        return True
-    return True
-
-
-def _lock_descriptor(fd: int) -> bool | None:
-    """An exclusive OS lock on an open file without waiting: True taken, False held by another, None unsupported."""
-    try:
-        if os.name == "nt":
-            import msvcrt
-
-            os.lseek(fd, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except OSError as exc:
-        if isinstance(exc, (BlockingIOError, PermissionError)) or exc.errno in (
-            errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK, errno.EDEADLK
-        ):
-            return False
-        return None  # a file system without locks (some network shares): the owner record decides
-
-
-def _describe_owner(owner: dict) -> str:
-    text = f"pid {owner.get('pid')}"
-    if owner.get("host"):
-        text += f" on {owner['host']}"
-    if owner.get("started"):
-        text += f", started {owner['started']}"
-    return text
-
-
-class RunFolderLock:
-    """Makes one process at a time the owner of a run folder, through ``run.lock`` in it.
-
-    Two trainings writing one folder would mix their models, history and settings. The file holds
-    an operating-system lock for as long as its owner trains and names the owner (pid, host, start
-    time), so a second training can say who is in the way. The OS drops the lock when its process
-    ends, however it ends (Ctrl-C, SIGKILL, a crash), so a lock file left behind by a dead process
-    is never in the way: the next owner takes it over and says from whom (:attr:`taken_over`).
-    """
-
-    def __init__(self) -> None:
-        self.path: Path | None = None
-        self.taken_over: dict | None = None  # the record of a previous owner that ended without releasing it
-        self._fd: int | None = None
-        self._remove_folder = False
-
-    def __enter__(self) -> RunFolderLock:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-    def acquire(self, run_dir: Path, remove_folder: bool = False) -> str | None:
-        """Take ``run_dir``'s lock or raise :class:`TrainingError` naming its owner; returns a note on a stale lock.
-
-        ``remove_folder``: the folder was made for this run, so release removes it again if it stays empty.
-        """
-        run_dir = Path(run_dir)
-        path = run_dir / LOCK_FILE
-        for _ in range(50):
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-            kept = False
-            try:
-                locked = _lock_descriptor(fd)
-                owner = read_json_object(path)
-                if locked is None and owner.get("host") == socket.gethostname() and owner.get("pid") != os.getpid():
-                    locked = not _pid_alive(int(owner.get("pid") or 0))
-                if not locked:
-                    who = (f"({_describe_owner(owner)}) " if owner.get("pid") else "")
-                    raise TrainingError(
-                        f"{run_dir}: another training {who}is using this run folder (see {path}); wait for it to end "
-                        "or stop it, or train into another folder"
-                    )
-                if os.name != "nt":  # the owner before us may have removed the file as we opened it: open it again
-                    try:
-                        current = os.path.samestat(os.fstat(fd), os.stat(path))
-                    except FileNotFoundError:
-                        current = False
-                    if not current:
-                        continue
-                record = {"pid": os.getpid(), "host": socket.gethostname(),
-                          "started": datetime.now().astimezone().isoformat(timespec="seconds"),
-                          "command": " ".join(sys.argv)[:500]}
-                os.lseek(fd, 0, os.SEEK_SET)
-                os.ftruncate(fd, 0)
-                os.write(fd, json.dumps(record).encode("utf-8"))
-                os.fsync(fd)
-                kept = True
-            finally:
-                if not kept:
-                    os.close(fd)
-            self.path, self._fd, self._remove_folder = path, fd, remove_folder
-            if not owner.get("pid") or owner.get("pid") == os.getpid():
-                return None
-            self.taken_over = owner
-            running = owner.get("host") == socket.gethostname() and _pid_alive(int(owner.get("pid") or 0))
-            return (f"{run_dir}: took over the run folder from {_describe_owner(owner)}, which "
-                    + ("no longer holds it" if running else "is no longer running")
-                    + " (it ended without releasing the folder)")
-        raise TrainingError(f"{path}: could not take the run folder's lock (it keeps being replaced)")
-
-    def release(self) -> None:
-        """Give the folder up (removing ``run.lock``); does nothing when not held."""
-        if self._fd is None or self.path is None:
-            return
-        fd, self._fd = self._fd, None
-        with contextlib.suppress(OSError):
-            if os.name != "nt" and os.path.samestat(os.fstat(fd), os.stat(self.path)):
-                self.path.unlink()  # while still locked: whoever opens it next makes a fresh one
-        os.close(fd)
-        if os.name == "nt":
-            with contextlib.suppress(OSError):
-                self.path.unlink()
-        if self._remove_folder:
-            with contextlib.suppress(OSError):
-                self.path.parent.rmdir()  # only if nothing was written there
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file, or a folder's entries (POSIX), to the disk."""
-    if path.is_dir() and os.name != "posix":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems cannot fsync a folder
-    finally:
-        os.close(fd)
-
-
-def _link_or_copy(source: Path, target: Path) -> None:
-    """``target`` becomes the same file as ``source`` (a hard link), or a copy where the disk has no links."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
-
-
-def _write_checkpoint(run_dir: Path, epoch: int, network: keras.Model, metadata: dict, optimizer_state: bytes,
-                      state_json: str, history_csv: bytes, improved: bool) -> Path:
-    """One epoch's files into ``epoch-N.partial/``, flushed, then renamed ``epoch-N/``: the rename is the commit.
-
-    ``best.keras`` is this epoch's model when ``improved``, else the previous checkpoint's (linked).
-    """
-    state_dir = run_dir / STATE_DIR
-    state_dir.mkdir(exist_ok=True)
-    final = state_dir / checkpoint_name(epoch)
-    partial = final.with_name(final.name + PARTIAL_SUFFIX)
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
-    last = partial / LAST_MODEL
-    network.save(last)
-    write_model_metadata(last, metadata)
-    if improved:
-        best_source = last
-    else:
-        earlier = [folder / BEST_MODEL for n, folder in checkpoint_folders(state_dir) if n < epoch]
-        best_source = next((p for p in earlier if p.is_file()), run_dir / BEST_MODEL)
-    if best_source.is_file():
-        _link_or_copy(best_source, partial / BEST_MODEL)
-    (partial / OPTIMIZER_NPZ).write_bytes(optimizer_state)
-    (partial / STATE_JSON).write_text(state_json, encoding="utf-8")
-    (partial / HISTORY_CSV).write_bytes(history_csv)
-    for path in partial.iterdir():
-        _fsync(path)
-    _fsync(partial)
-    if final.exists():  # a checkpoint of this epoch from before a resume that fell back past it
-        shutil.rmtree(final)
-    os.rename(partial, final)
-    _fsync(state_dir)
-    return final
-
-
-def _publish(run_dir: Path, folder: Path) -> list[str]:
-    """Make the run folder's ``last.keras``, ``best.keras``, ``history.csv`` and ``train_state/state.json``
-    the checkpoint ``folder``'s; returns the published files that held something else before."""
-    replaced = []
-    for name, where in PUBLISHED_FILES:
-        source, target = folder / name, run_dir / where / name
-        if not source.is_file():
-            continue
-        if target.is_file():
-            with contextlib.suppress(OSError):
-                if os.path.samefile(source, target):
-                    continue
-            with contextlib.suppress(OSError):
-                if not filecmp.cmp(source, target, shallow=False):
-                    replaced.append(str(target))
-        with atomic_path(target, suffix=target.suffix) as tmp:
-            tmp.unlink()
-            _link_or_copy(source, tmp)
-    return replaced
-
-
-def _prune_checkpoints(state_dir: Path) -> None:
-    """Keep the newest KEPT_CHECKPOINTS complete checkpoints; drop older ones, interrupted ones, and damaged
-    ones that a newer complete checkpoint has replaced."""
-    complete = checkpoint_folders(state_dir)
-    for _, folder in complete[KEPT_CHECKPOINTS:]:
-        shutil.rmtree(folder, ignore_errors=True)
-    newest = complete[0][0] if complete else 0
-    for path in list(state_dir.iterdir()):
-        if path.name.endswith(PARTIAL_SUFFIX) and path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        elif path.name.endswith(DAMAGED_SUFFIX) and path.is_dir():
-            match = CHECKPOINT_NAME.match(path.name[: -len(DAMAGED_SUFFIX)])
-            if match and int(match.group(1)) <= newest:
-                shutil.rmtree(path, ignore_errors=True)
-    if complete:
-        with contextlib.suppress(OSError):
-            (state_dir / OPTIMIZER_NPZ).unlink()  # the single-file state of runs saved before epoch folders
-
-
-def _remove_debris(run_dir: Path) -> list[int]:
-    """Remove what interrupted writes left (temporary files, ``epoch-N.partial/``); returns those epochs' numbers."""
-    state_dir = run_dir / STATE_DIR
-    for folder in (run_dir, state_dir):
-        if not folder.is_dir():
-            continue
-        remove_stale_temporaries(folder)
-        for path in [*folder.glob(".*.tmp*"), *folder.glob(".*.meta.keras")]:  # earlier versions' temporaries
-            if path.is_file():
-                with contextlib.suppress(OSError):
-                    path.unlink()
-    interrupted = []
-    if state_dir.is_dir():
-        for path in list(state_dir.iterdir()):
-            if path.name.endswith(PARTIAL_SUFFIX) and path.is_dir():
-                match = CHECKPOINT_NAME.match(path.name[: -len(PARTIAL_SUFFIX)])
-                if match:
-                    interrupted.append(int(match.group(1)))
-                shutil.rmtree(path, ignore_errors=True)
-    return sorted(interrupted)
-
-
-def _settle_checkpoints(run_dir: Path) -> dict | None:
-    """After training (however it ended): drop an unfinished checkpoint and publish the newest complete one.
-
-    Returns that checkpoint's state, the truth about how far the run got (None: no complete epoch).
-    """
-    _remove_debris(run_dir)
-    folders = checkpoint_folders(run_dir / STATE_DIR)
-    if not folders:
-        return None
-    _publish(run_dir, folders[0][1])
-    try:
-        state = json.loads((folders[0][1] / STATE_JSON).read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    return state if isinstance(state, dict) else None
-
-
-class _DamagedFile(Exception):
-    """A checkpoint file that cannot be used; the message names it and says what is wrong."""
-
-    def __init__(self, path: Path, problem: str):
-        super().__init__(f"{path}: {problem}")
-        self.path = path
-
-
-@dataclass
-class _Checkpoint:
-    """A complete, readable checkpoint to resume from."""
-
-    epoch: int
-    folder: Path  # train_state/epoch-N (train_state itself for a run saved before epoch folders)
-    last_model: Path
-    state: dict
-    optimizer_values: list[np.ndarray]
-
-
-def _is_whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-_JSON_TYPE_NAMES = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "true/false",
-                    type(None): "null"}
-
-
-def _state_problem(state: Any, epoch: int | None) -> str | None:
-    """What makes a parsed ``state.json`` unusable, or None."""
-    if not isinstance(state, dict):
-        return f"not a training state (it holds {_JSON_TYPE_NAMES.get(type(state), 'something else')}, not an object)"
-    saved_epoch = state.get("epoch")
-    if not _is_whole(saved_epoch) or saved_epoch < 1:
-        return "not a training state (no epoch number in it)"
-    if epoch is not None and saved_epoch != epoch:
-        return f"belongs to epoch {saved_epoch}, not {epoch}"
-    history = state.get("history")
-    if not isinstance(history, list) or len(history) != saved_epoch or not all(
-        isinstance(row, dict) and row.get("epoch") == i + 1 and all(_is_number(row.get(k)) for k in HISTORY_COLUMNS)
-        for i, row in enumerate(history)
-    ):
-        return f"its history does not hold the figures of epochs 1 to {saved_epoch}"
-    for key in ("best_val_f1", "best_val_iou"):
-        if key in state and not _is_number(state[key]):
-            return f"not a training state ({key} is {state[key]!r})"
-    for key in ("best_epoch", "batches_per_epoch", "optimizer_iterations"):
-        if key in state and not (_is_whole(state[key]) and state[key] >= 0):
-            return f"not a training state ({key} is {state[key]!r})"
-    return None
-
-
-def _read_optimizer_state(path: Path) -> list[np.ndarray]:
-    """Adam's saved arrays (``v0``, ``v1``, ...), every byte read, or :class:`_DamagedFile`."""
-    if not path.is_file():
-        raise _DamagedFile(path, "missing")
-    if not zipfile.is_zipfile(path):
-        raise _DamagedFile(path, "not an optimizer state (not a NumPy .npz archive: damaged, truncated or overwritten)")
-    try:
-        with np.load(path, allow_pickle=False) as saved:
-            names = set(saved.files)
-            if names != {f"v{i}" for i in range(len(names))}:
-                raise _DamagedFile(path, "not an optimizer state (its arrays are not v0, v1, ...)")
-            return [np.array(saved[f"v{i}"]) for i in range(len(names))]
-    except _DamagedFile:
-        raise
-    except Exception as exc:  # zipfile, zlib and numpy raise many kinds for a damaged member
-        raise _DamagedFile(path, f"damaged or truncated optimizer state ({type(exc).__name__}: {exc})") from exc
-
-
-def _check_model_file(path: Path) -> None:
-    """A ``.keras`` file is a zip archive with a config and weights whose every member passes its checksum."""
-    if not path.is_file():
-        raise _DamagedFile(path, "missing")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-            broken = archive.testzip()
-    except Exception as exc:  # BadZipFile, EOFError, zlib.error, OSError...
-        raise _DamagedFile(path, f"damaged or truncated model file, not a complete .keras archive ({exc})") from exc
-    if broken is not None:
-        raise _DamagedFile(path, f"damaged model file ({broken} inside it fails its checksum)")
-    if not {"config.json", "model.weights.h5"} <= names:
-        raise _DamagedFile(path, "not a Keras model file (no config.json and model.weights.h5 inside)")
-
-
-def _read_checkpoint(folder: Path, epoch: int | None, last_model: Path) -> _Checkpoint:
-    """Every file of one checkpoint read and checked (the model only as an archive: it loads later)."""
-    state_path = folder / STATE_JSON
-    try:
-        state = json.loads(state_path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise _DamagedFile(state_path, "missing") from exc
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise _DamagedFile(state_path, f"not readable as JSON ({exc})") from exc
-    problem = _state_problem(state, epoch)
-    if problem:
-        raise _DamagedFile(state_path, problem)
-    values = _read_optimizer_state(folder / OPTIMIZER_NPZ)
-    _check_model_file(last_model)
-    return _Checkpoint(epoch=state["epoch"], folder=folder, last_model=last_model, state=state,
-                       optimizer_values=values)
-
-
-def _find_checkpoint(run_dir: Path, emit: EventCallback) -> _Checkpoint:
-    """The newest complete, undamaged checkpoint of ``run_dir``, published; says what it passed over and why.
-
-    A damaged newer checkpoint is renamed ``epoch-N.damaged`` (removed once that epoch is trained
-    again); an interrupted one (``epoch-N.partial``) is removed.
-    """
-    state_dir = run_dir / STATE_DIR
-    interrupted = _remove_debris(run_dir)
-    candidates = resume_checkpoints(run_dir)  # the rule the app's Resume button follows too
-    if not candidates:
-        raise TrainingError(
-            f"{run_dir}: cannot resume: no saved training state (no finished epoch's checkpoint in {state_dir}); "
-            "a run can be resumed once it has finished at least one epoch"
-        )
-    damaged: list[tuple[Path, _DamagedFile]] = []
-    checkpoint = None
-    for epoch, folder, last_model in candidates:
-        try:
-            checkpoint = _read_checkpoint(folder, epoch, last_model)
-            break
-        except _DamagedFile as exc:
-            damaged.append((folder, exc))
-    if checkpoint is None:
-        older = ("" if len(damaged) == 1 else
-                 f" (the {len(damaged) - 1} older checkpoint{'s are' if len(damaged) > 2 else ' is'} damaged too)")
-        raise TrainingError(f"{damaged[0][1]}; cannot resume {run_dir}: no older complete checkpoint to fall back "
-                            f"to{older}")
-    for folder, exc in damaged:
-        aside = folder.with_name(folder.name + DAMAGED_SUFFIX)
-        shutil.rmtree(aside, ignore_errors=True)
-        os.rename(folder, aside)
-        emit(warning_event(f"{exc}; resuming from epoch {checkpoint.epoch}, the newest "
-                           f"complete checkpoint, instead (the damaged one is kept as {aside})"))
-    for epoch in interrupted:
-        if epoch > checkpoint.epoch:
-            emit(warning_event(f"the checkpoint of epoch {epoch} was interrupted before it was "
-                               f"complete and is removed; resuming from epoch {checkpoint.epoch}"))
-    if checkpoint.folder != state_dir:
-        for path in _publish(run_dir, checkpoint.folder):
-            emit(warning_event(f"{path} did not match the checkpoint of epoch {checkpoint.epoch}: "
-                               f"put back from {checkpoint.folder}"))
-    return checkpoint
-
-
-def _load_network(checkpoint: _Checkpoint) -> keras.Model:
-    try:
-        return keras.models.load_model(checkpoint.last_model)
-    except Exception as exc:  # an archive that passed its checksums but still will not load: say which and why
-        raise TrainingError(f"{checkpoint.last_model}: cannot load the checkpoint's model "
-                            f"({type(exc).__name__}: {exc})") from exc
 
 
 def plot_losses(rows: list[dict], out_png: Path) -> Path:
@@ -952,11 +500,11 @@ class _RunRecorder(keras.callbacks.Callback):
 
     def _checkpoint(self, rows: list[dict], best: tuple[float, float], best_epoch: int, improved: bool,
                      alive: bool) -> None:
-        """Write a finished epoch's files as one unit (see :func:`_write_checkpoint`), then publish them.
+        """Write a finished epoch's files as one unit (see :func:`write_checkpoint`), then publish them.
 
         Stopped anywhere in between (Ctrl-C, SIGTERM, SIGKILL, a full disk), the folder still holds the
         previous epoch's complete checkpoint, and resuming goes on from it; published files that
-        lag behind are put right when the run ends or resumes (:func:`_settle_checkpoints`).
+        lag behind are put right when the run ends or resumes (:func:`settle_checkpoints`).
         """
         row = rows[-1]
         state = {**self.state_extra, "epoch": row["epoch"], "best_val_f1": best[0], "best_val_iou": best[1],
@@ -964,11 +512,11 @@ class _RunRecorder(keras.callbacks.Callback):
                  "optimizer_iterations": int(ops.convert_to_numpy(self.model.optimizer.iterations))}
         metadata = {"score_threshold": row["threshold"], "epoch": row["epoch"], "val_f1": row["val_f1"],
                     "val_iou": row["val_iou"], "iou_threshold": 0.5}
-        folder = _write_checkpoint(self.run_dir, row["epoch"], self.network, metadata,
+        folder = write_checkpoint(self.run_dir, row["epoch"], self.network, metadata,
                                    _optimizer_state_bytes(self.model.optimizer), json.dumps(state, indent=2),
                                    _history_csv(rows), improved)
-        _publish(self.run_dir, folder)
-        _prune_checkpoints(self.run_dir / STATE_DIR)
+        publish(self.run_dir, folder)
+        prune_checkpoints(self.run_dir / STATE_DIR)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1009,7 +557,7 @@ class _Training:
         self.run_dir = Path()
         self.saved_config: dict = {}  # the resumed run's config.json
         self.state: dict = {}  # the resumed checkpoint's state.json
-        self.checkpoint: _Checkpoint | None = None
+        self.checkpoint: Checkpoint | None = None
 
     def emit(self, event: dict) -> None:
         if self.on_event is not None:
@@ -1052,7 +600,7 @@ class _Training:
         note = lock.acquire(run_dir)
         if note:
             self.emit(warning_event(note))
-        self.checkpoint = _find_checkpoint(run_dir, self.emit)
+        self.checkpoint = find_checkpoint(run_dir, self.emit)
         self.config, self.saved_config = _load_resume_config(self.config, run_dir)
         self.state = self.checkpoint.state
 
@@ -1069,7 +617,7 @@ class _Training:
             self.emit(warning_event(note))
         if holds_run(run_dir):
             raise TrainingError(f"{run_dir}: already holds a training run; resume it or choose another folder")
-        _remove_debris(run_dir)
+        remove_debris(run_dir)
 
     # -- 2. the data ---------------------------------------------------------------------------------
     def build_data(self) -> None:
@@ -1095,7 +643,7 @@ class _Training:
         spec = BACKBONES[config.backbone]
         self.learning_rate = float(config.learning_rate or default_learning_rate(config.backbone))
         if self.checkpoint is not None:
-            self.network = _load_network(self.checkpoint)
+            self.network = load_network(self.checkpoint)
             self.weights_used = self.saved_config.get("weights_used", "none")
             self.input_size = model_input_size(self.network)
             self.batches_per_epoch = int(self.state.get("batches_per_epoch")
@@ -1135,7 +683,7 @@ class _Training:
         """The trainable model and its optimizer, with Adam's saved state put back when resuming."""
         config = self.config
         planned = self.saved_config.get("config", {}).get("epochs")
-        stretched = self.checkpoint is not None and self.grid and _is_whole(planned) and planned != config.epochs
+        stretched = self.checkpoint is not None and self.grid and is_whole(planned) and planned != config.epochs
         self.stretched_from = planned if stretched else None  # the resumed run's planned length, when it changed
         self.model = FaceTrackerModel(self.network, face_only=not config.tutorial_exact, name="facetracker_trainer")
         optimizer = make_optimizer(self.batches_per_epoch, self.learning_rate,
@@ -1197,7 +745,7 @@ class _Training:
         """Make the folder and the history agree with the newest complete checkpoint; raise when the run
         failed; returns whether it was stopped and why it ended."""
         recorder, history = self.recorder, self.history
-        settled = _settle_checkpoints(self.run_dir)
+        settled = settle_checkpoints(self.run_dir)
         if settled is not None and len(settled.get("history", [])) > len(history):  # stopped right after a commit
             history[:] = settled["history"]
             recorder.best = (float(settled["best_val_f1"]), float(settled["best_val_iou"]))
