@@ -140,12 +140,15 @@ def make_demo_data(out: Path | str, *, count: int = 120, width: int = 640, heigh
         image = _background(picture_rng, width, height)
         box = None if no_face[i] else _draw_face(picture_rng, image)
         image = cv2.GaussianBlur(image, (3, 3), 0)
-        split = out / str(split_of[i])
-        image_path = split / "images" / f"demo_{i:04d}.jpg"
-        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
-        if not ok:
-            raise OSError(f"{image_path}: could not encode the picture")
-        encoded.tofile(image_path)
-        if box is not None:
-            write_labelme(label_path_for(image_path), image_path, box, width, height)
+        write_demo_picture(out / str(split_of[i]) / "images" / f"demo_{i:04d}.jpg", image, box)
     return out
+
+
+def write_demo_picture(image_path: Path, image: np.ndarray, box) -> None:
+    """One generated picture as a JPEG (quality 90) and, when it shows a face, its labelme label."""
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if not ok:
+        raise OSError(f"{image_path}: could not encode the picture")
+    encoded.tofile(image_path)
+    if box is not None:
+        write_labelme(label_path_for(image_path), image_path, box, image.shape[1], image.shape[0])

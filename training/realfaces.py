@@ -27,8 +27,8 @@ import skimage
 from matplotlib import cbook
 from PIL import Image
 
-from training.data import SPLITS, label_path_for, write_labelme
-from training.demo import refuse_folder_with_pictures
+from training.data import SPLITS
+from training.demo import refuse_folder_with_pictures, write_demo_picture
 
 SPLIT_FRACTIONS = {"train": 0.60, "val": 0.15, "test": 0.25}
 NO_FACE_FRACTION = 0.45
@@ -315,12 +315,7 @@ def make_real_demo_data(out: str | Path, count: int = 600, *, seed: int = 0, wid
         split = str(split_of[i])
         image, box, record = _frame(np.random.default_rng([seed, i]), pools[split], not no_face[i], width, height)
         image_path = out / split / "images" / f"real_{i:04d}.jpg"
-        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
-        if not ok:
-            raise OSError(f"{image_path}: could not encode the picture")
-        encoded.tofile(image_path)
-        if box is not None:
-            write_labelme(label_path_for(image_path), image_path, box, width, height)
+        write_demo_picture(image_path, image, box)
         frames[image_path.relative_to(out).as_posix()] = {"split": split, **record}
     manifest = {"seed": seed, "width": width, "height": height, "test_people": test_people, "pools": pools,
                 "frames": frames}
