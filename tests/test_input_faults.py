@@ -280,7 +280,7 @@ def test_two_face_rectangles_use_the_largest_and_say_so(tmp_path):
     box = read_label(label, W, H, warnings.append)
     assert box == pytest.approx((20 / W, 10 / H, 40 / W, 30 / H))  # the second one, the largest: not the first
     assert [str(w) for w in warnings] == [
-        f'{label}: 3 "face" rectangles: the model finds one face, so the largest, [20, 10, 40, 30], is used']
+        f'{label}: 3 "face" rectangles: a single-face model finds one face, so the largest, [20, 10, 40, 30], is used']
     dataset = load_dataset(root, strict=True)  # a warning, not a problem: strict goes on
     assert dataset.warnings == warnings and dataset.problems == []
     code, out, _ = run_cli(["summary", str(root)])

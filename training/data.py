@@ -60,7 +60,11 @@ NO_BOX: Box = (0.0, 0.0, 0.0, 0.0)
 
 @dataclass(frozen=True)
 class Sample:
-    """One picture and its label; ``box`` is normalised ``[x1, y1, x2, y2]`` (zeros without a face)."""
+    """One picture and its label, boxes normalised ``[x1, y1, x2, y2]``.
+
+    ``boxes`` holds every face (largest first); ``box`` is the largest, what a single-face model
+    trains on (zeros without a face). Built with ``box`` alone, ``boxes`` is that one box.
+    """
 
     image_path: Path
     label_path: Path | None
@@ -68,6 +72,15 @@ class Sample:
     box: Box
     width: int
     height: int
+    boxes: tuple[Box, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.boxes and self.has_face:
+            object.__setattr__(self, "boxes", (tuple(self.box),))
+
+    @property
+    def face_count(self) -> int:
+        return len(self.boxes) if self.has_face else 0
 
 
 @dataclass(frozen=True)
@@ -484,31 +497,40 @@ class _HeaderError(Exception):
 # --------------------------------------------------------------------------------------------- labels
 
 
+def face_boxes_px(boxes_px) -> list[tuple[float, float, float, float]]:
+    """``None`` (no face), one ``(x1, y1, x2, y2)`` or a sequence of them, as a list of boxes."""
+    if boxes_px is None:
+        return []
+    boxes = list(boxes_px)
+    if len(boxes) == 4 and all(isinstance(v, (int, float, np.number)) for v in boxes):
+        return [tuple(float(v) for v in boxes)]  # one box
+    return [tuple(float(v) for v in box) for box in boxes]
+
+
 def labelme_document(
     json_path: Path | str,
     image_path: Path | str,
-    box_px: tuple[float, float, float, float] | None,
+    box_px,
     width: int,
     height: int,
 ) -> dict[str, Any]:
-    """The labelme JSON document for one picture: one "face" rectangle, or no shapes when ``box_px`` is None.
+    """The labelme JSON document for one picture: a "face" rectangle per box, or no shapes without one.
 
-    ``imagePath`` is relative to the JSON's folder (as labelme writes it) and ``imageData`` is null, so
-    labelme loads the picture from disk.
+    ``box_px`` is None (no face), one ``(x1, y1, x2, y2)`` in pixels, or a sequence of them (several
+    faces). ``imagePath`` is relative to the JSON's folder (as labelme writes it) and ``imageData``
+    is null, so labelme loads the picture from disk.
     """
-    shapes = []
-    if box_px is not None:
-        x1, y1, x2, y2 = (float(v) for v in box_px)
-        shapes.append(
-            {
-                "label": FACE_LABEL,
-                "points": [[x1, y1], [x2, y2]],
-                "group_id": None,
-                "description": "",
-                "shape_type": "rectangle",
-                "flags": {},
-            }
-        )
+    shapes = [
+        {
+            "label": FACE_LABEL,
+            "points": [[x1, y1], [x2, y2]],
+            "group_id": None,
+            "description": "",
+            "shape_type": "rectangle",
+            "flags": {},
+        }
+        for x1, y1, x2, y2 in face_boxes_px(box_px)
+    ]
     return {
         "version": LABELME_VERSION,
         "flags": {},
@@ -523,11 +545,11 @@ def labelme_document(
 def write_labelme(
     json_path: Path | str,
     image_path: Path | str,
-    box_px: tuple[float, float, float, float] | None,
+    box_px,
     width: int,
     height: int,
 ) -> None:
-    """Write a labelme JSON for one picture (see :func:`labelme_document`).
+    """Write a labelme JSON for one picture (see :func:`labelme_document`: one box, several, or None).
 
     Atomic (``training.files``): a write that fails (a full disk) leaves the old label as it was and
     no temporary file behind; the OSError names the label.
@@ -687,18 +709,12 @@ def checked_box(path: Path, corners, width: int, height: int, what: str = "box",
     return x1, y1, x2, y2
 
 
-def read_label(
-    json_path: Path,
-    width: int,
-    height: int,
-    warn: Callable[[Problem], None] | None = None,
-) -> Box:
-    """The normalised face box of a labelme file (NO_BOX without a face); DataError on a bad label.
+def read_faces(json_path: Path, width: int, height: int) -> tuple[Box, ...]:
+    """Every normalised face box of a labelme file, largest first (``()`` without a face); DataError on a bad label.
 
     ``width`` and ``height`` are the picture's real size: boxes are normalised by it, whatever
     size the JSON claims. Any odd content (wrong types, numbers too large for a float, deep nesting)
-    is a DataError naming the file, never another exception. With several "face" rectangles the
-    largest is used (the model finds one face) and ``warn`` is told, naming the file.
+    is a DataError naming the file, never another exception.
     """
     json_path = Path(json_path)
     document = _read_json(json_path)
@@ -708,7 +724,7 @@ def read_label(
 
     faces = _face_shapes(json_path, document["shapes"])
     if not faces:
-        return NO_BOX
+        return ()
     rectangles = [s for s in faces if s.get("shape_type") == "rectangle"]
     if not rectangles:
         kind = faces[0].get("shape_type") or "polygon"  # labelme reads a missing shape_type as a polygon
@@ -721,11 +737,34 @@ def read_label(
     for number, shape in enumerate(rectangles, 1):
         which = f" {number} of {len(rectangles)}" if len(rectangles) > 1 else ""
         boxes.append(_rectangle_box(json_path, shape, width, height, which))
-    x1, y1, x2, y2 = max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))  # first of equals
+    boxes.sort(key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))  # stable: the first of equals stays first
+    return tuple((x1 / width, y1 / height, x2 / width, y2 / height) for x1, y1, x2, y2 in boxes)
+
+
+def several_faces_note(json_path: Path, boxes: tuple[Box, ...], width: int, height: int) -> Problem:
+    """The warning a single-face model gives for a picture with several faces: which one it uses."""
+    x1, y1, x2, y2 = boxes[0]
+    return Problem(json_path, f"{len(boxes)} \"face\" rectangles: a single-face model finds one face, so the "
+                              f"largest, [{_fmt(x1 * width)}, {_fmt(y1 * height)}, {_fmt(x2 * width)}, "
+                              f"{_fmt(y2 * height)}], is used")
+
+
+def read_label(
+    json_path: Path,
+    width: int,
+    height: int,
+    warn: Callable[[Problem], None] | None = None,
+) -> Box:
+    """The largest normalised face box of a labelme file (NO_BOX without a face); see :func:`read_faces`.
+
+    With several "face" rectangles ``warn`` is told (:func:`several_faces_note`), naming the file.
+    """
+    boxes = read_faces(json_path, width, height)
+    if not boxes:
+        return NO_BOX
     if len(boxes) > 1 and warn is not None:
-        warn(Problem(json_path, f"{len(boxes)} \"face\" rectangles: the model finds one face, so the largest, "
-                                f"[{_fmt(x1)}, {_fmt(y1)}, {_fmt(x2)}, {_fmt(y2)}], is used"))
-    return (x1 / width, y1 / height, x2 / width, y2 / height)
+        warn(several_faces_note(Path(json_path), boxes, width, height))
+    return boxes[0]
 
 
 # --------------------------------------------------------------------------------------------- dataset
@@ -821,11 +860,14 @@ def _read_folder(
         label_path = labels.get(stem)
         try:
             width, height = check_picture(image_path)
-            box = NO_BOX if label_path is None else read_label(label_path, width, height, warn)
+            boxes = () if label_path is None else read_faces(label_path, width, height)
         except DataError as exc:
             problem = Problem(exc.path, exc.message)
         else:
-            samples.append(Sample(image_path, label_path, box != NO_BOX, box, width, height))
+            if len(boxes) > 1:
+                warn(several_faces_note(label_path, boxes, width, height))
+            samples.append(Sample(image_path, label_path, bool(boxes), boxes[0] if boxes else NO_BOX, width, height,
+                                  boxes))
             continue
         report(problem)  # outside the except: a strict DataError should not chain onto the first one
     return samples, picture_count

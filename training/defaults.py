@@ -10,13 +10,19 @@ minutes; 2e-3 sometimes stalled for 25 epochs with the box sigmoids saturated, s
 from __future__ import annotations
 
 #: Backbone names, the default first (training.model.BACKBONES holds their specs).
-BACKBONE_NAMES = ("grid", "tiny", "mobilenetv2", "vgg16")
+BACKBONE_NAMES = ("grid", "multiface", "tiny", "mobilenetv2", "vgg16")
 DEFAULT_BACKBONE = "grid"
 GRID_BACKBONE = "grid"  # the one with a face score and box per cell (no tutorial-exact loss)
-DEFAULT_LEARNING_RATES = {"grid": 2e-3, "tiny": 1e-3, "mobilenetv2": 1e-4, "vgg16": 1e-4}
+#: Backbones with the per-cell head (no tutorial-exact loss for them).
+GRID_BACKBONES = ("grid", "multiface")
+#: Backbones that find every face in a frame (trained on every labelled face, NMS at inference).
+MULTI_FACE_BACKBONES = ("multiface",)
+#: Faces per picture a multi-face model trains on (the largest ones; WIDER FACE pictures hold hundreds).
+MAX_FACES = 32
+DEFAULT_LEARNING_RATES = {"grid": 2e-3, "multiface": 2e-3, "tiny": 1e-3, "mobilenetv2": 1e-4, "vgg16": 1e-4}
 # grid: its face-trained stem learns fast (real faces, 480 frames: validation F1 0.95 by epoch 24 of a
 # 40-epoch cosine schedule, about 7 CPU-minutes on 2 cores).
-DEFAULT_EPOCHS = {"grid": 40, "tiny": 60, "mobilenetv2": 10, "vgg16": 10}
+DEFAULT_EPOCHS = {"grid": 40, "multiface": 40, "tiny": 60, "mobilenetv2": 10, "vgg16": 10}
 DEFAULT_BATCH_SIZE = 8  # the tutorial's
 #: A backbone's start: auto (its pretrained weights when it has them and they can be had, else from
 #: scratch), imagenet (mobilenetv2, vgg16; downloaded once), face (grid: MTCNN's face-trained stem,
