@@ -43,14 +43,39 @@ def _row(name: str, m: dict) -> str:
             f"{m['false_alarms']:>7d}/{m['no_faces']:<5d}{m['ms_per_picture']:>9.1f}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def train_with_cli(data: Path, run: Path, minutes: float, train_args: list[str]) -> dict | int:
+    """Train on ``data`` into ``run`` through the command line, as a user would, with ``--time-limit`` as
+    the CPU budget; print how it went. Returns the run's metrics.json, or the exit status when it failed."""
+    started = time.perf_counter()
+    command = [sys.executable, "-m", "training", str(data), "--out", str(run), "--time-limit", str(minutes),
+               "--progress", "none", *train_args]
+    print("$", " ".join(command[2:]), flush=True)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        print(done.stdout, done.stderr, sep="\n")
+        return done.returncode
+    metrics = json.loads((run / "metrics.json").read_text())
+    measure = (f"val AP50 {metrics['best_val_ap50']:.3f}, F1 {metrics['best_val_f1']:.3f}"
+               if metrics.get("best_val_ap50") is not None else f"val F1 {metrics['best_val_f1']:.3f}")
+    print(f"trained {metrics['epochs_completed']} epochs in {time.perf_counter() - started:.0f} s "
+          f"({metrics['images_per_second']:.0f} img/s; {metrics['stop_reason']}); best epoch {metrics['best_epoch']}, "
+          f"{measure}, threshold {metrics['score_threshold']:.3f}")
+    return metrics
+
+
+def benchmark_parser(description: str, example: str) -> argparse.ArgumentParser:
+    """The options every real-face benchmark takes (this one and bench_multiface.py)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--count", type=int, default=800, help="frames in all (60/15/25 %% train/val/test)")
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget in minutes (default 10)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", metavar="DIR", default=None, help="build the data and run here, and keep them")
-    parser.add_argument("--train-args", default="", help="extra facetracker-train options, e.g. '--backbone tiny'")
-    args = parser.parse_args(argv)
+    parser.add_argument("--train-args", default="", help=f"extra facetracker-train options, e.g. '{example}'")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = benchmark_parser(__doc__.splitlines()[0], "--backbone tiny").parse_args(argv)
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="facetracker-accuracy-"))
     data, seen, run = work / "data", work / "seen", work / "run"
@@ -65,18 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         make_real_demo_data(seen, count=args.count, seed=args.seed + 1, test_people="seen")
         print(f"real-face data: {args.count} + {args.count} frames in {time.perf_counter() - started:.0f} s -> {work}")
 
-    started = time.perf_counter()
-    command = [*python, str(data), "--out", str(run), "--time-limit", str(args.minutes), "--progress", "none",
-               *args.train_args.split()]
-    print("$", " ".join(command[2:]), flush=True)
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    if done.returncode != 0:
-        print(done.stdout, done.stderr, sep="\n")
-        return done.returncode
-    metrics = json.loads((run / "metrics.json").read_text())
-    print(f"trained {metrics['epochs_completed']} epochs in {time.perf_counter() - started:.0f} s "
-          f"({metrics['images_per_second']:.0f} img/s; {metrics['stop_reason']}); best epoch {metrics['best_epoch']}, "
-          f"val F1 {metrics['best_val_f1']:.3f}, threshold {metrics['score_threshold']:.3f}")
+    metrics = train_with_cli(data, run, args.minutes, args.train_args.split())
+    if isinstance(metrics, int):
+        return metrics
 
     from training.device import quiet_tensorflow_logs
 

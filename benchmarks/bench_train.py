@@ -4,6 +4,7 @@ Run on demand (not part of the tests)::
 
     python benchmarks/bench_train.py                 # both parts, demo data in a temporary folder
     python benchmarks/bench_train.py --skip-accuracy # throughput only
+    python benchmarks/bench_train.py --skip-throughput --skip-accuracy --streaming  # memory against streaming
 
 Part 1, throughput (same machine, same process): training images/s of the default configuration
 (``tiny`` backbone, its default input size, batch 8, augmentation on the fly) and of the tutorial's
@@ -14,11 +15,23 @@ their ratio. The goal is a ratio of at least 5.
 Part 2, accuracy: :func:`training.trainer.train` with the default settings on synthetic demo
 pictures (640x480), stopped after ``--minutes`` at the latest; prints the test split's mean IoU
 (goal: at least 0.7), detection figures and the time taken.
+
+Part 3 (``--streaming``), streaming from disk: training images/s of the default model (grid, its
+input size, batch 8, augmentation on the fly) on the same pictures kept in memory
+(``cache="memory"``, decoded once) and read from disk every epoch (``cache="stream"``, a tf.data
+pipeline; with its disk cache of decoded arrays, filled by the untimed first epoch, and without it,
+decoding every picture every epoch as on a read-only dataset), side by side with their ratio (goal:
+streaming within 20 %), also as CPU-ms per picture (process CPU time / pictures: what sets images/s
+when training keeps every core busy, and less disturbed by other work on the machine than the
+wall clock), and where a streamed picture's time goes, one core at a time. Default data: real faces
+(:func:`training.realfaces.make_real_demo_data`, 640x480 JPEGs). With ``--data``, the disk cache is
+written beside the pictures (``.facetracker_cache``), as training would.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -98,6 +111,89 @@ def throughput(data: Path, timed_steps: int) -> dict:
     return results
 
 
+def _picture_costs(batches, count: int) -> dict[str, float]:
+    """CPU milliseconds per picture on one thread: reading and decoding (with the checks and the shrink),
+    writing the decoded array to a disk cache and reading it back (a temporary folder), then augmenting
+    the decoded picture (in-memory batches: the first pass fills the cache, later ones only use it)."""
+    from training.augment import read_cached_picture, write_cached_picture
+
+    def per_picture(work) -> float:
+        started = time.process_time()
+        for i in range(count):
+            work(i)
+        return 1000 * (time.process_time() - started) / count
+
+    with tempfile.TemporaryDirectory(prefix="bench_cache_") as folder:
+        costs = {"decode": per_picture(batches._picture)}
+        costs["write"] = per_picture(lambda i: write_cached_picture(Path(folder) / f"{i}.npy", batches._picture(i)))
+        costs["read"] = per_picture(lambda i: read_cached_picture(Path(folder) / f"{i}.npy"))
+    costs["augment"] = per_picture(lambda i: batches.targets(i, 0))
+    return costs
+
+
+PATHS = {  # label: make_batches options
+    "memory": {"cache": "memory"},
+    "stream": {"cache": "stream"},
+    "stream, no disk cache": {"cache": "stream", "disk_cache": False},
+}
+
+
+def streaming(data: Path, epochs: int, rounds: int = 6) -> dict:
+    """Training images/s and CPU-ms per picture of the default model with the pictures in memory and
+    streamed from disk (with and without the disk cache)."""
+    import keras
+
+    from training.augment import make_batches
+    from training.data import load_dataset
+    from training.defaults import default_learning_rate
+    from training.model import BACKBONES, DEFAULT_BACKBONE, build_model
+    from training.optimizer import make_optimizer
+    from training.trainer import FaceTrackerModel, TrainConfig
+
+    samples = load_dataset(data).require_split("train")
+    size, batch_size = BACKBONES[DEFAULT_BACKBONE].default_input_size, TrainConfig(data=str(data)).batch_size
+    print(f"load average before: {', '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
+    runs = {}
+    for label, options in PATHS.items():
+        keras.utils.set_random_seed(0)
+        batches = make_batches(samples, input_size=size, batch_size=batch_size, augment=True, shuffle=True,
+                               jitter=True, **options)
+        model = FaceTrackerModel(build_model(DEFAULT_BACKBONE, size, weights=None))
+        model.compile(optimizer=make_optimizer(len(batches), default_learning_rate(DEFAULT_BACKBONE)))
+        started = time.perf_counter()
+        model.fit(batches, epochs=1, verbose=0, shuffle=False)  # builds the graph; fills the memory or disk cache
+        print(f"{label:>22}: first epoch (graph built, cache filled) {time.perf_counter() - started:.1f} s", flush=True)
+        runs[label] = (model, batches)
+    # Taken in turns, best of the rounds: a machine shared with other work slows whichever runs at the time.
+    results = dict.fromkeys(runs, 0.0)
+    cpu_ms = dict.fromkeys(runs, math.inf)
+    for _ in range(rounds):
+        for label, (model, batches) in runs.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            model.fit(batches, epochs=epochs, verbose=0, shuffle=False)  # as the trainer: the order is the seed's
+            results[label] = max(results[label], epochs * len(samples) / (time.perf_counter() - wall))
+            cpu_ms[label] = min(cpu_ms[label], 1000 * (time.process_time() - cpu) / (epochs * len(samples)))
+    for label in runs:
+        print(f"{label:>22}: {DEFAULT_BACKBONE} {size}x{size} batch {batch_size}, {len(samples)} pictures x {epochs} "
+              f"epochs, best of {rounds}: {results[label]:.1f} training images/s ({cpu_ms[label]:.1f} CPU-ms per "
+              "image)", flush=True)
+    for label in runs:
+        if label != "memory":
+            results[f"{label} ratio"] = results[label] / results["memory"]
+            results[f"{label} cpu ratio"] = cpu_ms["memory"] / cpu_ms[label]
+            print(f"   {label} at {results[f'{label} ratio']:.2f} of in-memory images/s, "
+                  f"{results[f'{label} cpu ratio']:.2f} by CPU time per picture (goal >= 0.80)", flush=True)
+    results["ratio"] = results["stream ratio"]
+    results["cpu_ms"] = cpu_ms
+    print(f"load average after: {', '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
+    costs = _picture_costs(make_batches(samples, input_size=size, augment=True, jitter=True), min(60, len(samples)))
+    results.update(costs)
+    print(f"   one picture on one thread: read + check + decode + shrink {costs['decode']:.1f} CPU-ms, write its "
+          f"array to the disk cache {costs['write']:.1f}, read it back {costs['read']:.1f}, "
+          f"augment {costs['augment']:.1f}", flush=True)
+    return results
+
+
 def accuracy(data: Path, minutes: float, epochs: int | None, out: Path, **overrides) -> dict:
     from training.trainer import TrainConfig, train
 
@@ -137,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input-size", type=int, default=None, help="input size for part 2 (default: backbone's)")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--streaming", action="store_true", help="also part 3: in-memory against streaming")
+    parser.add_argument("--stream-count", type=int, default=160, help="real-face pictures for part 3 (default 160)")
+    parser.add_argument("--stream-epochs", type=int, default=1, help="timed epochs per turn in part 3 (default 1)")
+    parser.add_argument("--stream-rounds", type=int, default=6,
+                        help="turns of each path in part 3, the best kept (default 6: short turns, many of them, "
+                             "find the quiet moments of a shared machine)")
     args = parser.parse_args(argv)
 
     from training.device import configure_device
@@ -144,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"device: {configure_device()}, {os.cpu_count()} CPU cores visible", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
         data = args.data
-        if data is None:
+        if data is None and not (args.skip_throughput and args.skip_accuracy):
             from training.demo import make_demo_data
 
             started = time.perf_counter()
@@ -155,6 +257,16 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_accuracy:
             overrides = {k: v for k, v in (("learning_rate", args.lr), ("input_size", args.input_size)) if v}
             accuracy(data, args.minutes, args.epochs, Path(tmp) / "run", **overrides)
+        if args.streaming:
+            stream_data = args.data
+            if stream_data is None:
+                from training.realfaces import make_real_demo_data
+
+                started = time.perf_counter()
+                stream_data = make_real_demo_data(Path(tmp) / "real", count=args.stream_count)
+                print(f"real-face data: {args.stream_count} pictures 640x480 in {time.perf_counter() - started:.1f} s",
+                      flush=True)
+            streaming(stream_data, args.stream_epochs, args.stream_rounds)
     return 0
 
 

@@ -46,7 +46,7 @@ from desktop.exporter import ModelExporter
 from desktop.plots import LossPlots
 from desktop.settings import read_bool, read_int, read_str
 from desktop.widgets import FolderField
-from training.defaults import GRID_BACKBONE, default_epochs
+from training.defaults import GRID_BACKBONES, default_epochs
 from training.events import BATCH, END, EPOCH, ERROR, START, WARNING
 from training.run_folder import (
     BEST_MODEL,
@@ -142,6 +142,22 @@ def read_history_csv(run_dir: Path) -> list[dict]:
             except ValueError:
                 continue
     return rows
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def epoch_quality_text(event: dict) -> str:
+    """The label under the plots after an epoch: validation IoU, and AP50 over every face for a multi-face
+    run (its ``val_ap50``) where a single-face run shows F1."""
+    val_iou = event.get("val_iou")
+    text = f"val IoU {val_iou:.3f}" if _is_number(val_iou) else "val IoU –"
+    if _is_number(event.get("val_ap50")):
+        return text + f" · AP50 {event['val_ap50']:.2f}"
+    if _is_number(event.get("val_f1")):
+        text += f" · F1 {event['val_f1']:.2f}"
+    return text
 
 
 def run_dataset(run_dir: Path) -> Path | None:
@@ -413,7 +429,7 @@ class TrainTab(QWidget):
         self._update_tutorial_check()
 
     def _update_tutorial_check(self) -> None:
-        single_box = self.backbone_combo.currentText() != GRID_BACKBONE
+        single_box = self.backbone_combo.currentText() not in GRID_BACKBONES  # grid, multiface: one box a cell
         self.tutorial_check.setEnabled(single_box and not self.is_training())
         if not single_box:
             self.tutorial_check.setChecked(False)
@@ -663,17 +679,16 @@ class TrainTab(QWidget):
         self._eta.epoch(epoch, event.get("seconds"))
         self.epoch_label.setText(f"Epoch {epoch}/{epochs} done")
         self._show_lr(event.get("lr"))
-        val_iou, val_f1 = event.get("val_iou"), event.get("val_f1")
-        text = f"val IoU {val_iou:.3f}" if isinstance(val_iou, (int, float)) else "val IoU –"
-        if isinstance(val_f1, (int, float)):
-            text += f" · F1 {val_f1:.2f}"
-        self.iou_label.setText(text)
+        self.iou_label.setText(epoch_quality_text(event))
         self.progress_bar.setValue(round(1000 * epoch / epochs))
         self._show_eta()
+        # A multi-face run is judged by AP50 over every validation face, a single-face one by F1.
+        quality = (f"val AP50 {event['val_ap50']:.3f}" if _is_number(event.get("val_ap50"))
+                   else f"val F1 {event.get('val_f1', math.nan):.2f}")
         self._append_log(
             f"epoch {epoch}/{epochs}: loss {event.get('total_loss', math.nan):.4f}, "
             f"val loss {event.get('val_total_loss', math.nan):.4f}, val IoU {event.get('val_iou', math.nan):.3f}, "
-            f"val F1 {event.get('val_f1', math.nan):.2f}"
+            f"{quality}"
         )
 
     def _show_lr(self, lr: object) -> None:
@@ -699,7 +714,8 @@ class TrainTab(QWidget):
             reason = metrics.get("stop_reason") or f"finished {done} epochs"
             verdict = metrics.get("verdict") or ""
             test, classic = metrics.get("test") or {}, metrics.get("test_classic") or {}
-            behind = "f1" in test and "f1" in classic and test["f1"] < classic["f1"]
+            measure = "ap50" if "ap50" in test else "f1"  # a multi-face model: AP50 over every face
+            behind = measure in test and measure in classic and test[measure] < classic[measure]
             self._append_log(f"training ended: {reason}")
             if verdict:
                 self._append_log(verdict)

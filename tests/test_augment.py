@@ -195,3 +195,112 @@ def test_preview_is_a_png_grid_with_boxes_drawn(samples, tmp_path: Path):
     np.testing.assert_array_equal(cv2.imread(str(again)), grid)
     big = cv2.imread(str(write_preview(samples, tmp_path / "big.png", input_size=20, count=30)))
     assert big.shape == (5 * 20 + 6 * 2, 6 * 20 + 7 * 2, 3)  # more tiles than pictures: repeats, re-augmented
+
+
+@pytest.fixture(scope="module")
+def crowd(tmp_path_factory) -> list[Sample]:
+    """Pictures 200x150 with 2 to 4 white rectangles apart from each other, the last one's smallest face
+    against the left edge (often cropped away)."""
+    folder = tmp_path_factory.mktemp("crowd") / "train" / "images"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    cells = [(10, 10), (110, 10), (10, 80), (110, 80)]  # each face inside its own 80x60 cell
+    for i in range(6):
+        image = np.full((150, 200, 3), 20, np.uint8)
+        boxes = []
+        for cx, cy in cells[: 2 + i % 3]:
+            w, h = int(rng.integers(25, 70)), int(rng.integers(20, 55))
+            x1, y1 = cx + int(rng.integers(0, 80 - w)), cy + int(rng.integers(0, 60 - h))
+            boxes.append((x1, y1, x1 + w, y1 + h))
+        if i == 5:
+            boxes[-1] = (0, 100, 10, 118)
+        for x1, y1, x2, y2 in boxes:
+            image[y1:y2, x1:x2] = 255
+        cv2.imwrite(str(folder / f"crowd{i}.png"), image)
+        write_labelme(folder / f"crowd{i}.json", folder / f"crowd{i}.png", boxes, 200, 150)
+    dataset = load_dataset(folder.parents[1])
+    assert not dataset.problems and all(s.face_count >= 2 for s in dataset.splits["train"])
+    return dataset.splits["train"]
+
+
+def face_rows_checks(x, classes, boxes, faces, mask) -> None:
+    """Every face left is bright inside, largest first, zero-padded after the real ones; class and box agree."""
+    areas = (faces[..., 2] - faces[..., 0]) * (faces[..., 3] - faces[..., 1])
+    for image, has_face, box, row, row_mask, row_areas in zip(x, classes[:, 0], boxes, faces, mask, areas,
+                                                               strict=True):
+        count = int(row_mask.sum())
+        np.testing.assert_array_equal(row_mask, [1.0] * count + [0.0] * (len(row_mask) - count))
+        assert np.all(row[count:] == 0)
+        assert np.all(np.diff(row_areas[:count]) <= 0)  # largest first
+        assert has_face == float(count > 0)
+        np.testing.assert_array_equal(box, row[0] if count else [0, 0, 0, 0])
+        gray = image.mean(axis=-1)
+        for face in row[:count]:
+            x1, y1, x2, y2 = (int(round(v * SIZE)) for v in face)
+            assert x2 > x1 and y2 > y1 and gray[y1:y2, x1:x2].mean() > 100, face  # turned a little: corners
+
+
+@pytest.mark.parametrize("augment_on", [False, True], ids=["plain", "augmented"])
+def test_every_face_moves_with_the_picture_largest_first(crowd, augment_on: bool):
+    batches = make_batches(crowd, input_size=SIZE, batch_size=len(crowd), augment=augment_on, shuffle=True,
+                           jitter=True, max_faces=4)
+    counts = []
+    for _ in range(6 if augment_on else 1):
+        x, labels = batches[0]
+        assert len(labels) == 4
+        classes, boxes, faces, mask = labels
+        assert faces.shape == (len(crowd), 4, 4) and mask.shape == (len(crowd), 4)
+        assert faces.dtype == mask.dtype == np.float32
+        face_rows_checks(x, classes, boxes, faces, mask)
+        counts.append(mask.sum())
+        batches.on_epoch_end()
+    labelled = sum(s.face_count for s in crowd)
+    if augment_on:
+        assert min(counts) < labelled  # faces cropped below MIN_VISIBILITY are dropped ...
+        assert max(counts) >= labelled - 2  # ... not all of them
+    else:
+        assert counts == [labelled]
+
+
+def test_more_faces_than_max_faces_keeps_the_largest(crowd):
+    four = next(s for s in crowd if s.face_count == 4)
+    x, (classes, boxes, faces, mask) = make_batches([four], input_size=SIZE, max_faces=2)[0]
+    np.testing.assert_allclose(faces[0], four.boxes[:2])
+    np.testing.assert_array_equal(mask[0], [1.0, 1.0])
+    np.testing.assert_allclose(boxes[0], four.box)
+    # max_faces 0: today's single-face batches, the largest face only.
+    x0, labels = make_batches([four], input_size=SIZE)[0]
+    assert len(labels) == 2
+    np.testing.assert_array_equal(x0, x)
+    np.testing.assert_allclose(labels[1][0], four.box)
+
+
+def test_an_edge_face_cropped_away_leaves_the_others(crowd):
+    edge = crowd[5]
+    assert edge.boxes[-1][0] == 0  # the small face against the left edge
+    batches = make_batches([edge], input_size=SIZE, augment=True, max_faces=4)
+    seen = set()
+    for epoch in range(40):
+        rows = batches.targets(0, epoch)
+        seen.add(int(rows[4].sum()))
+        assert rows[1][0] == 1.0  # the big faces stay: still a picture with a face
+    assert {edge.face_count - 1, edge.face_count} <= seen
+
+
+@pytest.mark.parametrize("jitter", [False, True])
+def test_single_face_pictures_are_the_same_in_both_modes(samples, jitter: bool):
+    options = dict(input_size=SIZE, batch_size=5, augment=True, shuffle=True, seed=4, jitter=jitter)
+    single = make_batches(samples, **options)
+    multi = make_batches(samples, max_faces=3, **options)
+    for _ in range(2):
+        for index in range(len(single)):
+            x, (classes, boxes) = single[index]
+            x_multi, (classes_multi, boxes_multi, faces, mask) = multi[index]
+            np.testing.assert_array_equal(x, x_multi)
+            np.testing.assert_array_equal(classes, classes_multi)
+            np.testing.assert_array_equal(boxes, boxes_multi)
+            np.testing.assert_array_equal(faces[:, 0], boxes)
+            np.testing.assert_array_equal(mask[:, 0], classes[:, 0])
+            assert np.all(mask[:, 1:] == 0)
+        single.on_epoch_end()
+        multi.on_epoch_end()

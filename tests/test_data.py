@@ -70,9 +70,9 @@ def test_split_layout_reads_faces_no_faces_and_normalises_by_real_size(tutorial:
     assert dataset.layout == "split"
     assert dataset.problems == []
     assert dataset.counts() == {
-        "train": {"images": 4, "faces": 3, "no_faces": 1},
-        "val": {"images": 1, "faces": 1, "no_faces": 0},
-        "test": {"images": 1, "faces": 1, "no_faces": 0},
+        "train": {"images": 4, "faces": 3, "no_faces": 1, "face_boxes": 3, "several_faces": 0},
+        "val": {"images": 1, "faces": 1, "no_faces": 0, "face_boxes": 1, "several_faces": 0},
+        "test": {"images": 1, "faces": 1, "no_faces": 0, "face_boxes": 1, "several_faces": 0},
     }
     by_stem = {s.image_path.stem: s for s in dataset.splits["train"]}
     assert by_stem["a"].box == pytest.approx((8 / 64, 6 / 48, 40 / 64, 30 / 48))
@@ -347,7 +347,7 @@ def test_empty_split_is_reported_by_require_split_and_summary(tutorial: Path):
     assert "Empty splits: val" in dataset.summary_text()
     summary = json.loads(json.dumps(dataset.to_dict()))
     assert summary["empty_splits"] == ["val"] and summary["layout"] == "split"
-    assert summary["counts"]["train"] == {"images": 4, "faces": 3, "no_faces": 1}
+    assert summary["counts"]["train"] == {"images": 4, "faces": 3, "no_faces": 1, "face_boxes": 3, "several_faces": 0}
     with pytest.raises(ValueError, match="unknown split"):
         dataset.require_split("training")
 
@@ -355,9 +355,43 @@ def test_empty_split_is_reported_by_require_split_and_summary(tutorial: Path):
 def test_summary_text_is_a_table_of_counts(tutorial: Path):
     text = load_dataset(tutorial).summary_text()
     assert str(tutorial) in text and "layout: split" in text
-    assert [line.split() for line in text.splitlines() if line.startswith(("train", "total"))] == [
-        ["train", "4", "3", "1"], ["total", "6", "5", "1"]]
+    assert [line.split() for line in text.splitlines() if line.startswith(("split", "train", "total"))] == [
+        ["split", "images", "faces", "no", "face", "boxes"], ["train", "4", "3", "1", "3"],
+        ["total", "6", "5", "1", "5"]]
     assert "Problems: none" in text
+    assert "several faces" not in text  # said only when some picture has several
+
+
+def test_several_faces_are_kept_counted_and_noted_not_warned(tutorial: Path):
+    """A label with several faces is a picture with several faces (every box kept, largest first), not a
+    dataset warning; the notes that a single-face trainer gives name each such picture and its largest."""
+    labelled(tutorial / "train" / "images", tutorial / "train" / "labels", "three",
+             [(2, 2, 12, 12), (30, 10, 60, 40), (14, 30, 24, 46)])
+    labelled(tutorial / "val" / "images", tutorial / "val" / "labels", "two", [(1, 1, 9, 9), (40, 4, 52, 16)])
+    dataset = load_dataset(tutorial, strict=True)
+    assert dataset.warnings == [] and dataset.problems == []
+    three = next(s for s in dataset.splits["train"] if s.image_path.stem == "three")
+    assert three.face_count == 3 and three.has_face
+    assert [tuple(round(v * k) for v, k in zip(b, (64, 48, 64, 48), strict=True)) for b in three.boxes] == [
+        (30, 10, 60, 40), (14, 30, 24, 46), (2, 2, 12, 12)]  # largest first
+    assert three.box == three.boxes[0]
+    counts = dataset.counts()
+    assert counts["train"] == {"images": 5, "faces": 4, "no_faces": 1, "face_boxes": 6, "several_faces": 1}
+    assert counts["val"] == {"images": 2, "faces": 2, "no_faces": 0, "face_boxes": 3, "several_faces": 1}
+    notes = dataset.several_faces_notes()
+    assert [str(n) for n in notes] == [
+        f'{tutorial / "train" / "labels" / "three.json"}: 3 "face" rectangles: a single-face model finds one face, '
+        "so the largest, [30, 10, 60, 40], is used",
+        f'{tutorial / "val" / "labels" / "two.json"}: 2 "face" rectangles: a single-face model finds one face, '
+        "so the largest, [40, 4, 52, 16], is used"]
+    text = dataset.summary_text()
+    assert ["total", "8", "7", "1", "10"] in [line.split() for line in text.splitlines()]
+    assert ("2 pictures show several faces (10 face boxes in all): a multi-face model learns every face, "
+            "a single-face model the largest of each picture") in text
+    assert "Warnings" not in text
+    summary = json.loads(json.dumps(dataset.to_dict()))
+    assert summary["several_faces"] == 2 and summary["warnings"] == []
+    assert summary["counts"]["train"]["face_boxes"] == 6
 
 
 def test_problem_and_data_error_format():

@@ -271,7 +271,7 @@ def test_an_odd_label_is_a_listed_problem_naming_the_file(tmp_path, text, messag
     assert err.strip().splitlines() == [f"facetracker-train summary: error: {label}: {caught.value.message}"]
 
 
-def test_two_face_rectangles_use_the_largest_and_say_so(tmp_path):
+def test_several_face_rectangles_are_every_face_and_the_largest_for_a_single_face_model(tmp_path):
     root = base_dataset(tmp_path / "data")
     picture(root / "train" / "images" / "two.jpg")
     label = root / "train" / "labels" / "two.json"
@@ -281,10 +281,14 @@ def test_two_face_rectangles_use_the_largest_and_say_so(tmp_path):
     assert box == pytest.approx((20 / W, 10 / H, 40 / W, 30 / H))  # the second one, the largest: not the first
     assert [str(w) for w in warnings] == [
         f'{label}: 3 "face" rectangles: a single-face model finds one face, so the largest, [20, 10, 40, 30], is used']
-    dataset = load_dataset(root, strict=True)  # a warning, not a problem: strict goes on
-    assert dataset.warnings == warnings and dataset.problems == []
+    dataset = load_dataset(root, strict=True)  # every face kept: neither a problem nor a dataset warning
+    assert dataset.warnings == [] and dataset.problems == []
+    sample = next(s for s in dataset.splits["train"] if s.image_path.stem == "two")
+    assert sample.face_count == 3 and sample.box == pytest.approx(box)
+    assert dataset.several_faces_notes() == warnings  # what the trainer of a single-face model warns with
     code, out, _ = run_cli(["summary", str(root)])
-    assert code == 0 and f"Warnings (1, used anyway):\n  {warnings[0]}" in out
+    assert code == 0 and "Warnings" not in out
+    assert "1 picture shows several faces (" in out
     # One bad rectangle among them spoils the label: which one is said.
     label.write_text(_label([_face([[1, 1], [11, 11]]), _face([[100, 90], [120, 95]])]))
     with pytest.raises(DataError, match=r"box 2 of 2 \[100, 90, 120, 95\] lies outside the 64x48 image"):
@@ -634,7 +638,7 @@ def test_label_tab_lists_an_odd_label_and_a_failed_save_keeps_the_old_one(qtbot,
     qtbot.waitUntil(lambda: len(tab.entries) == 3, timeout=10_000)
     problems = tab.problems_view.toPlainText()
     assert f"{odd}: {ODD_LABELS['400-digit-coordinate'][1]}" in problems
-    assert f'warning: {root / "labels" / "c_two.json"}: 2 "face" rectangles' in problems
+    assert "c_two.json" not in problems  # two faces are two faces (the tab draws both), not a warning
     entry = tab.entries[1]
     assert entry.status == UNLABELLED and entry.label_path == odd and "too large for a number" in entry.note
     assert "int too large" not in tab.status_label.text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 from pathlib import Path
@@ -168,8 +169,9 @@ def test_refuses_a_folder_that_already_has_pictures(real: Path, tmp_path: Path):
 @pytest.mark.parametrize(
     "kwargs",
     [{"count": 0}, {"width": 32}, {"no_face_fraction": 1.5}, {"split_fractions": {"train": 0.9, "test": 0.2}},
-     {"split_fractions": {"train": 0.8, "holdout": 0.2}}],
-    ids=["no-pictures", "too-small", "bad-no-face-fraction", "fractions-not-summing-to-1", "unknown-split"],
+     {"split_fractions": {"train": 0.8, "holdout": 0.2}}, {"max_faces": 0}, {"max_faces": 5}],
+    ids=["no-pictures", "too-small", "bad-no-face-fraction", "fractions-not-summing-to-1", "unknown-split",
+         "no-faces-at-most", "more-faces-than-fit"],
 )
 def test_rejects_bad_arguments(tmp_path: Path, kwargs):
     with pytest.raises(ValueError):
@@ -184,3 +186,91 @@ def test_seen_test_people_draws_the_test_split_from_the_training_people(tmp_path
     assert test_faces and test_faces <= train_faces
     with pytest.raises(ValueError, match="test_people"):
         make_real_demo_data(tmp_path / "bad", count=10, test_people="old")
+
+
+def _digest(root: Path, pattern: str) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob(pattern)):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_one_face_at_most_writes_the_same_bytes_as_before_several_faces(tmp_path: Path):
+    """The single-face set is a benchmark whose numbers are compared across versions: adding several faces
+    must not move one byte of it. The digests were taken from the code before ``max_faces`` existed
+    (commit c340d3c), with this project's pinned OpenCV and NumPy; a newer OpenCV may encode JPEGs
+    differently, which changes the second digest only."""
+    out = make_real_demo_data(tmp_path / "one", count=30, width=160, height=120, seed=7, max_faces=1)
+    assert _digest(out, "*.json") == "b8496b71f72a4e8baceee4094e7844c4333c6af5b060eeb310c7828e42e819ec"  # labels
+    assert _digest(out, "*.jpg") == "b50541ac5382ec9ef87769707400185eeaeb43a0eb3e0bd92a1df2d778d20d37"  # pictures
+
+
+@pytest.fixture(scope="module")
+def crowd(tmp_path_factory) -> Path:
+    return make_real_demo_data(tmp_path_factory.mktemp("crowd") / "data", count=40, width=WIDTH, height=HEIGHT,
+                               seed=11, max_faces=4)
+
+
+def test_several_faces_apart_each_labelled_and_recorded(crowd: Path):
+    dataset = load_dataset(crowd, strict=True)
+    assert dataset.problems == [] and dataset.warnings == []
+    manifest = _manifest(crowd)
+    assert manifest["max_faces"] == 4
+    frames = manifest["frames"]
+    samples = {s.image_path.relative_to(crowd).as_posix(): s for split in dataset.splits.values() for s in split}
+    assert set(frames) == set(samples)
+    assert {s.face_count for s in samples.values()} == {0, 1, 2, 3, 4}
+    counts = dataset.counts()
+    for name in SPLITS:  # no-face pictures as in the single-face set: 45 %, without a label file
+        assert abs(counts[name]["no_faces"] - 0.45 * counts[name]["images"]) <= 0.5, (name, counts[name])
+    assert all(s.label_path is None for s in samples.values() if not s.has_face)
+    scale = [WIDTH, HEIGHT, WIDTH, HEIGHT]
+    for path, frame in frames.items():
+        sample = samples[path]
+        label = json.loads(sample.label_path.read_text()) if sample.label_path else {"shapes": []}
+        assert len(label["shapes"]) == len(frame["faces"]) == sample.face_count, path
+        recorded = sorted(tuple(face["box"]) for face in frame["faces"])
+        read = sorted(tuple(np.array(box) * scale) for box in sample.boxes)
+        assert np.allclose(np.array(read).reshape(-1, 4), np.array(recorded).reshape(-1, 4), atol=0.01), path
+        names = [face["face"] for face in frame["faces"]]
+        assert len(set(names)) == len(names), path  # several people, not one person twice
+        for face in frame["faces"]:
+            a, patch = face["box"], face["patch"]
+            assert a[0] >= 0 and a[1] >= 0 and a[2] <= WIDTH and a[3] <= HEIGHT, path
+            assert 30 - 0.01 <= min(a[2] - a[0], a[3] - a[1]) and max(a[2] - a[0], a[3] - a[1]) <= 80 + 0.01, path
+            assert patch[0] <= a[0] and patch[1] <= a[1] and a[2] <= patch[2] and a[3] <= patch[3], path
+            others = [other["box"] for other in frame["faces"] if other is not face]
+            assert all(realfaces._apart(patch, b) for b in others), path  # no face pasted over another
+
+
+def test_every_face_of_a_crowd_is_the_recorded_photo_whole(crowd: Path):
+    """No face patch, nor its surroundings, covers another face: each box still holds its own photo."""
+    names = sorted(real_face_sources()["train"]["faces"] + real_face_sources()["test"]["faces"])
+    faces = {name: _face_of(name) for name in names}
+    checked = 0
+    for path, frame in _manifest(crowd)["frames"].items():
+        if len(frame["faces"]) < 2:
+            continue
+        image = cv2.imread(str(crowd / path), cv2.IMREAD_GRAYSCALE)
+        for face in frame["faces"]:
+            x1, y1, x2, y2 = (round(v) for v in face["box"])
+            seen = _centre(image[y1:y2, x1:x2])
+            scores = {n: float(seen @ _centre(f[:, ::-1] if face["flipped"] else f)) / seen.size
+                      for n, f in faces.items()}
+            best = max(scores, key=scores.get)
+            assert best == face["face"] and scores[best] > 0.6, (path, face["face"], best, scores[best])
+            checked += 1
+    assert checked >= 20
+
+
+def test_the_crowds_test_faces_are_people_never_in_train_or_val(crowd: Path):
+    pools = real_face_sources()
+    used: dict[str, set[str]] = {name: set() for name in SPLITS}
+    for frame in _manifest(crowd)["frames"].values():
+        for face in frame["faces"]:
+            assert face["face"] in pools[frame["split"]]["faces"]
+            used[frame["split"]].add(face["face"])
+        for name in frame["distractors"]:
+            assert not name.startswith("lfw_") or name in pools[frame["split"]]["non_faces"]
+    assert used["test"] and used["train"]
+    assert not used["test"] & (used["train"] | used["val"])

@@ -331,3 +331,32 @@ def test_the_end_of_a_run_says_how_the_model_compares_with_the_classic_finder(qt
     assert ("worse than the classic finder" in status) is behind
     assert ("b00020" in tab.status_label.styleSheet()) is behind  # shown as a warning when behind
     assert metrics["verdict"] in tab.log_view.toPlainText()
+
+
+def test_a_multi_face_run_shows_ap50_where_a_single_face_run_shows_f1(qtbot, settings, tmp_path):
+    """Epoch events of a multi-face run carry val_ap50: the tab and its log show AP50 (a single-face run: F1);
+    at the end, a model behind the classic finder on AP50 is shown as a warning."""
+    from training.evaluate import verdict
+
+    tab = make_tab(qtbot, settings)
+    assert "multiface" in BACKBONE_CHOICES
+    tab.backbone_combo.setCurrentText("multiface")
+    assert not tab.tutorial_check.isEnabled()  # one box a cell, as grid: no tutorial-exact loss
+    epoch = {"event": "epoch", "epoch": 1, "epochs": 3, "total_loss": 1.0, "val_total_loss": 1.1, "val_iou": 0.61,
+             "val_f1": 0.7, "lr": 1e-3, "seconds": 1.0}
+    tab.process.event.emit({**epoch, "val_ap50": 0.834})
+    assert tab.iou_label.text() == "val IoU 0.610 · AP50 0.83"
+    assert "val AP50 0.834" in tab.log_view.toPlainText()
+    tab.process.event.emit({**epoch, "epoch": 2})
+    assert tab.iou_label.text() == "val IoU 0.610 · F1 0.70"
+
+    model = {"multi_face": True, "ap50": 0.41, "f1": 0.9, "images": 200, "faces": 330, "no_faces": 60,
+             "false_alarms": 0}
+    classic = {"multi_face": True, "ap50": 0.66, "f1": 0.7}
+    metrics = {"epochs_completed": 3, "stop_reason": "finished all 3 epochs", "test": model, "test_classic": classic,
+               "verdict": verdict(model, classic)}
+    tab.process.succeeded.emit({"event": "end", "run_dir": str(tmp_path), "best_model": str(tmp_path / "best.keras"),
+                                "metrics": metrics, "stopped": False})
+    status = tab.status_label.text()
+    assert "Your model: AP50 0.41, F1 0.90 over 330 faces" in status and "classic finder: AP50 0.66" in status
+    assert "worse than the classic finder" in status and "b00020" in tab.status_label.styleSheet()

@@ -11,13 +11,23 @@ tutorial's fixed 450x450 pixels, so any picture size works, and the crop is resi
 square input the way inference resizes a whole frame. When the crop leaves less than
 ``MIN_VISIBILITY`` of the face, the sample becomes a no-face sample, as in the tutorial.
 Validation batches are not augmented: the whole picture resized, exactly as at inference.
+
+For the multi-face model (``max_faces``) every face moves with the picture and the batches carry
+them all, largest first. A dataset larger than memory streams from disk instead
+(``cache="stream"``: a ``tf.data`` pipeline decoding and augmenting in parallel, each picture's
+decoded array kept on disk after its first read: :class:`DiskCache`), giving the same batches as the
+in-memory cache; ``cache="auto"`` picks by the estimated size (:func:`cache_plan`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
 import os
+import queue
 import random
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,10 +40,11 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from training.data import NO_BOX, Sample, load_image  # noqa: E402
-from training.files import atomic_write_bytes  # noqa: E402
+from training.files import atomic_path, atomic_write_bytes, remove_stale_temporaries  # noqa: E402
 from training.preprocess import box_to_pixels, preprocess_frame  # noqa: E402
 
 CACHE_SCALE = 2.0  # cached pictures keep a shorter side of CACHE_SCALE * input_size pixels
+PREFETCH_BATCHES = 2  # streamed batches made ahead of training (bounded: what an abandoned pass wastes)
 MIN_VISIBILITY = 0.3  # a face cropped to less than this fraction of its area is no longer a face
 # The tutorial flips vertically half the time. A webcam never shows an upside-down face, but measured
 # on the demo data (tiny model, 1100 steps) it did not hurt: validation IoU 0.65 with it, 0.60 without.
@@ -78,8 +89,142 @@ def build_augmenter(input_size: int, jitter: bool = False) -> A.Compose:
     )
 
 
-class FaceBatches(keras.utils.PyDataset):
-    """``(x, (class, box))`` batches of samples; see :func:`make_batches`."""
+def _largest_first(boxes: np.ndarray) -> np.ndarray:
+    """Boxes (n, 4) ordered by area, largest first (ties keep their order)."""
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return boxes[np.argsort(-areas, kind="stable")]
+
+
+def decode_for_batches(path: Path | str, input_size: int, augment: bool) -> np.ndarray:
+    """A picture as batches start from: for augmentation, BGR with its shorter side shrunk to
+    ``CACHE_SCALE * input_size`` (never enlarged); without, the final model input as uint8 (exact:
+    whole values). The one decode both the in-memory and the streamed batches use."""
+    image = load_image(path)
+    if not augment:
+        return preprocess_frame(image, input_size).astype(np.uint8)
+    height, width = image.shape[:2]
+    scale = CACHE_SCALE * input_size / min(height, width)
+    if scale < 1:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return image
+
+
+DISK_CACHE_FOLDER = ".facetracker_cache"  # hidden: the dataset scan never reads it as pictures
+DISK_CACHE_FORMAT = 1  # part of the cache's key: raise it when what decode_for_batches makes changes
+
+
+def read_cached_picture(path: Path | str) -> np.ndarray | None:
+    """A decoded picture from a disk-cache file (an .npy array), or None if it cannot be read or is not
+    a picture (missing, cut short by a crash, damaged): the caller decodes the picture again."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    if not (isinstance(array, np.ndarray) and array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] == 3):
+        return None
+    return array
+
+
+def write_cached_picture(path: Path | str, image: np.ndarray) -> None:
+    """Write a decoded picture as an .npy file atomically (a reader sees the whole array or none); OSError
+    if the folder cannot be written."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, np.ascontiguousarray(image), allow_pickle=False)
+
+
+class DiskCache:
+    """Decoded pictures kept on disk, so that a streamed epoch after the first reads arrays instead of
+    decoding and shrinking every picture again (Ultralytics' ``cache="disk"``).
+
+    The first time a picture is read it is decoded (and checked) as always, and the result is written
+    as an .npy file in a hidden ``.facetracker_cache/<key>/`` folder beside it: the key names what the
+    array is (``v1-short256``: shrunk to a shorter side of 256 pixels for augmentation;
+    ``v1-input128``: the 128x128 model input for validation), and the file's name carries the picture's
+    size and modification time, so an edited picture or another input size never reads a stale array
+    (the stale file is deleted when its replacement is written). A folder that cannot be written (a
+    read-only dataset) is remembered and its pictures are decoded every time, as without a cache. The
+    folders can be deleted at any time.
+    """
+
+    def __init__(self, input_size: int, augment: bool):
+        self.input_size, self.augment = int(input_size), bool(augment)
+        kind = f"short{round(CACHE_SCALE * self.input_size)}" if self.augment else f"input{self.input_size}"
+        self.key = f"v{DISK_CACHE_FORMAT}-{kind}"
+        self.reads = self.writes = self.decodes = 0  # what the cache did (tests and benchmarks look)
+        self.unwritable: set[Path] = set()  # cache folders that could not be written: decoded every time
+        self._lock = threading.Lock()
+        self._listed: dict[Path, dict[str, set[str]]] = {}  # cache folder -> picture name -> its cache files
+
+    def folder(self, picture: Path | str) -> Path:
+        """The cache folder of a picture: ``.facetracker_cache/<key>`` in the picture's folder."""
+        return Path(picture).parent / DISK_CACHE_FOLDER / self.key
+
+    def picture(self, path: Path | str) -> np.ndarray:
+        """The picture as :func:`decode_for_batches` makes it: from its cache file when one is current,
+        else decoded (DataError naming the file, as always) and written to the cache."""
+        path = Path(path)
+        try:
+            stat = path.stat()
+        except OSError:
+            return self._decode(path)  # gone or unreadable: the decode says so, naming the file
+        folder = self.folder(path)
+        name = f"{path.name}.{stat.st_size}-{stat.st_mtime_ns}.npy"
+        known = self._known(folder, path.name)
+        if name in known:
+            image = read_cached_picture(folder / name)
+            if image is not None and (self.augment or image.shape == (self.input_size, self.input_size, 3)):
+                with self._lock:
+                    self.reads += 1
+                return image
+        image = self._decode(path)
+        if folder not in self.unwritable:
+            self._write(folder, path.name, name, image, known)
+        return image
+
+    def _decode(self, path: Path) -> np.ndarray:
+        with self._lock:
+            self.decodes += 1
+        return decode_for_batches(path, self.input_size, self.augment)
+
+    def _known(self, folder: Path, picture_name: str) -> set[str]:
+        """The cache files of a picture, from one listing of its cache folder (not a file check per read)."""
+        with self._lock:
+            listed = self._listed.get(folder)
+            if listed is None:
+                listed = self._listed[folder] = {}
+                with contextlib.suppress(OSError):
+                    remove_stale_temporaries(folder)  # what a killed run's half-written files left
+                    for entry in os.scandir(folder):
+                        parts = entry.name.rsplit(".", 2)
+                        if len(parts) == 3 and parts[2] == "npy":
+                            listed.setdefault(parts[0], set()).add(entry.name)
+            return listed.setdefault(picture_name, set())
+
+    def _write(self, folder: Path, picture_name: str, name: str, image: np.ndarray, known: set[str]) -> None:
+        try:
+            write_cached_picture(folder / name, image)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:  # not a temporary file another run cleaned up: the folder is shut
+                with self._lock:
+                    self.unwritable.add(folder)
+            return
+        with self._lock:
+            self.writes += 1
+            stale = known - {name}
+            known.clear()
+            known.add(name)
+        for old in stale:  # the picture changed: its old array would never be read again
+            with contextlib.suppress(OSError):
+                (folder / old).unlink()
+
+
+class _Batches(keras.utils.PyDataset):
+    """What the in-memory and the streamed batches share: the order of an epoch and the item function.
+
+    Both give the same batches for the same seed and epoch because both call :meth:`targets`; they
+    differ only in where the decoded picture comes from (a cache, or the file each time).
+    """
 
     def __init__(
         self,
@@ -91,6 +236,7 @@ class FaceBatches(keras.utils.PyDataset):
         shuffle: bool = False,
         seed: int = 0,
         jitter: bool = False,
+        max_faces: int = 0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -100,6 +246,8 @@ class FaceBatches(keras.utils.PyDataset):
             raise ValueError(f"input_size must be at least 8 pixels, got {input_size}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if max_faces < 0:
+            raise ValueError(f"max_faces must be 0 (one box per picture) or more, got {max_faces}")
         self.samples = list(samples)
         self.input_size = int(input_size)
         self.batch_size = int(batch_size)
@@ -107,26 +255,18 @@ class FaceBatches(keras.utils.PyDataset):
         self.shuffle = shuffle
         self.seed = int(seed)
         self.jitter = bool(jitter)
+        self.max_faces = int(max_faces)
         self.epoch = 0
-        self._cache: dict[int, np.ndarray] = {}
-        self._local = threading.local()  # one pipeline per worker thread: its random state is per call
+        self.cache = "memory"
+        self.cache_reason = "in memory, as asked"
+        # Augmenters lent to one call at a time (their random state is set per call). Not one per thread:
+        # tf.data calls Python from threads whose thread-local data does not outlive the call, and
+        # building an augmenter (~16 ms) per call cost about as much as augmenting a batch of 8.
+        self._augmenters: queue.SimpleQueue = queue.SimpleQueue()
         self._order = self._make_order()
 
     def __len__(self) -> int:
         return math.ceil(len(self.samples) / self.batch_size)
-
-    def __getitem__(self, index: int):
-        if not 0 <= index < len(self):
-            raise IndexError(f"batch {index} out of range for {len(self)} batches")
-        chosen = self._order[index * self.batch_size : (index + 1) * self.batch_size]
-        size = self.input_size
-        x = np.empty((len(chosen), size, size, 3), np.float32)
-        classes = np.empty((len(chosen), 1), np.float32)
-        boxes = np.empty((len(chosen), 4), np.float32)
-        for row, sample_index in enumerate(chosen):
-            x[row], has_face, boxes[row] = self.item(int(sample_index), self.epoch)
-            classes[row, 0] = float(has_face)
-        return x, (classes, boxes)
 
     def on_epoch_end(self) -> None:
         self.set_epoch(self.epoch + 1)
@@ -136,45 +276,268 @@ class FaceBatches(keras.utils.PyDataset):
         self.epoch = int(epoch)
         self._order = self._make_order()
 
-    def _make_order(self) -> np.ndarray:
+    def _make_order(self, epoch: int | None = None) -> np.ndarray:
         if not self.shuffle:
             return np.arange(len(self.samples))
-        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.samples))
+        epoch = self.epoch if epoch is None else epoch
+        return np.random.default_rng([self.seed, epoch]).permutation(len(self.samples))
+
+    def _check_index(self, index: int) -> None:
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} out of range for {len(self)} batches")
 
     def item(self, sample_index: int, epoch: int) -> tuple[np.ndarray, bool, np.ndarray]:
-        """One model input (S, S, 3) RGB float32, whether it shows a face, and its box; same for same args."""
-        sample = self.samples[sample_index]
-        cached = self._cached(sample_index)
-        if not self.augment:
-            return cached.astype(np.float32), sample.has_face, np.asarray(sample.box, np.float32)
-        augmenter = getattr(self._local, "augmenter", None)
-        if augmenter is None:
-            augmenter = self._local.augmenter = build_augmenter(self.input_size, self.jitter)
-        state = np.random.SeedSequence([self.seed, epoch, sample_index])
-        augmenter.set_random_state(np.random.default_rng(state), random.Random(int(state.generate_state(1)[0])))
-        bboxes = np.array([sample.box], np.float32) if sample.has_face else np.zeros((0, 4), np.float32)
-        result = augmenter(image=cached, bboxes=bboxes, labels=[1] * len(bboxes))
-        x = preprocess_frame(result["image"], self.input_size)
-        if len(result["bboxes"]) == 0:
+        """One model input (S, S, 3) RGB float32, whether it shows a face, and its (largest) box; same for
+        same args."""
+        x, faces = self.faces_item(sample_index, epoch)
+        if len(faces) == 0:
             return x, False, np.asarray(NO_BOX, np.float32)
-        box = np.clip(np.asarray(result["bboxes"][0], np.float32), 0.0, 1.0)
-        return x, True, box
+        return x, True, faces[0]
 
-    def _cached(self, sample_index: int) -> np.ndarray:
-        """Decode once: the final input for validation, a shrunk BGR picture to augment for training."""
+    def faces_item(self, sample_index: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """One model input and its faces (n, 4) float32, largest first (by area after augmentation).
+
+        With ``max_faces`` 0 only the sample's largest face goes through augmentation, exactly as the
+        single-face batches always did; otherwise every face does, and those cropped below
+        ``MIN_VISIBILITY`` are dropped.
+        """
+        sample = self.samples[sample_index]
+        picture = self._picture(sample_index)
+        if not sample.has_face:
+            boxes = np.zeros((0, 4), np.float32)
+        elif self.max_faces:
+            boxes = np.asarray(sample.boxes, np.float32).reshape(-1, 4)
+        else:
+            boxes = np.array([sample.box], np.float32)
+        if not self.augment:
+            return picture.astype(np.float32), _largest_first(boxes)
+        try:
+            augmenter = self._augmenters.get_nowait()
+        except queue.Empty:
+            augmenter = build_augmenter(self.input_size, self.jitter)
+        try:
+            state = np.random.SeedSequence([self.seed, epoch, sample_index])
+            augmenter.set_random_state(np.random.default_rng(state), random.Random(int(state.generate_state(1)[0])))
+            result = augmenter(image=picture, bboxes=boxes, labels=[1] * len(boxes))
+        finally:
+            self._augmenters.put(augmenter)
+        x = preprocess_frame(result["image"], self.input_size)
+        faces = np.clip(np.asarray(result["bboxes"], np.float32).reshape(-1, 4), 0.0, 1.0)
+        return x, _largest_first(faces)
+
+    def targets(self, sample_index: int, epoch: int) -> tuple[np.ndarray, ...]:
+        """One row of a batch: ``x, class (1,), box (4,)`` and with ``max_faces`` K also ``faces (K, 4),
+        face_mask (K,)`` (the K largest faces, zero-padded), all float32."""
+        x, faces = self.faces_item(sample_index, epoch)
+        has_face = len(faces) > 0
+        row = (x, np.array([float(has_face)], np.float32),
+               faces[0] if has_face else np.asarray(NO_BOX, np.float32))
+        if not self.max_faces:
+            return row
+        kept = faces[: self.max_faces]
+        padded = np.zeros((self.max_faces, 4), np.float32)
+        padded[: len(kept)] = kept
+        mask = np.zeros(self.max_faces, np.float32)
+        mask[: len(kept)] = 1.0
+        return (*row, padded, mask)
+
+    def _picture(self, sample_index: int) -> np.ndarray:
+        """The decoded picture: the final input (uint8) for validation, shrunk BGR for augmentation."""
+        return decode_for_batches(self.samples[sample_index].image_path, self.input_size, self.augment)
+
+
+class FaceBatches(_Batches):
+    """``(x, (class, box))`` batches of samples, every picture decoded once and kept in memory; see
+    :func:`make_batches`."""
+
+    def __init__(self, samples: Sequence[Sample], **kwargs):
+        super().__init__(samples, **kwargs)
+        self._cache: dict[int, np.ndarray] = {}
+
+    def __getitem__(self, index: int):
+        self._check_index(index)
+        chosen = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        rows = [self.targets(int(sample_index), self.epoch) for sample_index in chosen]
+        x, *labels = (np.stack(column) for column in zip(*rows, strict=True))
+        return x, tuple(labels)
+
+    def _picture(self, sample_index: int) -> np.ndarray:
+        """Decode once: later epochs augment the kept copy."""
         image = self._cache.get(sample_index)
         if image is None:
-            image = load_image(self.samples[sample_index].image_path)
-            if self.augment:
-                height, width = image.shape[:2]
-                scale = CACHE_SCALE * self.input_size / min(height, width)
-                if scale < 1:
-                    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-                    image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-            else:
-                image = preprocess_frame(image, self.input_size).astype(np.uint8)  # exact: whole values
-            self._cache[sample_index] = image
+            image = self._cache[sample_index] = super()._picture(sample_index)
         return image
+
+
+class StreamedBatches(_Batches):
+    """The same batches as :class:`FaceBatches`, read from disk every epoch through a ``tf.data``
+    pipeline (batches made in parallel, in order, and prefetched), so a dataset larger than memory
+    trains: nothing is kept in memory but the batches in flight. With ``disk_cache`` (the default)
+    every picture is decoded once and its decoded array kept on disk (:class:`DiskCache`), so later
+    epochs read arrays instead of decoding. Each ``tf.data`` call into Python makes a whole batch
+    (batches are made in parallel), not one picture: fewer calls, less overhead per picture.
+
+    Keras gets a PyDataset, not the bare ``tf.data.Dataset`` (:meth:`dataset`), on purpose: the epoch
+    then follows Keras's own ``on_epoch_end`` calls, as for the in-memory batches, rather than how
+    often something opens an iterator (Keras opens an extra one to build a model made under a
+    distribution strategy, which would shift every later epoch's order). One pipeline serves an
+    epoch asked for in order (as the trainer's ``fit(shuffle=False)`` does); a batch asked for out of
+    order is made alone, so nothing read ahead is thrown away.
+    """
+
+    def __init__(self, samples: Sequence[Sample], *, disk_cache: bool = True, **kwargs):
+        kwargs.update(workers=1, use_multiprocessing=False)  # the parallel work happens inside tf.data
+        super().__init__(samples, **kwargs)
+        self.cache, self.cache_reason = "stream", "streamed from disk, as asked"
+        self.disk_cache = DiskCache(self.input_size, self.augment) if disk_cache else None
+        self._lock = threading.Lock()
+        self._stream = None
+        self._next: tuple[int, int] | None = None  # (epoch, batch) the open pipeline gives next
+        self._failure: BaseException | None = None
+
+    def __getitem__(self, index: int):
+        import tensorflow as tf
+
+        self._check_index(index)
+        with self._lock:
+            in_order = self._next == (self.epoch, index)
+            if not (in_order and self._stream is not None):
+                self._stream = None
+                if index == 0 or in_order:  # an epoch (or a run of batches) starts: read ahead from here
+                    self._stream = iter(self.dataset(self.epoch, first_batch=index))
+            # Out of order (Keras's fit(shuffle=True) asks at random): that batch alone, nothing read ahead.
+            stream = self._stream or iter(self.dataset(self.epoch, first_batch=index, batches=1))
+            self._failure = None
+            try:
+                x, labels = next(stream)
+            except tf.errors.OpError:
+                self._stream = None
+                if self._failure is not None:  # the item function's own error, naming the file
+                    raise self._failure from None
+                raise
+            self._next = (self.epoch, index + 1)
+            if index + 1 == len(self):
+                self._stream = None  # the epoch is over: let its buffers go
+            return x.numpy(), tuple(label.numpy() for label in labels)
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        self._stream = None
+
+    def _picture(self, sample_index: int) -> np.ndarray:
+        """From the disk cache when there is one (decoded and written there the first time)."""
+        if self.disk_cache is None:
+            return super()._picture(sample_index)
+        return self.disk_cache.picture(self.samples[sample_index].image_path)
+
+    def dataset(self, epoch: int | None = None, first_batch: int = 0, batches: int | None = None):
+        """An epoch's batches (default: the current epoch's) as a ``tf.data.Dataset``, from batch
+        ``first_batch`` on (``batches`` of them, default all): what :meth:`__getitem__` reads."""
+        import tensorflow as tf
+
+        epoch = self.epoch if epoch is None else int(epoch)
+        end = None if batches is None else (first_batch + batches) * self.batch_size
+        order = self._make_order(epoch)[first_batch * self.batch_size : end].astype(np.int64)
+        size, faces = self.input_size, self.max_faces
+        shapes = [(size, size, 3), (1,), (4,)] + ([(faces, 4), (faces,)] if faces else [])
+
+        def load(sample_indices) -> tuple[np.ndarray, ...]:
+            try:
+                rows = [self.targets(int(sample_index), epoch) for sample_index in sample_indices]
+                return tuple(np.stack(column) for column in zip(*rows, strict=True))
+            except Exception as exc:
+                self._failure = exc
+                raise
+
+        def to_tensors(sample_indices):
+            columns = tf.numpy_function(load, [sample_indices], [tf.float32] * len(shapes))
+            for tensor, shape in zip(columns, shapes, strict=True):
+                tensor.set_shape((None, *shape))
+            return columns[0], tuple(columns[1:])
+
+        options = tf.data.Options()
+        options.deterministic = True
+        return (tf.data.Dataset.from_tensor_slices(order)
+                .batch(self.batch_size)
+                .map(to_tensors, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                .prefetch(PREFETCH_BATCHES)
+                .with_options(options))
+
+
+CACHE_CHOICES = ("auto", "memory", "stream")
+MEMORY_SHARE = 0.25  # "auto" keeps the pictures in memory when they take at most this share of the RAM
+FALLBACK_MEMORY = 4 * 1024**3  # bytes assumed where the machine's memory cannot be read: a small laptop's
+_ARRAY_OVERHEAD = 200  # bytes per kept picture beyond its pixels (the array object, the dict entry)
+
+
+def physical_memory() -> int | None:
+    """The machine's physical memory in bytes (os.sysconf on Linux and macOS, the Win32 API on
+    Windows), or None where it cannot be read."""
+    try:
+        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        if pages > 0 and page_size > 0:
+            return int(pages) * int(page_size)
+    except (AttributeError, ValueError, OSError):
+        pass
+    if sys.platform == "win32":
+        import ctypes
+
+        class _MemoryStatus(ctypes.Structure):
+            _fields_ = [("length", ctypes.c_ulong), ("load", ctypes.c_ulong), ("total", ctypes.c_ulonglong),
+                        ("available", ctypes.c_ulonglong), ("total_page", ctypes.c_ulonglong),
+                        ("available_page", ctypes.c_ulonglong), ("total_virtual", ctypes.c_ulonglong),
+                        ("available_virtual", ctypes.c_ulonglong), ("extended", ctypes.c_ulonglong)]
+
+        status = _MemoryStatus()
+        status.length = ctypes.sizeof(_MemoryStatus)
+        try:
+            if ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):
+                return int(status.total)
+        except (AttributeError, OSError):
+            pass
+    return None
+
+
+def cache_bytes(samples: Sequence[Sample], input_size: int, augment: bool) -> int:
+    """What keeping every decoded picture in memory takes, from the samples' sizes (nothing is read):
+    the model input for validation, the picture shrunk to ``CACHE_SCALE * input_size`` for training."""
+    total = 0
+    for sample in samples:
+        if augment and sample.width > 0 and sample.height > 0:
+            width, height = sample.width, sample.height
+            scale = CACHE_SCALE * input_size / min(width, height)
+            if scale < 1:
+                width, height = max(1, round(width * scale)), max(1, round(height * scale))
+        else:
+            side = round(CACHE_SCALE * input_size) if augment else input_size  # size unknown: assume a square
+            width = height = side
+        total += width * height * 3 + _ARRAY_OVERHEAD
+    return total
+
+
+def _gigabytes(count: int) -> str:
+    return f"{count / 1024**3:.2f} GB"
+
+
+def cache_plan(samples: Sequence[Sample], input_size: int, augment: bool,
+               memory: int | None = None) -> tuple[str, str]:
+    """("memory" or "stream", why): memory when the decoded pictures fit in ``MEMORY_SHARE`` of the
+    machine's memory (``memory`` bytes; default: read from the machine), else stream from disk."""
+    needed = cache_bytes(samples, input_size, augment)
+    known = memory if memory is not None else physical_memory()
+    total = known if known else FALLBACK_MEMORY
+    budget = int(total * MEMORY_SHARE)
+    where = f"{_gigabytes(total)} of memory" + ("" if known else " assumed (the machine's could not be read)")
+    pictures = f"{len(samples)} decoded pictures take about {_gigabytes(needed)}"
+    if needed <= budget:
+        return "memory", f"kept in memory: {pictures}, within a quarter of {where}"
+    return "stream", f"streamed from disk: {pictures}, more than a quarter of {where}"
+
+
+def choose_cache(samples: Sequence[Sample], input_size: int, augment: bool) -> str:
+    """What ``cache="auto"`` picks: "memory" when the decoded pictures fit (see :func:`cache_plan`,
+    which also says why), else "stream"."""
+    return cache_plan(samples, input_size, augment)[0]
 
 
 def make_batches(
@@ -186,17 +549,36 @@ def make_batches(
     shuffle: bool = False,
     seed: int = 0,
     jitter: bool = False,
+    max_faces: int = 0,
+    cache: str = "memory",
+    disk_cache: bool = True,
 ) -> keras.utils.PyDataset:
     """Batches ``(x (B,S,S,3) RGB 0..255, (class (B,1), box (B,4)))`` in the model's output order.
 
     No-face samples carry the box ``[0, 0, 0, 0]``. Deterministic for a seed; with ``shuffle`` the
     order changes every epoch, and with ``augment`` so do the augmentations (``jitter``: see
-    :func:`build_augmenter`).
+    :func:`build_augmenter`). ``max_faces`` K > 0 adds every face: ``faces (B,K,4)``, largest first,
+    zero-padded, and ``face_mask (B,K)`` (1.0 for a face). ``cache``: "memory" decodes every picture
+    once and keeps it, "stream" reads it from disk every epoch through ``tf.data`` (the same batches),
+    "auto" keeps them when they fit (:func:`cache_plan`; the returned batches' ``cache_reason`` says why).
+    Streamed pictures are decoded once and kept on disk as arrays unless ``disk_cache`` is False
+    (:class:`DiskCache`).
     """
-    return FaceBatches(
-        samples, input_size=input_size, batch_size=batch_size, augment=augment, shuffle=shuffle, seed=seed,
-        jitter=jitter,
-    )
+    if cache not in CACHE_CHOICES:
+        raise ValueError(f"cache must be one of {', '.join(CACHE_CHOICES)}, got {cache!r}")
+    reason = f"{'kept in memory' if cache == 'memory' else 'streamed from disk'}, as asked"
+    if cache == "auto":
+        cache, reason = cache_plan(samples, input_size, augment)
+    options = dict(input_size=input_size, batch_size=batch_size, augment=augment, shuffle=shuffle, seed=seed,
+                   jitter=jitter, max_faces=max_faces)
+    if cache == "stream":
+        batches = StreamedBatches(samples, disk_cache=disk_cache, **options)
+        if disk_cache:
+            reason += f"; decoded pictures kept on disk in a {DISK_CACHE_FOLDER} folder beside them"
+    else:
+        batches = FaceBatches(samples, **options)
+    batches.cache, batches.cache_reason = cache, reason
+    return batches
 
 
 def write_preview(

@@ -17,8 +17,15 @@ CLASSIC_LABEL = "face (classic)"
 CLASSIC_DEVICE = "CPU (classic face finder)"
 
 
+#: Two of the cascade's faces are one when the smaller lies this much (its area's share) inside the bigger:
+#: the cascade groups only windows of about the same size, and a face often also fires a window a scale
+#: step away, overlapping most of it.
+SAME_FACE_OVERLAP = 0.5
+
+
 class ClassicFaceFinder:
-    """Find the biggest frontal face in a frame with an LBP cascade, on a downscaled gray copy.
+    """Find frontal faces in a frame with an LBP cascade, on a downscaled gray copy: the biggest
+    (:meth:`detect`) or every one (:meth:`detect_all`).
 
     Args:
         work_width: the frame is shrunk to this width first; the cascade's cost grows with the
@@ -43,6 +50,19 @@ class ClassicFaceFinder:
 
     def detect(self, frame_bgr: np.ndarray) -> Detection | None:
         """Return the biggest face as a Detection (score 1.0, box in the frame's pixels), or None."""
+        faces = self._faces(frame_bgr)
+        return faces[0] if faces else None
+
+    def detect_all(self, frame_bgr: np.ndarray) -> list[Detection]:
+        """Every face the cascade finds (score 1.0, boxes in the frame's pixels), biggest first.
+
+        A window lying mostly (:data:`SAME_FACE_OVERLAP` of its area) inside a bigger one is the
+        same face seen a scale step away, and is dropped.
+        """
+        return merge_same_faces(self._faces(frame_bgr))
+
+    def _faces(self, frame_bgr: np.ndarray) -> list[Detection]:
+        """The cascade's faces (windows grouped by the cascade), biggest first, in the frame's pixels."""
         height, width = frame_bgr.shape[:2]
         scale = min(1.0, self.work_width / width)
         small = frame_bgr if scale == 1.0 else cv2.resize(
@@ -58,9 +78,27 @@ class ClassicFaceFinder:
             max_size=(gray.shape[1], gray.shape[0]),
             min_neighbor_number=self.min_neighbours,
         )
-        if not faces:
-            return None
-        biggest = max(faces, key=lambda face: face["width"] * face["height"])
-        x1, y1 = biggest["c"] / scale, biggest["r"] / scale
-        x2, y2 = x1 + biggest["width"] / scale, y1 + biggest["height"] / scale
-        return Detection(score=1.0, box=(float(x1), float(y1), float(x2), float(y2)))
+        found = []
+        for face in sorted(faces, key=lambda face: face["width"] * face["height"], reverse=True):
+            x1, y1 = face["c"] / scale, face["r"] / scale
+            x2, y2 = x1 + face["width"] / scale, y1 + face["height"] / scale
+            found.append(Detection(score=1.0, box=(float(x1), float(y1), float(x2), float(y2))))
+        return found
+
+
+def merge_same_faces(faces: list[Detection]) -> list[Detection]:
+    """``faces`` (biggest first) without those lying mostly (:data:`SAME_FACE_OVERLAP` of their area)
+    inside a bigger one kept before them: the same face, seen by the cascade a scale step away."""
+    kept: list[Detection] = []
+    for face in faces:
+        if all(_inside_share(face.box, bigger.box) <= SAME_FACE_OVERLAP for bigger in kept):
+            kept.append(face)
+    return kept
+
+
+def _inside_share(box: tuple[float, ...], bigger: tuple[float, ...]) -> float:
+    """How much of ``box``'s area lies inside ``bigger`` (0..1)."""
+    width = max(0.0, min(box[2], bigger[2]) - max(box[0], bigger[0]))
+    height = max(0.0, min(box[3], bigger[3]) - max(box[1], bigger[1]))
+    area = max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0)
+    return width * height / area if area > 0 else 1.0

@@ -148,17 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_autolabel_parser(sub)
 
     convert = sub.add_parser(
-        "convert", help="convert face labels between labelme, COCO, YOLO and Pascal VOC",
+        "convert", help="convert face labels between labelme, COCO, YOLO and Pascal VOC (and from WIDER FACE)",
         description="Read a dataset in one annotation format and write it, pictures included, in another: "
-        "labelme (what FaceTracker trains on), COCO JSON, YOLO text or Pascal VOC XML, one face per picture. "
+        "labelme (what FaceTracker trains on), COCO JSON, YOLO text or Pascal VOC XML, every face of each "
+        "picture; WIDER FACE annotation files are read too. "
         "Pictures without a face are kept; train/val/test splits are kept when the source has them.",
         epilog=f"Train on a COCO, YOLO or VOC dataset by converting it first: `{PROG} convert exported/ data/ "
         f"--to labelme`, then `{PROG} data/`.")
     convert.add_argument("src", help="dataset folder to read")
     convert.add_argument("dst", help="new folder to write (must not exist, or be empty)")
     convert.add_argument("--to", required=True, choices=("labelme", "coco", "yolo", "voc"), help="format to write")
-    convert.add_argument("--from", dest="source_format", choices=("labelme", "coco", "yolo", "voc"), default=None,
-                         help="format of SRC (default: detected from its label files)")
+    convert.add_argument("--from", dest="source_format", choices=("labelme", "coco", "yolo", "voc", "wider"),
+                         default=None, help="format of SRC (default: detected from its label files); wider: a "
+                         "WIDER FACE download (wider_face_split/ beside WIDER_train/ and WIDER_val/)")
     convert.add_argument("--link", action="store_true",
                          help="hard-link the pictures instead of copying them (same disk only; copies otherwise)")
     return parser
@@ -209,7 +211,8 @@ class ProgressBar:
                 f"class {event['class_loss']:.4f}  regress {event['regress_loss']:.4f}  iou {event['iou']:.3f}  |  "
                 f"val loss {event['val_total_loss']:.4f}  val class {event['val_class_loss']:.4f}  "
                 f"val regress {event['val_regress_loss']:.4f}  val iou {event['val_iou']:.3f}  "
-                + (f"val F1 {event['val_f1']:.3f}  " if isinstance(event.get("val_f1"), (int, float)) else "")
+                + (f"val AP50 {event['val_ap50']:.3f}  " if isinstance(event.get("val_ap50"), (int, float))
+                   else f"val F1 {event['val_f1']:.3f}  " if isinstance(event.get("val_f1"), (int, float)) else "")
                 + f"lr {event['lr']:.2e}  {event['seconds']:.1f}s"
             )
             self._print(("\r" if self.live else "") + line + ("\x1b[K" if self.live else ""))
@@ -407,13 +410,18 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     samples = dataset.require_split(args.split)
     detector = Detector.from_file(args.model)
     metrics = evaluate_model(detector, samples, threshold=args.threshold, iou_threshold=args.iou)
+    # A multi-face model is measured by AP50 over every face: the classic finder too, every face it finds.
+    classic = _classic_every_face(samples, args.iou) if detector.multi_face else None
     if args.json:
         skipped = [str(p) for p in dataset.problems]
-        print(json.dumps(_json_safe({"model": str(args.model), "split": args.split, **metrics, "skipped": skipped}),
-                         indent=2))
+        extra = {"classic": classic} if classic is not None else {}
+        print(json.dumps(_json_safe({"model": str(args.model), "split": args.split, **metrics, **extra,
+                                     "skipped": skipped}), indent=2))
     else:
         print(f"{args.model} on the {args.split} split of {args.data}")
         print(format_table(metrics))
+        if classic is not None:
+            print(_classic_line(metrics, classic))
     if args.pictures:
         from training.report import write_result_pictures
 
@@ -421,6 +429,28 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                               iou_threshold=args.iou, title=f"{Path(args.model).name} on the {args.split} split")
         print(f"Results saved to {args.pictures}", file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def _classic_every_face(samples: list, iou_threshold: float) -> dict:
+    """The classic finder on the same pictures, every face it finds (its cascade missing: the reason)."""
+    from training.classic import ClassicFaceFinder
+    from training.evaluate import evaluate_finder
+
+    try:
+        return evaluate_finder(ClassicFaceFinder(), samples, iou_threshold=iou_threshold, every_face=True)
+    except (ImportError, OSError) as exc:
+        return {"error": str(exc)}
+
+
+def _classic_line(metrics: dict, classic: dict) -> str:
+    """The classic finder's AP and F1 beside the model's, on one line."""
+    from training.evaluate import ap_key
+
+    if "error" in classic:
+        return f"classic finder: not measured ({classic['error']})"
+    name = "AP50" if ap_key(metrics) == "ap50" else f"AP@{metrics['iou_threshold']:g}"
+    return (f"classic finder (every face it finds, same pictures): {name} {classic[ap_key(classic)]:.3f}, "
+            f"F1 {classic['f1']:.3f}, {classic['ms_per_picture']:.1f} ms a picture")
 
 
 def _collect_images(inputs: list[str]) -> list[Path]:
@@ -448,7 +478,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     import cv2
 
     from training.data import DataError, load_image
-    from training.drawing import draw_detection
+    from training.drawing import draw_detection, draw_detections
     from training.files import atomic_write_bytes
     from training.inference import Detector
 
@@ -476,13 +506,21 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             print(f"{PROG} predict: skipped {exc}", file=sys.stderr, flush=True)
             continue
         used.add(name)
-        detection = detector.detect(image)
-        ok, encoded = cv2.imencode(path.suffix if path.suffix.lower() in (".png", ".bmp") else ".jpg",
-                                   draw_detection(image, detection, args.threshold, tag_no_face=True))
+        if detector.multi_face:  # every face above the threshold
+            detector.threshold = args.threshold
+            faces = detector.detect_all(image)
+            drawn = draw_detections(image, faces, args.threshold)
+        else:
+            detection = detector.detect(image)
+            drawn = draw_detection(image, detection, args.threshold, tag_no_face=True)
+        ok, encoded = cv2.imencode(path.suffix if path.suffix.lower() in (".png", ".bmp") else ".jpg", drawn)
         if not ok:
             raise OSError(f"{out_dir / name}: could not encode the picture")
         atomic_write_bytes(out_dir / name, encoded.tobytes())  # not cv2.imwrite: no non-ASCII paths on Windows
-        if detection.is_face(args.threshold):
+        if detector.multi_face:
+            where = "; ".join(f"{d.score:.2f} at ({', '.join(f'{v:.0f}' for v in d.box)})" for d in faces)
+            print(f"{path}: {len(faces)} face{'s' if len(faces) != 1 else ''}" + (f": {where}" if faces else ""))
+        elif detection.is_face(args.threshold):
             box = ", ".join(f"{v:.0f}" for v in detection.box)
             print(f"{path}: face {detection.score:.2f} at ({box})")
         else:

@@ -114,13 +114,26 @@ class Dataset:
     warnings: list[Problem] = field(default_factory=list)
 
     def counts(self) -> dict[str, dict[str, int]]:
-        """Pictures, faces and no-face pictures per split."""
+        """Per split: pictures, pictures with a face (``faces``), pictures without (``no_faces``), face boxes
+        in all (``face_boxes``: what a multi-face model learns from) and pictures with several faces."""
         result = {}
         for name in SPLITS:
             samples = self.splits.get(name, [])
             faces = sum(1 for s in samples if s.has_face)
-            result[name] = {"images": len(samples), "faces": faces, "no_faces": len(samples) - faces}
+            result[name] = {"images": len(samples), "faces": faces, "no_faces": len(samples) - faces,
+                            "face_boxes": sum(s.face_count for s in samples),
+                            "several_faces": sum(1 for s in samples if s.face_count > 1)}
         return result
+
+    def several_faces_notes(self) -> list[Problem]:
+        """One note per picture labelled with several faces, saying which face a single-face model uses.
+
+        Not a dataset warning: a multi-face model learns every face. The trainer of a single-face model
+        gives these as its warnings (it trains on the largest face of each such picture).
+        """
+        return [several_faces_note(s.label_path, s.boxes, s.width, s.height)
+                for name in SPLITS for s in self.splits.get(name, [])
+                if s.face_count > 1 and s.label_path is not None]
 
     def unlabelled(self) -> int:
         """Pictures without a label file: counted as "no face", the tutorial's convention."""
@@ -175,14 +188,14 @@ class Dataset:
         counts = self.counts()
         lines = [
             f"Dataset {self.root} (layout: {self.layout}, {LAYOUTS.get(self.layout, '')})",
-            f"{'split':<8}{'images':>8}{'faces':>8}{'no face':>9}",
+            f"{'split':<8}{'images':>8}{'faces':>8}{'no face':>9}{'boxes':>8}",
         ]
-        for name in SPLITS:
-            c = counts[name]
-            lines.append(f"{name:<8}{c['images']:>8}{c['faces']:>8}{c['no_faces']:>9}")
-        totals = {key: sum(c[key] for c in counts.values()) for key in ("images", "faces", "no_faces")}
-        lines.append(f"{'total':<8}{totals['images']:>8}{totals['faces']:>8}{totals['no_faces']:>9}")
+        total = {key: sum(c[key] for c in counts.values()) for key in next(iter(counts.values()))}
+        for name, c in [*counts.items(), ("total", total)]:
+            lines.append(f"{name:<8}{c['images']:>8}{c['faces']:>8}{c['no_faces']:>9}{c['face_boxes']:>8}")
         lines.append(unlabelled_line(self.unlabelled()))
+        if total["several_faces"]:
+            lines.append(several_faces_line(total["several_faces"], total["face_boxes"]))
         empty = self.empty_splits()
         if empty:
             lines.append(f"Empty splits: {', '.join(empty)}")
@@ -206,6 +219,7 @@ class Dataset:
             "layout": self.layout,
             "counts": self.counts(),
             "unlabelled": self.unlabelled(),
+            "several_faces": sum(c["several_faces"] for c in self.counts().values()),
             "empty_splits": self.empty_splits(),
             "cannot_train": self.training_refusal(),
             "problems": [str(p) for p in self.problems],
@@ -217,6 +231,13 @@ def unlabelled_line(count: int) -> str:
     """How every summary says how many pictures have no label file (and what that means)."""
     pictures = "picture" if count == 1 else "pictures"
     return f"{count} {pictures} without a label file, counted as no face"
+
+
+def several_faces_line(count: int, face_boxes: int) -> str:
+    """How a summary says how many pictures show several faces (and what each kind of model learns)."""
+    pictures = "picture shows" if count == 1 else "pictures show"
+    return (f"{count} {pictures} several faces ({face_boxes} face boxes in all): a multi-face model learns "
+            "every face, a single-face model the largest of each picture")
 
 
 # --------------------------------------------------------------------------------------------- images
@@ -863,9 +884,7 @@ def _read_folder(
             boxes = () if label_path is None else read_faces(label_path, width, height)
         except DataError as exc:
             problem = Problem(exc.path, exc.message)
-        else:
-            if len(boxes) > 1:
-                warn(several_faces_note(label_path, boxes, width, height))
+        else:  # several faces: all kept (Dataset.several_faces_notes says what a single-face model uses)
             samples.append(Sample(image_path, label_path, bool(boxes), boxes[0] if boxes else NO_BOX, width, height,
                                   boxes))
             continue
@@ -957,8 +976,10 @@ def load_dataset(
 
     Bad files are skipped and listed in ``Dataset.problems``; with ``strict`` the first one raises
     :class:`DataError`. Every picture is checked down to its pixel data, so what is returned can be
-    trained on. Files that are used but deserve a look (a label with two faces) are listed in
-    ``Dataset.warnings``. ``val_fraction``/``test_fraction`` only apply to flat and beside layouts.
+    trained on. Files that are used but deserve a look (a run folder inside the dataset) are listed
+    in ``Dataset.warnings``; a label with several faces is not one of them (every face is kept:
+    ``Dataset.several_faces_notes`` is what a single-face model warns with). ``val_fraction`` and
+    ``test_fraction`` only apply to flat and beside layouts.
     """
     root = Path(root)
     _require_dataset_folder(root)

@@ -4,6 +4,11 @@ A picture counts as a correct detection (true positive) when it has a face, the 
 threshold and the predicted box overlaps the labelled one by at least ``iou_threshold`` (IoU). A
 confident box in the wrong place is both a false positive and a false negative, as in the usual
 object-detection convention.
+
+A multi-face model (and the classic finder asked for every face) is measured over every labelled
+face instead: AP50 (average precision at IoU 0.5, as PASCAL VOC / WIDER FACE compute it, from every
+box it gives), and precision, recall and F1 over the faces at its score threshold
+(:func:`summarize_faces`).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import numpy as np
 from training.data import Sample, load_image
 from training.detection import Detection
 from training.inference import Detector
-from training.metrics import box_iou, detection_counts
+from training.metrics import AP_MIN_SCORE, FaceMatches, box_iou, detection_counts
 from training.preprocess import box_to_pixels
 
 # Pictures decoded and sent through the network at once.
@@ -41,12 +46,16 @@ def evaluate_model(
     ``threshold`` (the detector's own, stored with the model, unless given) and ``iou_threshold``.
     Ratios with nothing to count are 0.0.
 
+    A multi-face model (``detector.multi_face``) is measured over every face: see :func:`summarize_faces`.
+
     Raises:
         ValueError: no samples.
         training.data.DataError: a picture cannot be read.
     """
-    return _evaluate(detector.detect_batch, samples, detector.threshold if threshold is None else threshold,
-                     iou_threshold, chunk=_EVAL_CHUNK)
+    threshold = detector.threshold if threshold is None else threshold
+    if getattr(detector, "multi_face", False):
+        return summarize_faces(predict_faces(detector, samples), threshold, iou_threshold)
+    return _evaluate(detector.detect_batch, samples, threshold, iou_threshold, chunk=_EVAL_CHUNK)
 
 
 def evaluate_finder(
@@ -55,9 +64,17 @@ def evaluate_finder(
     *,
     threshold: float = 0.5,
     iou_threshold: float = 0.5,
+    every_face: bool = False,
 ) -> dict:
     """:func:`evaluate_model` for a finder whose ``detect(frame)`` gives a Detection or None (no face):
-    the classic finder, a pretrained detector. Same figures, so they compare side by side."""
+    the classic finder, a pretrained detector. Same figures, so they compare side by side.
+
+    ``every_face``: measure every face its ``detect_all(frame)`` finds, as a multi-face model is
+    (:func:`summarize_faces`: AP50 and F1 over faces).
+    """
+    if every_face:
+        found = _predict_faces(lambda frames: [finder.detect_all(frame) for frame in frames], samples, chunk=1)
+        return summarize_faces(found, threshold, iou_threshold)
 
     def detect_all(frames: list[np.ndarray]) -> list[Detection | None]:
         return [finder.detect(frame) for frame in frames]
@@ -151,8 +168,97 @@ def _evaluate(
     return summarize(_predict(detect_all, samples, chunk), threshold, iou_threshold)
 
 
+@dataclass
+class FacePredictions:
+    """One pass of a detector over labelled pictures, every face: what :func:`summarize_faces` and the
+    multi-face result pictures of :mod:`training.report` are made from."""
+
+    samples: list[Sample]
+    found: list[list[Detection]]  # per picture, every box scoring at least AP_MIN_SCORE, best first (pixels)
+    truths: list[np.ndarray]  # per picture, (F, 4) the labelled faces in pixels
+    seconds: float  # time spent in the detector itself
+
+    def matches(self, iou_threshold: float = 0.5) -> FaceMatches:
+        """Every box matched to the labelled faces (see :class:`training.metrics.FaceMatches`)."""
+        return FaceMatches([[(d.score, d.box) for d in boxes] for boxes in self.found], self.truths, iou_threshold)
+
+
+def predict_faces(detector: Detector, samples: Sequence[Sample]) -> FacePredictions:
+    """Run a multi-face ``detector`` once over ``samples``, keeping every box that scores at least
+    :data:`~training.metrics.AP_MIN_SCORE` (AP needs the whole curve, not only the boxes above the
+    model's threshold; the boxes kept above it are the ones ``detect_all`` gives).
+
+    Raises:
+        ValueError: no samples.
+        training.data.DataError: a picture cannot be read.
+    """
+    def detect_all(frames: list[np.ndarray]) -> list[list[Detection]]:
+        return detector.detect_all_batch(frames, threshold=AP_MIN_SCORE)
+
+    return _predict_faces(detect_all, samples, chunk=_EVAL_CHUNK)
+
+
+def _predict_faces(detect_all: Callable[[list[np.ndarray]], list[list[Detection]]], samples: Sequence[Sample],
+                   chunk: int) -> FacePredictions:
+    samples = list(samples)
+    if not samples:
+        raise ValueError("no pictures to evaluate")
+    found: list[list[Detection]] = []
+    truths: list[np.ndarray] = []
+    seconds = 0.0
+    for start in range(0, len(samples), chunk):
+        part = samples[start : start + chunk]
+        images = [load_image(s.image_path) for s in part]
+        began = time.perf_counter()
+        detections = detect_all(images)
+        seconds += time.perf_counter() - began
+        for sample, image, boxes in zip(part, images, detections, strict=True):
+            height, width = image.shape[:2]
+            found.append(sorted(boxes, key=lambda d: -d.score))
+            faces = sample.boxes if sample.has_face else ()
+            truths.append(np.array([box_to_pixels(box, width, height) for box in faces], np.float64).reshape(-1, 4))
+    return FacePredictions(samples, found, truths, seconds)
+
+
+def summarize_faces(predictions: FacePredictions, threshold: float, iou_threshold: float = 0.5) -> dict:
+    """Figures over every labelled face: ``ap50`` (AP at ``iou_threshold``, every box counts, whatever
+    its score), and at the score threshold: ``precision``, ``recall`` and ``f1`` over faces,
+    ``true_positives`` (faces found), ``false_positives`` (boxes on no face, or a second box on one),
+    ``false_negatives`` (faces missed), ``detected`` (boxes kept), ``mean_iou`` (of the faces found),
+    ``false_alarms`` (pictures without a face where a box was kept), ``class_accuracy`` (pictures
+    where "some face / none" is right), ``true_negatives`` (pictures rightly left empty); also
+    ``images``, ``faces`` (labelled faces), ``face_pictures``, ``no_faces`` (pictures),
+    ``ms_per_picture``, ``threshold``, ``iou_threshold`` and ``multi_face`` (True)."""
+    matches = predictions.matches(iou_threshold)
+    counts = matches.counts(threshold)
+    images = len(predictions.samples)
+    kept = matches.scores > threshold
+    found = matches.true_positive & kept
+    has_face = np.array([len(t) > 0 for t in predictions.truths], bool)
+    reported = np.zeros(images, bool)
+    reported[matches.picture[kept]] = True
+    return {
+        "images": images,
+        "faces": int(sum(len(t) for t in predictions.truths)),
+        "face_pictures": int(has_face.sum()),
+        "no_faces": int((~has_face).sum()),
+        "ap50" if iou_threshold == 0.5 else "ap": matches.average_precision(),
+        **counts,
+        "class_accuracy": float(np.mean(reported == has_face)),
+        "mean_iou": float(matches.ious[found].mean()) if found.any() else 0.0,
+        "false_alarms": int(np.sum(reported & ~has_face)),
+        "true_negatives": int(np.sum(~reported & ~has_face)),
+        "ms_per_picture": 1000 * predictions.seconds / images,
+        "threshold": float(threshold),
+        "iou_threshold": float(iou_threshold),
+        "multi_face": True,
+    }
+
+
 def format_table(metrics: dict) -> str:
     """A short human-readable table of :func:`evaluate_model`'s result."""
+    if metrics.get("multi_face"):
+        return _format_faces_table(metrics)
     rows = [
         ("pictures", f"{metrics['images']}  ({metrics['faces']} with a face, {metrics['no_faces']} without)"),
         ("class accuracy", f"{metrics['class_accuracy']:.3f}  (face / no face right)"),
@@ -167,23 +273,73 @@ def format_table(metrics: dict) -> str:
         ),
         ("rule", f"face when score > {metrics['threshold']:.3g}; box right when IoU >= {metrics['iou_threshold']:g}"),
     ]
+    return _table(rows)
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
 
+def ap_key(metrics: dict) -> str:
+    """The key of a multi-face result's AP: ``ap50`` at IoU 0.5, ``ap`` at any other."""
+    return "ap50" if "ap50" in metrics else "ap"
+
+
+def _format_faces_table(metrics: dict) -> str:
+    """:func:`format_table` for figures over every face (:func:`summarize_faces`)."""
+    iou = metrics["iou_threshold"]
+    return _table([
+        ("pictures", f"{metrics['images']}  ({metrics['faces']} faces in {metrics['face_pictures']} pictures, "
+                     f"{metrics['no_faces']} without a face)"),
+        (f"AP{round(iou * 100)}" if iou * 100 == round(iou * 100) else f"AP@{iou:g}",
+         f"{metrics[ap_key(metrics)]:.3f}  (every face, every box: PASCAL VOC / WIDER FACE)"),
+        ("precision", f"{metrics['precision']:.3f}  (boxes on a face)"),
+        ("recall", f"{metrics['recall']:.3f}  (faces found)"),
+        ("F1", f"{metrics['f1']:.3f}"),
+        ("mean IoU", f"{metrics['mean_iou']:.3f}  (of the faces found)"),
+        ("found / false / missed",
+         f"{metrics['true_positives']} / {metrics['false_positives']} / {metrics['false_negatives']}"),
+        ("false alarms", f"{metrics['false_alarms']} of {metrics['no_faces']} pictures without a face"),
+        ("rule", f"a face when score > {metrics['threshold']:.3g}; box right when IoU >= {iou:g}, one box a face"),
+    ])
+
+
 def verdict(model: dict, classic: dict | None) -> str:
     """Where a freshly trained model stands, in words: its test figures beside the classic finder's
-    on the same pictures, and what usually helps when it is behind."""
+    on the same pictures, and what usually helps when it is behind. A multi-face model is compared by AP50."""
+    if model.get("multi_face"):
+        return _faces_verdict(model, classic)
     line = f"Your model: F1 {model['f1']:.2f}, mean IoU {model['mean_iou']:.2f} on {model['images']} test pictures"
     if not classic or "f1" not in classic:
         return line + "."
     line += f"; classic finder: F1 {classic['f1']:.2f}, mean IoU {classic['mean_iou']:.2f}."
     if model["f1"] >= classic["f1"]:
         return line + " Your model does better than the classic finder."
+    return line + _advice(model, "more pictures of your face (move, turn, change the light)",
+                          model["no_faces"] < model["faces"] / 2)
+
+
+def _advice(model: dict, more_faces: str, few_no_faces: bool) -> str:
+    """What usually helps a model that is behind the classic finder."""
     advice = []
     if model["faces"] < 300:
-        advice.append("more pictures of your face (move, turn, change the light)")
-    if model["no_faces"] < model["faces"] / 2 or model.get("false_alarms", 0):
+        advice.append(more_faces)
+    if few_no_faces or model.get("false_alarms", 0):
         advice.append("more pictures without a face")
     advice.append("more epochs")
-    return line + " Your model is worse than the classic finder; what usually helps: " + ", ".join(advice) + "."
+    return " Your model is worse than the classic finder; what usually helps: " + ", ".join(advice) + "."
+
+
+def _faces_verdict(model: dict, classic: dict | None) -> str:
+    """:func:`verdict` for figures over every face (the classic finder measured on every face it finds)."""
+    ap = ap_key(model)
+    line = (f"Your model: AP50 {model[ap]:.2f}, F1 {model['f1']:.2f} over {model['faces']} faces in "
+            f"{model['images']} test pictures")
+    if not classic or ap not in classic:
+        return line + "."
+    line += f"; classic finder: AP50 {classic[ap]:.2f}, F1 {classic['f1']:.2f}."
+    if model[ap] >= classic[ap]:
+        return line + " Your model does better than the classic finder."
+    return line + _advice(model, "more labelled faces (several people, moving, in changing light)",
+                          model["no_faces"] < model["images"] / 5)

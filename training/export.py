@@ -14,9 +14,11 @@ underneath), with two adjustments, both checked by running the exported file:
 
 Every export is then loaded with :meth:`training.inference.Detector.from_file` and run on real
 pictures beside the ``.keras`` model; unless score and box agree within :data:`TOLERANCE` the file is
-not written. The model's metadata (its score threshold chosen on validation, the epoch, ...) travels
-in a JSON file beside the export (``best.onnx.json``), which the loaders read; an ONNX file also
-carries it inside (``metadata_props``), so it is not lost when the file travels alone.
+not written. A multi-face model's export keeps its four outputs (best score, best box, every cell's
+score, every cell's box), and every cell's score and box are checked too. The model's metadata (its
+score threshold chosen on validation, the epoch, ...) travels in a JSON file beside the export
+(``best.onnx.json``), which the loaders read; an ONNX file also carries it inside
+(``metadata_props``), so it is not lost when the file travels alone.
 """
 
 from __future__ import annotations
@@ -224,7 +226,14 @@ def _embed_onnx_metadata(path: Path, metadata: dict) -> None:
 
 def compare_detectors(reference: Any, candidate: Any, frames: list[np.ndarray]) -> tuple[float, float]:
     """The largest score difference and box difference (in [0, 1] of each frame) between two detectors,
-    over ``frames`` one by one and as one batch (both paths of the Detector API)."""
+    over ``frames`` one by one and as one batch (both paths of the Detector API); for multi-face
+    models also over every cell's score and box (what ``detect_all`` reads).
+
+    Raises:
+        ValueError: one detector answers for every face and the other does not.
+    """
+    if getattr(reference, "multi_face", False) != getattr(candidate, "multi_face", False):
+        raise ValueError("one model answers for every face (four outputs) and the other does not")
     score_diff = box_diff = 0.0
     for ours, theirs in ((reference.detect_batch(frames), candidate.detect_batch(frames)),
                          ([reference.detect(f) for f in frames], [candidate.detect(f) for f in frames])):
@@ -233,6 +242,13 @@ def compare_detectors(reference: Any, candidate: Any, frames: list[np.ndarray]) 
             scale = np.array([width, height, width, height], dtype=np.float64)
             score_diff = max(score_diff, abs(a.score - b.score))
             box_diff = max(box_diff, float(np.max(np.abs(np.subtract(a.box, b.box)) / scale)))
+    if getattr(reference, "multi_face", False):
+        from training.preprocess import preprocess_frames
+
+        x = preprocess_frames(frames, reference.input_size)
+        ours, theirs = reference._forward(x), candidate._forward(x)
+        score_diff = max(score_diff, float(np.max(np.abs(ours[2] - theirs[2]))))
+        box_diff = max(box_diff, float(np.max(np.abs(ours[3] - theirs[3]))))
     return score_diff, box_diff
 
 
@@ -296,7 +312,10 @@ def export_model(model_path: str | Path, fmt: str | None = None, out: str | Path
             exported = Detector.from_file(tmp)
         except ModelFileError as exc:
             raise ExportError(out, f"the exported file does not run: {exc.message}") from exc
-        score_diff, box_diff = compare_detectors(reference, exported, frames)
+        try:
+            score_diff, box_diff = compare_detectors(reference, exported, frames)
+        except ValueError as exc:
+            raise ExportError(out, f"the export does not reproduce the .keras model: {exc}; nothing was written") from exc
         if not (score_diff <= TOLERANCE and box_diff <= TOLERANCE):
             raise ExportError(out, f"the export does not reproduce the .keras model (score off by up to "
                                    f"{score_diff:.2g}, box by up to {box_diff:.2g}; allowed {TOLERANCE:g}); "

@@ -1,7 +1,8 @@
-"""Face labels in the formats other tools exchange: labelme (ours), COCO JSON, YOLO text and Pascal VOC XML.
+"""Face labels in the formats other tools exchange: labelme (ours), COCO JSON, YOLO text and Pascal VOC XML,
+and WIDER FACE's annotation files (read only).
 
 CVAT, Label Studio and Roboflow import and export COCO, YOLO and VOC; FaceTracker trains on labelme.
-:func:`convert` reads a dataset in one format and writes it in another, one face per picture, pictures
+:func:`convert` reads a dataset in one format and writes it in another, every face of every picture, pictures
 copied (or hard-linked) beside the new labels. Pictures without a face stay, labelled as such in the
 target's own way: a labelme JSON without shapes, an image without annotations in COCO, an empty YOLO
 text file, a VOC file without objects. Splits (train/val/test) are kept when the source has them.
@@ -24,12 +25,17 @@ yolo       ``images/SPLIT`` + ``labels/SPLIT`` (Ultralytics),      ``images/SPLI
 voc        ``Annotations/*.xml`` + ``JPEGImages`` (splits from     ``Annotations/*.xml`` + ``JPEGImages/`` +
            ``ImageSets/Main/SPLIT.txt``), or ``.xml`` beside the   ``ImageSets/Main/SPLIT.txt``
            pictures (labelImg; in ``SPLIT/`` for Roboflow)
+wider      ``wider_face_split/wider_face_{train,val}_bbx_gt.txt``  (not written)
+           + ``WIDER_{train,val}/images/EVENT/*.jpg``; the test
+           split has no boxes and is skipped
 =========  ======================================================  ============================================
 
 Boxes are pixel corners in every format (COCO's ``[x, y, w, h]`` and YOLO's normalised centre and size
 are converted); VOC corners are read and written as labelme's continuous pixel coordinates, as CVAT does.
 The face is the class named "face" (or "faces", any case); a dataset with a single class of another name
-is taken as faces. More than one face on a picture, a label without its picture, a box outside its
+is taken as faces. A picture keeps all its faces (one COCO annotation, YOLO line, VOC object or labelme
+rectangle each). WIDER FACE boxes marked invalid or of zero size are skipped and counted in the
+conversion's notes. A label without its picture, a box outside its
 picture or an unreadable file stop the conversion with a :class:`~training.data.DataError` that names the
 file. The result is written into a temporary folder beside the destination and renamed into place at the
 end, so a failed conversion leaves no half-written dataset.
@@ -64,13 +70,14 @@ from training.data import (
 )
 from training.preprocess import box_to_pixels
 
-FORMATS = ("labelme", "coco", "yolo", "voc")
+FORMATS = ("labelme", "coco", "yolo", "voc")  # read and written
+READ_FORMATS = (*FORMATS, "wider")  # WIDER FACE is read only (its test split has no boxes to write)
 FACE_NAMES = ("face", "faces")
 #: Folder and file-name words that name a split.
 SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
                  "test": "test", "testing": "test"}
 COCO_DEFAULT_NAME = "instances_default"  # CVAT's name for a COCO file without a split
-YOLO_DECIMALS = 6  # normalised: a millionth of the picture, 0.0006 px on a 640 px picture
+YOLO_DECIMALS = 7  # normalised: a corner within 0.75e-7 of the picture, 0.00005 px on a 640 px picture
 PIXEL_DECIMALS = 3
 
 PixelBox = tuple[float, float, float, float]
@@ -78,18 +85,26 @@ PixelBox = tuple[float, float, float, float]
 
 @dataclass(frozen=True)
 class LabelledPicture:
-    """One picture and its face, in pixels (``box`` None: no face); ``split`` None without splits."""
+    """One picture and every face on it, in pixels (``boxes`` empty: no face); ``split`` None without splits."""
 
     image: Path
     width: int
     height: int
-    box: PixelBox | None
+    boxes: tuple[PixelBox, ...]
     split: str | None
+
+    @property
+    def box(self) -> PixelBox | None:
+        """The largest face (the first of equals), what a single-face model learns; None without a face."""
+        if not self.boxes:
+            return None
+        return max(self.boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
 
 
 @dataclass(frozen=True)
 class Conversion:
-    """What :func:`convert` did: the formats, the destination, and how many pictures per split."""
+    """What :func:`convert` did: the formats, the destination, how many pictures (``faces``: those with a
+    face), face boxes and pictures per split, and the reader's notes (what it skipped, and why)."""
 
     source_format: str
     target_format: str
@@ -97,12 +112,16 @@ class Conversion:
     pictures: int
     faces: int
     split_counts: dict[str, int]
+    face_boxes: int = 0
+    notes: tuple[str, ...] = ()
 
     def summary(self) -> str:
-        """One line for people."""
+        """A line for people, then one line per note."""
         splits = ", ".join(f"{name} {count}" for name, count in self.split_counts.items())
-        return (f"Converted {self.pictures} pictures ({self.faces} with a face, {self.pictures - self.faces} without"
-                f"{'; ' + splits if splits else ''}) from {self.source_format} to {self.target_format}.")
+        boxes = f"; {self.face_boxes} face boxes" if self.face_boxes != self.faces else ""
+        line = (f"Converted {self.pictures} pictures ({self.faces} with a face, {self.pictures - self.faces} without"
+                f"{boxes}{'; ' + splits if splits else ''}) from {self.source_format} to {self.target_format}.")
+        return "\n".join([line, *self.notes])
 
 
 # ------------------------------------------------------------------------------------------ small helpers
@@ -176,13 +195,6 @@ def _face_class(path: Path, names: list[str], used: set[Any]) -> set[Any] | None
     shown = ", ".join(sorted({str(name) for key, name in names if key in used}) or sorted(map(str, used)))
     raise DataError(path, f"no class named \"face\" among the {len(used)} classes used ({shown}); FaceTracker "
                           "learns one kind of object: rename the face class to \"face\" or keep only faces")
-
-
-def _one_face(path: Path, where: str, boxes: list[PixelBox]) -> PixelBox | None:
-    if len(boxes) > 1:
-        raise DataError(path, f"{where} has {len(boxes)} face boxes; FaceTracker learns one face per picture: "
-                              "keep one, or leave the picture out")
-    return boxes[0] if boxes else None
 
 
 def _json_document(path: Path) -> Any:
@@ -282,7 +294,30 @@ def _voc_evidence(root: Path) -> str | None:
     return f"Pascal VOC XML such as {files[0].relative_to(root)}" if files else None
 
 
-_EVIDENCE = {"labelme": _labelme_evidence, "coco": _coco_evidence, "yolo": _yolo_evidence, "voc": _voc_evidence}
+# WIDER FACE (http://shuoyang1213.me/WIDERFACE/): wider_face_split/wider_face_SPLIT_bbx_gt.txt beside
+# WIDER_SPLIT/images/EVENT/NAME.jpg. Its test split comes without boxes (kept for its own benchmark).
+WIDER_SPLITS = ("train", "val")
+WIDER_FIELDS = ("x1", "y1", "w", "h", "blur", "expression", "illumination", "invalid", "occlusion", "pose")
+
+
+def _wider_annotation_files(root: Path) -> dict[str, Path]:
+    """split -> ``wider_face_SPLIT_bbx_gt.txt`` in ``root/wider_face_split`` (as downloaded) or ``root``."""
+    found: dict[str, Path] = {}
+    for folder in (root / "wider_face_split", root):
+        for split in WIDER_SPLITS:
+            path = folder / f"wider_face_{split}_bbx_gt.txt"
+            if path.is_file():
+                found.setdefault(split, path)
+    return found
+
+
+def _wider_evidence(root: Path) -> str | None:
+    files = _wider_annotation_files(root)
+    return f"WIDER FACE annotations {next(iter(files.values())).relative_to(root)}" if files else None
+
+
+_EVIDENCE = {"labelme": _labelme_evidence, "coco": _coco_evidence, "yolo": _yolo_evidence, "voc": _voc_evidence,
+             "wider": _wider_evidence}
 
 
 def detect_format(root: Path | str) -> str:
@@ -297,8 +332,8 @@ def detect_format(root: Path | str) -> str:
     if len(found) == 1:
         return next(iter(found))
     if not found:
-        raise DataError(root, "cannot tell the annotation format: no labelme, COCO, YOLO or VOC label files "
-                              f"where they are expected; say which with --from ({'|'.join(FORMATS)})")
+        raise DataError(root, "cannot tell the annotation format: no labelme, COCO, YOLO, VOC or WIDER FACE label "
+                              f"files where they are expected; say which with --from ({'|'.join(READ_FORMATS)})")
     listed = "; ".join(f"{name} ({evidence})" for name, evidence in found.items())
     raise DataError(root, f"holds labels in more than one format: {listed}; say which to read with --from")
 
@@ -321,13 +356,13 @@ def read_labelme(root: Path) -> list[LabelledPicture]:
     dataset = load_dataset(root, strict=True)
     if not any(sample.label_path for samples in dataset.splits.values() for sample in samples):
         raise DataError(root, "no labelme .json label beside or for any picture: is it another format? "
-                              f"(say which with --from {'|'.join(FORMATS)})")
+                              f"(say which with --from {'|'.join(READ_FORMATS)})")
     keep_splits = dataset.layout == "split"
     pictures = []
     for split in SPLITS:
         for sample in dataset.splits.get(split, []):
-            box = box_to_pixels(sample.box, sample.width, sample.height) if sample.has_face else None
-            pictures.append(LabelledPicture(sample.image_path, sample.width, sample.height, box,
+            boxes = tuple(box_to_pixels(box, sample.width, sample.height) for box in sample.boxes)
+            pictures.append(LabelledPicture(sample.image_path, sample.width, sample.height, boxes,
                                             split if keep_splits else None))
     return pictures
 
@@ -413,7 +448,7 @@ def _read_coco_file(path: Path, root: Path, split: str | None) -> list[LabelledP
             raise DataError(path, f"{where}: bbox must be four numbers [x, y, width, height], "
                                   f"got {annotation.get('bbox')!r}") from None
         boxes[image_id].append(_checked_box(path, f"{where} ({picture.name})", (x, y, x + w, y + h), width, height))
-    return [LabelledPicture(picture, width, height, _one_face(path, picture.name, boxes[image_id]), split)
+    return [LabelledPicture(picture, width, height, tuple(boxes[image_id]), split)
             for image_id, (picture, width, height) in sizes.items()]
 
 
@@ -493,7 +528,7 @@ def read_yolo(root: Path) -> list[LabelledPicture]:
         raise DataError(root, "no pictures in the YOLO images folders")
     if not lines:
         raise DataError(root, "no YOLO .txt label files beside the pictures' labels folders: is it another "
-                              f"format? (say which with --from {'|'.join(FORMATS)})")
+                              f"format? (say which with --from {'|'.join(READ_FORMATS)})")
     named = _yolo_names(root)
     if named is None:
         if used - {0}:
@@ -511,8 +546,7 @@ def read_yolo(root: Path) -> list[LabelledPicture]:
                 continue
             corners = ((cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height)
             boxes.append(_checked_box(label, f"box {number}", corners, width, height))
-        pictures.append(LabelledPicture(picture, width, height,
-                                        _one_face(label, picture.name, boxes) if label else None, split))
+        pictures.append(LabelledPicture(picture, width, height, tuple(boxes), split))
     return pictures
 
 
@@ -609,11 +643,11 @@ def read_voc(root: Path) -> list[LabelledPicture]:
             except (AttributeError, ValueError):
                 raise DataError(xml, f"object {number}: <bndbox> needs numeric xmin, ymin, xmax, ymax") from None
             boxes.append(_checked_box(xml, f"object {number}", corners, width, height))
-        pictures.append(LabelledPicture(picture, width, height, _one_face(xml, picture.name, boxes),
+        pictures.append(LabelledPicture(picture, width, height, tuple(boxes),
                                         split if split is not None else split_of.get(xml.stem)))
     for picture, split in unlabelled.items():
         width, height = _picture_size(picture)
-        pictures.append(LabelledPicture(picture, width, height, None,
+        pictures.append(LabelledPicture(picture, width, height, (),
                                         split if split is not None else split_of.get(picture.stem)))
     if split_of:
         unlisted = [p for p in pictures if p.split is None]
@@ -623,7 +657,133 @@ def read_voc(root: Path) -> list[LabelledPicture]:
     return pictures
 
 
-READERS = {"labelme": read_labelme, "coco": read_coco, "yolo": read_yolo, "voc": read_voc}
+@dataclass
+class _WiderEntry:
+    """One picture of a WIDER FACE annotation file: its path, the line it is named on, and its box lines."""
+
+    name: str
+    line: int
+    rows: list[tuple[int, list[float]]]
+
+
+def _wider_entries(path: Path) -> list[_WiderEntry]:
+    """Every picture of a WIDER FACE annotation file, with its box lines (line number, ten numbers);
+    DataError naming the file and line for a malformed count, a box line that is not ten numbers, or
+    fewer box lines than the count says."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(path, f"cannot read the annotation file: {exc}") from None
+    entries: list[_WiderEntry] = []
+    i = 0
+    while i < len(lines):
+        name, number = lines[i].strip(), i + 1
+        i += 1
+        if not name:
+            continue
+        if i >= len(lines):
+            raise DataError(path, f"line {number}: {name} is not followed by its number of faces (the file ends)")
+        count_text = lines[i].strip()
+        i += 1
+        if not re.fullmatch(r"\d+", count_text):
+            raise DataError(path, f"line {i}: expected the number of faces of {name} (line {number}), "
+                                  f"got {count_text[:60]!r}")
+        count = int(count_text)
+        rows = []
+        expected = count
+        if count == 0:  # one line of ten zeros follows (tolerated when left out)
+            expected = int(i < len(lines) and len(lines[i].split()) == len(WIDER_FIELDS))
+        for k in range(expected):
+            if i >= len(lines):
+                raise DataError(path, f"line {number}: {name} has {count} faces but the file ends after "
+                                      f"{k} of its box lines")
+            words = lines[i].split()
+            i += 1
+            if len(words) != len(WIDER_FIELDS):
+                shown = lines[i - 1].strip()[:60]
+                hint = (f" (only {k} box lines for the {count} faces of {name}, line {number}?)"
+                        if len(words) == 1 else "")
+                raise DataError(path, f"line {i}: expected ten numbers ({' '.join(WIDER_FIELDS)}), got "
+                                      f"{shown!r}{hint}")
+            try:
+                values = [_number(word) for word in words]
+            except ValueError:
+                raise DataError(path, f"line {i}: not ten numbers: {lines[i - 1].strip()[:60]!r}") from None
+            if count:
+                rows.append((i, values))
+        entries.append(_WiderEntry(name, number, rows))
+    return entries
+
+
+def read_wider(root: Path, notes: list[str] | None = None) -> list[LabelledPicture]:
+    """A WIDER FACE download: ``wider_face_split/wider_face_{train,val}_bbx_gt.txt`` with the pictures in
+    ``WIDER_{train,val}/images``; train stays train, val stays val.
+
+    Boxes marked invalid, and boxes of zero width or height, are skipped (a picture whose every face is
+    skipped is left out: kept, it would teach "no face" on faces); the rest pass
+    :func:`training.data.checked_box`. What was skipped is added to ``notes`` (the conversion summary),
+    and so is the test split, which WIDER FACE gives without boxes.
+    """
+    notes = [] if notes is None else notes
+    files = _wider_annotation_files(root)
+    if not files:
+        raise DataError(root, "no WIDER FACE annotation files (wider_face_split/wider_face_train_bbx_gt.txt, "
+                              "wider_face_val_bbx_gt.txt)")
+    if (root / "WIDER_test").is_dir() or any(root.glob("*/wider_face_test*")) or any(root.glob("wider_face_test*")):
+        notes.append("WIDER_test: not converted, WIDER FACE gives its test pictures without face boxes")
+    pictures: list[LabelledPicture] = []
+    missing: list[Path] = []
+    for split, path in files.items():
+        images_dir = root / f"WIDER_{split}" / "images"
+        if not images_dir.is_dir():
+            missing.append(images_dir)
+            notes.append(f"{path.name}: not converted, its pictures folder {images_dir} does not exist")
+            continue
+        invalid = zero = left_out = clipped_boxes = 0
+        for entry in _wider_entries(path):
+            picture = images_dir / entry.name
+            if not picture.is_file():
+                raise DataError(path, f"line {entry.line}: the picture {entry.name} does not exist in {images_dir}")
+            width, height = _picture_size(picture)
+            boxes = []
+            for number, values in entry.rows:
+                x, y, w, h = values[:4]
+                if values[7] != 0:
+                    invalid += 1
+                elif w == 0 or h == 0:
+                    zero += 1
+                elif w < 0 or h < 0:
+                    raise DataError(path, f"line {number} ({entry.name}): a box of negative size "
+                                          f"({_fmt(w)}x{_fmt(h)} px)")
+                else:
+                    # WIDER FACE's annotators let some boxes run past the picture's edge (a face cut by
+                    # it): those are clipped and counted, not a reason to stop a 32,000-picture conversion.
+                    x1, y1, x2, y2 = max(0.0, x), max(0.0, y), min(float(width), x + w), min(float(height), y + h)
+                    if (x1, y1, x2, y2) != (x, y, x + w, y + h):
+                        if x2 - x1 < 1 or y2 - y1 < 1:
+                            zero += 1
+                            continue
+                        clipped_boxes += 1
+                    boxes.append(checked_box(path, (x1, y1, x2, y2), width, height,
+                                             f"line {number} ({entry.name}): box", "picture"))
+            if entry.rows and not boxes:
+                left_out += 1
+                continue
+            pictures.append(LabelledPicture(picture, width, height, tuple(boxes), split))
+        if invalid or zero:
+            note = (f"{path.name}: skipped {invalid} face boxes marked invalid and {zero} of zero width or height")
+            if left_out:
+                note += f"; {left_out} pictures left out, every face on them skipped"
+            notes.append(note)
+        if clipped_boxes:
+            notes.append(f"{path.name}: {clipped_boxes} face boxes reaching past their picture's edge were clipped to it")
+    if not pictures and missing:
+        raise DataError(missing[0], "the WIDER FACE pictures folder does not exist: unpack WIDER_train.zip "
+                                    "(or WIDER_val.zip) beside wider_face_split")
+    return pictures
+
+
+READERS = {"labelme": read_labelme, "coco": read_coco, "yolo": read_yolo, "voc": read_voc, "wider": read_wider}
 
 
 # ------------------------------------------------------------------------------------------ writers
@@ -676,7 +836,7 @@ def write_labelme_dataset(pictures: list[LabelledPicture], out: Path, link: bool
         for picture in group:
             image_path = folder / "images" / names.take(picture.image)
             _place(picture.image, image_path, link)
-            write_labelme(label_path_for(image_path), image_path, picture.box,
+            write_labelme(label_path_for(image_path), image_path, list(picture.boxes),
                           picture.width, picture.height)
 
 
@@ -690,14 +850,14 @@ def write_coco_dataset(pictures: list[LabelledPicture], out: Path, link: bool = 
             name = names.take(picture.image)
             _place(picture.image, images_dir / name, link)
             images.append({"id": image_id, "file_name": name, "width": picture.width, "height": picture.height})
-            if picture.box is not None:
-                x1, y1, x2, y2 = (round(v, PIXEL_DECIMALS) for v in picture.box)
+            for box in picture.boxes:
+                x1, y1, x2, y2 = (round(v, PIXEL_DECIMALS) for v in box)
                 w, h = round(x2 - x1, PIXEL_DECIMALS), round(y2 - y1, PIXEL_DECIMALS)
                 annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
                                     "bbox": [x1, y1, w, h], "area": round(w * h, PIXEL_DECIMALS),
                                     "iscrowd": 0, "segmentation": []})
         document = {
-            "info": {"description": "FaceTracker faces, one per picture", "version": "1.0"},
+            "info": {"description": "FaceTracker faces", "version": "1.0"},
             "licenses": [],
             "categories": [{"id": 1, "name": "face", "supercategory": "person"}],
             "images": images,
@@ -715,15 +875,14 @@ def write_yolo_dataset(pictures: list[LabelledPicture], out: Path, link: bool = 
         for picture in group:
             name = names.take(picture.image)
             _place(picture.image, out / "images" / (split or "") / name, link)
-            line = ""
-            if picture.box is not None:
-                x1, y1, x2, y2 = picture.box
+            lines = []
+            for x1, y1, x2, y2 in picture.boxes:
                 w, h = picture.width, picture.height
                 values = ((x1 + x2) / 2 / w, (y1 + y2) / 2 / h, (x2 - x1) / w, (y2 - y1) / h)
-                line = "0 " + " ".join(f"{v:.{YOLO_DECIMALS}f}" for v in values) + "\n"
-            _write_text(out / "labels" / (split or "") / f"{Path(name).stem}.txt", line)
+                lines.append("0 " + " ".join(f"{v:.{YOLO_DECIMALS}f}" for v in values) + "\n")
+            _write_text(out / "labels" / (split or "") / f"{Path(name).stem}.txt", "".join(lines))
     lines = ["# Written by facetracker-train convert. Paths are relative to this file's folder.",
-             "# One class: the face, one per picture."]
+             "# One class: the face (one line per face)."]
     if None in groups:
         lines += ["# No splits: train and val are the same pictures; sort them into images/{train,val,test}",
                   "# (labels likewise) for a fair validation.", "train: images", "val: images"]
@@ -744,14 +903,14 @@ def _voc_xml_text(picture: LabelledPicture, name: str) -> str:
     ET.SubElement(size, "height").text = str(picture.height)
     ET.SubElement(size, "depth").text = "3"
     ET.SubElement(annotation, "segmented").text = "0"
-    if picture.box is not None:
+    for box in picture.boxes:
         obj = ET.SubElement(annotation, "object")
         ET.SubElement(obj, "name").text = "face"
         ET.SubElement(obj, "pose").text = "Unspecified"
         ET.SubElement(obj, "truncated").text = "0"
         ET.SubElement(obj, "difficult").text = "0"
         bndbox = ET.SubElement(obj, "bndbox")
-        for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), picture.box, strict=True):
+        for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), box, strict=True):
             ET.SubElement(bndbox, tag).text = _fmt(value)
     ET.indent(annotation)
     return ET.tostring(annotation, encoding="unicode") + "\n"
@@ -794,14 +953,16 @@ def _new_folder(out: Path) -> Iterator[Path]:
         raise
 
 
-def read_dataset(src: Path | str, source_format: str | None = None) -> tuple[str, list[LabelledPicture]]:
-    """(format, pictures) of a dataset in any supported format (detected when ``source_format`` is None)."""
+def read_dataset(src: Path | str, source_format: str | None = None,
+                 notes: list[str] | None = None) -> tuple[str, list[LabelledPicture]]:
+    """(format, pictures) of a dataset in any supported format (detected when ``source_format`` is None);
+    what the reader skipped, and why, is added to ``notes``."""
     src = Path(src)
     _require_folder(src)
     source_format = source_format or detect_format(src)
     if source_format not in READERS:
-        raise ValueError(f"unknown format {source_format!r}; choose one of {', '.join(FORMATS)}")
-    pictures = READERS[source_format](src)
+        raise ValueError(f"unknown format {source_format!r}; choose one of {', '.join(READ_FORMATS)}")
+    pictures = read_wider(src, notes) if source_format == "wider" else READERS[source_format](src)
     if not pictures:
         raise DataError(src, f"no pictures found as a {source_format} dataset")
     return source_format, pictures
@@ -825,9 +986,11 @@ def convert(src: Path | str, dst: Path | str, to: str, source_format: str | None
                              "dataset")
     if src.exists() and dst.exists() and src.resolve() == dst.resolve():
         raise DataError(dst, "is the source folder: write the converted dataset to a new folder")
-    source_format, pictures = read_dataset(src, source_format)
+    notes: list[str] = []
+    source_format, pictures = read_dataset(src, source_format, notes)
     with _new_folder(dst) as staging:
         WRITERS[to](pictures, staging, link)
     counts = {split: sum(1 for p in pictures if p.split == split) for split in SPLITS}
-    return Conversion(source_format, to, dst, len(pictures), sum(1 for p in pictures if p.box is not None),
-                      {split: n for split, n in counts.items() if n})
+    return Conversion(source_format, to, dst, len(pictures), sum(1 for p in pictures if p.boxes),
+                      {split: n for split, n in counts.items() if n},
+                      face_boxes=sum(len(p.boxes) for p in pictures), notes=tuple(notes))

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from training.boxes import NMS_IOU, faces_from_cells
 from training.detection import (
     DEFAULT_SCORE_THRESHOLD,
     Detection,
@@ -44,21 +45,31 @@ if TYPE_CHECKING:  # pragma: no cover
 _BATCH_CHUNK = 32
 
 
+_OUTPUTS_WANTED = ("[face score (N, 1), box (N, 4)], or for a multi-face model [face score (N, 1), "
+                   "box (N, 4), cell scores (N, C), cell boxes (N, C, 4)]")
+
+
+def _outputs_problem(shapes: Sequence[Sequence]) -> str | None:
+    """Why output shapes (batch first, in the model's order) are not a detector's, or None."""
+    got = [tuple(shape)[1:] for shape in shapes]
+    if len(shapes) not in (2, 4):
+        return f"expected two outputs (four for a multi-face model): {_OUTPUTS_WANTED}; the model has {len(shapes)}"
+    if got[:2] != [(1,), (4,)] or (len(got) == 4 and not (
+            len(got[2]) == 1 and isinstance(got[2][0], int) and got[2][0] > 0 and got[3] == (got[2][0], 4))):
+        return f"expected outputs shaped {_OUTPUTS_WANTED}; the model gives {got}"
+    return None
+
+
 def _shape_problem(model: keras.Model) -> str | None:
-    """Why ``model`` is not a two-head detector (image in, [score (N,1), box (N,4)] out), or None."""
+    """Why ``model`` is not a detector (image in; [score (N,1), box (N,4)] out, or the multi-face
+    model's [score, box, cell scores (N,C), cell boxes (N,C,4)]), or None."""
     inputs = list(model.inputs or [])
     if len(inputs) != 1:
         return f"expected one image input, the model has {len(inputs)}"
     shape = tuple(inputs[0].shape)
     if len(shape) != 4 or shape[3] != 3 or shape[1] is None or shape[1] != shape[2]:
         return f"expected a square RGB image input (None, S, S, 3), the model takes {shape}"
-    outputs = list(model.outputs or [])
-    if len(outputs) != 2:
-        return f"expected two outputs [face score, box], the model has {len(outputs)}"
-    got = [tuple(o.shape)[1:] for o in outputs]
-    if got != [(1,), (4,)]:
-        return f"expected outputs shaped [(N, 1), (N, 4)] (face score, box), the model gives {got}"
-    return None
+    return _outputs_problem([tuple(o.shape) for o in model.outputs or []])
 
 
 def load_detector_model(path: str | Path) -> keras.Model:
@@ -112,7 +123,8 @@ def load_detector_model(path: str | Path) -> keras.Model:
 
 
 def _compile_forward(model: keras.Model, input_size: int) -> Callable[[np.ndarray], list[np.ndarray]]:
-    """Return ``f(x (N,S,S,3) float32) -> [scores (N,1), boxes (N,4)]`` as NumPy, compiled once per backend.
+    """Return ``f(x (N,S,S,3) float32) -> [scores (N,1), boxes (N,4), ...]`` (every output, in the
+    model's order) as NumPy, compiled once per backend.
 
     Eager ``model(x)`` pays tens of milliseconds of per-call overhead on CPU; a traced function with
     a fixed input signature pays it once.
@@ -167,7 +179,8 @@ class Detector:
 
     ``runtime`` says what runs the network: ``"keras"`` (a ``.keras`` file or a built model),
     ``"onnxruntime"`` (``.onnx``), ``"litert"`` or ``"tensorflow-lite"`` (``.tflite``). ``model`` is the
-    Keras model for ``"keras"`` and None otherwise.
+    Keras model for ``"keras"`` and None otherwise. ``multi_face`` says whether the model answers for
+    every face (the multiface backbone: :meth:`detect_all` then finds each one).
     """
 
     def __init__(self, model: keras.Model, path: Path | None = None, threshold: float | None = None) -> None:
@@ -178,10 +191,10 @@ class Detector:
         self.runtime: str = "keras"
         input_size = int(model.inputs[0].shape[1])
         self._setup(path, threshold, input_size, _device_name(), _compile_forward(model, input_size),
-                    read_model_metadata(path) if path is not None else {})
+                    read_model_metadata(path) if path is not None else {}, len(model.outputs) == 4)
 
     def _setup(self, path: Path | None, threshold: float | None, input_size: int, device: str,
-               forward: Callable[[np.ndarray], list[np.ndarray]], metadata: dict) -> None:
+               forward: Callable[[np.ndarray], list[np.ndarray]], metadata: dict, multi_face: bool) -> None:
         self.path = Path(path) if path is not None else None
         #: What the model file says of itself (training.detection.write_model_metadata, or the JSON
         #: beside an exported file); {} for none.
@@ -192,6 +205,10 @@ class Detector:
                                  else score_threshold_of(self.metadata) if self.metadata else DEFAULT_SCORE_THRESHOLD)
         self.input_size: int = input_size
         self.device: str = device
+        #: Whether the model answers for every face (four outputs: per-cell scores and boxes too).
+        self.multi_face: bool = bool(multi_face)
+        #: Non-maximum suppression's IoU for detect_all: boxes overlapping a better one more are the same face.
+        self.nms_iou: float = NMS_IOU
         self._forward = forward
         # Trace once now, so the first real frame is as fast as the rest.
         self._forward(np.zeros((1, self.input_size, self.input_size, 3), dtype=np.float32))
@@ -223,18 +240,19 @@ class Detector:
         detector.model = None
         detector.runtime = loaded.name
         metadata = read_model_metadata(path) or loaded.embedded_metadata
-        detector._setup(path, threshold, loaded.input_size, loaded.device, loaded.forward, metadata)
+        detector._setup(path, threshold, loaded.input_size, loaded.device, loaded.forward, metadata,
+                        loaded.multi_face)
         return detector
 
     def __repr__(self) -> str:
         return (f"Detector(path={self.path}, runtime={self.runtime!r}, input_size={self.input_size}, "
-                f"threshold={self.threshold:.3f}, device={self.device!r})")
+                f"threshold={self.threshold:.3f}, multi_face={self.multi_face}, device={self.device!r})")
 
     def detect(self, frame_bgr: np.ndarray) -> Detection:
         """Score one BGR frame (any size) and place the box in its pixels."""
         _check_frame(frame_bgr)
         x = preprocess_frame(frame_bgr, self.input_size)[np.newaxis]
-        scores, boxes = self._forward(x)
+        scores, boxes = self._forward(x)[:2]
         height, width = frame_bgr.shape[:2]
         return Detection(float(scores[0, 0]), box_to_pixels(boxes[0], width, height))
 
@@ -246,11 +264,46 @@ class Detector:
         detections: list[Detection] = []
         for start in range(0, len(frames), _BATCH_CHUNK):
             chunk = frames[start : start + _BATCH_CHUNK]
-            scores, boxes = self._forward(preprocess_frames(chunk, self.input_size))
+            scores, boxes = self._forward(preprocess_frames(chunk, self.input_size))[:2]
             for frame, score, box in zip(chunk, scores[:, 0], boxes, strict=True):
                 height, width = frame.shape[:2]
                 detections.append(Detection(float(score), box_to_pixels(box, width, height)))
         return detections
+
+    def detect_all(self, frame_bgr: np.ndarray, threshold: float | None = None) -> list[Detection]:
+        """Every face in one BGR frame above ``threshold`` (default :attr:`threshold`), best score first,
+        boxes in its pixels. (The Detect tab passes its slider's value: one Detector may serve two tabs.)
+
+        A multi-face model's cells are thresholded and thinned out by non-maximum suppression
+        (:func:`training.boxes.faces_from_cells`); a single-face model gives ``[detect(frame)]`` when
+        that is a face, else ``[]``.
+        """
+        _check_frame(frame_bgr)
+        outputs = self._forward(preprocess_frame(frame_bgr, self.input_size)[np.newaxis])
+        return self._faces(frame_bgr, [out[0] for out in outputs], threshold)
+
+    def detect_all_batch(self, frames_bgr: Sequence[np.ndarray], threshold: float | None = None) -> list[list[Detection]]:
+        """:meth:`detect_all` for many frames (sizes may differ), run through the network in chunks."""
+        frames = list(frames_bgr)
+        for frame in frames:
+            _check_frame(frame)
+        found: list[list[Detection]] = []
+        for start in range(0, len(frames), _BATCH_CHUNK):
+            chunk = frames[start : start + _BATCH_CHUNK]
+            outputs = self._forward(preprocess_frames(chunk, self.input_size))
+            for i, frame in enumerate(chunk):
+                found.append(self._faces(frame, [out[i] for out in outputs], threshold))
+        return found
+
+    def _faces(self, frame: np.ndarray, outputs: list[np.ndarray], threshold: float | None) -> list[Detection]:
+        """One frame's faces from its row of every output (score (1,), box (4,)[, scores (C,), boxes (C, 4)])."""
+        height, width = frame.shape[:2]
+        threshold = self.threshold if threshold is None else float(threshold)
+        if not self.multi_face:
+            best = Detection(float(outputs[0][0]), box_to_pixels(outputs[1], width, height))
+            return [best] if best.is_face(threshold) else []
+        return [Detection(score, box_to_pixels(box, width, height))
+                for score, box in faces_from_cells(outputs[2], outputs[3], threshold, self.nms_iou)]
 
 
 # ----------------------------------------------------------------------------- light runtimes
@@ -258,13 +311,15 @@ class Detector:
 
 @dataclass
 class _LoadedRuntime:
-    """An exported model opened in its runtime: ``forward(x (N,S,S,3) float32) -> [scores (N,1), boxes (N,4)]``."""
+    """An exported model opened in its runtime: ``forward(x (N,S,S,3) float32) -> [scores (N,1), boxes (N,4)]``
+    (and, when ``multi_face``, every cell's scores (N,C) and boxes (N,C,4) after them)."""
 
     name: str
     input_size: int
     device: str
     forward: Callable[[np.ndarray], list[np.ndarray]]
     embedded_metadata: dict = field(default_factory=dict)
+    multi_face: bool = False
 
 
 _FORMAT_WORDS = {
@@ -295,21 +350,43 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _output_order(output_shapes: Sequence[Sequence]) -> list[int] | None:
+    """The positions of [face score, box(, cell scores, cell boxes)] among an exported model's outputs,
+    told apart by shape (converters may reorder them); None when the shapes are not a detector's."""
+    shapes = [tuple(int(d) if isinstance(d, (int, np.integer)) and d >= 0 else None for d in s)
+              for s in output_shapes]  # NumPy integers from LiteRT, names or None for free dimensions
+    ranks = [len(s) for s in shapes]
+    last = [s[-1] if s else None for s in shapes]
+    score = [i for i, s in enumerate(shapes) if ranks[i] == 2 and last[i] == 1]
+    box = [i for i, s in enumerate(shapes) if ranks[i] == 2 and last[i] == 4]
+    if len(shapes) == 2:
+        return [score[0], box[0]] if len(score) == 1 and len(box) == 1 else None
+    if len(shapes) != 4:
+        return None
+    cells = [i for i, s in enumerate(shapes) if ranks[i] == 2 and isinstance(last[i], int) and last[i] not in (1, 4)]
+    cell_boxes = [i for i, s in enumerate(shapes) if ranks[i] == 3 and last[i] == 4]
+    if not (len(score) == len(box) == len(cells) == len(cell_boxes) == 1):
+        return None
+    if shapes[cell_boxes[0]][1] != last[cells[0]]:
+        return None
+    return [score[0], box[0], cells[0], cell_boxes[0]]
+
+
 def _io_problem(input_shape: Sequence, output_shapes: Sequence[Sequence]) -> str | None:
     """Why an exported model's inputs and outputs are not a FaceTracker detector's, or None.
 
-    ``input_shape`` (batch, S, S, 3) with the batch dimension free; ``output_shapes`` two shapes
-    whose last dimensions are 1 (the face score) and 4 (the box), in either order.
+    ``input_shape`` (batch, S, S, 3) with the batch dimension free; ``output_shapes`` either two
+    shapes, (N, 1) the face score and (N, 4) the box, or four (a multi-face model): those two, (N, C)
+    every cell's score and (N, C, 4) every cell's box; in any order (see :func:`_output_order`).
     """
     shape = tuple(input_shape)
     if len(shape) != 4 or shape[3] != 3 or not isinstance(shape[1], int) or shape[1] != shape[2] or shape[1] < 1:
         return f"expected a square RGB image input (N, S, S, 3), the model takes {shape}"
-    if len(output_shapes) != 2:
-        return f"expected two outputs [face score, box], the model has {len(output_shapes)}"
-    last = sorted(tuple(s)[-1] if len(s) else None for s in output_shapes)
-    if any(len(s) != 2 for s in output_shapes) or last != [1, 4]:
-        return (f"expected outputs shaped [(N, 1), (N, 4)] (face score, box), the model gives "
-                f"{[tuple(s) for s in output_shapes]}")
+    if len(output_shapes) not in (2, 4):
+        return (f"expected two outputs (four for a multi-face model): {_OUTPUTS_WANTED}; "
+                f"the model has {len(output_shapes)}")
+    if _output_order(output_shapes) is None:
+        return f"expected outputs shaped {_OUTPUTS_WANTED}; the model gives {[tuple(s) for s in output_shapes]}"
     return None
 
 
@@ -339,8 +416,8 @@ def _load_onnx(path: Path) -> _LoadedRuntime:
         problem = f"expected a float32 image input, the model takes {inputs[0].type}"
     if problem:
         raise ModelFileError(path, f"is not a FaceTracker face detector: {problem}")
-    by_last = {o.shape[-1]: o.name for o in outputs}
-    names, input_name = [by_last[1], by_last[4]], inputs[0].name
+    order = _output_order([o.shape for o in outputs]) or []
+    names, input_name = [outputs[i].name for i in order], inputs[0].name
 
     def forward(x: np.ndarray) -> list[np.ndarray]:
         return session.run(names, {input_name: np.ascontiguousarray(x, dtype=np.float32)})
@@ -355,7 +432,7 @@ def _load_onnx(path: Path) -> _LoadedRuntime:
             embedded = value if isinstance(value, dict) else {}
         except ValueError:
             embedded = {}
-    return _LoadedRuntime("onnxruntime", int(shape[1]), device, forward, embedded)
+    return _LoadedRuntime("onnxruntime", int(shape[1]), device, forward, embedded, multi_face=len(names) == 4)
 
 
 def _tflite_interpreter(path: Path) -> tuple[type, str]:
@@ -404,8 +481,8 @@ def _load_tflite(path: Path) -> _LoadedRuntime:
                    "(a fully quantised model; export without int8 input)")
     if problem:
         raise ModelFileError(path, f"is not a FaceTracker face detector: {problem}")
-    by_last = {int(o["shape"][-1]): o["index"] for o in outputs}
-    score_index, box_index, input_index = by_last[1], by_last[4], inputs[0]["index"]
+    order = _output_order([list(o.get("shape_signature", o["shape"])) for o in outputs]) or []
+    output_indices, input_index = [outputs[i]["index"] for i in order], inputs[0]["index"]
     dynamic_batch = signature[0] < 0
     lock = threading.Lock()
     batch = [int(inputs[0]["shape"][0])]
@@ -417,7 +494,7 @@ def _load_tflite(path: Path) -> _LoadedRuntime:
             batch[0] = x.shape[0]
         interpreter.set_tensor(input_index, x)
         interpreter.invoke()
-        return [interpreter.get_tensor(score_index), interpreter.get_tensor(box_index)]
+        return [interpreter.get_tensor(index) for index in output_indices]
 
     def forward(x: np.ndarray) -> list[np.ndarray]:
         x = np.ascontiguousarray(x, dtype=np.float32)
@@ -425,10 +502,10 @@ def _load_tflite(path: Path) -> _LoadedRuntime:
             if dynamic_batch or x.shape[0] == batch[0]:
                 return run(x)
             parts = [run(x[i : i + 1]) for i in range(x.shape[0])]  # a fixed batch of one: frame by frame
-        return [np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])]
+        return [np.concatenate([p[j] for p in parts]) for j in range(len(output_indices))]
 
     name = "LiteRT" if runtime == "litert" else "TensorFlow Lite"
-    return _LoadedRuntime(runtime, int(shape[1]), f"CPU ({name})", forward)
+    return _LoadedRuntime(runtime, int(shape[1]), f"CPU ({name})", forward, multi_face=len(output_indices) == 4)
 
 
 def _check_frame(frame: np.ndarray) -> None:

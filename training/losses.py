@@ -96,3 +96,62 @@ def _localization_per_box(y_true, y_pred):
     size_true = y_true[..., 2:] - y_true[..., :2]
     size_pred = y_pred[..., 2:] - y_pred[..., :2]
     return delta_coord + ops.sum(ops.square(size_true - size_pred), axis=-1)
+
+
+#: Cells (in cell widths, squared) a face's own centre cell is preferred by: see multi_face_losses.
+_OWN_CELL_PRIORITY = 100.0
+
+
+def multi_face_losses(face_boxes, face_mask, score_logits, cell_boxes, grid: int):
+    """:func:`grid_losses` for every face of a picture: ``(class_loss, regress_loss)``.
+
+    Each face's centre cell is responsible for it (binary cross-entropy to 1, summed over the
+    picture's faces), and the 3x3 block around that cell fits the face's box with the tutorial's
+    localization loss, averaged over the block and summed over faces and pictures. A cell in two
+    faces' blocks fits one of them: the face whose centre cell it is, else the face whose centre is
+    nearest to the cell's centre (so a cell never learns the mean of two boxes). Cells outside every
+    face's block are negatives (their mean and their hardest one, as in grid_losses). The class loss is
+    averaged over the batch. With one face per picture this is exactly ``grid_losses``.
+
+    Args:
+        face_boxes: (N, K, 4) every face's ``[x1, y1, x2, y2]`` in [0, 1], zero-padded.
+        face_mask: (N, K) 1 for a face, 0 for padding.
+        score_logits: (N, G, G, 1) raw score map.  cell_boxes: (N, G*G, 4) from ``grid_cell_boxes``.
+    """
+    cells_count = grid * grid
+    mask = ops.cast(face_mask, "float32")  # (N, K)
+    faces = ops.cast(face_boxes, "float32")  # (N, K, 4)
+    logits = ops.reshape(ops.cast(score_logits, "float32"), (-1, cells_count))
+    centre_x = (faces[..., 0] + faces[..., 2]) / 2
+    centre_y = (faces[..., 1] + faces[..., 3]) / 2
+    column = ops.clip(ops.floor(centre_x * grid), 0, grid - 1)  # (N, K)
+    row = ops.clip(ops.floor(centre_y * grid), 0, grid - 1)
+    responsible = ops.cast(row * grid + column, "int32")
+
+    cells = np.arange(cells_count)
+    cell_column = ops.convert_to_tensor((cells % grid).astype("float32"))[None, None, :]  # (1, 1, C)
+    cell_row = ops.convert_to_tensor((cells // grid).astype("float32"))[None, None, :]
+    near = ops.cast(
+        (ops.abs(cell_column - column[..., None]) <= 1) & (ops.abs(cell_row - row[..., None]) <= 1), "float32"
+    ) * mask[..., None]  # (N, K, C): each face's block
+    own = ops.one_hot(responsible, cells_count) * mask[..., None]  # (N, K, C): each face's centre cell
+    negative = 1.0 - ops.max(near, axis=1)  # (N, C)
+
+    positive_loss = ops.sum(own * _bce_from_logits(1.0, logits[:, None, :]), axis=(1, 2))
+    negative_loss = _bce_from_logits(0.0, logits) * negative
+    mean_negative = ops.sum(negative_loss, axis=-1) / ops.maximum(ops.sum(negative, axis=-1), 1.0)
+    hardest_negative = ops.max(negative_loss, axis=-1)
+    class_l = ops.mean(positive_loss + mean_negative + hardest_negative)
+
+    # Which face each cell fits: squared distance (in cells) from the cell's centre to the face's,
+    # its own centre cell first; cells outside a face's block never fit it.
+    distance = (ops.square(cell_column + 0.5 - centre_x[..., None] * grid)
+                + ops.square(cell_row + 0.5 - centre_y[..., None] * grid)
+                - _OWN_CELL_PRIORITY * own)
+    distance = ops.where(near > 0, distance, ops.full_like(distance, 1e9))
+    owner = ops.one_hot(ops.argmin(distance, axis=1), int(faces.shape[1]))  # (N, C, K)
+    fits = ops.transpose(owner, (0, 2, 1)) * near  # (N, K, C)
+
+    per_cell = _localization_per_box(faces[:, :, None, :], ops.cast(cell_boxes, "float32")[:, None, :, :])
+    regress_l = ops.sum(ops.sum(per_cell * fits, axis=-1) / ops.maximum(ops.sum(fits, axis=-1), 1.0))
+    return class_l, regress_l

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from training.defaults import DEFAULT_BACKBONE
+from training.defaults import DEFAULT_BACKBONE, MULTI_FACE_BACKBONES
 
 
 class WeightsUnavailableError(RuntimeError):
@@ -54,6 +54,10 @@ BACKBONES: dict[str, BackboneSpec] = {
     # 128 px: a 60 px face in a 640x480 frame is still 12 px wide. Its stem starts from MTCNN's
     # face-trained weights (see _face_stem).
     "grid": BackboneSpec(128, FACE_STEM_SCALE, FACE_STEM_OFFSET, 64, "grid", "face"),
+    # The same network, answering for every face: besides grid's best face it outputs every cell's
+    # score and box (``scores``, ``boxes``), which detect_all thresholds and thins out with
+    # non-maximum suppression (training.boxes.faces_from_cells). Trained on every labelled face.
+    "multiface": BackboneSpec(128, FACE_STEM_SCALE, FACE_STEM_OFFSET, 64, "grid", "face"),
     # A small CNN that learns from scratch in CPU minutes: the default for laptops and offline users.
     # 80 px: faces fill much of a webcam frame, and a small input trains many epochs per CPU minute.
     "tiny": BackboneSpec(80, 1 / 255.0, 0.0, 256, "flatten", None),
@@ -93,6 +97,8 @@ _GRID_WIDTHS = (64, 128)  # filters of the stride-2 stages after the face stem: 
 GRID_STRIDE = 8  # input pixels per cell of the score/box maps
 SCORE_MAP = "score_map"  # layer names the trainer reads the raw maps from
 BOX_MAP = "box_map"
+CELL_SCORES = "scores"  # the multi-face model's extra outputs: every cell's score and box
+CELL_BOXES = "boxes"
 
 
 def _conv_gn_relu(x, filters: int, name: str, strides: int = 1, kernel: int = 3):
@@ -187,20 +193,29 @@ def grid_cell_boxes(box_map, grid: int):
     return ops.concatenate([centre - half, centre + half], axis=-1)
 
 
-def _grid_heads(features: keras.KerasTensor, units: int) -> tuple[keras.KerasTensor, keras.KerasTensor]:
-    """The per-cell heads, decoded in the model: the face score is the best cell's, the box is its box."""
+def _grid_heads(features: keras.KerasTensor, units: int, every_cell: bool = False) -> list[keras.KerasTensor]:
+    """The per-cell heads, decoded in the model: the face score is the best cell's, the box is its box.
+
+    ``every_cell`` adds the multi-face outputs: every cell's sigmoid score (N, G*G) and its box
+    (N, G*G, 4), clipped to the input as the best box is.
+    """
     grid = int(features.shape[1])
     x = _conv_gn_relu(features, units, "grid_head")
     score_map = layers.Conv2D(1, 1, name=SCORE_MAP, dtype="float32",
                               bias_initializer=keras.initializers.Constant(-4.0))(x)  # start near "no face"
     box_map = layers.Conv2D(4, 1, name=BOX_MAP, dtype="float32")(x)
     logits = ops.reshape(score_map, (-1, grid * grid))
+    cell_boxes = grid_cell_boxes(box_map, grid)
     best_score = ops.sigmoid(ops.max(logits, axis=-1, keepdims=True))
-    best_box = ops.clip(best_block_box(logits, grid_cell_boxes(box_map, grid), grid), 0.0, 1.0)
+    best_box = ops.clip(best_block_box(logits, cell_boxes, grid), 0.0, 1.0)
     # float32 outputs, as the single-box heads: under mixed precision the losses stay exact.
     class_score = layers.Identity(name="class", dtype="float32")(best_score)
     box = layers.Identity(name="box", dtype="float32")(best_box)
-    return class_score, box
+    if not every_cell:
+        return [class_score, box]
+    scores = layers.Identity(name=CELL_SCORES, dtype="float32")(ops.sigmoid(logits))
+    boxes = layers.Identity(name=CELL_BOXES, dtype="float32")(ops.clip(cell_boxes, 0.0, 1.0))
+    return [class_score, box, scores, boxes]
 
 
 def best_block_box(logits, cell_boxes, grid: int):
@@ -227,6 +242,14 @@ def is_grid_model(model: keras.Model) -> bool:
     """Whether a built or loaded detector has the per-cell head (its raw maps are what training fits)."""
     names = {layer.name for layer in model.layers}
     return SCORE_MAP in names and BOX_MAP in names
+
+
+def is_multi_face_model(model: keras.Model) -> bool:
+    """Whether a built or loaded detector answers for every face: the grid head with its four outputs
+    ``[class, box, scores, boxes]`` (see :func:`build_model`)."""
+    layer_names = {layer.name for layer in model.layers}
+    return (len(model.outputs or []) == 4 and is_grid_model(model)
+            and CELL_SCORES in layer_names and CELL_BOXES in layer_names)
 
 
 def grid_maps_model(model: keras.Model) -> keras.Model:
@@ -262,16 +285,19 @@ def build_model(
     """Build the two-head detector.
 
     Args:
-        backbone: one of :data:`BACKBONES` (``"grid"`` by default; ``"vgg16"`` is the tutorial's).
+        backbone: one of :data:`BACKBONES` (``"grid"`` by default; ``"vgg16"`` is the tutorial's;
+            ``"multiface"`` is grid answering for every face, with two more outputs).
         input_size: square input side in pixels; the backbone's default when ``None``.
         weights: the backbone's pretrained start (its spec's ``pretrained``): ``"imagenet"``
             (downloaded once, cached by Keras) for mobilenetv2 and vgg16, ``"face"`` (MTCNN's
-            face-trained stem, shipped in the mtcnn package, no download) for grid; or ``None`` to
-            train from scratch.
+            face-trained stem, shipped in the mtcnn package, no download) for grid and multiface; or
+            ``None`` to train from scratch.
 
     Returns:
         A functional model taking (N, S, S, 3) RGB pixels in 0..255 and returning
         ``[class_score (N, 1), box (N, 4)]``, the box ``[x1, y1, x2, y2]`` in [0, 1] of the input.
+        ``"multiface"`` returns ``[class_score (N, 1), box (N, 4), scores (N, G*G), boxes (N, G*G, 4)]``
+        (every cell's score and box, G = S / 8; outputs named class, box, scores, boxes).
 
     Raises:
         ValueError: unknown backbone, bad size, or pretrained weights a backbone does not have.
@@ -293,8 +319,8 @@ def build_model(
 
     inputs = keras.Input(shape=(size, size, 3), name="image")
     if spec.box_pooling == "grid":
-        class_score, box = _grid_heads(_grid_features(inputs), spec.head_units)
-        model = keras.Model(inputs, [class_score, box], name=f"facetracker_{backbone}")
+        outputs = _grid_heads(_grid_features(inputs), spec.head_units, every_cell=backbone in MULTI_FACE_BACKBONES)
+        model = keras.Model(inputs, outputs, name=f"facetracker_{backbone}")
         if weights == "face":
             load_face_stem_weights(model)
         return model

@@ -12,6 +12,9 @@ Honest by identity: the face photos of the test split are never seen in train or
 the manifest ``OUT/sources.json`` records the sources of every picture so that this can be checked.
 ``lfw_subset`` carries no names, so one person photographed twice could sit on both sides; no crop
 of one side is a near-copy of a crop of the other (pixel correlation at most 0.84, as between strangers). Files are read straight from the package folders, so nothing is ever downloaded.
+
+``max_faces`` > 1 makes the multi-face benchmark: frames with 0 to ``max_faces`` faces (of different
+people, none pasted over another), built the same way.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from training.demo import refuse_folder_with_pictures, write_demo_picture
 SPLIT_FRACTIONS = {"train": 0.60, "val": 0.15, "test": 0.25}
 NO_FACE_FRACTION = 0.45
 FACE_SIDE_PX = (60.0, 180.0)  # box width and height in a 640x480 frame; scaled with the frame
+SEVERAL_FACES_SIDE_PX = (60.0, 160.0)  # the same with up to four faces: four fit side by side in 640x480
+MAX_FACES_PER_FRAME = 4
 BIG_PHOTO_SHARE = 0.25  # of face pictures: one of the big photos, else an LFW crop
 SKIMAGE_DATA = Path(skimage.__file__).parent / "data"
 
@@ -217,49 +222,76 @@ def _distractor_name(rng: np.random.Generator, pool: dict[str, list[str]]) -> st
     return str(rng.choice([n for n in pool["faces"] if not n.startswith("lfw_")]))
 
 
-def _frame(rng: np.random.Generator, pool: dict[str, list[str]], has_face: bool, width: int, height: int):
-    """One picture: background, 0-3 non-face patches, maybe one face; returns it, the box and a record."""
+def _place_face(rng: np.random.Generator, pool: dict[str, list[str]], side: tuple[float, float], width: int,
+                height: int, placed: list[dict]) -> dict | None:
+    """One face patch at a place where it covers no face already placed and its box lies inside the frame
+    and under no other face's patch; None when 50 places were tried in vain. The first face of a frame
+    takes the first place drawn (the single-face sets' random draws, unchanged)."""
     photos = _photos()
-    scale = min(width / 640, height / 480)
-    side = (FACE_SIDE_PX[0] * scale, FACE_SIDE_PX[1] * scale)
-    frame, background = _background(rng, width, height)
-    record: dict = {"background": background, "face": None, "flipped": False, "box": None, "distractors": []}
-    box = face = None
-    if has_face:
-        lfw = [n for n in pool["faces"] if n.startswith("lfw_")]
-        big = [n for n in pool["faces"] if n not in lfw]
-        name = str(rng.choice(big if rng.random() < BIG_PHOTO_SHARE else lfw))
-        patch, (px1, py1, px2, py2) = _face_patch(rng, photos[name], side)
-        flipped = bool(rng.random() < 0.5)
-        if flipped:
-            patch = patch[:, ::-1]
-            px1, px2 = patch.shape[1] - px2, patch.shape[1] - px1
+    used = {face["face"] for face in placed}  # one photo once per frame: several faces are several people
+    lfw = [n for n in pool["faces"] if n.startswith("lfw_") and n not in used]
+    big = [n for n in pool["faces"] if not n.startswith("lfw_") and n not in used]
+    name = str(rng.choice(big if rng.random() < BIG_PHOTO_SHARE and big else lfw))
+    patch, (px1, py1, px2, py2) = _face_patch(rng, photos[name], side)
+    flipped = bool(rng.random() < 0.5)
+    if flipped:
+        patch = patch[:, ::-1]
+        px1, px2 = patch.shape[1] - px2, patch.shape[1] - px1
+    ph, pw = patch.shape[:2]
+    for _ in range(50 if placed else 1):
         # Whole-pixel offsets that keep the box fully inside the frame.
         x = int(rng.integers(int(np.ceil(-px1)), int(np.floor(width - px2)) + 1))
         y = int(rng.integers(int(np.ceil(-py1)), int(np.floor(height - py2)) + 1))
         box = (x + px1, y + py1, x + px2, y + py2)
-        face = (_look(rng, patch, photos[name].grey), x, y)
-        record.update(face=name, flipped=flipped, box=[round(v, 3) for v in box])
+        if all(_apart((x, y, x + pw, y + ph), face["box"]) and _apart(face["rect"], box) for face in placed):
+            return {"face": name, "flipped": flipped, "box": box, "rect": (x, y, x + pw, y + ph),
+                    "patch": _look(rng, patch, photos[name].grey), "x": x, "y": y}
+    return None
+
+
+def _frame(rng: np.random.Generator, pool: dict[str, list[str]], has_face: bool, width: int, height: int,
+           max_faces: int = 1):
+    """One picture: background, 0-3 non-face patches, and no face, one, or (``max_faces`` > 1) one to
+    ``max_faces`` faces apart from each other; returns it, the face boxes and a record."""
+    photos = _photos()
+    scale = min(width / 640, height / 480)
+    sides = FACE_SIDE_PX if max_faces == 1 else SEVERAL_FACES_SIDE_PX
+    side = (sides[0] * scale, sides[1] * scale)
+    frame, background = _background(rng, width, height)
+    wanted = 0 if not has_face else 1 if max_faces == 1 else int(rng.integers(1, max_faces + 1))
+    faces: list[dict] = []
+    for _ in range(wanted):
+        face = _place_face(rng, pool, side, width, height, faces)
+        if face is not None:
+            faces.append(face)
+    boxes = [face["box"] for face in faces]
+    distractors = []
     for _ in range(int(rng.integers(0, 4))):
         name = _distractor_name(rng, pool)
         patch = _non_face_patch(rng, photos[name], side)
         patch = patch[:, ::-1] if rng.random() < 0.5 else patch
         h, w = patch.shape[:2]
-        for _ in range(10):  # never over the face: the face stays whole, as labelled
+        for _ in range(10):  # never over a face: each face stays whole, as labelled
             x, y = int(rng.integers(-w // 4, width - 3 * w // 4)), int(rng.integers(-h // 4, height - 3 * h // 4))
-            if box is None or _apart((x, y, x + w, y + h), box):
+            if all(_apart((x, y, x + w, y + h), box) for box in boxes):
                 _paste(frame, _look(rng, patch, photos[name].grey), _soft_mask(rng, h, w), x, y)
-                record["distractors"].append(name)
+                distractors.append(name)
                 break
-    if face is not None:
-        patch, x, y = face
-        _paste(frame, patch, _soft_mask(rng, *patch.shape[:2]), x, y)
+    for face in faces:
+        _paste(frame, face["patch"], _soft_mask(rng, *face["patch"].shape[:2]), face["x"], face["y"])
+    described = [{"face": f["face"], "flipped": f["flipped"], "box": [round(v, 3) for v in f["box"]]} for f in faces]
+    if max_faces == 1:  # the single-face sets' manifest, as it always was
+        record: dict = {"background": background, "face": None, "flipped": False, "box": None, **(
+            described[0] if described else {}), "distractors": distractors}
+    else:  # with where each face's patch (the face and its surroundings) was pasted
+        record = {"background": background, "faces": [{**d, "patch": list(f["rect"])} for d, f in zip(
+            described, faces, strict=True)], "distractors": distractors}
     if rng.random() < 0.15:  # a grey camera: colour is no clue
         frame = cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     frame += rng.uniform(0, 4) * rng.standard_normal((height, width, 1), dtype=np.float32)  # sensor grain
     if rng.random() < 0.3:
         frame = cv2.GaussianBlur(frame, (0, 0), rng.uniform(0.4, 0.9))
-    return np.clip(frame, 0, 255).round().astype(np.uint8), box, record
+    return np.clip(frame, 0, 255).round().astype(np.uint8), boxes, record
 
 
 def _split_counts(count: int, fractions: dict[str, float]) -> dict[str, int]:
@@ -272,7 +304,8 @@ def _split_counts(count: int, fractions: dict[str, float]) -> dict[str, int]:
 
 def make_real_demo_data(out: str | Path, count: int = 600, *, seed: int = 0, width: int = 640, height: int = 480,
                         no_face_fraction: float = NO_FACE_FRACTION,
-                        split_fractions: dict[str, float] | None = None, test_people: str = "new") -> Path:
+                        split_fractions: dict[str, float] | None = None, test_people: str = "new",
+                        max_faces: int = 1) -> Path:
     """Write ``count`` pictures of real faces (and no-face pictures) to ``out/{train,val,test}/{images,labels}``.
 
     A benchmark, not a toy: test faces come from other photos than train/val faces, and ``out/sources.json``
@@ -283,7 +316,15 @@ def make_real_demo_data(out: str | Path, count: int = 600, *, seed: int = 0, wid
     ``test_people="seen"`` draws the test split from the train/val people instead (new pictures of
     the same people): what a user who trains on their own face meets, where "new" (the default)
     asks the harder question of faces never seen.
+
+    ``max_faces`` above 1 (at most 4, what fits a 640x480 frame at these sizes) makes a multi-face set:
+    each face picture holds 1 to ``max_faces`` faces of different people (box sides 60-160 px at
+    640x480), no face's patch over another face, one labelme rectangle each; the manifest lists them
+    under ``faces`` (photo, flipped, box, and ``patch``: where the face and its surroundings were pasted).
+    ``max_faces=1`` writes the single-face set, byte for byte as before.
     """
+    if not 1 <= max_faces <= MAX_FACES_PER_FRAME:
+        raise ValueError(f"max_faces must be 1 to {MAX_FACES_PER_FRAME}, got {max_faces}")
     if test_people not in ("new", "seen"):
         raise ValueError(f"test_people must be 'new' or 'seen', got {test_people!r}")
     fractions = dict(SPLIT_FRACTIONS if split_fractions is None else split_fractions)
@@ -313,11 +354,13 @@ def make_real_demo_data(out: str | Path, count: int = 600, *, seed: int = 0, wid
         (out / name / "labels").mkdir(parents=True, exist_ok=True)
     for i in range(count):
         split = str(split_of[i])
-        image, box, record = _frame(np.random.default_rng([seed, i]), pools[split], not no_face[i], width, height)
+        image, boxes, record = _frame(np.random.default_rng([seed, i]), pools[split], not no_face[i], width, height,
+                                      max_faces)
         image_path = out / split / "images" / f"real_{i:04d}.jpg"
-        write_demo_picture(image_path, image, box)
+        write_demo_picture(image_path, image, boxes or None)
         frames[image_path.relative_to(out).as_posix()] = {"split": split, **record}
-    manifest = {"seed": seed, "width": width, "height": height, "test_people": test_people, "pools": pools,
-                "frames": frames}
+    several = {"max_faces": max_faces} if max_faces != 1 else {}  # the single-face manifest stays as it was
+    manifest = {"seed": seed, "width": width, "height": height, "test_people": test_people, **several,
+                "pools": pools, "frames": frames}
     (out / "sources.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     return out

@@ -12,6 +12,10 @@ The numbers come from :mod:`training.evaluate` (one pass of the detector over th
 never disagrees with ``facetracker-train evaluate``. Every run folder gets both for its test split
 (:func:`write_run_pictures`, which never fails a run); ``facetracker-train evaluate --pictures DIR``
 draws them for any model and split.
+
+For a multi-face model both show every face: the grid draws every labelled face and every box kept
+at the threshold (worst first: the most faces missed and false boxes), and the curve is over every
+face (:class:`training.metrics.FaceMatches`, the AP50 that ``evaluate`` reports).
 """
 
 from __future__ import annotations
@@ -25,7 +29,14 @@ import cv2
 import numpy as np
 
 from training.data import Sample, load_image
-from training.evaluate import Predictions, predict_samples, summarize
+from training.evaluate import (
+    FacePredictions,
+    Predictions,
+    predict_faces,
+    predict_samples,
+    summarize,
+    summarize_faces,
+)
 from training.files import atomic_write_bytes
 from training.metrics import detection_counts
 
@@ -113,12 +124,30 @@ def average_precision(sweep: dict[str, np.ndarray]) -> float:
 
 def pr_curve_png(predictions: Predictions, threshold: float, iou_threshold: float = 0.5, title: str = "") -> bytes:
     """``pr_curve.png`` as bytes (matplotlib's Agg canvas: no display, no pyplot state)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     sweep = pr_sweep(predictions, iou_threshold)
     chosen = detection_counts(predictions.has_face, predictions.scores, predictions.ious, threshold, iou_threshold)
-    ap = average_precision(sweep)
+    faces = int(predictions.has_face.sum())
+    return _pr_figure(sweep, chosen, average_precision(sweep), threshold, iou_threshold,
+                      f"{title}{'  -  ' if title else ''}{len(predictions.samples)} pictures, {faces} with a face")
+
+
+def faces_pr_curve_png(predictions: FacePredictions, threshold: float, iou_threshold: float = 0.5,
+                       title: str = "") -> bytes:
+    """``pr_curve.png`` of a multi-face model: precision and recall over every face, and its AP."""
+    matches = predictions.matches(iou_threshold)
+    sweep = matches.sweep(extra=np.linspace(0.0, 1.0, 201))
+    heading = (f"{title}{'  -  ' if title else ''}{len(predictions.samples)} pictures, {matches.faces} faces "
+               "(every face counts)")
+    return _pr_figure(sweep, matches.counts(threshold), matches.average_precision(), threshold, iou_threshold,
+                      heading)
+
+
+def _pr_figure(sweep: dict[str, np.ndarray], chosen: dict, ap: float, threshold: float, iou_threshold: float,
+               heading: str) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(11, 4.6))
     FigureCanvasAgg(figure)
     left, right = figure.subplots(1, 2)
@@ -144,9 +173,7 @@ def pr_curve_png(predictions: Predictions, threshold: float, iou_threshold: floa
               title="Precision, recall and F1 over the score threshold")
     right.grid(alpha=0.3)
     right.legend(loc="best")
-    faces = int(predictions.has_face.sum())
-    figure.suptitle(f"{title}{'  -  ' if title else ''}{len(predictions.samples)} pictures, {faces} with a face",
-                    fontsize=11)
+    figure.suptitle(heading, fontsize=11)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90)
@@ -191,18 +218,8 @@ def _score_tag(canvas: np.ndarray, text: str, x: int, y: int) -> None:
 def _tile(sample: Sample, image: np.ndarray, score: float, iou: float, box: np.ndarray, outcome: str,
           threshold: float) -> np.ndarray:
     """One picture letterboxed into the tile, boxes drawn, and its caption strip below."""
-    tile = np.full((TILE_H + CAPTION_H, TILE_W, 3), BACKGROUND_BGR, np.uint8)
+    tile, corners = _letterboxed(image)
     height, width = image.shape[:2]
-    scale = min(TILE_W / width, TILE_H / height)
-    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-    ox, oy = (TILE_W - new_w) // 2, (TILE_H - new_h) // 2
-    tile[oy : oy + new_h, ox : ox + new_w] = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
-
-    def corners(values) -> tuple[tuple[int, int], tuple[int, int]]:
-        x1, y1, x2, y2 = (float(v) for v in values)
-        return ((round(ox + min(x1, x2) * scale), round(oy + min(y1, y2) * scale)),
-                (round(ox + max(x1, x2) * scale), round(oy + max(y1, y2) * scale)))
-
     if sample.has_face:
         x1, y1, x2, y2 = sample.box
         p1, p2 = corners((x1 * width, y1 * height, x2 * width, y2 * height))
@@ -223,7 +240,47 @@ def _tile(sample: Sample, image: np.ndarray, score: float, iou: float, box: np.n
     return tile
 
 
-def _legend(width: int, threshold: float, iou_threshold: float, heading: str) -> np.ndarray:
+def _letterboxed(image: np.ndarray) -> tuple[np.ndarray, Callable]:
+    """A tile with ``image`` letterboxed into it (caption strip left empty), and the function that takes a
+    box in the picture's pixels to the tile's two corners."""
+    tile = np.full((TILE_H + CAPTION_H, TILE_W, 3), BACKGROUND_BGR, np.uint8)
+    height, width = image.shape[:2]
+    scale = min(TILE_W / width, TILE_H / height)
+    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    ox, oy = (TILE_W - new_w) // 2, (TILE_H - new_h) // 2
+    tile[oy : oy + new_h, ox : ox + new_w] = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
+
+    def corners(values) -> tuple[tuple[int, int], tuple[int, int]]:
+        x1, y1, x2, y2 = (float(v) for v in values)
+        return ((round(ox + min(x1, x2) * scale), round(oy + min(y1, y2) * scale)),
+                (round(ox + max(x1, x2) * scale), round(oy + max(y1, y2) * scale)))
+
+    return tile, corners
+
+
+def _faces_tile(sample: Sample, image: np.ndarray, truths: np.ndarray, kept: list[tuple[float, tuple, bool]],
+                found: int) -> np.ndarray:
+    """A multi-face picture: every labelled face (blue), every box kept (orange, with its score; thin when it
+    found no face), and how many faces were found, missed and boxed falsely."""
+    tile, corners = _letterboxed(image)
+    for truth in truths:
+        cv2.rectangle(tile, *corners(truth), TRUE_BGR, 2, cv2.LINE_AA)
+    for score, box, hit in kept:
+        p1, p2 = corners(box)
+        cv2.rectangle(tile, p1, p2, PRED_BGR, 2 if hit else 1, cv2.LINE_AA)
+        _score_tag(tile, f"{score:.2f}", p1[0], p1[1] - 1)
+    missed, false = len(truths) - found, len(kept) - found
+    if len(truths):
+        text = f"{found} of {len(truths)} face{'s' if len(truths) != 1 else ''} found" + (f", {false} false box{'es' if false != 1 else ''}"
+                                                          if false else "")
+    else:
+        text = f"no face, {false} false box{'es' if false != 1 else ''}" if false else "no face, none reported"
+    _text(tile, _fit_text(sample.image_path.name, TILE_W - 8), (4, TILE_H + 15))
+    _text(tile, _fit_text(text, TILE_W - 8), (4, TILE_H + 32), WRONG_BGR if missed or false else RIGHT_BGR)
+    return tile
+
+
+def _legend(width: int, threshold: float, iou_threshold: float, heading: str, every_face: bool = False) -> np.ndarray:
     strip = np.full((LEGEND_H, width, 3), BACKGROUND_BGR, np.uint8)
     _text(strip, _fit_text(heading, width - 16, 0.5), (8, 20), scale=0.5)
     x, y = 8, 44
@@ -231,11 +288,16 @@ def _legend(width: int, threshold: float, iou_threshold: float, heading: str) ->
     _text(strip, "true face", (x + 30, y))
     x += 30 + cv2.getTextSize("true face", FONT, 0.45, 1)[0][0] + 24
     cv2.rectangle(strip, (x, y - 11), (x + 22, y + 3), PRED_BGR, 2)
-    label = f"predicted, with its score (face when above {threshold:.2f})"
+    label = (f"every box scoring above {threshold:.2f}, with its score" if every_face
+             else f"predicted, with its score (face when above {threshold:.2f})")
     _text(strip, label, (x + 30, y))
     x += 30 + cv2.getTextSize(label, FONT, 0.45, 1)[0][0] + 24
-    _dashed_rectangle(strip, (x, y - 11), (x + 22, y + 3), PRED_BGR, 1, dash=4)
-    label = f"below it: 'no face'   |   hit: IoU >= {iou_threshold:g}"
+    if every_face:
+        cv2.rectangle(strip, (x, y - 11), (x + 22, y + 3), PRED_BGR, 1)
+    else:
+        _dashed_rectangle(strip, (x, y - 11), (x + 22, y + 3), PRED_BGR, 1, dash=4)
+    label = (f"thin: on no face   |   found: IoU >= {iou_threshold:g}, one box a face" if every_face
+             else f"below it: 'no face'   |   hit: IoU >= {iou_threshold:g}")
     _text(strip, _fit_text(label, max(40, width - x - 36)), (x + 30, y))
     return strip
 
@@ -251,6 +313,48 @@ def predictions_jpg(predictions: Predictions, threshold: float, iou_threshold: f
         tiles.append(_tile(sample, load_image(sample.image_path), float(predictions.scores[index]),
                            float(predictions.ious[index]), predictions.boxes[index], kinds[index], threshold))
     columns = min(GRID_COLUMNS, len(tiles))
+    figures = summarize(predictions, threshold, iou_threshold)
+    wrong = sum(kind in ("box off", "missed", "false alarm") for kind in kinds)
+    heading = (f"{title}{': ' if title else ''}{len(tiles)} of {len(kinds)} pictures, worst first "
+               f"({wrong} wrong)   F1 {figures['f1']:.2f}, mean IoU {figures['mean_iou']:.2f}")
+    return _grid_jpg(tiles, _legend(columns * TILE_W + (columns + 1) * GAP, threshold, iou_threshold, heading))
+
+
+def faces_predictions_jpg(predictions: FacePredictions, threshold: float, iou_threshold: float = 0.5,
+                          count: int = GRID_PICTURES, title: str = "") -> bytes:
+    """``test_predictions.jpg`` of a multi-face model: every face and every box kept at ``threshold``;
+    worst first (the most faces missed plus false boxes, then the most confident false box)."""
+    matches = predictions.matches(iou_threshold)
+    kept = matches.scores > threshold
+    images = len(predictions.samples)
+    found = np.bincount(matches.picture[kept & matches.true_positive], minlength=images)
+    false = np.bincount(matches.picture[kept & ~matches.true_positive], minlength=images)
+    worst_false = np.zeros(images)
+    np.maximum.at(worst_false, matches.picture[kept & ~matches.true_positive],
+                  matches.scores[kept & ~matches.true_positive])
+    faces = np.array([len(t) for t in predictions.truths])
+    errors = faces - found + false
+    order = [int(i) for i in np.lexsort((-worst_false, -errors))][:count]
+    tiles = []
+    for index in order:
+        sample = predictions.samples[index]
+        mine = np.flatnonzero((matches.picture == index) & kept)
+        boxes = [(float(matches.scores[k]), matches.boxes[k], bool(matches.true_positive[k])) for k in mine]
+        tiles.append(_faces_tile(sample, load_image(sample.image_path), predictions.truths[index], boxes,
+                                 int(found[index])))
+    figures = summarize_faces(predictions, threshold, iou_threshold)
+    columns = min(GRID_COLUMNS, len(tiles))
+    heading = (f"{title}{': ' if title else ''}{len(tiles)} of {images} pictures, worst first   "
+               f"AP50 {figures['ap50' if 'ap50' in figures else 'ap']:.2f}, F1 {figures['f1']:.2f} over "
+               f"{figures['faces']} faces ({figures['false_negatives']} missed, {figures['false_positives']} "
+               "false boxes)")
+    return _grid_jpg(tiles, _legend(columns * TILE_W + (columns + 1) * GAP, threshold, iou_threshold, heading,
+                                    every_face=True))
+
+
+def _grid_jpg(tiles: list[np.ndarray], legend: np.ndarray) -> bytes:
+    """The tiles in rows of GRID_COLUMNS under the legend strip, as JPEG bytes."""
+    columns = min(GRID_COLUMNS, len(tiles))
     rows = math.ceil(len(tiles) / columns)
     width = columns * TILE_W + (columns + 1) * GAP
     grid = np.full((LEGEND_H + rows * (TILE_H + CAPTION_H + GAP) + GAP, width, 3), (20, 20, 20), np.uint8)
@@ -259,11 +363,7 @@ def predictions_jpg(predictions: Predictions, threshold: float, iou_threshold: f
         y = LEGEND_H + GAP + row * (TILE_H + CAPTION_H + GAP)
         x = GAP + column * (TILE_W + GAP)
         grid[y : y + tile.shape[0], x : x + TILE_W] = tile
-    figures = summarize(predictions, threshold, iou_threshold)
-    wrong = sum(kind in ("box off", "missed", "false alarm") for kind in kinds)
-    heading = (f"{title}{': ' if title else ''}{len(tiles)} of {len(kinds)} pictures, worst first "
-               f"({wrong} wrong)   F1 {figures['f1']:.2f}, mean IoU {figures['mean_iou']:.2f}")
-    grid[:LEGEND_H] = _legend(width, threshold, iou_threshold, heading)
+    grid[:LEGEND_H] = legend
     ok, encoded = cv2.imencode(".jpg", grid, [cv2.IMWRITE_JPEG_QUALITY, 90])
     if not ok:
         raise OSError("could not encode the predictions grid as JPEG")
@@ -294,14 +394,21 @@ def write_result_pictures(
         training.data.DataError: a picture cannot be read.
         OSError: the folder cannot be written.
     """
-    predictions = predict_samples(detector, samples)
     threshold = float(detector.threshold if threshold is None else threshold)
+    heading = title or f"{split} split"
+    if getattr(detector, "multi_face", False):  # every face, every box
+        found = predict_faces(detector, samples)
+        grid = faces_predictions_jpg(found, threshold, iou_threshold, title=heading)
+        curve = faces_pr_curve_png(found, threshold, iou_threshold, title=heading)
+    else:
+        predictions = predict_samples(detector, samples)
+        grid = predictions_jpg(predictions, threshold, iou_threshold, title=heading)
+        curve = pr_curve_png(predictions, threshold, iou_threshold, title=heading)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    heading = title or f"{split} split"
     paths = {"predictions": out_dir / predictions_name(split), "pr_curve": out_dir / PR_CURVE_NAME}
-    atomic_write_bytes(paths["predictions"], predictions_jpg(predictions, threshold, iou_threshold, title=heading))
-    atomic_write_bytes(paths["pr_curve"], pr_curve_png(predictions, threshold, iou_threshold, title=heading))
+    atomic_write_bytes(paths["predictions"], grid)
+    atomic_write_bytes(paths["pr_curve"], curve)
     return paths
 
 

@@ -147,3 +147,9 @@ def holds_run(run_dir: str | os.PathLike) -> bool:
 METRIC_NAMES = ("total_loss", "class_loss", "regress_loss", "iou")
 #: val_f1: F1 at IoU 0.5 on the validation pictures at the score threshold that maximises it (threshold).
 HISTORY_COLUMNS = ("epoch", *METRIC_NAMES, *(f"val_{name}" for name in METRIC_NAMES), "val_f1", "threshold", "lr")
+#: val_ap50: AP at IoU 0.5 over every face of the validation pictures (multi-face runs only: a
+#: single-face run's history.csv has HISTORY_COLUMNS alone).
+MULTI_FACE_COLUMNS = ("val_ap50",)
+#: history.csv's header: the columns every run has, and the multi-face ones after val_f1.
+HISTORY_CSV_COLUMNS = (*HISTORY_COLUMNS[: HISTORY_COLUMNS.index("val_f1") + 1], *MULTI_FACE_COLUMNS,
+                       *HISTORY_COLUMNS[HISTORY_COLUMNS.index("val_f1") + 1 :])

@@ -28,6 +28,7 @@ from training.defaults import (
     DEFAULT_PATIENCE,
     WEIGHT_CHOICES,
 )
+from training.distribute import devices_argument
 
 
 def positive_int(text: str) -> int:
@@ -120,8 +121,17 @@ TRAIN_SETTINGS: tuple[Setting, ...] = (
     Setting("augment", bool, True, "train on the pictures as they are (no random crops, flips, colour changes)",
             flag="--no-augment", tooltip="random crops, flips and colour changes of every training picture, "
             "fresh each epoch"),
+    Setting("cache", str, "auto", "where the training pictures are kept between epochs: memory (decoded once), "
+            "stream (read from disk every epoch, for datasets larger than memory; the same batches), or auto "
+            "(memory when they fit in a quarter of the machine's memory; default)", flag="--cache",
+            choices=("auto", "memory", "stream"), tooltip="auto: keep the decoded pictures in memory when they fit "
+            "in a quarter of it, else read them from disk every epoch (the same batches, for large datasets)"),
     Setting("mixed_precision", bool, True, "keep float32 on a GPU (mixed precision is on by default there; no effect "
             "on a CPU)", flag="--no-mixed-precision"),
+    Setting("devices", str, "1", "devices to train on: 1 (default), N, or all GPUs (tf.distribute.MirroredStrategy; "
+            "--batch-size stays the whole step's batch, split between them). Without a GPU, N > 1 splits the CPU into "
+            "N devices: it shows the path, it is not faster. With TF_CONFIG: each machine's devices (see the README)",
+            flag="--devices", metavar="N|all", parse=devices_argument),
     Setting("strict", bool, False, "stop at the first bad picture or label instead of skipping it", flag="--strict"),
     Setting("resume", str, None, "continue an interrupted run folder", flag="--resume", metavar="RUN_DIR"),
     Setting("seed", int, 0, "random seed for shuffling and augmentation (default 0)", flag="--seed", metavar="N"),
@@ -157,12 +167,14 @@ class TrainConfig:
     weights: str = _default("weights")
     tutorial_exact: bool = _default("tutorial_exact")
     augment: bool = _default("augment")
+    cache: str = _default("cache")
     mixed_precision: bool = _default("mixed_precision")
     strict: bool = _default("strict")
     seed: int = _default("seed")
     resume: str | None = _default("resume")
     patience: int | None = _default("patience")
     time_limit: float | None = _default("time_limit")
+    devices: str = _default("devices")
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:

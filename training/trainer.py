@@ -18,6 +18,7 @@ when it had to pass over a damaged one. One training at a time owns a run folder
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib.metadata
 import importlib.util
@@ -25,6 +26,8 @@ import io
 import json
 import math
 import platform
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -35,6 +38,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from training.boxes import faces_from_cells
 from training.checkpoints import (
     JSON_TYPE_NAMES,
     KEPT_CHECKPOINTS,  # noqa: F401  (re-exported)
@@ -50,12 +54,26 @@ from training.checkpoints import (
     settle_checkpoints,
     write_checkpoint,
 )
-from training.defaults import DEFAULT_PATIENCE, WEIGHT_CHOICES, default_epochs, default_learning_rate
+from training.defaults import (
+    DEFAULT_PATIENCE,
+    MAX_FACES,
+    MULTI_FACE_BACKBONES,
+    WEIGHT_CHOICES,
+    default_epochs,
+    default_learning_rate,
+)
+from training.distribute import (
+    make_strategy,
+    read_cluster,
+    replica_loss_parts,
+    step_logs,
+    whole_replica_batches,
+)
 from training.errors import TrainingError
 from training.events import BATCH, END, EPOCH, START, warning_event
 from training.files import atomic_path, atomic_write_text
-from training.losses import CLASS_LOSS_WEIGHT, grid_losses, total_loss
-from training.metrics import best_f1_threshold, box_iou, box_iou_tensor
+from training.losses import CLASS_LOSS_WEIGHT, grid_losses, multi_face_losses, total_loss
+from training.metrics import AP_MIN_SCORE, FaceMatches, best_f1_threshold, box_iou, box_iou_tensor
 from training.model import (
     BACKBONES,
     WEIGHT_NAMES,
@@ -64,6 +82,7 @@ from training.model import (
     grid_cell_boxes,
     grid_maps_model,
     is_grid_model,
+    is_multi_face_model,
     model_input_size,
 )
 from training.optimizer import make_optimizer
@@ -74,11 +93,13 @@ from training.run_folder import (  # noqa: F401  (re-exported)
     DAMAGED_SUFFIX,
     HISTORY_COLUMNS,
     HISTORY_CSV,
+    HISTORY_CSV_COLUMNS,
     LAST_MODEL,
     LOCK_FILE,
     LOSSES_PNG,
     METRIC_NAMES,
     METRICS_JSON,
+    MULTI_FACE_COLUMNS,
     OPTIMIZER_NPZ,
     PARTIAL_SUFFIX,
     STATE_DIR,
@@ -120,6 +141,8 @@ class FaceTrackerModel(keras.Model):
         super().__init__(**kwargs)
         # The grid head trains on its raw per-cell maps (same weights, see training.model.grid_maps_model).
         self.grid = is_grid_model(network)
+        # A multi-face network trains on every labelled face (batches made with max_faces).
+        self.multi_face = is_multi_face_model(network)
         self.network = grid_maps_model(network) if self.grid else network
         self.face_only = face_only
         self.total_loss_tracker = keras.metrics.Mean(name="total_loss")
@@ -132,12 +155,15 @@ class FaceTrackerModel(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Tutorial total loss; also updates the four trackers that make up the logs."""
-        class_true, box_true = y
+        class_true, box_true = y[0], y[1]  # a multi-face batch adds every face and its mask
         if self.grid:
             score_logits, box_map = y_pred
             grid = int(score_logits.shape[1])
             cell_boxes = grid_cell_boxes(box_map, grid)
-            class_l, regress_l, _ = grid_losses(class_true, box_true, score_logits, cell_boxes, grid)
+            if self.multi_face:
+                class_l, regress_l = multi_face_losses(y[2], y[3], score_logits, cell_boxes, grid)
+            else:
+                class_l, regress_l, _ = grid_losses(class_true, box_true, score_logits, cell_boxes, grid)
             total = regress_l + CLASS_LOSS_WEIGHT * class_l
             best = ops.argmax(ops.reshape(score_logits, (-1, grid * grid)), axis=-1)
             box_pred = ops.reshape(ops.take_along_axis(cell_boxes, ops.reshape(best, (-1, 1, 1)), axis=1), (-1, 4))
@@ -146,19 +172,38 @@ class FaceTrackerModel(keras.Model):
             total, class_l, regress_l = total_loss(class_true, class_pred, box_true, box_pred,
                                                    face_only=self.face_only)
         face = ops.reshape(ops.cast(class_true, "float32"), (-1,))
-        self.total_loss_tracker.update_state(total)
-        self.class_loss_tracker.update_state(class_l)
-        self.regress_loss_tracker.update_state(regress_l)
+        # Several devices: this replica's share of the global batch's loss (the mean and the sum differ).
+        class_l, regress_l, replicas = replica_loss_parts(class_l, regress_l, ops.shape(face)[0])
+        if replicas > 1:
+            total = regress_l + CLASS_LOSS_WEIGHT * class_l
+        self.total_loss_tracker.update_state(total * replicas if replicas > 1 else total)
+        self.class_loss_tracker.update_state(class_l * replicas if replicas > 1 else class_l)
+        self.regress_loss_tracker.update_state(regress_l * replicas if replicas > 1 else regress_l)
         # IoU of a no-face picture's box means nothing: weight it 0.
         self.iou_tracker.update_state(box_iou_tensor(box_true, box_pred), sample_weight=face)
-        for extra in self.losses:  # regularisers, if a backbone has any
-            total = total + ops.cast(ops.sum(extra), "float32")
+        for extra in self.losses:  # regularisers, if a backbone has any (the same on every replica)
+            total = total + ops.cast(ops.sum(extra), "float32") / replicas
         return total
 
     @property
     def metrics(self):
         # Exactly these four (Keras's own "loss" tracker would only repeat total_loss).
         return [self.total_loss_tracker, self.class_loss_tracker, self.regress_loss_tracker, self.iou_tracker]
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        return step_logs(super().compute_metrics(x, y, y_pred, sample_weight=sample_weight))
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Under a strategy, build what is left (the optimizer) directly. Keras 3's TensorFlow trainer
+        would first average the data's first batch over the replicas, which fails when that batch is split
+        unevenly (a batch size, or a validation split, that the device count does not divide)."""
+        if self.distribute_strategy.num_replicas_in_sync > 1 and self.network.built:
+            with self.distribute_strategy.scope():
+                if self.optimizer is not None and not self.optimizer.built:
+                    self.optimizer.build(self.trainable_variables)
+            self.built = True
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -242,7 +287,7 @@ def _load_resume_config(config: TrainConfig, run_dir: Path) -> tuple[TrainConfig
         out=str(run_dir),
         mixed_precision=config.mixed_precision, strict=config.strict,
         patience=config.patience if config.patience is not None else merged.get("patience"),
-        time_limit=config.time_limit,
+        time_limit=config.time_limit, devices=config.devices,
     )
     for name, kind in _SAVED_SETTING_TYPES.items():
         value = merged.get(name)
@@ -301,10 +346,12 @@ def _optimizer_state_bytes(optimizer: keras.optimizers.Optimizer) -> bytes:
 
 def _history_csv(rows: list[dict]) -> bytes:
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+    # The multi-face columns (val_ap50) only for a run that has them: a single-face run's file is as it was.
+    columns = HISTORY_CSV_COLUMNS if any(name in row for row in rows for name in MULTI_FACE_COLUMNS) else HISTORY_COLUMNS
+    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: row.get(k, "") for k in HISTORY_COLUMNS})
+        writer.writerow({k: row.get(k, "") for k in columns})
     return text.getvalue().encode("utf-8")
 
 
@@ -349,8 +396,11 @@ class _RunRecorder(keras.callbacks.Callback):
                  batch_size: int, train_images: int, history: list[dict], best: tuple[float, float],
                  best_epoch: int, emit: EventCallback, should_stop: Callable[[], bool] | None, state_extra: dict,
                  val_batches: keras.utils.PyDataset, patience: int, deadline: float | None,
-                 alive: bool = False, learning_rate: float | None = None):
+                 alive: bool = False, learning_rate: float | None = None, multi_face: bool = False):
         super().__init__()
+        # A multi-face model is judged by AP50 over every validation face, a single-face one by F1.
+        self.multi_face = multi_face
+        self.primary = "val_ap50" if multi_face else "val_f1"
         self.alive = alive  # some epoch's model told validation pictures apart (see DEAD_SCORE_SPREAD)
         self.learning_rate = learning_rate
         self._dead_answer: tuple[float, float] = (math.nan, math.nan)  # (the one score, class accuracy)
@@ -365,7 +415,7 @@ class _RunRecorder(keras.callbacks.Callback):
         self.batch_size = batch_size
         self.train_images = train_images
         self.history = history
-        self.best = best  # (validation F1, validation mean IoU) of the best epoch so far
+        self.best = best  # (validation AP50 or F1 (see primary), validation mean IoU) of the best epoch so far
         self.best_epoch = best_epoch
         self.emit = emit
         self.should_stop = should_stop
@@ -437,7 +487,7 @@ class _RunRecorder(keras.callbacks.Callback):
         row.update(detections)
         row["lr"] = self._lr()
         row["seconds"] = time.perf_counter() - self._epoch_started
-        score = (row["val_f1"], row["val_iou"])
+        score = (row[self.primary], row["val_iou"])
         improved = score > self.best
         best, best_epoch = (score, epoch + 1) if improved else (self.best, self.best_epoch)
         alive = self.alive or spread > DEAD_SCORE_SPREAD
@@ -455,7 +505,8 @@ class _RunRecorder(keras.callbacks.Callback):
             self.failure = self.dead_model_message()
             self.model.stop_training = True
         elif self.patience and epoch + 1 - self.best_epoch >= self.patience and epoch + 1 < self.epochs:
-            self.stop_reason = (f"early stopping: validation F1 did not improve for {self.patience} epochs "
+            measure = "AP50" if self.multi_face else "F1"
+            self.stop_reason = (f"early stopping: validation {measure} did not improve for {self.patience} epochs "
                                 f"(best epoch {self.best_epoch})")
             self.model.stop_training = True
         elif self.deadline is not None and time.perf_counter() >= self.deadline and epoch + 1 < self.epochs:
@@ -477,26 +528,44 @@ class _RunRecorder(keras.callbacks.Callback):
         """F1 at IoU 0.5 on the validation pictures at the threshold that maximises it, and that threshold;
         and how far apart the pictures' face scores are (NaN when an output is not finite).
 
+        A multi-face model is measured over every face: ``val_ap50`` (AP at IoU 0.5 of every box its
+        cells give, thinned by NMS as ``detect_all`` does), and ``val_f1`` / ``threshold`` over faces.
+
         Detection quality, not loss, decides which epoch is best: a lower loss can come with boxes
         that land on fewer faces. The loss can also stay finite while the outputs are NaN (the
         losses clip them), so the outputs themselves are checked.
         """
         has_face, scores, ious, boxes_seen = [], [], [], []
+        found, truths = [], []  # multi-face: every picture's faces, found and labelled
         for index in range(len(self.val_batches)):
-            x, (classes, boxes) = self.val_batches[index]
-            class_pred, box_pred = (ops.convert_to_numpy(out) for out in self.network(x, training=False))
-            boxes_seen.append(box_pred)
+            x, targets = self.val_batches[index]
+            classes, boxes = targets[0], targets[1]
+            outputs = [ops.convert_to_numpy(out) for out in self.network(x, training=False)]
+            class_pred, box_pred = outputs[0], outputs[1]
+            boxes_seen.extend(outputs[1:])
             has_face.append(classes[:, 0] > 0.5)
             scores.append(class_pred[:, 0])
             ious.append(box_iou(box_pred, boxes))
+            if self.multi_face:
+                found.extend(faces_from_cells(cell_scores, cell_boxes, AP_MIN_SCORE)
+                             for cell_scores, cell_boxes in zip(outputs[2], outputs[3], strict=True))
+                faces, mask = np.asarray(targets[2]), np.asarray(targets[3])
+                truths.extend(picture_faces[picture_mask > 0] for picture_faces, picture_mask in zip(faces, mask, strict=True))
         has_face, scores, ious = (np.concatenate(parts) for parts in (has_face, scores, ious))
         if not (np.isfinite(scores).all() and all(np.isfinite(b).all() for b in boxes_seen)):
             return {}, math.nan
-        threshold, f1 = best_f1_threshold(has_face, scores, ious)
+        if self.multi_face:
+            # Every face counts; the threshold stored with the model is the one with the best F1 over faces.
+            matches = FaceMatches(found, truths)
+            threshold, f1 = matches.best_threshold()
+            figures = {"val_f1": f1, "val_ap50": matches.average_precision(), "threshold": max(threshold, AP_MIN_SCORE)}
+        else:
+            threshold, f1 = best_f1_threshold(has_face, scores, ious)
+            figures = {"val_f1": f1, "threshold": threshold}
         spread = float(scores.max() - scores.min())
         if spread <= DEAD_SCORE_SPREAD:
             self._dead_answer = (float(scores[0]), float(np.mean(has_face == (scores[0] >= 0.5))))
-        return {"val_f1": f1, "threshold": threshold}, spread
+        return figures, spread
 
     def _checkpoint(self, rows: list[dict], best: tuple[float, float], best_epoch: int, improved: bool,
                      alive: bool) -> None:
@@ -507,11 +576,17 @@ class _RunRecorder(keras.callbacks.Callback):
         lag behind are put right when the run ends or resumes (:func:`settle_checkpoints`).
         """
         row = rows[-1]
-        state = {**self.state_extra, "epoch": row["epoch"], "best_val_f1": best[0], "best_val_iou": best[1],
-                 "best_epoch": best_epoch, "alive": alive, "history": rows,
+        best_row = next((r for r in rows if r["epoch"] == best_epoch), row)
+        state = {**self.state_extra, "epoch": row["epoch"],
+                 "best_val_f1": best_row["val_f1"] if self.multi_face else best[0],
+                 "best_val_iou": best[1], "best_epoch": best_epoch, "alive": alive, "history": rows,
                  "optimizer_iterations": int(ops.convert_to_numpy(self.model.optimizer.iterations))}
+        if self.multi_face:
+            state["best_val_ap50"] = best[0]
         metadata = {"score_threshold": row["threshold"], "epoch": row["epoch"], "val_f1": row["val_f1"],
                     "val_iou": row["val_iou"], "iou_threshold": 0.5}
+        if self.multi_face:
+            metadata["val_ap50"] = row["val_ap50"]
         folder = write_checkpoint(self.run_dir, row["epoch"], self.network, metadata,
                                    _optimizer_state_bytes(self.model.optimizer), json.dumps(state, indent=2),
                                    _history_csv(rows), improved)
@@ -539,7 +614,12 @@ def train(
         training.data.DataError: the dataset cannot be used (a missing split, an unreadable file...).
     """
     with RunFolderLock() as lock:  # released, and run.lock removed, however the run ends
-        return _Training(config, on_event, should_stop).run(lock)
+        training = _Training(config, on_event, should_stop)
+        try:
+            return training.run(lock)
+        finally:
+            if training.worker_folder is not None:
+                shutil.rmtree(training.worker_folder, ignore_errors=True)
 
 
 class _Training:
@@ -558,6 +638,8 @@ class _Training:
         self.saved_config: dict = {}  # the resumed run's config.json
         self.state: dict = {}  # the resumed checkpoint's state.json
         self.checkpoint: Checkpoint | None = None
+        self.strategy: Any = None  # a tf.distribute strategy on several devices (training.distribute), else None
+        self.worker_folder: Path | None = None  # a non-chief worker's temporary run folder, removed at the end
 
     def emit(self, event: dict) -> None:
         if self.on_event is not None:
@@ -567,9 +649,10 @@ class _Training:
         """Every step in order; takes ``lock`` on the run folder as soon as the folder is known."""
         self.set_up(lock)
         self.build_data()
-        self.build_network()
-        self.build_batches()
-        self.build_optimizer()
+        with self.strategy.scope() if self.strategy is not None else contextlib.nullcontext():
+            self.build_network()  # under a strategy, the variables live on every device
+            self.build_batches()
+            self.build_optimizer()
         self.write_config()
         stopped = self.fit()
         stopped, stop_reason = self.settle(stopped)
@@ -579,7 +662,13 @@ class _Training:
     def set_up(self, lock: RunFolderLock) -> None:
         """Check the settings, take the run folder, and for a resume read its checkpoint and settings."""
         _validate(self.config)
-        if self.config.resume:
+        cluster = read_cluster()
+        if cluster is not None and self.config.time_limit:
+            raise TrainingError("--time-limit with TF_CONFIG: each worker would time itself, and workers that stop "
+                                "after different epochs leave the others waiting; leave it out (or use --epochs)")
+        if cluster is not None and not cluster.is_chief:
+            self._open_worker()  # only the chief writes (and locks) the run folder
+        elif self.config.resume:
             self._open_resumed(lock)
         else:
             self._open_new(lock)
@@ -619,6 +708,21 @@ class _Training:
             raise TrainingError(f"{run_dir}: already holds a training run; resume it or choose another folder")
         remove_debris(run_dir)
 
+    def _open_worker(self) -> None:
+        """A non-chief worker of a multi-worker cluster (``TF_CONFIG``): it trains in step with the chief
+        but writes into a temporary folder, removed when it ends (the Keras multi-worker pattern), and
+        takes no lock. Resuming, it reads the run's checkpoint from ``--resume`` (the chief's folder, on
+        a disk every worker sees)."""
+        if self.config.resume:
+            run_dir = Path(self.config.resume)
+            if not run_dir.is_dir():
+                raise TrainingError(f"{run_dir}: cannot resume: no such run folder (every worker must see the "
+                                    "chief's run folder at this path)")
+            self.checkpoint = find_checkpoint(run_dir, self.emit)
+            self.config, self.saved_config = _load_resume_config(self.config, run_dir)
+            self.state = self.checkpoint.state
+        self.run_dir = self.worker_folder = Path(tempfile.mkdtemp(prefix="facetracker-worker-"))
+
     # -- 2. the data ---------------------------------------------------------------------------------
     def build_data(self) -> None:
         """Pick the device, read and check the dataset, and pass on what it skipped."""
@@ -626,14 +730,25 @@ class _Training:
         from training.device import configure_device
 
         self.device = configure_device(mixed_precision=self.config.mixed_precision)
+        self.strategy, devices_note = make_strategy(self.config.devices)  # before TensorFlow's first computation
+        if self.strategy is not None:
+            self.device = f"{self.device}; {devices_note}"
         dataset = self.dataset = load_dataset(self.config.data, strict=self.config.strict)
         self.train_samples = dataset.require_split("train")
         self.val_samples = dataset.require_split("val")
         dataset.require_trainable()  # a face in some pictures and none in others, or nothing to learn
         for problem in dataset.problems:
             self.emit(warning_event(f"skipped {problem}"))
+        # A single-face model trains on the largest face of a picture with several: each such picture is
+        # named (a multi-face model learns every face, so for it they are no warning).
+        several = [str(note) for note in dataset.several_faces_notes()]
+        multi_face = self.config.backbone in MULTI_FACE_BACKBONES
         for warning in dataset.warnings:
-            self.emit(warning_event(f"warning: {warning}"))
+            if str(warning) not in several:
+                self.emit(warning_event(f"warning: {warning}"))
+        if not multi_face:
+            for note in several:
+                self.emit(warning_event(f"warning: {note}"))
 
     # -- 3. the network, its batches and its optimizer -----------------------------------------------
     def build_network(self) -> None:
@@ -668,10 +783,14 @@ class _Training:
 
         config = self.config
         self.grid = is_grid_model(self.network)
+        self.multi_face = is_multi_face_model(self.network)
+        # A multi-face model's batches carry every face (up to MAX_FACES, the largest) and their mask.
+        faces = {"max_faces": MAX_FACES} if self.multi_face else {}
         self.train_batches = make_batches(self.train_samples, input_size=self.input_size,
                                           batch_size=config.batch_size, augment=config.augment, shuffle=True,
-                                          seed=config.seed, jitter=self.grid)
-        self.val_batches = make_batches(self.val_samples, input_size=self.input_size, batch_size=config.batch_size)
+                                          seed=config.seed, jitter=self.grid, cache=config.cache, **faces)
+        self.val_batches = make_batches(self.val_samples, input_size=self.input_size, batch_size=config.batch_size,
+                                        **faces)
         if config.resume and hasattr(self.train_batches, "set_epoch"):
             self.train_batches.set_epoch(int(self.state.get("epoch", 0)))
         if len(self.train_batches) != self.batches_per_epoch:
@@ -706,17 +825,20 @@ class _Training:
     def fit(self) -> bool:
         """Train epoch after epoch (each checkpointed by :class:`_RunRecorder`); True when Ctrl-C ended it."""
         config, state = self.config, self.state
+        replicas = self.strategy.num_replicas_in_sync if self.strategy is not None else 1
+        self.train_batches = whole_replica_batches(self.train_batches, replicas)  # no replica gets an empty batch
         self.history: list[dict] = list(state.get("history", []))
         self.recorder = _RunRecorder(
             run_dir=self.run_dir, network=self.network, epochs=config.epochs, batches=len(self.train_batches),
             batch_size=config.batch_size, train_images=len(self.train_samples), history=self.history,
-            best=(float(state.get("best_val_f1", -1.0)), float(state.get("best_val_iou", -1.0))),
+            best=_saved_best(state, self.multi_face),
             best_epoch=int(state.get("best_epoch", 0)), val_batches=self.val_batches,
             patience=DEFAULT_PATIENCE if config.patience is None else config.patience,
             deadline=self.started + 60 * config.time_limit if config.time_limit else None,
             emit=self.emit, should_stop=self.should_stop,
             state_extra={"batches_per_epoch": self.batches_per_epoch},
             alive=bool(state.get("alive", True)) if config.resume else False, learning_rate=self.learning_rate,
+            multi_face=self.multi_face,
         )
         self.emit({"event": START, "run_dir": str(self.run_dir), "device": self.device, "epochs": config.epochs,
                    "batches_per_epoch": len(self.train_batches), "weights": self.weights_used,
@@ -735,7 +857,8 @@ class _Training:
             self.emit(warning_event("no TensorBoard logs: the tensorboard package is not installed "
                                     "(pip install tensorboard); history.csv and losses.png are written"))
         try:
-            self.model.fit(self.train_batches, validation_data=self.val_batches, epochs=config.epochs,
+            self.model.fit(self.train_batches, validation_data=whole_replica_batches(self.val_batches, replicas),
+                           epochs=config.epochs,
                            initial_epoch=self.start_epoch, callbacks=callbacks, verbose=0, shuffle=False)
         except KeyboardInterrupt:
             return True  # the last complete checkpoint is on disk; one cut short is dropped by settle()
@@ -748,7 +871,7 @@ class _Training:
         settled = settle_checkpoints(self.run_dir)
         if settled is not None and len(settled.get("history", [])) > len(history):  # stopped right after a commit
             history[:] = settled["history"]
-            recorder.best = (float(settled["best_val_f1"]), float(settled["best_val_iou"]))
+            recorder.best = _saved_best(settled, self.multi_face)
             recorder.best_epoch, recorder.alive = int(settled["best_epoch"]), bool(settled.get("alive", True))
         if recorder.failure is None and history and not recorder.alive and not (interrupted or recorder.stop_requested):
             recorder.failure = recorder.dead_model_message()
@@ -768,25 +891,29 @@ class _Training:
         classic finder) and drawn; then the ``end`` event."""
         run_dir, history, recorder = self.run_dir, self.history, self.recorder
         best_model, last_model = run_dir / BEST_MODEL, run_dir / LAST_MODEL
+        best_row = next((row for row in history if row["epoch"] == recorder.best_epoch), None)
         metrics: dict[str, Any] = {
             "epochs_completed": len(history),
             "best_epoch": recorder.best_epoch or None,
-            "best_val_f1": recorder.best[0] if history else None,
+            "best_val_f1": (best_row["val_f1"] if self.multi_face and best_row else recorder.best[0]) if history
+            else None,
             "best_val_iou": recorder.best[1] if history else None,
             "score_threshold": next((row["threshold"] for row in history if row["epoch"] == recorder.best_epoch),
                                     None),
             "stop_reason": stop_reason,
             "final_val_iou": history[-1]["val_iou"] if history else None,
-            "final": {k: history[-1][k] for k in HISTORY_COLUMNS} if history else None,
+            "final": {k: history[-1][k] for k in HISTORY_CSV_COLUMNS if k in history[-1]} if history else None,
             "images_per_second": (recorder.timed_images / recorder.train_seconds) if recorder.train_seconds else None,
             "device": self.device,
             "seconds": time.perf_counter() - self.started,
             "stopped": stopped,
         }
+        if self.multi_face:  # judged by AP50 over every face (best_val_f1: F1 over faces at its threshold)
+            metrics["best_val_ap50"] = recorder.best[0] if history else None
         if history:
             plot_losses(history, run_dir / LOSSES_PNG)
             test_samples = self.dataset.splits.get("test") or []
-            if test_samples and not stopped:
+            if test_samples and not stopped and self.worker_folder is None:  # a worker's folder is thrown away
                 metrics.update(self._test(best_model, test_samples))
             else:
                 metrics["test"] = None
@@ -804,10 +931,16 @@ class _Training:
         from training.report import write_run_pictures  # test_predictions.jpg, pr_curve.png; never raises
 
         figures: dict[str, Any] = {"test": _evaluate_test_split(best_model, test_samples),
-                                   "test_classic": _evaluate_classic_finder(test_samples)}
+                                   "test_classic": _evaluate_classic_finder(test_samples, self.multi_face)}
         figures["verdict"] = verdict(figures["test"], figures["test_classic"])
         write_run_pictures(best_model, test_samples, self.run_dir, lambda m: self.emit(warning_event(m)))
         return figures
+
+
+def _saved_best(state: dict, multi_face: bool) -> tuple[float, float]:
+    """The best epoch's (AP50 for a multi-face run, else F1; mean IoU) from a checkpoint's state."""
+    first = state.get("best_val_ap50" if multi_face else "best_val_f1", -1.0)
+    return float(first if first is not None else -1.0), float(state.get("best_val_iou", -1.0))
 
 
 def _evaluate_test_split(model_path: Path, samples: list) -> dict:
@@ -818,12 +951,13 @@ def _evaluate_test_split(model_path: Path, samples: list) -> dict:
     return evaluate_model(Detector.from_file(model_path), samples)
 
 
-def _evaluate_classic_finder(samples: list) -> dict | None:
-    """The classic face finder (the app's stand-in) on the same test pictures: the bar to beat."""
+def _evaluate_classic_finder(samples: list, every_face: bool = False) -> dict | None:
+    """The classic face finder (the app's stand-in) on the same test pictures: the bar to beat
+    (``every_face``: all the faces it finds, measured as a multi-face model is, by AP50)."""
     from training.classic import ClassicFaceFinder
     from training.evaluate import evaluate_finder
 
     try:
-        return evaluate_finder(ClassicFaceFinder(), samples)
+        return evaluate_finder(ClassicFaceFinder(), samples, every_face=every_face)
     except (ImportError, OSError) as exc:  # scikit-image's cascade missing: say nothing rather than fail the run
         return {"error": str(exc)}
