@@ -64,7 +64,8 @@ def dragged_box(
 ) -> Box:
     """The box after dragging ``handle`` from ``start`` to ``point`` (picture pixels, already inside the
     ``size`` = (width, height) picture): a new box spans the two points; a moved box keeps its size and
-    stays inside the picture; a dragged edge or corner follows the point, corners kept in order."""
+    stays inside the picture; a dragged edge or corner moves as far as the pointer did (so grabbing it a
+    few pixels off and letting go changes nothing), inside the picture, corners kept in order."""
     sx, sy = start
     x, y = point
     if handle is Handle.NEW or start_box is None:
@@ -75,13 +76,15 @@ def dragged_box(
         dx = min(max(x - sx, -x1), width - x2)
         dy = min(max(y - sy, -y1), height - y2)
         return (x1 + dx, y1 + dy, x2 + dx, y2 + dy)
+    width, height = size
+    dx, dy = x - sx, y - sy
     edges = handle.edges
     if "l" in edges:
-        x1 = x
+        x1 = min(max(x1 + dx, 0.0), width)
     if "r" in edges:
-        x2 = x
+        x2 = min(max(x2 + dx, 0.0), width)
     if "t" in edges:
-        y1 = y
+        y1 = min(max(y1 + dy, 0.0), height)
     if "b" in edges:
-        y2 = y
+        y2 = min(max(y2 + dy, 0.0), height)
     return ordered((x1, y1, x2, y2))

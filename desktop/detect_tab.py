@@ -42,10 +42,11 @@ from desktop.workers import (
     DetectorLoader,
     FrameResult,
     InferenceWorker,
+    Track,
     VideoRecorder,
 )
 from training.classic import ClassicFaceFinder
-from training.drawing import BOX_COLOUR_BGR, CLASSIC_BOX_COLOUR_BGR, draw_detection
+from training.drawing import BOX_COLOUR_BGR, CLASSIC_BOX_COLOUR_BGR, draw_detections
 
 ERROR_STYLE = "QFrame#banner { background: #fde2e1; border: 1px solid #d9534f; border-radius: 4px; } QLabel { color: #5a1411; }"
 INFO_STYLE = "QFrame#banner { background: #e8f1fb; border: 1px solid #6aa0d8; border-radius: 4px; } QLabel { color: #12324f; }"
@@ -153,7 +154,7 @@ class DetectTab(QWidget):
         self._capture_paused = False
         self._recording_path: Path | None = None
         self.frames_shown = 0  # counters a user (and the tests) can watch
-        self.boxes_drawn = 0
+        self.boxes_drawn = 0  # frames shown with at least one face boxed
 
         self.inference = InferenceWorker(
             self,
@@ -214,7 +215,7 @@ class DetectTab(QWidget):
         self.threshold_label = QLabel()
         self.threshold_label.setMinimumWidth(110)
         self.smoothing_box = QCheckBox("Smooth boxes")
-        self.smoothing_box.setToolTip("Average the box over frames so it does not jitter")
+        self.smoothing_box.setToolTip("Average each face's box over frames so it does not jitter")
         self.smoothing_box.setChecked(self.inference.smoothing)
         self.smoothing_box.toggled.connect(self._on_smoothing_toggled)
         self.snapshot_button = QPushButton("Snapshot")
@@ -572,17 +573,26 @@ class DetectTab(QWidget):
         self.settings.setValue(keys.SMOOTHING, checked)
 
     def _redraw_last(self) -> None:
-        """Draw the last frame again (threshold changed while nothing plays): cheap, one frame."""
+        """Draw the last frame again (threshold changed while nothing plays): cheap, one frame.
+
+        The tracked faces still above the threshold keep their steady boxes; a detection that was under
+        the old threshold (so never tracked) and is above the new one is drawn as detected (id 0).
+        """
         last = self._last_result
         if last is None or self._source_running:
             return
-        detection = last.detection
-        shown = detection if detection is not None and detection.is_face(self.inference.threshold) else None
+        threshold = self.inference.threshold
+        tracked = {face.raw_box for face in last.faces if face.missed == 0}
+        faces = [face for face in last.faces if face.score > threshold]
+        faces += [Track(0, tuple(d.box), tuple(d.box), float(d.score), 1, 0, True) for d in last.detections
+                  if d.is_face(threshold) and tuple(float(v) for v in d.box) not in tracked]
+        faces.sort(key=lambda face: (-face.score, face.id))
         classic = getattr(self.inference.detector, "label", None)
-        annotated = draw_detection(last.frame, shown, self.inference.threshold, label=classic,
-                                   colour=CLASSIC_BOX_COLOUR_BGR if classic else BOX_COLOUR_BGR)
-        self._last_result = FrameResult(last.frame, detection, shown, bgr_to_qimage(annotated), annotated,
-                                        last.inference_ms, last.index)
+        annotated = draw_detections(last.frame, [face.detection for face in faces], threshold, label=classic,
+                                    colour=CLASSIC_BOX_COLOUR_BGR if classic else BOX_COLOUR_BGR)
+        self._last_result = FrameResult(last.frame, last.detection, faces[0].detection if faces else None,
+                                        bgr_to_qimage(annotated), annotated, last.inference_ms, last.index,
+                                        last.detections, tuple(faces), last.tracking_ms)
         self.view.set_image(self._last_result.image)
 
     def _set_frame_buttons_enabled(self, enabled: bool) -> None:
@@ -668,17 +678,23 @@ class DetectTab(QWidget):
             self.model_banner.show_message(html.escape(self.inference.error), ERROR_STYLE, button="Open model…")
 
     def status_text(self) -> str:
-        """The status line: source and its fps, inference time, dropped frames, device, model."""
+        """The status line: source and its fps, faces on the picture shown, inference time, dropped frames,
+        device, model."""
         if self.capture is not None:
             source, live = self.capture.source.name, self.capture.source.live
         else:
             source, live = _source_name(self.source_spec), self.source_spec.isdigit()
         running = self.capture is not None and self._source_running
-        return status_line(
+        line = status_line(
             source, live, running, self.capture.frames_per_second() if running else 0.0,
             self.inference.inference_ms(), self.inference.dropped,
             getattr(self.inference.detector, "device", None), self.detector_state.status_part(),
         )
+        result = self._last_result
+        if result is None or self.inference.detector is None:
+            return line
+        head, separator, rest = line.partition("  ·  ")  # the faces go right after the source
+        return f"{head}{separator}{face_count_text(result.face_count)}{separator}{rest}"
 
     # --- closing -----------------------------------------------------------------------------
     def shutdown(self) -> None:
@@ -696,6 +712,13 @@ class DetectTab(QWidget):
         self._forget_retired()
         self.inference.stop()
         QThreadPool.globalInstance().waitForDone(5000)  # snapshots being written
+
+
+def face_count_text(count: int) -> str:
+    """"no face", "1 face", "3 faces": the status line's count of the faces on the picture shown."""
+    if count == 0:
+        return "no face"
+    return f"{count} face" if count == 1 else f"{count} faces"
 
 
 def _source_name(spec: str) -> str:

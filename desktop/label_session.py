@@ -5,6 +5,11 @@ napari's way (its ``components`` are plain models that views subscribe to): the 
 writes the dataset (``training.data``), moves pictures to the trash, keeps the suggestion engines'
 rules and says what the canvas, the picture list and the progress line show. Threads, finders and
 widgets stay in the tab; the rules are tested without Qt (tests/test_label_session.py).
+
+A picture holds any number of face boxes. Every edit (add, move or resize, delete, accept a suggestion,
+"no face") is written at once, and each picture keeps its own undo/redo history: a step restores the
+label file's exact bytes as they were (a suggested label stays suggested, an unlabelled picture loses
+the file it never had), so what is shown and what training reads never differ.
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ from desktop.observable import Emitter
 from training.autolabel import DEFAULT_MIN_SCORE, SuggestionMark, read_suggestion_mark
 from training.boxes import Box
 from training.boxes import clamp_box as _clamp_box
-from training.data import DataError, label_path_for
+from training.data import DataError, face_boxes_px, label_path_for
+from training.detection import Detection
 
 FACE_THRESHOLD = 0.5  # the model's "face" score when it stores no threshold of its own
 MIN_BOX_PX = 2.0  # a drag shorter than this is a click, not a box
+REDRAW_IOU = 0.4  # a box drawn over a suggested box overlapping it this much replaces it (a correction)
 
 
 class _Text(str, Enum):
@@ -60,7 +67,7 @@ class Engine(_Text):
 MTCNN, MODEL, CLASSIC = Engine.MTCNN, Engine.MODEL, Engine.CLASSIC
 ENGINE_NAMES = {MTCNN: "MTCNN", MODEL: "your model", CLASSIC: "the classic finder"}  # "suggested by ..."
 _SCORED_ENGINES = (MTCNN, MODEL)  # the classic finder's score is always 1.0: not shown
-ENGINE_TIP = ("Who suggests the face box: MTCNN, a pretrained face detector (best); your trained model "
+ENGINE_TIP = ("Who suggests the face boxes: MTCNN, a pretrained face detector (best); your trained model "
               "(to see how it does); or the classic LBP finder")
 
 
@@ -74,6 +81,11 @@ def capitalised(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def as_boxes(boxes: Any) -> tuple[Box, ...]:
+    """None (no face), one (x1, y1, x2, y2) or a sequence of them, as a tuple of float boxes."""
+    return tuple(tuple(float(v) for v in box) for box in face_boxes_px(boxes))
+
+
 @dataclass
 class LabelEntry:
     """One picture in the Label tab's list and what is known about its label."""
@@ -81,11 +93,23 @@ class LabelEntry:
     image_path: Path
     label_path: Path
     status: LabelStatus
-    box: Box | None = None      # in the picture's pixels, when status is FACE
+    boxes: tuple[Box, ...] = ()  # every face, in the picture's pixels, when status is FACE (None/one box: made a tuple)
     width: int = 0
     height: int = 0
     note: str = ""              # why a picture is broken, or why its old label was ignored
     suggested_by: SuggestionMark | None = None  # labelled by "Suggest all" and not reviewed yet
+
+    def __post_init__(self) -> None:
+        self.boxes = as_boxes(self.boxes)
+
+    @property
+    def box(self) -> Box | None:
+        """The first face box (the largest in a label read from disk); None without a face."""
+        return self.boxes[0] if self.boxes else None
+
+    @property
+    def face_count(self) -> int:
+        return len(self.boxes) if self.status == FACE else 0
 
     @property
     def labelled(self) -> bool:
@@ -98,34 +122,65 @@ class LabelEntry:
 
 @dataclass(frozen=True)
 class Suggestion:
-    """What MTCNN, the user's model or the classic finder proposes for a picture."""
+    """What MTCNN, the user's model or the classic finder proposes for a picture: every face it found."""
 
-    box: Box | None        # None: it found no face
-    score: float | None    # None where the engine has no meaningful score (the classic finder)
-    source: str            # who suggested it: "MTCNN", "your model", "the classic finder"
+    boxes: tuple[Box, ...]  # () or None: it found no face; one box or several (made a tuple of boxes)
+    score: float | None     # the best score; None where the engine has no meaningful score (the classic finder)
+    source: str             # who suggested it: "MTCNN", "your model", "the classic finder"
     error: str = ""
+    scores: tuple[float, ...] = ()  # each box's score (scored engines only)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "boxes", as_boxes(self.boxes))
+        object.__setattr__(self, "scores", tuple(float(s) for s in self.scores))
+
+    @property
+    def box(self) -> Box | None:
+        """The first (most confident) face; None without one."""
+        return self.boxes[0] if self.boxes else None
 
 
-def make_suggestion(engine: Engine, detection: Any, detector: Any = None) -> Suggestion:
-    """A finder's Detection (or None) as a Suggestion: a face when the model scores it over its
-    threshold, MTCNN over ``DEFAULT_MIN_SCORE``, or the classic finder finds one at all."""
-    if engine == MODEL:
-        face = detection.is_face(getattr(detector, "threshold", FACE_THRESHOLD))
+def make_suggestion(engine: Engine, detections: Any, detector: Any = None) -> Suggestion:
+    """A finder's answer as a Suggestion of every face in it: those the model scores over its threshold,
+    MTCNN over ``DEFAULT_MIN_SCORE``, or all the classic finder finds. ``detections`` is a list of
+    Detections (``detect_all``) or one Detection / None (``detect``)."""
+    if detections is None:
+        found: list[Detection] = []
+    elif isinstance(detections, Detection):
+        found = [detections]
     else:
-        face = detection is not None and (engine != MTCNN or detection.score >= DEFAULT_MIN_SCORE)
-    score = float(detection.score) if detection is not None and engine in _SCORED_ENGINES else None
-    return Suggestion(tuple(float(v) for v in detection.box) if face else None, score, ENGINE_NAMES[engine])
+        found = [d for d in detections if d is not None]
+    found.sort(key=lambda d: -float(d.score))
+    if engine == MODEL:
+        threshold = getattr(detector, "threshold", FACE_THRESHOLD)
+        faces = [d for d in found if d.is_face(threshold)]
+    elif engine == MTCNN:
+        faces = [d for d in found if d.score >= DEFAULT_MIN_SCORE]
+    else:
+        faces = found
+    scored = engine in _SCORED_ENGINES
+    score = float(found[0].score) if found and scored else None
+    return Suggestion(tuple(tuple(float(v) for v in d.box) for d in faces), score, ENGINE_NAMES[engine],
+                      scores=tuple(float(d.score) for d in faces) if scored else ())
+
+
+def _faces_text(count: int) -> str:
+    return "1 face" if count == 1 else f"{count} faces"
 
 
 def list_text(entry: LabelEntry) -> str:
-    """The picture list's line: a mark for the status (another for an unreviewed label) and the name."""
+    """The picture list's line: a mark for the status (another for an unreviewed label), the name, and
+    how many faces when there are several."""
     mark = _SUGGESTED_MARK[entry.status] if entry.unreviewed else _STATUS_MARK[entry.status]
-    return f"{mark}  {entry.image_path.name}"
+    faces = f"  ({_faces_text(entry.face_count)})" if entry.face_count > 1 else ""
+    return f"{mark}  {entry.image_path.name}{faces}"
 
 
 def list_tooltip(entry: LabelEntry) -> str:
-    """The picture list's tooltip: the path, the status (who suggested it) and any note."""
-    status = f"{entry.status}, suggested by {entry.suggested_by}, not reviewed" if entry.unreviewed else str(entry.status)
+    """The picture list's tooltip: the path, the status (how many faces, who suggested it) and any note."""
+    status = _faces_text(entry.face_count) if entry.face_count > 1 else str(entry.status)
+    if entry.unreviewed:
+        status = f"{status}, suggested by {entry.suggested_by}, not reviewed"
     return f"{entry.image_path}\n{status}" + (f"\n{entry.note}" if entry.note else "")
 
 
@@ -143,14 +198,16 @@ def scan_dataset(root: Path) -> tuple[list[LabelEntry], list[str]]:
     entries: dict[Path, LabelEntry] = {}
     for samples in dataset.splits.values():
         for sample in samples:
+            boxes: tuple[Box, ...] = ()
             if sample.label_path is None:
-                status, box = UNLABELLED, None
+                status = UNLABELLED
             elif sample.has_face:
-                status, box = FACE, box_to_pixels(sample.box, sample.width, sample.height)
+                status = FACE
+                boxes = tuple(box_to_pixels(b, sample.width, sample.height) for b in sample.boxes)
             else:
-                status, box = NO_FACE, None
+                status = NO_FACE
             entries[sample.image_path] = LabelEntry(
-                sample.image_path, sample.label_path or label_path_for(sample.image_path), status, box,
+                sample.image_path, sample.label_path or label_path_for(sample.image_path), status, boxes,
                 sample.width, sample.height,
                 suggested_by=read_suggestion_mark(sample.label_path) if sample.label_path else None,
             )
@@ -166,11 +223,12 @@ def scan_dataset(root: Path) -> tuple[list[LabelEntry], list[str]]:
                     entries[image] = LabelEntry(image, path, UNLABELLED, note=f"its label was ignored: {problem.message}")
                     break
     by_label = {entry.label_path: entry for entry in entries.values()}
-    for warning in dataset.warnings:  # used anyway (two faces: the largest): said when the picture is shown
+    warnings = dataset.warnings  # several faces are not one: every face is shown and kept
+    for warning in warnings:  # used anyway: said when the picture is shown
         if warning.path in by_label and not by_label[warning.path].note:
             by_label[warning.path].note = warning.message
     ordered = sorted(entries.values(), key=lambda e: (str(e.image_path.parent), e.image_path.name))
-    return ordered, [str(p) for p in dataset.problems] + [f"warning: {w}" for w in dataset.warnings]
+    return ordered, [str(p) for p in dataset.problems] + [f"warning: {w}" for w in warnings]
 
 
 class Tone(Enum):
@@ -185,13 +243,22 @@ class Tone(Enum):
 
 @dataclass(frozen=True)
 class CanvasView:
-    """What the canvas shows over the picture: the box (picture pixels), whether it is a suggestion, and
-    the banner."""
+    """What the canvas shows over the picture: the face boxes (picture pixels), whether they are a
+    suggestion, the banner, which box is selected (None: none) and each suggested box's score."""
 
-    box: Box | None
+    boxes: tuple[Box, ...]
     suggested: bool
     banner: str
     tone: Tone = Tone.PLAIN
+    selected: int | None = None
+    scores: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "boxes", as_boxes(self.boxes))
+
+    @property
+    def box(self) -> Box | None:
+        return self.boxes[0] if self.boxes else None
 
 
 @dataclass(frozen=True)
@@ -200,8 +267,9 @@ class Counts:
 
     total: int
     labelled: int
-    faces: int
+    faces: int          # pictures with at least one face
     unreviewed: int
+    boxes: int = 0      # faces in all (several per picture)
 
     @property
     def no_face(self) -> int:
@@ -210,6 +278,25 @@ class Counts:
 
 class LabelError(Exception):
     """A label that cannot be written or a picture that cannot be moved; the message names the file."""
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """A picture's label at one moment: the label file's bytes (None: no file) and what the list knows."""
+
+    data: bytes | None
+    status: LabelStatus
+    boxes: tuple[Box, ...]
+    suggested_by: SuggestionMark | None
+    note: str
+
+
+@dataclass
+class _History:
+    """One picture's undo and redo steps (the latest last)."""
+
+    undo: list[_Snapshot]
+    redo: list[_Snapshot]
 
 
 class SessionEvents:
@@ -243,6 +330,8 @@ class LabelSession:
         self.engine: Engine = self.default_engine()
         self.engine_chosen = False  # True once the user picks an engine by hand
         self.generation = 0  # goes up whenever suggestions are dropped: late answers are then ignored
+        self.selected: int | None = None  # the selected box of the current picture (an index into boxes())
+        self._history: dict[Path, _History] = {}  # per picture, kept while the dataset is open
         self.events = SessionEvents()
 
     # --------------------------------------------------------------------------------- dataset
@@ -252,6 +341,7 @@ class LabelSession:
         if self.root is not None and root == self.root and self.entries:
             return False
         self.root = root
+        self._history.clear()
         return True
 
     def apply_scan(self, entries: list[LabelEntry], problems: list[str]) -> tuple[int, bool]:
@@ -282,12 +372,16 @@ class LabelSession:
             labelled=sum(1 for e in self.entries if e.labelled),
             faces=sum(1 for e in self.entries if e.status == FACE),
             unreviewed=sum(1 for e in self.entries if e.unreviewed),
+            boxes=sum(e.face_count for e in self.entries),
         )
 
     def progress_text(self) -> str:
-        """"Labelled 12 / 40 (9 faces, 3 no face)", and how many labels "Suggest all" left to review."""
+        """"Labelled 12 / 40 (9 faces, 3 no face)" (with several faces on a picture: "14 faces in 9 pictures"),
+        and how many labels "Suggest all" left to review."""
         counts = self.counts()
-        text = f"Labelled {counts.labelled} / {counts.total} ({counts.faces} faces, {counts.no_face} no face)"
+        faces = f"{counts.faces} faces" if counts.boxes == counts.faces else \
+            f"{counts.boxes} faces in {counts.faces} {'picture' if counts.faces == 1 else 'pictures'}"
+        text = f"Labelled {counts.labelled} / {counts.total} ({faces}, {counts.no_face} no face)"
         return text + (f", {counts.unreviewed} to review" if counts.unreviewed else "")
 
     # --------------------------------------------------------------------------------- moving
@@ -298,6 +392,7 @@ class LabelSession:
         """Show picture ``index`` (-1 or out of range: none); the view then calls :meth:`open_current`."""
         self.index = index if 0 <= index < len(self.entries) else -1
         self.picture_open = False
+        self.selected = None
         self.events.current.emit(self.index)
 
     def step(self, delta: int) -> bool:
@@ -335,39 +430,178 @@ class LabelSession:
         return image
 
     # --------------------------------------------------------------------------------- labelling
-    def save(self, box: Sequence[float] | None) -> LabelEntry:
-        """Write the current picture's label: a face ``box`` (picture pixels) or, with None, "no face".
-        The label is the user's from now on (reviewed). LabelError naming the file if it cannot be written."""
+    def save(self, boxes: Any) -> LabelEntry:
+        """Write the current picture's label: its face boxes (picture pixels: one box or a sequence of
+        them) or, with None or no boxes, "no face". The label is the user's from now on (reviewed), and the
+        step can be undone. LabelError naming the file if it cannot be written."""
         from training.data import write_labelme
 
         entry = self.current()
         if entry is None:
             raise LabelError("no picture to label")
-        box = tuple(float(v) for v in box) if box is not None else None
+        boxes = as_boxes(boxes)
         try:
-            write_labelme(entry.label_path, entry.image_path, box, entry.width, entry.height)
+            before = self._snapshot(entry)  # for undo: the label file as it is now
+            write_labelme(entry.label_path, entry.image_path, list(boxes) or None, entry.width, entry.height)
         except OSError as exc:
             raise LabelError(f"{entry.label_path}: cannot write the label: {exc.strerror or exc}") from None
-        entry.status, entry.box, entry.note = (FACE, box, "") if box is not None else (NO_FACE, None, "")
+        entry.status, entry.boxes, entry.note = (FACE, boxes, "") if boxes else (NO_FACE, (), "")
         entry.suggested_by = None  # written by the user: reviewed
+        history = self._history.setdefault(entry.image_path, _History([], []))
+        history.undo.append(before)
+        history.redo.clear()  # a new edit: what was undone is gone
+        if self.selected is not None and self.selected >= len(boxes):
+            self.selected = None
         self.events.entry.emit(self.index)
         return entry
 
     def accept(self) -> str | None:
-        """Accept what is shown: a label "Suggest all" wrote, face or no face ("reviewed"), or the suggested
-        box of an unlabelled picture ("suggestion"; "no face" is always the user's call). None: nothing to
-        accept. LabelError if the label cannot be written."""
+        """Accept what is shown: a label "Suggest all" wrote, face(s) or no face ("reviewed"), or the
+        suggested boxes of an unlabelled picture ("suggestion"; "no face" is always the user's call).
+        None: nothing to accept. LabelError if the label cannot be written."""
         entry = self.current()
         if entry is None or not self.picture_open:
             return None
         if entry.unreviewed:
-            self.save(entry.box if entry.status == FACE else None)
+            self.save(entry.boxes if entry.status == FACE else None)
             return "reviewed"
-        box = self.suggested_box(entry)
-        if entry.status != UNLABELLED or box is None:
+        boxes = self.suggested_boxes(entry)
+        if entry.status != UNLABELLED or not boxes:
             return None
-        self.save(box)
+        self.save(boxes)
         return "suggestion"
+
+    # --------------------------------------------------------------------------------- boxes
+    def boxes(self) -> tuple[Box, ...]:
+        """The boxes an edit of the current picture starts from: its label's faces, or, unlabelled, the
+        suggested ones (editing a suggestion accepts it with the change)."""
+        entry = self.current()
+        if entry is None or not self.picture_open:
+            return ()
+        if entry.status == UNLABELLED:
+            return self.suggested_boxes(entry)
+        return entry.boxes if entry.status == FACE else ()
+
+    def select(self, index: int | None) -> None:
+        """Select box ``index`` of :meth:`boxes` (None, or an index out of range: none)."""
+        self.selected = index if index is not None and 0 <= index < len(self.boxes()) else None
+
+    def add_box(self, box: Sequence[float]) -> int | None:
+        """Add a face box (kept inside the picture) and select it; returns its index, None when what is
+        left of it is too small to be a box (nothing is written then). Drawn over a suggested box (IoU at
+        least ``REDRAW_IOU``), it replaces that one: redrawing a suggestion corrects it, as with one face."""
+        from training.boxes import iou_matrix
+
+        entry = self.current()
+        if entry is None or not self.picture_open:
+            return None
+        clamped = clamp_box(box, entry.width, entry.height)
+        if clamped is None:
+            return None
+        boxes = list(self.boxes())
+        index = len(boxes)
+        if boxes and (entry.status == UNLABELLED or entry.unreviewed):
+            overlaps = iou_matrix(np.array([clamped]), np.array(boxes))[0]
+            if overlaps.max() >= REDRAW_IOU:
+                index = int(overlaps.argmax())
+        boxes[index:index + 1] = [clamped]
+        self.save(boxes)
+        self.selected = index
+        return index
+
+    def move_box(self, index: int, box: Sequence[float]) -> bool:
+        """Box ``index`` moved or resized to ``box`` (kept inside the picture); it stays selected. False
+        (nothing written) for a box that does not exist or a result too small to be a box."""
+        entry = self.current()
+        boxes = list(self.boxes())
+        if entry is None or not 0 <= index < len(boxes):
+            return False
+        clamped = clamp_box(box, entry.width, entry.height)
+        if clamped is None:
+            return False
+        boxes[index] = clamped
+        self.save(boxes)
+        self.selected = index
+        return True
+
+    def delete_box(self, index: int | None = None) -> bool:
+        """Remove box ``index`` (default: the selected one); without a face left the picture is "no face".
+        False when there is no such box."""
+        index = self.selected if index is None else index
+        boxes = list(self.boxes())
+        if index is None or not 0 <= index < len(boxes):
+            return False
+        del boxes[index]
+        self.selected = None
+        self.save(boxes)
+        return True
+
+    # --------------------------------------------------------------------------------- undo / redo
+    @property
+    def can_undo(self) -> bool:
+        history = self._current_history()
+        return bool(history and history.undo)
+
+    @property
+    def can_redo(self) -> bool:
+        history = self._current_history()
+        return bool(history and history.redo)
+
+    def undo(self) -> bool:
+        """Put the current picture's label back as it was before its last edit (the file too); False
+        when there is nothing to undo. LabelError if the file cannot be written."""
+        history = self._current_history()
+        if not history or not history.undo:
+            return False
+        self._step(history.undo, history.redo)
+        return True
+
+    def redo(self) -> bool:
+        """Do again the edit :meth:`undo` took back; False when there is none (a new edit clears them)."""
+        history = self._current_history()
+        if not history or not history.redo:
+            return False
+        self._step(history.redo, history.undo)
+        return True
+
+    def _current_history(self) -> _History | None:
+        entry = self.current()
+        return self._history.get(entry.image_path) if entry is not None else None
+
+    def _step(self, source: list[_Snapshot], target: list[_Snapshot]) -> None:
+        entry = self.current()
+        try:
+            now = self._snapshot(entry)
+        except OSError as exc:
+            raise LabelError(f"{entry.label_path}: cannot read the label: {exc.strerror or exc}") from None
+        self._restore(entry, source[-1])
+        source.pop()
+        target.append(now)
+        self.selected = None
+        self.events.entry.emit(self.index)
+
+    @staticmethod
+    def _snapshot(entry: LabelEntry) -> _Snapshot:
+        """The picture's label now (OSError when the file is there but cannot be read)."""
+        try:
+            data = entry.label_path.read_bytes()
+        except FileNotFoundError:
+            data = None
+        return _Snapshot(data, entry.status, entry.boxes, entry.suggested_by, entry.note)
+
+    @staticmethod
+    def _restore(entry: LabelEntry, snapshot: _Snapshot) -> None:
+        from training.files import atomic_write_bytes
+
+        try:
+            if snapshot.data is None:
+                entry.label_path.unlink(missing_ok=True)
+            else:
+                atomic_write_bytes(entry.label_path, snapshot.data)
+        except OSError as exc:
+            raise LabelError(f"{entry.label_path}: cannot write the label: {exc.strerror or exc}") from None
+        entry.status, entry.boxes = snapshot.status, snapshot.boxes
+        entry.suggested_by, entry.note = snapshot.suggested_by, snapshot.note
 
     def trash_current(self) -> tuple[list[Path], Path]:
         """Move the current picture and its label to ``DATASET/trash/`` (nothing is lost; move them back to
@@ -386,49 +620,65 @@ class LabelSession:
         index = self.index
         del self.entries[index]
         self.suggestions.pop(entry.image_path, None)
+        self._history.pop(entry.image_path, None)
         self.events.removed.emit(index)
         self.go_to(min(index, len(self.entries) - 1))
         return moved, trash
 
     # --------------------------------------------------------------------------------- what is shown
-    def suggested_box(self, entry: LabelEntry) -> Box | None:
-        """The suggested box shown on a picture (kept inside it), None without one."""
+    def suggested_boxes(self, entry: LabelEntry) -> tuple[Box, ...]:
+        """The suggested boxes shown on a picture (each kept inside it; too small ones dropped)."""
         suggestion = self.suggestions.get(entry.image_path)
-        if suggestion is None or suggestion.error or not suggestion.box or not entry.width:
-            return None
-        return clamp_box(suggestion.box, entry.width, entry.height)
+        if suggestion is None or suggestion.error or not entry.width:
+            return ()
+        clamped = (clamp_box(box, entry.width, entry.height) for box in suggestion.boxes)
+        return tuple(box for box in clamped if box is not None)
+
+    def suggested_box(self, entry: LabelEntry) -> Box | None:
+        """The first suggested box, None without one."""
+        boxes = self.suggested_boxes(entry)
+        return boxes[0] if boxes else None
 
     def canvas_view(self) -> CanvasView:
         """What the canvas shows for the current picture: its label, a suggestion, or why there is none."""
         entry = self.current()
         if entry is None:
-            return CanvasView(None, False, "No pictures" if self.root else "Choose a dataset folder")
+            return CanvasView((), False, "No pictures" if self.root else "Choose a dataset folder")
         if not self.picture_open:
-            return CanvasView(None, False, f"Cannot show this picture: {entry.note}")
+            return CanvasView((), False, f"Cannot show this picture: {entry.note}")
+        selected = self.selected
         if entry.unreviewed:
             mark = entry.suggested_by
             score = f" ({mark.score:.2f})" if mark.score is not None else ""
             if entry.status == FACE:
-                return CanvasView(entry.box, True, f"Suggested by {mark.engine}{score}, not reviewed: → accepts, "
-                                                   "or correct it", Tone.SUGGESTED)
-            return CanvasView(None, False, f"{capitalised(mark.engine)} found no face, not reviewed: → accepts, "
-                                           "or draw the box", Tone.NOT_FOUND)
+                several = len(entry.boxes) > 1
+                what = f"{_faces_text(len(entry.boxes))} suggested" if several else "Suggested"
+                return CanvasView(entry.boxes, True, f"{what} by {mark.engine}{score}, not reviewed: → accepts, "
+                                                     f"or correct {'them' if several else 'it'}",
+                                  Tone.SUGGESTED, selected)
+            return CanvasView((), False, f"{capitalised(mark.engine)} found no face, not reviewed: → accepts, "
+                                         "or draw the box", Tone.NOT_FOUND)
         if entry.status == FACE:
-            return CanvasView(entry.box, False, "Face", Tone.FACE)
+            banner = "Face" if len(entry.boxes) == 1 else _faces_text(len(entry.boxes))
+            return CanvasView(entry.boxes, False, banner, Tone.FACE, selected)
         if entry.status == NO_FACE:
-            return CanvasView(None, False, "No face", Tone.NO_FACE)
+            return CanvasView((), False, "No face", Tone.NO_FACE)
         suggestion = self.suggestions.get(entry.image_path)
         if suggestion is None:
-            return CanvasView(None, False, "Looking for a face …")
-        box = self.suggested_box(entry)
+            return CanvasView((), False, "Looking for a face …")
+        boxes = self.suggested_boxes(entry)
         score = f" ({suggestion.score:.2f})" if suggestion.score is not None else ""
         if suggestion.error:
-            return CanvasView(None, False, f"No suggestion ({suggestion.error}): draw the box, or N for no face")
-        if box is None:
-            return CanvasView(None, False, f"{capitalised(suggestion.source)} found no face{score}: draw the box, "
-                                           "or N for no face", Tone.NOT_FOUND)
-        return CanvasView(box, True, f"Suggested by {suggestion.source}{score}: → accepts, or correct it",
-                          Tone.SUGGESTED)
+            return CanvasView((), False, f"No suggestion ({suggestion.error}): draw the box, or N for no face")
+        if not boxes:
+            return CanvasView((), False, f"{capitalised(suggestion.source)} found no face{score}: draw the box, "
+                                         "or N for no face", Tone.NOT_FOUND)
+        scores = suggestion.scores if len(suggestion.scores) == len(boxes) else ()
+        if len(boxes) > 1:
+            return CanvasView(boxes, True, f"{_faces_text(len(boxes))} suggested by {suggestion.source}{score}: "
+                                           "→ accepts, or correct them", Tone.SUGGESTED, selected, scores)
+        return CanvasView(boxes, True, f"Suggested by {suggestion.source}{score}: → accepts, or correct it",
+                          Tone.SUGGESTED, selected, scores)
 
     # --------------------------------------------------------------------------------- suggestions
     def ask(self, entry: LabelEntry) -> bool:

@@ -1,7 +1,7 @@
-"""The Label tab: go through a dataset's pictures and give each one face box, or mark it "no face".
+"""The Label tab: go through a dataset's pictures and box every face in each, or mark it "no face".
 
 What the tutorial did in labelme, without leaving the app, and faster: every new picture comes
-with a suggested box (from MTCNN, a pretrained face detector; without it from the user's model or
+with suggested boxes, one per face (from MTCNN, a pretrained face detector; without it from the user's model or
 the classic LBP face finder), so labelling is mostly pressing → and correcting now and then.
 "Suggest all" pre-labels every unlabelled picture in a background thread
 (``training.autolabel.autolabel_dataset``); those labels are marked as suggested, shown as such, and
@@ -10,9 +10,10 @@ become the user's own once accepted (→) or corrected. Labels are written with
 ``DATASET/images/x.jpg`` gets ``DATASET/labels/x.json``. A picture counts as labelled when its JSON
 exists; a "no face" picture gets a JSON with no shapes, so it is told apart from one not yet seen.
 
-Keys: → or D next (accepts a suggested box or label), ← or A previous, N no face, Delete moves the
-picture (and its label) to ``DATASET/trash/``, Enter accepts the suggestion, U jumps to the next
-unlabelled or not yet reviewed picture.
+Keys: → or D next (accepts the suggested boxes or label), ← or A previous, N no face, Delete or
+Backspace removes the selected box, Ctrl+Z undoes the picture's last edit, Ctrl+Shift+Z or Ctrl+Y
+redoes it, Ctrl+Delete moves the picture (and its label) to ``DATASET/trash/``, Enter accepts the
+suggestion, U jumps to the next unlabelled or not yet reviewed picture.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ from desktop.label_session import (
 )
 from desktop.settings import read_str
 from desktop.widgets import FolderField
-from training.autolabel import AutolabelReport, autolabel_dataset, mtcnn_available
+from training.autolabel import AutolabelReport, autolabel_dataset, find_faces, mtcnn_available
 from training.data import label_path_for
 
 # The names the tab has always offered (tests and callers import them from here).
@@ -104,13 +105,19 @@ _TONE_COLOURS = {
 
 
 class BoxCanvas(QWidget):
-    """The picture, scaled to fit, with one face rectangle that the mouse draws, moves and resizes.
+    """The picture, scaled to fit, with every face rectangle: a click selects one (its handles show), a
+    drag on the picture draws a new one, a drag of the selected one (or of any box's edge) moves or
+    resizes it.
 
-    Coordinates are kept in the picture's own pixels; only painting and hit-testing use the
-    widget's. ``box_edited`` fires once per finished drag with the new box.
+    Coordinates are kept in the picture's own pixels; only painting and hit-testing use the widget's.
+    Each finished gesture fires one signal: ``box_added(box)``, ``box_changed(index, box)``, or
+    ``selection_changed(index)`` (-1: none) for a click. The view's state (boxes, selection) is set
+    from the session after each of them.
     """
 
-    box_edited = Signal(tuple)
+    box_added = Signal(tuple)
+    box_changed = Signal(int, tuple)
+    selection_changed = Signal(int)
     HANDLE_PX = 8.0
     MARGIN_PX = 6.0
 
@@ -122,11 +129,16 @@ class BoxCanvas(QWidget):
         self.setMinimumSize(320, 240)
         self._image: QImage | None = None
         self._size = (0, 0)
-        self._box: Box | None = None
+        self._boxes: list[Box] = []
+        self._selected: int | None = None
+        self._scores: tuple[float, ...] = ()
         self._suggested = False
         self._banner = ""
         self._banner_colour = QColor(40, 40, 40, 200)
-        self._drag: tuple[Handle, tuple[float, float], Box | None] | None = None  # handle, start point, box then
+        # While the mouse is down: the handle, the box's index (None: a new box), the start point, the box then.
+        self._drag: tuple[Handle, int | None, tuple[float, float], Box | None] | None = None
+        self._drag_pos: QPointF | None = None  # where the pointer is while dragging
+        self._moved = False
 
     def sizeHint(self) -> QSize:
         return QSize(640, 480)
@@ -141,13 +153,30 @@ class BoxCanvas(QWidget):
             self._size = (frame_bgr.shape[1], frame_bgr.shape[0])
         self.update()
 
-    def set_box(self, box: Box | None, suggested: bool = False) -> None:
-        self._box = box
-        self._suggested = suggested and box is not None
+    def set_boxes(self, boxes, selected: int | None = None, suggested: bool = False,
+                  scores: tuple[float, ...] = ()) -> None:
+        """Show these boxes (picture pixels), box ``selected`` with its handles, dashed when ``suggested``."""
+        self._boxes = [tuple(float(v) for v in box) for box in boxes]
+        self._selected = selected if selected is not None and 0 <= selected < len(self._boxes) else None
+        self._suggested = suggested and bool(self._boxes)
+        self._scores = tuple(scores) if len(scores) == len(self._boxes) else ()
         self.update()
 
+    def set_box(self, box: Box | None, suggested: bool = False) -> None:
+        """One box or none (the single-face way of saying it)."""
+        self.set_boxes([] if box is None else [box], None, suggested)
+
+    def boxes(self) -> list[Box]:
+        return list(self._boxes)
+
     def box(self) -> Box | None:
-        return self._box
+        """The selected box, else the first one; None without boxes."""
+        if self._selected is not None:
+            return self._boxes[self._selected]
+        return self._boxes[0] if self._boxes else None
+
+    def selected(self) -> int | None:
+        return self._selected
 
     def is_suggestion(self) -> bool:
         return self._suggested
@@ -184,17 +213,24 @@ class BoxCanvas(QWidget):
         scale = rect.width() / self._size[0]
         return QPointF(rect.x() + x * scale, rect.y() + y * scale)
 
-    def _box_rect(self) -> QRectF | None:
-        if self._box is None or self._image is None:
-            return None
-        x1, y1, x2, y2 = self._box
+    def _box_rect(self, box: Box) -> QRectF:
+        x1, y1, x2, y2 = box
         return QRectF(self.to_widget(x1, y1), self.to_widget(x2, y2))
 
-    def _hit(self, pos: QPointF) -> Handle:
-        """The handle under the pointer (``desktop.box_handles``: new box, move, an edge or a corner)."""
-        rect = self._box_rect()
-        box = None if rect is None else (rect.left(), rect.top(), rect.right(), rect.bottom())
-        return hit_test(box, (pos.x(), pos.y()), self.HANDLE_PX)
+    def _hit(self, pos: QPointF) -> tuple[Handle, int | None]:
+        """What a press at ``pos`` grabs (``desktop.box_handles``): the selected box first (its handles or
+        inside), then the other boxes, the one drawn last first; NEW (a new box) on bare picture."""
+        order = list(range(len(self._boxes) - 1, -1, -1))
+        if self._selected is not None:
+            order.remove(self._selected)
+            order.insert(0, self._selected)
+        for index in order:
+            rect = self._box_rect(self._boxes[index])
+            handle = hit_test((rect.left(), rect.top(), rect.right(), rect.bottom()), (pos.x(), pos.y()),
+                              self.HANDLE_PX)
+            if handle is not Handle.NEW:
+                return handle, index
+        return Handle.NEW, None
 
     _CURSORS = {
         Handle.LEFT: Qt.CursorShape.SizeHorCursor, Handle.RIGHT: Qt.CursorShape.SizeHorCursor,
@@ -210,36 +246,61 @@ class BoxCanvas(QWidget):
             return super().mousePressEvent(event)
         self.setFocus(Qt.FocusReason.MouseFocusReason)
         pos = event.position()
-        self._drag = (self._hit(pos), self.to_image(pos), self._box)
+        handle, index = self._hit(pos)
+        self._drag = (handle, index, self.to_image(pos), None if index is None else self._boxes[index])
+        self._moved = False
+        if index is not None:
+            self._selected = index
+            self.update()
         event.accept()
+
+    def _dragged(self, pos: QPointF) -> Box:
+        handle, _index, start, start_box = self._drag
+        return dragged_box(handle, start, start_box, self.to_image(pos), self._size)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         pos = event.position()
         if self._drag is None:
             if self._image is not None:
-                self.setCursor(self._CURSORS[self._hit(pos)])
+                self.setCursor(self._CURSORS[self._hit(pos)[0]])
             return
-        handle, start, start_box = self._drag
-        self._box = dragged_box(handle, start, start_box, self.to_image(pos), self._size)
+        self._moved = True
+        self._drag_pos = pos
         self.update()
         event.accept()
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         if event.button() != Qt.MouseButton.LeftButton or self._drag is None:
             return super().mouseReleaseEvent(event)
-        self.mouseMoveEvent(event)  # the release point is the drag's last point
-        _mode, _start, start_box = self._drag
+        _handle, index, _start, start_box = self._drag
+        box = clamp_box(self._dragged(event.position()), *self._size)
         self._drag = None
-        box = clamp_box(self._box, *self._size) if self._box is not None else None
-        if box is None or box == start_box:
-            self._box = start_box  # a click, or a drag that changed nothing
-            self.update()
-            return
-        self._box = box
-        self._suggested = False
+        self._drag_pos = None
         self.update()
-        self.box_edited.emit(box)
         event.accept()
+        if index is None:
+            if box is not None:
+                self.box_added.emit(box)
+            else:  # a click on bare picture: nothing selected
+                self._selected = None
+                self.selection_changed.emit(-1)
+        elif box is not None and box != start_box:
+            self.box_changed.emit(index, box)
+        else:  # a click on a box (or a drag that changed nothing): it is selected
+            self.selection_changed.emit(index)
+
+    def _shown_boxes(self) -> tuple[list[Box], int | None]:
+        """The boxes as they look now: the one being dragged where the pointer has it."""
+        boxes, selected = list(self._boxes), self._selected
+        if self._drag is not None and self._moved and self._drag_pos is not None:
+            index = self._drag[1]
+            box = self._dragged(self._drag_pos)
+            if index is None:
+                boxes.append(box)
+                selected = len(boxes) - 1
+            else:
+                boxes[index] = box
+        return boxes, selected
 
     # -- painting --------------------------------------------------------------------------------
     def paintEvent(self, event: QPaintEvent) -> None:
@@ -251,22 +312,13 @@ class BoxCanvas(QWidget):
             return
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         painter.drawImage(self.image_rect(), self._image)
-        rect = self._box_rect()
-        if rect is not None:
-            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-            colour = QColor(255, 170, 0) if self._suggested else QColor(60, 220, 80)
-            pen = QPen(colour, 2)
-            if self._suggested:
-                pen.setStyle(Qt.PenStyle.DashLine)
-            painter.setPen(pen)
-            fill = QColor(colour)
-            fill.setAlpha(35)
-            painter.setBrush(fill)
-            painter.drawRect(rect)
-            painter.setBrush(colour)
-            h = self.HANDLE_PX / 2
-            for corner in (rect.topLeft(), rect.topRight(), rect.bottomLeft(), rect.bottomRight()):
-                painter.drawRect(QRectF(corner.x() - h, corner.y() - h, 2 * h, 2 * h))
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        boxes, selected = self._shown_boxes()
+        for index, box in enumerate(boxes):
+            if index != selected:
+                self._paint_box(painter, index, box, False)
+        if selected is not None:
+            self._paint_box(painter, selected, boxes[selected], True)  # on top of the others
         if self._banner:
             font = QFont(self.font())
             font.setPointSize(max(10, font.pointSize() + 1))
@@ -280,6 +332,37 @@ class BoxCanvas(QWidget):
             painter.drawRoundedRect(QRectF(text_rect), 4, 4)
             painter.setPen(QColor(255, 255, 255))
             painter.drawText(text_rect, Qt.AlignmentFlag.AlignCenter, self._banner)
+
+    def _paint_box(self, painter: QPainter, index: int, box: Box, selected: bool) -> None:
+        rect = self._box_rect(box)
+        suggested = self._suggested and not (self._drag is not None and self._moved and self._drag[1] == index)
+        colour = QColor(255, 170, 0) if suggested else QColor(60, 220, 80)
+        if selected:
+            colour = colour.lighter(125)
+        pen = QPen(colour, 3 if selected else 2)
+        if suggested:
+            pen.setStyle(Qt.PenStyle.DashLine)
+        painter.setPen(pen)
+        fill = QColor(colour)
+        fill.setAlpha(60 if selected else 30)
+        painter.setBrush(fill)
+        painter.drawRect(rect)
+        label = f"{index + 1}" + (f"  {self._scores[index]:.2f}" if index < len(self._scores) else "")
+        tag = QRectF(painter.fontMetrics().boundingRect(label)).adjusted(-3, -1, 3, 1)
+        tag.moveBottomLeft(QPointF(rect.left(), rect.top() if rect.top() - tag.height() > 0 else rect.top() + tag.height()))
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(colour)
+        painter.drawRect(tag)  # the box's number (and score) on a tag of its colour: readable on any picture
+        painter.setPen(QColor(20, 20, 20))
+        painter.drawText(tag, Qt.AlignmentFlag.AlignCenter, label)
+        if selected:
+            painter.setPen(QPen(QColor(20, 20, 20), 1))
+            painter.setBrush(QColor(255, 255, 255))
+            h = self.HANDLE_PX / 2
+            for point in (rect.topLeft(), rect.topRight(), rect.bottomLeft(), rect.bottomRight(),
+                          QPointF(rect.center().x(), rect.top()), QPointF(rect.center().x(), rect.bottom()),
+                          QPointF(rect.left(), rect.center().y()), QPointF(rect.right(), rect.center().y())):
+                painter.drawRect(QRectF(point.x() - h, point.y() - h, 2 * h, 2 * h))
 
 
 # ------------------------------------------------------------------------------------------------ suggest all
@@ -296,6 +379,11 @@ class _ModelFinder:
 
     def detect(self, frame_bgr: np.ndarray):
         return self._detector.detect(frame_bgr)
+
+    def detect_all(self, frame_bgr: np.ndarray):
+        """Every face the model finds (a single-face model: its one answer, kept only when it is a face)."""
+        detect_all = getattr(self._detector, "detect_all", None)
+        return list(detect_all(frame_bgr)) if detect_all is not None else [self._detector.detect(frame_bgr)]
 
 
 def run_suggest_all(
@@ -399,10 +487,13 @@ class LabelTab(QWidget):
         self.picture_list.setMinimumWidth(180)
         self.picture_list.currentRowChanged.connect(self._on_row_changed)
         self.canvas = BoxCanvas()
-        self.canvas.box_edited.connect(self._on_box_edited)
+        self.canvas.box_added.connect(self._on_box_added)
+        self.canvas.box_changed.connect(self._on_box_changed)
+        self.canvas.selection_changed.connect(self._on_selection_changed)
         self.hint_label = QLabel(
-            "Drag to draw the face box; drag its corners or edges to adjust, its inside to move it.  "
-            "→/D next (accepts a suggestion)  ←/A previous  N no face  Delete to trash/  "
+            "Drag on the picture to draw a face box (one per face); click a box to select it, drag it or its "
+            "handles to adjust.  Del removes the selected box  Ctrl+Z undo  Ctrl+Shift+Z redo  "
+            "→/D next (accepts the suggestions)  ←/A previous  N no face  Ctrl+Del picture to trash/  "
             "U next unlabelled or unreviewed"
         )
         self.hint_label.setWordWrap(True)
@@ -420,6 +511,9 @@ class LabelTab(QWidget):
 
         self.previous_button = QToolButton()
         self.no_face_button = QToolButton()
+        self.delete_box_button = QToolButton()
+        self.undo_button = QToolButton()
+        self.redo_button = QToolButton()
         self.delete_button = QToolButton()
         self.next_button = QToolButton()
         self.progress_bar = QProgressBar()
@@ -427,12 +521,23 @@ class LabelTab(QWidget):
         self.source_label = QLabel()
         self.source_label.setStyleSheet("color: #606060;")
         self.source_label.setWordWrap(True)
+        # Two rows (editing, then the picture as a whole and the progress), so the window can still be
+        # made as narrow as a laptop's half screen (720 px).
         buttons = QHBoxLayout()
-        for button in (self.previous_button, self.no_face_button, self.delete_button, self.next_button):
+        for button in (self.previous_button, self.no_face_button, self.delete_box_button, self.undo_button,
+                       self.redo_button, self.next_button, self.delete_button):
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        for button in (self.previous_button, self.no_face_button, self.delete_box_button, self.undo_button,
+                       self.redo_button, self.next_button):
             buttons.addWidget(button)
-        buttons.addWidget(self.progress_bar, 1)
-        buttons.addWidget(self.progress_label)
+        buttons.addStretch(1)
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self.delete_button)
+        # wide enough for its "1234 / 5678 labelled" text
+        self.progress_bar.setMinimumWidth(self.progress_bar.fontMetrics().horizontalAdvance("0000 / 0000 labelled") + 32)
+        self.progress_label.setWordWrap(True)
+        progress_row.addWidget(self.progress_bar, 1)
+        progress_row.addWidget(self.progress_label, 1)
 
         self.engine_combo = QComboBox()
         self.engine_combo.addItem("MTCNN (pretrained)", MTCNN)
@@ -471,13 +576,14 @@ class LabelTab(QWidget):
         layout.addLayout(top)
         layout.addWidget(splitter, 1)
         layout.addLayout(buttons)
+        layout.addLayout(progress_row)
         layout.addLayout(engine_row)
         layout.addWidget(self.status_label)
         layout.addWidget(self.problems_view)
         self._show_engine()
 
     def _build_actions(self) -> None:
-        def action(text: str, keys: list[QKeySequence | Qt.Key], slot, button: QToolButton | None) -> QAction:
+        def action(text: str, keys: list[QKeySequence | Qt.Key | str], slot, button: QToolButton | None) -> QAction:
             act = QAction(text, self)
             act.setShortcuts([QKeySequence(k) for k in keys])
             act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
@@ -489,7 +595,16 @@ class LabelTab(QWidget):
 
         self.previous_action = action("◀ Previous (←)", [Qt.Key.Key_Left, Qt.Key.Key_A], self.previous, self.previous_button)
         self.no_face_action = action("No face (N)", [Qt.Key.Key_N], self.mark_no_face, self.no_face_button)
-        self.delete_action = action("Delete (Del)", [Qt.Key.Key_Delete, Qt.Key.Key_Backspace], self.delete_current, self.delete_button)
+        self.delete_box_action = action("Delete box (Del)", [Qt.Key.Key_Delete, Qt.Key.Key_Backspace],
+                                        self.delete_selected_box, self.delete_box_button)
+        self.undo_action = action("Undo (Ctrl+Z)", ["Ctrl+Z"], self.undo, self.undo_button)
+        self.redo_action = action("Redo (Ctrl+Shift+Z)", ["Ctrl+Shift+Z", "Ctrl+Y"], self.redo, self.redo_button)
+        self.delete_action = action("Picture to trash (Ctrl+Del)", ["Ctrl+Delete", "Ctrl+Backspace"],
+                                    self.delete_current, self.delete_button)
+        self.delete_box_action.setToolTip("Remove the selected face box (click a box to select it)")
+        self.undo_action.setToolTip("Undo this picture's last edit (Ctrl+Z)")
+        self.redo_action.setToolTip("Redo what Undo took back (Ctrl+Shift+Z or Ctrl+Y)")
+        self.delete_action.setToolTip("Move the picture and its label to the dataset's trash/ folder")
         self.next_action = action("Next ▶ (→)", [Qt.Key.Key_Right, Qt.Key.Key_D], self.next, self.next_button)
         self.accept_action = action("Accept suggestion", [Qt.Key.Key_Return, Qt.Key.Key_Enter],
                                     self.accept_suggestion, None)
@@ -612,8 +727,15 @@ class LabelTab(QWidget):
 
     def _render_canvas(self) -> None:
         view = self.session.canvas_view()
-        self.canvas.set_box(view.box, suggested=view.suggested)
+        self.canvas.set_boxes(view.boxes, view.selected, view.suggested, view.scores)
         self.canvas.set_banner(view.banner, _TONE_COLOURS[view.tone])
+        self._update_edit_actions()
+
+    def _update_edit_actions(self) -> None:
+        """Undo / Redo are enabled when there is something for them to do on this picture (Delete box stays
+        enabled: without a selection it says how to select one, and that the picture is Ctrl+Del now)."""
+        self.undo_action.setEnabled(self.session.can_undo)
+        self.redo_action.setEnabled(self.session.can_redo)
 
     def _show_label(self, entry: LabelEntry) -> None:
         """Show the current picture's label (or suggestion; asked for when there is none yet) and its note."""
@@ -692,7 +814,7 @@ class LabelTab(QWidget):
             try:
                 from training.data import load_image
 
-                result = make_suggestion(engine, finder.detect(load_image(path)), detector)
+                result = make_suggestion(engine, find_faces(finder, load_image(path)), detector)
             except Exception as exc:  # a suggestion is a help, never a crash
                 result = Suggestion(None, None, ENGINE_NAMES[engine], error=str(exc) or type(exc).__name__)
             self._suggestion_done.emit(generation, str(path), result)
@@ -728,18 +850,78 @@ class LabelTab(QWidget):
         self.labels_changed.emit()
         return entry
 
-    @Slot(tuple)
-    def _on_box_edited(self, box: tuple) -> None:
+    def _edited(self, edit: Callable[[], object]) -> bool:
+        """Run one edit of the session (it writes the label); show the result and say what was saved."""
         if self.current_entry() is None or not self.session.picture_open:
-            return
-        entry = self._save(box)
-        if entry is not None:
+            return False
+        try:
+            done = edit()
+        except LabelError as exc:
+            self._set_status(str(exc), error=True)
             self._render_canvas()
-            self._set_status(f"Saved {entry.label_path.name}")
+            return False
+        self._render_canvas()
+        if done is None or done is False:
+            return False
+        self.labels_changed.emit()
+        entry = self.current_entry()
+        faces = entry.face_count
+        self._set_status(f"Saved {entry.label_path.name} ({faces} {'face' if faces == 1 else 'faces'})"
+                         if faces else f"Saved {entry.label_path.name} (no face)")
+        return True
+
+    @Slot(tuple)
+    def _on_box_added(self, box: tuple) -> None:
+        self._edited(lambda: self.session.add_box(box))
+
+    @Slot(int, tuple)
+    def _on_box_changed(self, index: int, box: tuple) -> None:
+        self._edited(lambda: self.session.move_box(index, box))
+
+    @Slot(int)
+    def _on_selection_changed(self, index: int) -> None:
+        self.session.select(None if index < 0 else index)
+        self._render_canvas()
+
+    @Slot()
+    def delete_selected_box(self) -> bool:
+        """Remove the selected face box (the label is written at once; Ctrl+Z brings it back)."""
+        if self.session.selected is None:
+            if self.current_entry() is not None:
+                self._set_status("Click a box to select it first (Ctrl+Del moves the whole picture to the trash).")
+            return False
+        return self._edited(self.session.delete_box)
+
+    @Slot()
+    def undo(self) -> bool:
+        """Take back the shown picture's last edit (its label file is put back as it was)."""
+        if not self._edited(self.session.undo):
+            return False
+        self._after_history_step("Undone")
+        return True
+
+    @Slot()
+    def redo(self) -> bool:
+        """Do again the edit Undo took back."""
+        if not self._edited(self.session.redo):
+            return False
+        self._after_history_step("Redone")
+        return True
+
+    def _after_history_step(self, what: str) -> None:
+        entry = self.current_entry()
+        if entry.status == UNLABELLED:
+            self._show_label(entry)  # its suggestion again (asked for if there is none)
+            self._set_status(f"{what}: {entry.image_path.name} is unlabelled again")
+        elif entry.status == NO_FACE:
+            self._set_status(f"{what}: {entry.label_path.name} says no face")
+        else:
+            faces = entry.face_count
+            self._set_status(f"{what}: {entry.label_path.name} has {faces} {'face' if faces == 1 else 'faces'}")
 
     @Slot()
     def accept_suggestion(self) -> bool:
-        """Save the suggested box as the label (only a box: "no face" is always the user's call), or
+        """Save the suggested boxes as the label (only boxes: "no face" is always the user's call), or
         accept a label "Suggest all" wrote, face or no face: the user has seen it, it is now theirs."""
         try:
             accepted = self.session.accept()
@@ -759,7 +941,7 @@ class LabelTab(QWidget):
 
     @Slot()
     def next(self) -> None:
-        """Accept a suggested box, then go to the next picture."""
+        """Accept the suggested boxes, then go to the next picture."""
         self.accept_suggestion()
         self.session.step(1)
 

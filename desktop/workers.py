@@ -10,9 +10,9 @@ queue cannot fill up either.
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import gc
 import importlib.util
+import inspect
 import os
 import statistics
 import sys
@@ -30,10 +30,11 @@ import numpy as np
 from PySide6.QtCore import QThread, Signal
 from PySide6.QtGui import QImage
 
+from desktop.face_tracks import FaceTracks, Track, preload_matcher
 from desktop.imaging import bgr_to_qimage
 from desktop.sources import FrameSource, SourceError, list_cameras
 from training.device import filtered_native_stderr
-from training.drawing import BOX_COLOUR_BGR, CLASSIC_BOX_COLOUR_BGR, draw_detection
+from training.drawing import BOX_COLOUR_BGR, CLASSIC_BOX_COLOUR_BGR, draw_detections
 
 T = TypeVar("T")
 
@@ -72,43 +73,25 @@ class LatestSlot(Generic[T]):
             self._item = None
 
 
-class BoxSmoother:
-    """Exponential moving average of box corners across frames, so a still face gets a still box.
-
-    ``alpha`` is the weight of the newest box (1.0 = no smoothing). A frame without a face resets
-    it, so a face that comes back does not slide in from where the last one was.
-    """
-
-    def __init__(self, alpha: float = 0.5) -> None:
-        if not 0.0 < alpha <= 1.0:
-            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
-        self.alpha = alpha
-        self._box: np.ndarray | None = None
-
-    def update(self, box: tuple[float, float, float, float] | None) -> tuple[float, float, float, float] | None:
-        """Feed this frame's box (None: no face) and return the smoothed box (None: no face)."""
-        if box is None:
-            self._box = None
-            return None
-        new = np.asarray(box, dtype=np.float64)
-        self._box = new if self._box is None else self.alpha * new + (1.0 - self.alpha) * self._box
-        return tuple(float(v) for v in self._box)
-
-    def reset(self) -> None:
-        self._box = None
-
-
 @dataclass(frozen=True)
 class FrameResult:
     """One processed frame, ready to show."""
 
     frame: np.ndarray  # the captured BGR frame, untouched
-    detection: Any  # training.inference.Detection or None (no detector yet / classic finder saw no face)
-    shown: Any  # the Detection drawn (smoothed box), or None when nothing was drawn
-    image: QImage  # the frame with ``shown`` drawn, as a Qt image
+    detection: Any  # the detector's best Detection, or None (no detector yet / no face found)
+    shown: Any  # the first face drawn (tracked box, best score first), or None when nothing was drawn
+    image: QImage  # the frame with every face in ``faces`` drawn, as a Qt image
     annotated: np.ndarray  # the same picture as BGR pixels (snapshots, recordings)
     inference_ms: float  # time in the detector, 0 when there was none
     index: int  # 1-based count of frames processed
+    detections: tuple = ()  # every Detection the detector gave (a single-face model's even under the threshold)
+    faces: tuple[Track, ...] = ()  # the tracked faces drawn, best score first (``Track.detection`` is what is drawn)
+    tracking_ms: float = 0.0  # time spent matching and smoothing the tracks
+
+    @property
+    def face_count(self) -> int:
+        """Faces drawn on this frame (the status line's "3 faces")."""
+        return len(self.faces)
 
 
 class VideoRecorder:
@@ -250,12 +233,16 @@ class CaptureWorker(QThread):
 
 
 class InferenceWorker(QThread):
-    """Runs the current detector on the newest submitted frame, draws it and makes the Qt image.
+    """Runs the current detector on the newest submitted frame, tracks its faces, draws them and makes
+    the Qt image.
 
     Frames submitted while the detector is busy replace each other in a one-slot inbox; every
     replaced frame is counted in :attr:`dropped`. The detector is any object with
     ``detect(frame) -> Detection | None`` (a :class:`training.inference.Detector` or the classic
-    face finder); with none set, frames are shown without a box.
+    face finder); one with ``detect_all(frame) -> list[Detection]`` reports every face (a
+    single-face model, ``multi_face`` False, keeps ``detect``: its score is drawn whatever the
+    threshold). The faces go through :class:`~desktop.face_tracks.FaceTracks`, so each keeps a
+    steady box. With no detector set, frames are shown without a box.
     """
 
     result_available = Signal()
@@ -268,8 +255,12 @@ class InferenceWorker(QThread):
         self._detector: Any = None
         self._new_detector = False
         self._recorder: VideoRecorder | None = None
-        self._smoother = BoxSmoother()
+        self._tracks = FaceTracks(alpha=0.5 if smoothing else 1.0)
+        self._reset_tracks = False
+        self._detect_all: Any = None  # the detector's detect_all when it reports every face, else None
+        self._threshold_keyword = False  # whether that detect_all takes the live threshold
         self._timings_ms: deque[float] = deque(maxlen=60)
+        self._tracking_ms: deque[float] = deque(maxlen=60)
         self._result_times: deque[float] = deque(maxlen=120)
         self.threshold = float(threshold)
         self.smoothing = bool(smoothing)
@@ -298,9 +289,14 @@ class InferenceWorker(QThread):
         return self._outbox.take()
 
     def set_detector(self, detector: Any) -> None:
+        detect_all = getattr(detector, "detect_all", None)
+        if getattr(detector, "multi_face", None) is False:
+            detect_all = None  # a single-face model: detect() gives its score even under the threshold
         with self._lock:
             self._detector = detector
-            self._new_detector = True  # the worker resets its smoothing and timings on the next frame
+            self._detect_all = detect_all
+            self._threshold_keyword = detect_all is not None and _takes_keyword(detect_all, "threshold")
+            self._new_detector = True  # the worker resets its tracks and timings on the next frame
             self.error = None
 
     @property
@@ -311,7 +307,7 @@ class InferenceWorker(QThread):
         self.threshold = float(threshold)
 
     def set_smoothing(self, enabled: bool) -> None:
-        self.smoothing = bool(enabled)
+        self.smoothing = bool(enabled)  # the worker gives its tracks the new smoothing on the next frame
 
     def start_recording(self, recorder: VideoRecorder) -> None:
         with self._lock:
@@ -325,15 +321,24 @@ class InferenceWorker(QThread):
         return recorder
 
     def reset_counters(self) -> None:
+        """A new source: counters from zero, and its faces are new faces (the tracks start again)."""
         self._inbox.clear()
         self._inbox.dropped = 0
         self.processed = 0
         self._timings_ms.clear()
+        self._tracking_ms.clear()
         self._result_times.clear()
+        with self._lock:
+            self._reset_tracks = True
 
     def inference_ms(self) -> tuple[float, float] | None:
         """Median and worst detector time over the last frames, or None before the first."""
         timings = list(self._timings_ms)
+        return (statistics.median(timings), max(timings)) if timings else None
+
+    def tracking_ms(self) -> tuple[float, float] | None:
+        """Median and worst time spent tracking (matching and smoothing) over the last frames."""
+        timings = list(self._tracking_ms)
         return (statistics.median(timings), max(timings)) if timings else None
 
     def results_per_second(self) -> float:
@@ -360,43 +365,64 @@ class InferenceWorker(QThread):
                 self.result_available.emit()
 
     def process(self, frame: np.ndarray) -> FrameResult:
-        """Detect, smooth, draw and convert one frame (the whole per-frame work, in this thread)."""
+        """Detect, track, draw and convert one frame (the whole per-frame work, in this thread)."""
         with self._lock:
             detector, recorder, new_detector = self._detector, self._recorder, self._new_detector
-            self._new_detector = False
+            detect_all, threshold_keyword = self._detect_all, self._threshold_keyword
+            reset_tracks = self._reset_tracks or new_detector
+            self._new_detector = self._reset_tracks = False
         if new_detector:
-            self._smoother.reset()
             self._timings_ms.clear()
-        detection, elapsed_ms = None, 0.0
+            self._tracking_ms.clear()
+        if reset_tracks:
+            self._tracks.reset()
+        threshold = self.threshold
+        detections: list = []
+        elapsed_ms = 0.0
         if detector is not None:
             started = time.perf_counter()
             try:
-                detection = detector.detect(frame)
+                if detect_all is None:
+                    detection = detector.detect(frame)
+                    detections = [] if detection is None else [detection]
+                elif threshold_keyword:
+                    detections = list(detect_all(frame, threshold=threshold))
+                else:
+                    detections = list(detect_all(frame))
             except Exception as exc:  # a detector fault must not kill the live view
                 self.error = f"The detector failed on a frame: {type(exc).__name__}: {exc}"
             elapsed_ms = (time.perf_counter() - started) * 1000.0
             self._timings_ms.append(elapsed_ms)
-        shown = self._to_show(detection)
-        classic = getattr(detector, "label", None)
-        annotated = draw_detection(
-            frame, shown, self.threshold, label=classic,
-            colour=CLASSIC_BOX_COLOUR_BGR if classic else BOX_COLOUR_BGR,
-        )
+        started = time.perf_counter()
+        self._tracks.alpha = 0.5 if self.smoothing else 1.0
+        tracks = self._tracks.update([d for d in detections if d.is_face(threshold)])
+        faces = _faces_to_draw(tracks, threshold)
+        tracking_ms = (time.perf_counter() - started) * 1000.0
+        self._tracking_ms.append(tracking_ms)
+        label = getattr(detector, "label", None)
+        annotated = draw_detections(frame, [face.detection for face in faces], threshold, label=label,
+                                    colour=CLASSIC_BOX_COLOUR_BGR if label else BOX_COLOUR_BGR)
         if recorder is not None:
             recorder.write(annotated)
         self.processed += 1
         self._result_times.append(time.perf_counter())
-        return FrameResult(frame, detection, shown, bgr_to_qimage(annotated), annotated, elapsed_ms, self.processed)
+        best = max(detections, key=lambda d: d.score) if detections else None
+        return FrameResult(frame, best, faces[0].detection if faces else None, bgr_to_qimage(annotated), annotated,
+                           elapsed_ms, self.processed, tuple(detections), faces, tracking_ms)
 
-    def _to_show(self, detection: Any) -> Any:
-        """The detection to draw: None under the threshold; otherwise with its box smoothed if asked."""
-        if detection is None or not detection.is_face(self.threshold):
-            self._smoother.reset()
-            return None
-        if not self.smoothing:
-            self._smoother.reset()
-            return detection
-        return dataclasses.replace(detection, box=self._smoother.update(detection.box))
+
+def _faces_to_draw(tracks: list[Track], threshold: float) -> tuple[Track, ...]:
+    """The visible tracks scoring above the threshold (the slider may have moved since), best score first."""
+    return tuple(sorted((t for t in tracks if t.visible and t.score > threshold), key=lambda t: (-t.score, t.id)))
+
+
+def _takes_keyword(function: Any, name: str) -> bool:
+    """Whether ``function`` accepts the keyword argument ``name``."""
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
 def _rate(times: deque[float], window_s: float = 2.0) -> float:
@@ -471,6 +497,7 @@ def load_detector(model_path: str | os.PathLike | None) -> Any:
     """
     preload_tensorflow_native_libraries()  # both need training.inference, which imports TensorFlow
     with _no_full_collections():
+        preload_matcher()  # the face tracks' solver, here in the background rather than on the first face
         if model_path is None:
             from training.classic import ClassicFaceFinder
 

@@ -103,8 +103,51 @@ def write_pictures(folder: Path, count_faces: int = len(FACE_FRAMES), count_empt
     return truth
 
 
+# Three faces in one frame (photo, x, y, face width in pixels, mirrored): each photo cropped around its face.
+THREE_FACES = [("astronaut", 10, 60, 90, False), ("grace_hopper", 225, 120, 100, False), ("astronaut", 440, 40, 80, True)]
+
+
+def face_crop(photo: str, face_width: float, mirrored: bool = False):
+    """The photo cropped around its face (hair, shoulders) and scaled so the face is ``face_width`` wide;
+    and the face box in the crop."""
+    load, (fx1, fy1, fx2, fy2) = PHOTOS[photo]
+    image = load()
+    w, h = fx2 - fx1, fy2 - fy1
+    x1, y1 = max(0, int(fx1 - 0.8 * w)), max(0, int(fy1 - 0.6 * h))
+    x2, y2 = min(image.shape[1], int(fx2 + 0.8 * w)), min(image.shape[0], int(fy2 + 0.8 * h))
+    scale = face_width / w
+    crop = cv2.resize(image[y1:y2, x1:x2], (round((x2 - x1) * scale), round((y2 - y1) * scale)),
+                      interpolation=cv2.INTER_AREA)
+    box = ((fx1 - x1) * scale, (fy1 - y1) * scale, (fx2 - x1) * scale, (fy2 - y1) * scale)
+    if mirrored:
+        crop = np.ascontiguousarray(crop[:, ::-1])
+        box = (crop.shape[1] - box[2], box[1], crop.shape[1] - box[0], box[3])
+    return crop, box
+
+
+def compose_faces_frame(faces=THREE_FACES, backdrop: str = "brick"):
+    """A 640x480 BGR frame with several real faces (see THREE_FACES); and their boxes, left to right."""
+    frame = background(backdrop).copy()
+    boxes = []
+    for photo, x, y, face_width, mirrored in faces:
+        crop, (bx1, by1, bx2, by2) = face_crop(photo, face_width, mirrored)
+        h, w = min(crop.shape[0], FRAME_H - y), min(crop.shape[1], FRAME_W - x)
+        frame[y : y + h, x : x + w] = crop[:h, :w]
+        boxes.append((x + bx1, y + by1, x + bx2, y + by2))
+    return frame, boxes
+
+
 def iou(a, b) -> float:
     return float(box_iou(np.array([a]), np.array([b]))[0])
+
+
+def matched(found, truths, min_iou: float = 0.6) -> bool:
+    """Each truth box has its own found box overlapping it at least ``min_iou``, and nothing else was found."""
+    found = [tuple(b) for b in found]
+    if len(found) != len(truths):
+        return False
+    return all(max(iou(b, t) for b in found) >= min_iou for t in truths) and \
+        all(max(iou(b, t) for t in truths) >= min_iou for b in found)
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +201,14 @@ def test_of_two_faces_the_more_confident_then_the_bigger_is_chosen(finder):
     faces = finder.detect_all(frame)
     assert len(faces) == 2 and all(face.score >= DEFAULT_MIN_SCORE for face in faces)
     assert iou(finder.detect(frame).box, big_face) >= 0.5
+
+
+def test_mtcnn_gives_every_face_of_a_picture_with_several(finder):
+    frame, truths = compose_faces_frame()
+    faces = finder.detect_all(frame)
+    assert all(face.score >= DEFAULT_MIN_SCORE for face in faces)
+    assert matched([face.box for face in faces], truths), [face.box for face in faces]
+    assert any(iou(finder.detect(frame).box, t) >= 0.6 for t in truths)  # detect: still the one best face
 
 
 def test_measured_like_a_trained_model(finder, tmp_path):
@@ -233,6 +284,29 @@ def test_autolabel_writes_labels_that_training_reads_back(finder, tmp_path):
     write_labelme(root / "labels" / "face_0_astronaut.json", root / "images" / "face_0_astronaut.jpg",
                   (1, 2, 3, 4), FRAME_W, FRAME_H)
     assert read_suggestion_mark(root / "labels" / "face_0_astronaut.json") is None
+
+
+def test_autolabel_writes_every_face_of_a_picture(finder, tmp_path):
+    root = tmp_path / "group"
+    (root / "images").mkdir(parents=True)
+    frame, truths = compose_faces_frame()
+    assert cv2.imwrite(str(root / "images" / "three.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    assert cv2.imwrite(str(root / "images" / "empty.jpg"), background("coffee"), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    report = autolabel_dataset(root, finder=finder)
+    assert (report.faces, report.face_boxes, report.no_faces) == (1, 3, 1)
+    assert report.summary_text() == ("Labelled 2 pictures (1 with a face: 3 faces, 1 without), kept 0 existing "
+                                     "labels, skipped 0 unreadable.")
+    written = next(label for label in report.written if label.image_path.name == "three.jpg")
+    assert len(written.boxes) == 3 and written.box == written.boxes[0]
+    document = json.loads((root / "labels" / "three.json").read_text(encoding="utf-8"))
+    assert len(document["shapes"]) == 3 and document["flags"] == {"suggested": True}
+    for shape in document["shapes"]:  # each rectangle says its own score
+        assert shape["description"].startswith("suggested by MTCNN ")
+        assert float(shape["description"].split()[-1]) >= DEFAULT_MIN_SCORE
+    sample = next(s for split in load_dataset(root, strict=True).splits.values() for s in split
+                  if s.image_path.name == "three.jpg")
+    assert sample.face_count == 3
+    assert matched([box_to_pixels(b, FRAME_W, FRAME_H) for b in sample.boxes], truths)
 
 
 def test_existing_labels_are_kept_unless_overwrite(finder, tmp_path):
@@ -341,14 +415,19 @@ def test_the_autolabel_command(tmp_path, capsys):
     truth = write_pictures(root / "images", count_faces=3, count_empty=2)
     (root / "images" / "zz_corrupt.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     write_labelme(root / "labels" / "empty_chelsea.json", root / "images" / "empty_chelsea.jpg", None, FRAME_W, FRAME_H)
+    frame, truths = compose_faces_frame()  # a group photo: every face is written
+    assert cv2.imwrite(str(root / "images" / "group.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    truth["group.jpg"] = truths
 
     args = parse(["autolabel", str(root), "--min-score", "0.95"])
     assert (args.command, args.overwrite, args.min_score) == ("autolabel", False, 0.95)
     assert run_autolabel(args) == 0
     out, err = capsys.readouterr()
     assert "MTCNN" in err and f"{len(truth)}/{len(truth)} pictures" in err  # the last picture's progress line
-    assert out.splitlines()[0] == (
-        f"Labelled {len(truth) - 1} pictures (3 with a face, 1 without), kept 1 existing label, skipped 1 unreadable:")
+    assert out.splitlines()[0] == (f"Labelled {len(truth) - 1} pictures (4 with a face: 6 faces, 1 without), "
+                                   "kept 1 existing label, skipped 1 unreadable:")
+    group = json.loads((root / "labels" / "group.json").read_text(encoding="utf-8"))
+    assert matched([[*s["points"][0], *s["points"][1]] for s in group["shapes"]], truths)
     assert "\n  images/zz_corrupt.jpg: corrupt JPEG" in out
     assert out.rstrip().endswith(f"Results saved to {root}")
 

@@ -59,6 +59,13 @@ def test_dragging_an_edge_or_corner_moves_only_that_part():
     assert dragged_box(Handle.TOP, (150, 50), BOX, (10, 20), SIZE) == (100, 20, 200, 150)
 
 
+def test_an_edge_follows_the_pointer_from_where_it_was_grabbed_and_stays_inside():
+    # Grabbed 4 pixels right of the left edge: a click changes nothing, a drag moves it as far as the pointer.
+    assert dragged_box(Handle.LEFT, (104, 100), BOX, (104, 100), SIZE) == BOX
+    assert dragged_box(Handle.LEFT, (104, 100), BOX, (94, 100), SIZE) == (90, 50, 200, 150)
+    assert dragged_box(Handle.RIGHT_BOTTOM, (196, 153), BOX, (320, 240), SIZE) == (100, 50, 320, 237)
+
+
 def test_an_edge_dragged_past_the_other_one_keeps_the_corners_in_order():
     assert dragged_box(Handle.LEFT, (100, 100), BOX, (250, 100), SIZE) == (200, 50, 250, 150)
     assert dragged_box(Handle.LEFT_TOP, (100, 50), BOX, (260, 180), SIZE) == (200, 150, 260, 180)

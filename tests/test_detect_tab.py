@@ -21,7 +21,7 @@ from desktop import workers
 from desktop.detect_tab import DetectTab
 from desktop.settings import make_settings
 from desktop.sources import VideoFileSource
-from desktop.workers import BoxSmoother, CaptureWorker, InferenceWorker, LatestSlot
+from desktop.workers import CaptureWorker, InferenceWorker, LatestSlot
 from training.classic import ClassicFaceFinder
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
@@ -78,18 +78,6 @@ def wait_for_model(qtbot, tab: DetectTab, state: str = "model", timeout: int = 6
 
 
 # --- pure parts -------------------------------------------------------------------------------------
-def test_box_smoother_averages_corners_and_resets_when_the_face_goes() -> None:
-    smoother = BoxSmoother(alpha=0.5)
-    assert smoother.update((0, 0, 10, 10)) == (0, 0, 10, 10)  # the first box is taken as it is
-    assert smoother.update((10, 10, 20, 20)) == (5, 5, 15, 15)
-    assert smoother.update((10, 10, 20, 20)) == (7.5, 7.5, 17.5, 17.5)
-    assert smoother.update(None) is None
-    assert smoother.update((100, 100, 120, 120)) == (100, 100, 120, 120)  # no slide from the old face
-    assert BoxSmoother(alpha=1.0).update((1, 2, 3, 4)) == (1, 2, 3, 4)
-    with pytest.raises(ValueError, match="alpha"):
-        BoxSmoother(alpha=0.0)
-
-
 def test_latest_slot_keeps_only_the_newest_and_counts_the_rest() -> None:
     slot: LatestSlot[int] = LatestSlot()
     assert slot.put(1) is True  # was empty: tell the reader
@@ -347,3 +335,114 @@ def test_a_model_with_a_stored_threshold_sets_the_slider(qtbot, make_tab, face_v
     assert "0.37" in tab.threshold_label.text()
     tab.threshold_slider.setValue(60)  # the user's own choice still wins afterwards
     assert tab.inference.threshold == pytest.approx(0.6)
+
+
+# --- every face ---------------------------------------------------------------------------------
+def three_face_frame(i: int) -> np.ndarray:
+    """640x480: the astronaut (Eileen Collins), Grace Hopper and an LFW face, each drifting a few pixels."""
+    import skimage.data
+    from matplotlib import cbook
+    from PIL import Image
+
+    astronaut = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)[30:230, 130:330]
+    with cbook.get_sample_data("grace_hopper.jpg") as handle:
+        grace = cv2.cvtColor(np.asarray(Image.open(handle).convert("RGB")), cv2.COLOR_RGB2BGR)[95:375, 125:405]
+    lfw = cv2.cvtColor((skimage.data.lfw_subset()[35] * 255).round().astype(np.uint8), cv2.COLOR_GRAY2BGR)
+    frame = np.empty((480, 640, 3), np.uint8)
+    frame[:] = np.linspace(60, 120, 640).astype(np.uint8)[None, :, None]
+    for k, (photo, side, (x, y)) in enumerate([(astronaut, 170, (30, 40)), (grace, 170, (420, 30)),
+                                               (lfw, 130, (250, 300))]):
+        patch = cv2.resize(photo, (side, side), interpolation=cv2.INTER_AREA if len(photo) > side else cv2.INTER_CUBIC)
+        dx, dy = round(6 * np.sin(i / 6 + 2 * k)), round(4 * np.cos(i / 7 + k))
+        frame[y + dy : y + dy + side, x + dx : x + dx + side] = patch
+    return frame
+
+
+def write_three_face_video(path: Path, frames: int = 40, fps: float = 20.0) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (640, 480))
+    for i in range(frames):
+        writer.write(three_face_frame(i))
+    writer.release()
+    return path
+
+
+def qimage_to_bgr(image) -> np.ndarray:
+    from PySide6.QtGui import QImage
+
+    image = image.convertToFormat(QImage.Format.Format_BGR888)
+    rows = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+    return rows[:, : image.width() * 3].reshape(image.height(), image.width(), 3).copy()
+
+
+def boxes_of_colour(picture: np.ndarray, colour: tuple[int, int, int], tolerance: int = 0) -> int:
+    """How many separate marks (a box with its tag) of ``colour`` the picture holds."""
+    near = (np.abs(picture.astype(np.int16) - np.array(colour, np.int16)) <= tolerance).all(axis=2)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(near.astype(np.uint8), connectivity=8)
+    return int(sum(1 for area in stats[1:, cv2.CC_STAT_AREA] if area > 400))  # a box's outline: 4 * 100 px or more
+
+
+def test_every_face_is_tracked_boxed_counted_snapshotted_and_recorded(qtbot, make_tab, tmp_path) -> None:
+    """Three real faces on a video the test writes, found by the classic finder's detect_all (the
+    multi-face model is not trained yet): three boxes on screen, in the snapshot and the recording,
+    "3 faces" in the status line, and each face keeps one id while the video plays."""
+    from training.drawing import CLASSIC_BOX_COLOUR_BGR
+
+    video = write_three_face_video(tmp_path / "three.avi")
+    tab = make_tab()
+    tab.loop_box.setChecked(True)
+    ids_by_frame: list[tuple[int, ...]] = []
+    tab.inference.result_available.connect(  # after the tab's own slot: last_result() is this frame
+        lambda: ids_by_frame.append(tuple(face.id for face in tab.last_result().faces)))
+    tab.start(source=str(video))
+    wait_for_model(qtbot, tab, "classic")
+    qtbot.waitUntil(lambda: sum(len(ids) == 3 for ids in ids_by_frame) >= 15, timeout=60_000)
+    qtbot.waitUntil(lambda: "3 faces" in tab.status_text(), timeout=5_000)
+    assert re.search(r"three\.avi: video [\d.]+ fps  ·  3 faces  ·  inference", tab.status_label.text())
+
+    result = tab.last_result()
+    assert result.face_count == 3 and len({face.id for face in result.faces}) == 3
+    shown = qimage_to_bgr(tab.view.image())
+    assert shown.shape == (480, 640, 3) and boxes_of_colour(shown, CLASSIC_BOX_COLOUR_BGR) == 3
+    assert boxes_of_colour(result.frame, CLASSIC_BOX_COLOUR_BGR) == 0  # the marks are drawn, not in the video
+    three = [ids for ids in ids_by_frame if len(ids) == 3]
+    assert len(set().union(*three)) == 3, f"a face changed id while the video played: {three}"
+    assert tab.inference.tracking_ms()[0] < 1.0  # matching and smoothing: well under a millisecond
+
+    qtbot.mouseClick(tab.snapshot_button, Qt.MouseButton.LeftButton)
+    snapshots = tmp_path / "snapshots"
+    qtbot.waitUntil(lambda: any(snapshots.glob("*.png")), timeout=5_000)
+    assert boxes_of_colour(cv2.imread(str(next(snapshots.glob("*.png")))), CLASSIC_BOX_COLOUR_BGR) == 3
+
+    qtbot.mouseClick(tab.record_button, Qt.MouseButton.LeftButton)
+    count = len(ids_by_frame)
+    qtbot.waitUntil(lambda: len(ids_by_frame) >= count + 8, timeout=30_000)
+    qtbot.mouseClick(tab.record_button, Qt.MouseButton.LeftButton)
+    recording = re.search(r"Recording saved: (.+\.mp4) \((\d+) frames\)", tab.notice_label.text())
+    assert recording is not None, tab.notice_label.text()
+    capture = cv2.VideoCapture(recording.group(1))
+    marks = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        marks.append(boxes_of_colour(frame, CLASSIC_BOX_COLOUR_BGR, tolerance=40))  # mp4v is lossy
+    capture.release()
+    assert len(marks) == int(recording.group(2)) >= 5
+    assert sum(m == 3 for m in marks) >= len(marks) - 2, marks
+
+    # Stopped: the slider redraws the last frame with the faces above it (the classic finder scores 1.0).
+    tab.stop_source()
+    qtbot.waitUntil(lambda: not tab._retiring, timeout=10_000)
+    qtbot.wait(200)  # a frame still in the inference worker lands first
+    tab.threshold_slider.setValue(100)
+    assert boxes_of_colour(qimage_to_bgr(tab.view.image()), CLASSIC_BOX_COLOUR_BGR) == 0
+    assert "stopped  ·  no face  ·  " in tab.status_text()
+    tab.threshold_slider.setValue(50)
+    assert boxes_of_colour(qimage_to_bgr(tab.view.image()), CLASSIC_BOX_COLOUR_BGR) == 3
+    assert "stopped  ·  3 faces  ·  " in tab.status_text()
+
+
+def test_the_face_count_reads_as_words() -> None:
+    from desktop.detect_tab import face_count_text
+
+    assert [face_count_text(n) for n in (0, 1, 2, 3)] == ["no face", "1 face", "2 faces", "3 faces"]

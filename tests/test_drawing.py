@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 
 from training.detection import Detection
-from training.drawing import BOX_COLOUR_BGR, CLASSIC_BOX_COLOUR_BGR, NO_FACE_COLOUR_BGR, draw_detection
+from training.drawing import (
+    BOX_COLOUR_BGR,
+    CLASSIC_BOX_COLOUR_BGR,
+    NO_FACE_COLOUR_BGR,
+    draw_detection,
+    draw_detections,
+)
 from training.preprocess import as_bgr, as_rgb, as_uint8
 from training.text import format_duration
 
@@ -47,6 +53,25 @@ def test_a_box_past_the_frame_is_drawn_at_its_edge():
     assert green[:, 0].min() == 0 and green[:, 0].max() == 239
     right_edge = green[green[:, 1] == 319][:, 0]  # the right edge, drawn on the last column, top to bottom
     assert len(set(right_edge.tolist())) > 200
+
+
+def test_every_face_above_the_threshold_gets_its_box_and_score_tag():
+    faces = [Detection(0.91, (20.0, 60.0, 80.0, 120.0)), Detection(0.7, (130.0, 100.0, 190.0, 160.0)),
+             Detection(0.3, (230.0, 60.0, 290.0, 120.0)), Detection(0.8, (235.0, 150.0, 295.0, 210.0))]
+    drawn = draw_detections(FRAME, faces, 0.5)
+    assert (FRAME == 100).all()
+    green = pixels_of(drawn, BOX_COLOUR_BGR)
+    for x1, y1, x2, y2 in ((20, 60, 80, 120), (130, 100, 190, 160), (235, 150, 295, 210)):
+        left_edge = green[(abs(green[:, 1] - x1) <= 1) & (green[:, 0] > y1 + 5) & (green[:, 0] < y2 - 5)]
+        right_edge = green[(abs(green[:, 1] - x2) <= 1) & (green[:, 0] > y1 + 5) & (green[:, 0] < y2 - 5)]
+        assert len(left_edge) >= y2 - y1 - 12 and len(right_edge) >= y2 - y1 - 12, (x1, y1)
+        assert len(green[(green[:, 0] < y1 - 3) & (green[:, 0] > y1 - 25) & (abs(green[:, 1] - x1 - 20) < 15)]), \
+            "a score tag above the box"
+    weak = green[(green[:, 1] >= 228) & (green[:, 1] <= 232) & (green[:, 0] > 70) & (green[:, 0] < 115)]
+    assert not len(weak), "the 0.30 face is under the threshold: no box"
+    single = draw_detection(FRAME, faces[0], 0.5)  # one face: the same pixels as a list of one
+    assert np.array_equal(single, draw_detections(FRAME, faces[:1], 0.5))
+    assert (draw_detections(FRAME, [], 0.5) == FRAME).all()
 
 
 def test_channel_helpers():

@@ -307,12 +307,24 @@ def test_without_mtcnn_the_session_falls_back_and_says_so():
 
 def test_finders_answers_become_suggestions():
     face, weak = Detection(0.97, (1.0, 2.0, 30.0, 40.0)), Detection(0.55, (1.0, 2.0, 30.0, 40.0))
-    assert make_suggestion(MTCNN, face) == Suggestion((1.0, 2.0, 30.0, 40.0), 0.97, "MTCNN")
+    assert make_suggestion(MTCNN, face) == Suggestion((1.0, 2.0, 30.0, 40.0), 0.97, "MTCNN", scores=(0.97,))
     assert make_suggestion(MTCNN, weak).box is None  # under MTCNN's minimum score: no face
     assert make_suggestion(MTCNN, None) == Suggestion(None, None, "MTCNN")
     assert make_suggestion(MODEL, weak, TrainedModel("m.keras", 0.5)).box == (1.0, 2.0, 30.0, 40.0)
     assert make_suggestion(MODEL, weak, TrainedModel("m.keras", 0.6)) == Suggestion(None, 0.55, "your model")
     assert make_suggestion(CLASSIC, weak) == Suggestion((1.0, 2.0, 30.0, 40.0), None, "the classic finder")
+
+
+def test_every_face_a_finder_reports_is_suggested():
+    """detect_all's list: each face over the engine's bar is a suggested box, most confident first."""
+    second, first = Detection(0.93, (40.0, 5.0, 70.0, 40.0)), Detection(0.99, (1.0, 2.0, 30.0, 40.0))
+    weak = Detection(0.5, (50.0, 45.0, 60.0, 58.0))
+    suggestion = make_suggestion(MTCNN, [second, weak, first])
+    assert suggestion.boxes == (first.box, second.box) and suggestion.scores == (0.99, 0.93)
+    assert suggestion.score == 0.99 and suggestion.box == first.box
+    assert make_suggestion(MODEL, [second, weak], TrainedModel("m.keras", 0.4)).boxes == (second.box, weak.box)
+    assert make_suggestion(CLASSIC, [second, weak]).boxes == (second.box, weak.box)
+    assert make_suggestion(MTCNN, []) == Suggestion((), None, "MTCNN")
 
 
 def test_label_geometry_helpers():
@@ -338,3 +350,160 @@ def test_the_tab_models_load_without_qt_or_tensorflow():
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+# ------------------------------------------------------------------------------------------------ several faces
+
+
+def rectangles(json_path: Path) -> list[list[float]]:
+    """The face rectangles of a labelme file, as [x1, y1, x2, y2] lists in file order."""
+    shapes = json.loads(json_path.read_text(encoding="utf-8"))["shapes"]
+    assert all(s["shape_type"] == "rectangle" and s["label"] == "face" for s in shapes)
+    return [[*s["points"][0], *s["points"][1]] for s in shapes]
+
+
+THREE = [(2, 3, 22, 25), (30, 10, 52, 40), (56, 30, 78, 58)]
+
+
+def test_several_boxes_are_added_moved_deleted_and_read_back(root):
+    session, recorder = opened(root)
+    entry = session.current()  # c.jpg, unlabelled
+    recorder.take()
+    for i, box in enumerate(THREE):
+        assert session.add_box(box) == i and session.selected == i  # a new box is selected
+    assert entry.status == FACE and entry.boxes == tuple(tuple(map(float, b)) for b in THREE)
+    assert rectangles(entry.label_path) == [list(map(float, b)) for b in THREE]
+    assert recorder.take() == [("entry", 2)] * 3
+    assert list_text(entry) == "●  c.jpg  (3 faces)" and "\n3 faces" in list_tooltip(entry)
+    assert session.progress_text() == "Labelled 4 / 5 (5 faces in 3 pictures, 1 no face), 1 to review"
+    view = session.canvas_view()
+    assert view.boxes == entry.boxes and view.banner == "3 faces" and view.selected == 2 and not view.suggested
+
+    assert session.add_box((10, 10, 11, 50)) is None and len(entry.boxes) == 3  # a click, not a box
+    assert session.move_box(1, (28, 8, 95, 42)) and session.selected == 1
+    assert entry.boxes[1] == (28.0, 8.0, 80.0, 42.0)  # kept inside the 80x60 picture
+    session.select(0)
+    assert session.delete_box() and session.selected is None
+    assert rectangles(entry.label_path) == [[28.0, 8.0, 80.0, 42.0], [56.0, 30.0, 78.0, 58.0]]
+    assert not session.delete_box()  # nothing selected
+    session.select(7)
+    assert session.selected is None  # no such box
+
+    # Training and a fresh session read both faces back (largest first).
+    sample = samples_by_name(root)["c.jpg"]
+    assert sample.face_count == 2
+    assert np.allclose(np.array(sample.boxes) * [W, H, W, H], [(28, 8, 80, 42), (56, 30, 78, 58)])
+    again, _ = opened(root)
+    reread = next(e for e in again.entries if e.image_path.name == "c.jpg")
+    assert reread.status == FACE and reread.boxes == ((28.0, 8.0, 80.0, 42.0), (56.0, 30.0, 78.0, 58.0))
+    assert not any("rectangles" in p for p in again.problems)  # several faces are not a problem here
+
+    # Deleting the last face leaves "no face" (a JSON without shapes), not an unlabelled picture.
+    session.delete_box(0)
+    session.delete_box(0)
+    assert entry.status == NO_FACE and rectangles(entry.label_path) == []
+
+
+def test_undo_and_redo_step_through_every_edit_and_the_file_follows(root):
+    session, recorder = opened(root)
+    entry = session.current()
+    assert not session.can_undo and not session.can_redo and session.undo() is False
+    for box in THREE:
+        session.add_box(box)
+    session.move_box(0, (4, 5, 24, 27))
+    session.select(1)
+    session.delete_box()
+    assert rectangles(entry.label_path) == [[4.0, 5.0, 24.0, 27.0], [56.0, 30.0, 78.0, 58.0]]
+    recorder.take()
+
+    assert session.undo() and session.can_redo  # the delete
+    assert len(entry.boxes) == 3 and rectangles(entry.label_path)[1] == [30.0, 10.0, 52.0, 40.0]
+    assert recorder.take() == [("entry", 2)]
+    assert session.undo()  # the move
+    assert rectangles(entry.label_path) == [list(map(float, b)) for b in THREE]
+    for _ in range(3):
+        assert session.undo()
+    assert entry.status == UNLABELLED and not entry.label_path.exists()  # as it was: no label at all
+    assert not session.can_undo and session.undo() is False
+    assert session.canvas_view().banner == "Looking for a face …"
+
+    for _ in range(4):
+        assert session.redo()
+    assert rectangles(entry.label_path) == [[4.0, 5.0, 24.0, 27.0], *[list(map(float, b)) for b in THREE[1:]]]
+    assert session.can_redo
+    session.add_box((60, 2, 75, 20))  # a new edit: what was undone is gone
+    assert not session.can_redo and session.redo() is False
+    assert len(rectangles(entry.label_path)) == 4
+
+
+def test_undo_across_a_save_restores_and_saving_again_writes_the_older_boxes(root):
+    session, _ = opened(root)
+    entry = session.current()
+    session.save(THREE)  # saved with three faces
+    session.save([THREE[0]])  # then saved with one
+    assert rectangles(entry.label_path) == [[2.0, 3.0, 22.0, 25.0]]
+    assert session.undo()
+    assert entry.boxes == tuple(tuple(map(float, b)) for b in THREE)
+    assert rectangles(entry.label_path) == [list(map(float, b)) for b in THREE]
+    session.save(session.boxes())  # saving again writes the three older boxes, and is a step of its own
+    assert rectangles(entry.label_path) == [list(map(float, b)) for b in THREE]
+    assert not session.can_redo and samples_by_name(root)["c.jpg"].face_count == 3
+
+
+def test_each_picture_keeps_its_own_history(root):
+    session, _ = opened(root)
+    session.add_box(THREE[0])
+    session.step(1)  # d.jpg
+    session.open_current()
+    assert not session.can_undo
+    session.save(None)
+    assert session.can_undo
+    session.step(-1)  # back on c.jpg: its own edit is undone, d keeps its "no face"
+    session.open_current()
+    assert session.undo() and session.current().status == UNLABELLED
+    assert samples_by_name(root)["d.jpg"].has_face is False
+    assert (root / "labels" / "d.json").is_file()
+
+
+def test_editing_suggested_boxes_accepts_them_and_undo_brings_the_suggestion_back(root):
+    session, _ = opened(root)
+    entry = session.current()
+    suggestion = Suggestion([(2, 3, 22, 25), (30, 10, 52, 40), (56, 30, 78, 58)], 0.99, "MTCNN",
+                            scores=(0.99, 0.97, 0.95))
+    assert session.suggestion_arrived(session.generation, entry.image_path, suggestion)
+    view = session.canvas_view()
+    assert view.suggested and len(view.boxes) == 3 and view.scores == (0.99, 0.97, 0.95)
+    assert view.banner == "3 faces suggested by MTCNN (0.99): → accepts, or correct them"
+    session.select(1)
+    assert session.delete_box()  # a wrong suggestion removed: the others are the label now
+    assert entry.status == FACE and rectangles(entry.label_path) == [[2.0, 3.0, 22.0, 25.0], [56.0, 30.0, 78.0, 58.0]]
+    assert session.undo() and entry.status == UNLABELLED and not entry.label_path.exists()
+    assert session.canvas_view().suggested and len(session.boxes()) == 3  # the suggestion is shown again
+    assert session.accept() == "suggestion" and len(rectangles(entry.label_path)) == 3  # → takes all three
+    assert session.undo() and entry.status == UNLABELLED
+
+
+def test_undoing_a_review_brings_back_the_suggest_all_label_byte_for_byte(root):
+    session, _ = opened(root)
+    session.go_to(4)  # e.jpg: written by "Suggest all"
+    session.open_current()
+    entry = session.current()
+    suggested = entry.label_path.read_bytes()
+    session.add_box((1, 1, 15, 15))  # correcting it makes it the user's
+    assert not entry.unreviewed and read_suggestion_mark(entry.label_path) is None
+    assert len(rectangles(entry.label_path)) == 2
+    assert session.undo()
+    assert entry.label_path.read_bytes() == suggested and entry.unreviewed
+    assert entry.suggested_by == SuggestionMark("MTCNN", 0.97)
+    assert session.redo() and not entry.unreviewed and len(entry.boxes) == 2
+
+
+def test_a_box_drawn_over_a_suggested_one_replaces_it_and_elsewhere_adds_one(root):
+    session, _ = opened(root)
+    entry = session.current()
+    session.suggestion_arrived(session.generation, entry.image_path,
+                               Suggestion([(2, 3, 22, 25), (30, 10, 52, 40)], 0.99, "MTCNN"))
+    assert session.add_box((32, 12, 54, 42)) == 1  # redrawn over the second suggestion: a correction
+    assert rectangles(entry.label_path) == [[2.0, 3.0, 22.0, 25.0], [32.0, 12.0, 54.0, 42.0]]
+    assert session.add_box((33, 12, 55, 42)) == 2  # the user's own boxes are never replaced
+    assert session.add_box((56, 30, 78, 58)) == 3 and len(entry.boxes) == 4

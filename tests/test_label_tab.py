@@ -16,7 +16,9 @@ from PySide6.QtCore import QPoint, QSettings, Qt
 from test_autolabel import (  # real faces in frames (tests/test_autolabel.py)
     FRAME_H,
     FRAME_W,
+    compose_faces_frame,
     iou,
+    matched,
     write_pictures,
 )
 
@@ -88,9 +90,9 @@ def drag(qtbot, tab: LabelTab, start: tuple[float, float], end: tuple[float, flo
     qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=b)
 
 
-def key(qtbot, tab: LabelTab, k: Qt.Key) -> None:
+def key(qtbot, tab: LabelTab, k: Qt.Key, modifier: Qt.KeyboardModifier = Qt.KeyboardModifier.NoModifier) -> None:
     tab.canvas.setFocus()
-    qtbot.keyClick(tab.canvas, k)
+    qtbot.keyClick(tab.canvas, k, modifier)
 
 
 def open_like_labelme(json_path: Path) -> dict:
@@ -183,13 +185,72 @@ def test_delete_moves_picture_and_label_to_trash(qtbot, tab, dataset):
     key(qtbot, tab, Qt.Key.Key_N)  # label picture 0 "no face", now on picture 1
     key(qtbot, tab, Qt.Key.Key_Left)
     victim = tab.current_entry()
-    key(qtbot, tab, Qt.Key.Key_Delete)
+    key(qtbot, tab, Qt.Key.Key_Delete)  # Delete alone removes a selected box, never the picture
+    assert len(tab.entries) == 6 and victim.image_path.exists() and "select it first" in tab.status_label.text()
+    key(qtbot, tab, Qt.Key.Key_Delete, Qt.KeyboardModifier.ControlModifier)
     assert len(tab.entries) == 5 and victim.image_path not in [e.image_path for e in tab.entries]
     assert (dataset / "trash" / victim.image_path.name).is_file()
     assert (dataset / "trash" / f"{victim.image_path.stem}.json").is_file()
     assert not victim.image_path.exists() and not victim.label_path.exists()
     assert tab.progress_label.text().startswith("Labelled 0 / 5")
     assert sum(len(s) for s in load_dataset(dataset).splits.values()) == 5
+
+
+def rectangles(json_path: Path) -> list[list[float]]:
+    return [[*s["points"][0], *s["points"][1]] for s in open_like_labelme(json_path)["shapes"]]
+
+
+def pixel(tab: LabelTab, x: float, y: float):
+    """The colour the canvas shows at picture pixel (x, y)."""
+    return tab.canvas.grab().toImage().pixelColor(widget_point(tab, x, y))
+
+
+def test_several_boxes_are_drawn_selected_deleted_undone_and_redone(qtbot, tab, dataset):
+    key(qtbot, tab, Qt.Key.Key_N)  # picture 0 is "no face"; back to it: no box, no suggestion in the way
+    key(qtbot, tab, Qt.Key.Key_Left)
+    entry = tab.current_entry()
+    assert entry.status == NO_FACE and tab.canvas.boxes() == []
+    assert tab.undo_button.text() == "Undo (Ctrl+Z)" and tab.redo_button.text() == "Redo (Ctrl+Shift+Z)"
+    assert tab.delete_box_button.text() == "Delete box (Del)"
+
+    drag(qtbot, tab, (10, 10), (60, 50))
+    drag(qtbot, tab, (150, 110), (90, 40))  # drawn backwards: the corners come out ordered
+    first, second = [10, 10, 60, 50], [90, 40, 150, 110]
+    assert np.allclose(rectangles(entry.label_path), [first, second], atol=1.5)
+    assert len(tab.canvas.boxes()) == 2 and tab.canvas.selected() == 1  # the new box is selected
+    assert tab.picture_list.currentItem().text().endswith("(2 faces)")
+    assert tab.status_label.text() == f"Saved {entry.label_path.name} (2 faces)"
+    assert tab.canvas.banner() == "2 faces"
+    # Handles on the selected box only: a white square on its corner, the plain green line on the other's.
+    assert pixel(tab, 90, 40).name() == "#ffffff" and pixel(tab, 10, 10).name() != "#ffffff"
+
+    qtbot.mouseClick(tab.canvas, Qt.MouseButton.LeftButton, pos=widget_point(tab, 35, 30))  # select the first
+    assert tab.canvas.selected() == 0 and tab.session.selected == 0
+    assert pixel(tab, 10, 10).name() == "#ffffff" and pixel(tab, 90, 40).name() != "#ffffff"
+    assert np.allclose(rectangles(entry.label_path), [first, second], atol=1.5)  # a click changes nothing
+
+    key(qtbot, tab, Qt.Key.Key_Delete)
+    assert np.allclose(rectangles(entry.label_path), [second], atol=1.5) and len(tab.canvas.boxes()) == 1
+    assert tab.undo_action.isEnabled() and not tab.redo_action.isEnabled()
+    key(qtbot, tab, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert np.allclose(rectangles(entry.label_path), [first, second], atol=1.5) and len(tab.canvas.boxes()) == 2
+    assert tab.redo_action.isEnabled() and tab.status_label.text().startswith("Undone:")
+    key(qtbot, tab, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert np.allclose(rectangles(entry.label_path), [second], atol=1.5) and len(tab.canvas.boxes()) == 1
+    key(qtbot, tab, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    key(qtbot, tab, Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)  # Ctrl+Y redoes too
+    assert np.allclose(rectangles(entry.label_path), [second], atol=1.5)
+
+    # Undo all the way back to "no face"; the toolbar buttons do what the keys do.
+    qtbot.mouseClick(tab.undo_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(tab.undo_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(tab.undo_button, Qt.MouseButton.LeftButton)
+    assert rectangles(entry.label_path) == [] and entry.status == NO_FACE and tab.canvas.banner() == "No face"
+    qtbot.mouseClick(tab.redo_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(tab.redo_button, Qt.MouseButton.LeftButton)
+    sample = sample_for(dataset, entry.image_path)  # what training reads: both faces
+    assert sample.face_count == 2
+    assert np.allclose(np.array(sample.boxes) * [W, H, W, H], [second, first], atol=1.5)  # largest first
 
 
 def confident_detector(box_norm: tuple[float, float, float, float]):
@@ -433,3 +494,28 @@ def test_without_mtcnn_the_tab_falls_back_and_says_so(qtbot, settings, face_data
     fresh.set_detector(confident_detector((0.25, 0.2, 0.75, 0.9)))
     assert fresh.engine() == MODEL and fresh.source_label.text().startswith("Suggestions: your model")
     fresh.shutdown()
+
+
+def test_mtcnn_suggests_every_face_and_next_accepts_them_all(qtbot, settings, tmp_path):
+    import cv2
+
+    root = tmp_path / "group"
+    (root / "images").mkdir(parents=True)
+    frame, truths = compose_faces_frame()
+    assert cv2.imwrite(str(root / "images" / "group.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    assert cv2.imwrite(str(root / "images" / "more.jpg"), frame[:, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
+    tab = open_tab(qtbot, settings, root, pictures=2)
+    entry = tab.current_entry()
+    qtbot.waitUntil(lambda: tab.suggestion_for(entry.image_path) is not None, timeout=60_000)
+    assert tab.canvas.is_suggestion() and matched(tab.canvas.boxes(), truths)
+    assert tab.canvas.banner().startswith("3 faces suggested by MTCNN (")
+    key(qtbot, tab, Qt.Key.Key_Right)  # accepts all three, then the next picture
+    assert tab.index == 1 and entry.status == FACE and entry.face_count == 3
+    assert matched(rectangles(entry.label_path), truths)
+    assert tab.picture_list.item(0).text().endswith("(3 faces)")
+    assert tab.progress_label.text().startswith("Labelled 1 / 2 (3 faces in 1 picture, 0 no face)")
+    key(qtbot, tab, Qt.Key.Key_Left)
+    key(qtbot, tab, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # undo the accept: unlabelled again
+    assert entry.status == UNLABELLED and not entry.label_path.exists()
+    assert tab.canvas.is_suggestion() and len(tab.canvas.boxes()) == 3  # the suggestion is back
+    tab.shutdown()

@@ -1,9 +1,9 @@
-"""Labels nearly for free: a pretrained face detector (MTCNN) suggests the face box of every picture.
+"""Labels nearly for free: a pretrained face detector (MTCNN) suggests the face boxes of every picture.
 
 Labelling 90 pictures by hand is the tutorial's slowest step. MTCNN (the ``mtcnn`` package: MIT
 licensed, its weights inside the wheel, so nothing is downloaded) finds real faces with F1 about
 0.99, so most suggestions only need a glance. :func:`autolabel_dataset` writes a labelme JSON for
-every picture that has none; each one is marked as suggested (top-level ``flags: {"suggested":
+every picture that has none, with a rectangle for every face found; each one is marked as suggested (top-level ``flags: {"suggested":
 true}``, the engine and score in ``suggestedBy`` and in the shape's ``description``) until a person
 accepts or corrects it in the Label tab, or in labelme by unticking the flag.
 
@@ -53,11 +53,21 @@ PROGRESS_EVERY = 10               # the command line prints a progress line per 
 
 
 class FaceFinder(Protocol):
-    """What suggests a face: :class:`PretrainedFaceFinder`, ``training.classic.ClassicFaceFinder``."""
+    """What suggests a face: :class:`PretrainedFaceFinder`, ``training.classic.ClassicFaceFinder``.
+    A finder with ``detect_all(frame) -> list[Detection]`` gives every face (see :func:`find_faces`)."""
 
     label: str
 
     def detect(self, frame_bgr: np.ndarray) -> Detection | None: ...
+
+
+def find_faces(finder: Any, frame_bgr: np.ndarray) -> list[Detection]:
+    """Every face a finder reports, most confident first: its ``detect_all`` where it has one, else its
+    single ``detect`` answer (none when that is None). Finders that gained ``detect_all`` later (the
+    user's model, the classic finder) thus give every face as soon as they have it."""
+    detect_all = getattr(finder, "detect_all", None)
+    found = list(detect_all(frame_bgr)) if detect_all is not None else [finder.detect(frame_bgr)]
+    return sorted((d for d in found if d is not None), key=lambda d: -float(d.score))
 
 
 class MtcnnUnavailableError(ImportError):
@@ -200,14 +210,18 @@ def read_suggestion_mark(json_path: Path | str) -> SuggestionMark | None:
 def write_suggested_label(
     json_path: Path,
     image_path: Path,
-    box_px: tuple[float, float, float, float] | None,
+    box_px: Any,
     width: int,
     height: int,
     mark: SuggestionMark,
     *,
     overwrite: bool = False,
+    scores: Sequence[float | None] | None = None,
 ) -> bool:
     """Write a labelme JSON (``training.data.labelme_document``) marked as suggested by ``mark``, atomically.
+
+    ``box_px``: None (no face), one box or a sequence of boxes in pixels; ``scores``, one per box, go in
+    each rectangle's description (else the mark's score does).
 
     Without ``overwrite`` the file is created only if it does not exist at that moment, so a label
     a person saves meanwhile (the Label tab, while "Suggest all" runs) is never replaced; returns
@@ -217,8 +231,10 @@ def write_suggested_label(
     document = labelme_document(json_path, image_path, box_px, width, height)
     document["flags"] = {**document.get("flags", {}), SUGGESTED_FLAG: True}
     document[SUGGESTED_BY_KEY] = {"engine": mark.engine, "score": mark.score}
-    for shape in document["shapes"]:
-        shape["description"] = f"suggested by {mark}"
+    shapes = document["shapes"]
+    own = list(scores) if scores is not None and len(scores) == len(shapes) else [None] * len(shapes)
+    for shape, score in zip(shapes, own, strict=True):
+        shape["description"] = f"suggested by {mark if score is None else SuggestionMark(mark.engine, score)}"
     text = json.dumps(document, indent=2)
     if overwrite:
         atomic_write_text(json_path, text)
@@ -261,12 +277,17 @@ def _create_new_file(path: Path, data: bytes) -> bool:
 
 @dataclass(frozen=True)
 class SuggestedLabel:
-    """One label written: the picture, its JSON, the face box in pixels (None: no face) and the score."""
+    """One label written: the picture, its JSON, every face box in pixels (empty: no face) and the best score."""
 
     image_path: Path
     label_path: Path
-    box: tuple[float, float, float, float] | None
+    boxes: tuple[tuple[float, float, float, float], ...]
     score: float | None
+
+    @property
+    def box(self) -> tuple[float, float, float, float] | None:
+        """The most confident face; None without one."""
+        return self.boxes[0] if self.boxes else None
 
 
 @dataclass
@@ -285,17 +306,25 @@ class AutolabelReport:
 
     @property
     def faces(self) -> int:
-        return sum(1 for label in self.written if label.box is not None)
+        """Pictures labelled with at least one face."""
+        return sum(1 for label in self.written if label.boxes)
+
+    @property
+    def face_boxes(self) -> int:
+        """Faces written in all (several per picture)."""
+        return sum(len(label.boxes) for label in self.written)
 
     @property
     def no_faces(self) -> int:
         return len(self.written) - self.faces
 
     def summary_text(self) -> str:
-        """"Labelled 37 pictures (29 with a face, 8 without), kept 12 existing labels, skipped 1 unreadable: ..."""
+        """"Labelled 37 pictures (29 with a face, 8 without), kept 12 existing labels, skipped 1 unreadable: ...";
+        with several faces on a picture, "(29 with a face: 41 faces, 8 without)"."""
+        faces = f"{self.faces} with a face" + (f": {self.face_boxes} faces" if self.face_boxes != self.faces else "")
         done = (
             f"Labelled {len(self.written)} {_plural(len(self.written), 'picture')} "
-            f"({self.faces} with a face, {self.no_faces} without), "
+            f"({faces}, {self.no_faces} without), "
             f"kept {self.kept} existing {_plural(self.kept, 'label')}, skipped {len(self.skipped)} unreadable"
         )
         if self.cancelled:
@@ -328,8 +357,8 @@ def autolabel_dataset(
 
     Finds the pictures as training does (any of the three layouts, :func:`training.data.picture_label_paths`)
     and asks ``finder`` (default: a new :class:`PretrainedFaceFinder`) for each picture without a
-    label: a face scoring at least ``min_score`` becomes the label's rectangle, anything less a label
-    with no shapes. Existing labels are kept unless ``overwrite``. Unreadable pictures are skipped and
+    label: every face scoring at least ``min_score`` becomes one of the label's rectangles (all the faces
+    :func:`find_faces` gives), a picture without one a label with no shapes. Existing labels are kept unless ``overwrite``. Unreadable pictures are skipped and
     listed in the report. ``on_progress(done, total, picture)`` follows each picture to label;
     ``should_stop()`` is asked before each one, and True ends the run early (labels written so far stay).
 
@@ -362,24 +391,24 @@ def autolabel_dataset(
             report.skipped.append(Problem(exc.path, exc.message))
         else:
             try:
-                detection = finder.detect(image)
+                found = find_faces(finder, image)
             except Exception as exc:  # one odd picture must not end the run
                 report.skipped.append(Problem(image_path, f"the face finder failed on it: {exc or type(exc).__name__}"))
             else:
-                box = score = None
-                if detection is not None:
-                    score = float(detection.score) if scored else None
-                    if detection.score >= min_score:
-                        box = _inside(detection.box, width, height)
+                score = float(found[0].score) if found and scored else None
+                faces = [(_inside(d.box, width, height), d.score) for d in found if d.score >= min_score]
+                faces = [(box, s) for box, s in faces if box is not None]
+                boxes = tuple(box for box, _ in faces)
                 mark = SuggestionMark(engine, round(score, 4) if score is not None else None)
                 try:
-                    written = write_suggested_label(label_path, image_path, box, width, height, mark,
-                                                    overwrite=overwrite)
+                    written = write_suggested_label(
+                        label_path, image_path, list(boxes) or None, width, height, mark, overwrite=overwrite,
+                        scores=[round(float(s), 4) for _, s in faces] if scored else None)
                 except OSError as exc:
                     report.skipped.append(Problem(label_path, f"cannot write the label: {exc.strerror or exc}"))
                 else:
                     if written:
-                        report.written.append(SuggestedLabel(image_path, label_path, box, score))
+                        report.written.append(SuggestedLabel(image_path, label_path, boxes, score))
                     else:
                         report.kept += 1  # a person labelled it meanwhile
         if on_progress is not None:
@@ -415,8 +444,8 @@ def add_autolabel_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``autolabel`` command to ``facetracker-train``'s subparsers; returns its parser."""
     parser = subparsers.add_parser(
         "autolabel",
-        help="suggest a face box for every unlabelled picture (MTCNN, a pretrained face detector)",
-        description="Write a labelme label for every picture of a dataset that has none: the face a "
+        help="suggest the face boxes of every unlabelled picture (MTCNN, a pretrained face detector)",
+        description="Write a labelme label for every picture of a dataset that has none: every face a "
         "pretrained detector (MTCNN) finds, or no face. The labels are marked as suggested until you "
         "review them in the app's Label tab (or untick the \"suggested\" flag in labelme).",
     )
@@ -477,6 +506,6 @@ class _stop_on_interrupt:
 
 __all__ = [
     "AutolabelReport", "DEFAULT_MIN_SCORE", "MtcnnUnavailableError", "PretrainedFaceFinder", "SuggestedLabel",
-    "SuggestionMark", "add_autolabel_parser", "autolabel_dataset", "finder_name",
+    "SuggestionMark", "add_autolabel_parser", "autolabel_dataset", "find_faces", "finder_name",
     "mtcnn_available", "read_suggestion_mark", "run_autolabel", "write_suggested_label",
 ]
