@@ -237,6 +237,8 @@ class DetectTab(QWidget):
         controls.addWidget(self.record_button)
 
         self.status_label = QLabel("")
+        # wraps rather than widening the window: the line grows with the face count, device and model names
+        self.status_label.setWordWrap(True)
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.status_label.setStyleSheet("color: palette(dark);")
 

@@ -146,7 +146,7 @@ def test_grid_model_answers_with_its_best_cell(tmp_path):
     from training.model import BACKBONES, grid_cell_boxes, grid_maps_model, is_grid_model
 
     keras.utils.set_random_seed(3)
-    model = build_model()
+    model = build_model("grid")
     assert is_grid_model(model) and model.name == "facetracker_grid"
     size = BACKBONES["grid"].default_input_size
     x = np.random.default_rng(0).uniform(0, 255, (3, size, size, 3)).astype(np.float32)

@@ -123,6 +123,16 @@ def test_batches_carry_every_face_and_the_loss_is_the_multi_face_one(tmp_path):
     assert total == pytest.approx(float(regress_l + CLASS_LOSS_WEIGHT * class_l), rel=1e-5)
     single_class, single_regress, _ = grid_losses(targets[0], targets[1], score_logits, cells, grid)
     assert total != pytest.approx(float(single_regress + CLASS_LOSS_WEIGHT * single_class), rel=1e-3)
+    # The logged IoU: the best cell's box against the face it overlaps most (not always the largest).
+    from training.metrics import box_iou
+
+    cells = ops.convert_to_numpy(cells)
+    best = cells[np.arange(8), np.argmax(ops.convert_to_numpy(score_logits).reshape(8, -1), axis=1)]
+    faces, mask = np.asarray(targets[2]), np.asarray(targets[3])
+    per_face = [max((box_iou(faces[i, k:k + 1], best[i:i + 1])[0] for k in range(MAX_FACES) if mask[i, k]),
+                    default=0.0) for i in range(8)]
+    has_face = np.asarray(targets[0])[:, 0] > 0
+    assert float(model.iou_tracker.result()) == pytest.approx(np.mean(np.asarray(per_face)[has_face]), abs=1e-5)
 
 
 def test_validation_ap50_every_epoch_and_the_best_epoch_by_it(trained):

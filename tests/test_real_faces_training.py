@@ -32,7 +32,7 @@ def real_faces(tmp_path_factory):
 def test_a_short_training_finds_real_faces(real_faces, tmp_path):
     config = TrainConfig(data=str(real_faces), out=str(tmp_path / "run"), epochs=EPOCHS, batch_size=16,
                          input_size=INPUT_SIZE, patience=0, seed=0)
-    assert config.backbone == "grid"  # the default recipe, as a user gets it
+    assert config.backbone == "multiface"  # the default recipe, as a user gets it
     result = train(config)
     test = load_dataset(real_faces).require_split("test")
     keras.utils.set_random_seed(0)

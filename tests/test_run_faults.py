@@ -86,8 +86,8 @@ def _start(events: list[dict]) -> dict:
 
 def _predict(model_file: Path) -> np.ndarray:
     x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
-    return np.concatenate([np.asarray(out) for out in keras.models.load_model(model_file).predict(x, verbose=0)],
-                          axis=1)
+    outputs = keras.models.load_model(model_file).predict(x, verbose=0)  # every output, flattened per picture
+    return np.concatenate([np.asarray(out).reshape(len(x), -1) for out in outputs], axis=1)
 
 
 @pytest.fixture(scope="module")

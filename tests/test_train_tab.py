@@ -58,7 +58,7 @@ def test_train_stop_resume_then_use_the_model(qtbot, settings, demo_dataset):
     """Start, Stop after the first epoch (a checkpoint is kept), Resume to the end, then "Use this model"."""
     tab = make_tab(qtbot, settings)
     assert (tab.epochs_spin.value(), tab.batch_spin.value(), tab.backbone_combo.currentText()) == (
-        DEFAULT_EPOCHS["grid"], 8, "grid")
+        DEFAULT_EPOCHS["multiface"], 8, "multiface")
     assert tab.input_size() is None and tab.learning_rate() is None  # auto: the CLI's own defaults
     choose_dataset(qtbot, tab, demo_dataset)
     qtbot.waitUntil(tab.start_button.isEnabled, timeout=15_000)
@@ -266,7 +266,7 @@ def test_backbone_choices_are_the_engines():
 
 def test_epochs_follow_the_backbone_unless_the_user_set_them(qtbot, settings):
     tab = make_tab(qtbot, settings)
-    assert tab.epochs_spin.value() == DEFAULT_EPOCHS["grid"] != DEFAULT_EPOCHS["vgg16"]  # grid: its own default
+    assert tab.epochs_spin.value() == DEFAULT_EPOCHS["multiface"] != DEFAULT_EPOCHS["vgg16"]  # multiface: its own
     assert not tab.tutorial_check.isEnabled()  # the tutorial-exact loss is the single-box heads'
     tab.backbone_combo.setCurrentText("vgg16")
     assert tab.epochs_spin.value() == 10  # the tutorial's

@@ -10,8 +10,10 @@ minutes; 2e-3 sometimes stalled for 25 epochs with the box sigmoids saturated, s
 from __future__ import annotations
 
 #: Backbone names, the default first (training.model.BACKBONES holds their specs).
-BACKBONE_NAMES = ("grid", "multiface", "tiny", "mobilenetv2", "vgg16")
-DEFAULT_BACKBONE = "grid"
+BACKBONE_NAMES = ("multiface", "grid", "tiny", "mobilenetv2", "vgg16")
+# multiface: on the real-face benchmarks it finds one face as well as grid (people never seen: F1 0.943
+# against 0.933, mean IoU 0.775 against 0.764) and every face of a crowded frame (AP50 0.957).
+DEFAULT_BACKBONE = "multiface"
 GRID_BACKBONE = "grid"  # the one with a face score and box per cell (no tutorial-exact loss)
 #: Backbones with the per-cell head (no tutorial-exact loss for them).
 GRID_BACKBONES = ("grid", "multiface")

@@ -24,13 +24,14 @@ def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
 
 
 def box_iou_tensor(y_true, y_pred):
-    """``keras.ops`` form of :func:`box_iou` for use inside training; returns (N,)."""
+    """``keras.ops`` form of :func:`box_iou` for use inside training; returns (N,) for (N, 4) boxes (any
+    shapes that broadcast, boxes on the last axis)."""
     t = ops.cast(y_true, "float32")
     p = ops.cast(y_pred, "float32")
-    tx1, tx2 = ops.minimum(t[:, 0], t[:, 2]), ops.maximum(t[:, 0], t[:, 2])
-    ty1, ty2 = ops.minimum(t[:, 1], t[:, 3]), ops.maximum(t[:, 1], t[:, 3])
-    px1, px2 = ops.minimum(p[:, 0], p[:, 2]), ops.maximum(p[:, 0], p[:, 2])
-    py1, py2 = ops.minimum(p[:, 1], p[:, 3]), ops.maximum(p[:, 1], p[:, 3])
+    tx1, tx2 = ops.minimum(t[..., 0], t[..., 2]), ops.maximum(t[..., 0], t[..., 2])
+    ty1, ty2 = ops.minimum(t[..., 1], t[..., 3]), ops.maximum(t[..., 1], t[..., 3])
+    px1, px2 = ops.minimum(p[..., 0], p[..., 2]), ops.maximum(p[..., 0], p[..., 2])
+    py1, py2 = ops.minimum(p[..., 1], p[..., 3]), ops.maximum(p[..., 1], p[..., 3])
     iw = ops.maximum(ops.minimum(tx2, px2) - ops.maximum(tx1, px1), 0.0)
     ih = ops.maximum(ops.minimum(ty2, py2) - ops.maximum(ty1, py1), 0.0)
     inter = iw * ih

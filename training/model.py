@@ -48,16 +48,17 @@ class BackboneSpec:
 
 
 BACKBONES: dict[str, BackboneSpec] = {
-    # The default: a small CNN whose head gives every cell of a 16x16 map (8 input pixels apart)
-    # its own face score and box, so one set of weights finds a face anywhere in the frame
-    # (translation-equivariant, as in CenterNet or BlazeFace) instead of learning each position.
-    # 128 px: a 60 px face in a 640x480 frame is still 12 px wide. Its stem starts from MTCNN's
-    # face-trained weights (see _face_stem).
-    "grid": BackboneSpec(128, FACE_STEM_SCALE, FACE_STEM_OFFSET, 64, "grid", "face"),
-    # The same network, answering for every face: besides grid's best face it outputs every cell's
-    # score and box (``scores``, ``boxes``), which detect_all thresholds and thins out with
-    # non-maximum suppression (training.boxes.faces_from_cells). Trained on every labelled face.
+    # The default: the grid network below answering for every face: besides grid's best face it outputs
+    # every cell's score and box (``scores``, ``boxes``), which detect_all thresholds and thins out with
+    # non-maximum suppression (training.boxes.faces_from_cells). Trained on every labelled face; on
+    # the real-face benchmarks it finds one face as well as grid and every face of a crowded frame.
     "multiface": BackboneSpec(128, FACE_STEM_SCALE, FACE_STEM_OFFSET, 64, "grid", "face"),
+    # A small CNN whose head gives every cell of a 16x16 map (8 input pixels apart) its own face
+    # score and box, so one set of weights finds a face anywhere in the frame (translation-
+    # equivariant, as in CenterNet or BlazeFace) instead of learning each position; it answers with
+    # its best face. 128 px: a 60 px face in a 640x480 frame is still 12 px wide. Its stem starts
+    # from MTCNN's face-trained weights (see _face_stem).
+    "grid": BackboneSpec(128, FACE_STEM_SCALE, FACE_STEM_OFFSET, 64, "grid", "face"),
     # A small CNN that learns from scratch in CPU minutes: the default for laptops and offline users.
     # 80 px: faces fill much of a webcam frame, and a small input trains many epochs per CPU minute.
     "tiny": BackboneSpec(80, 1 / 255.0, 0.0, 256, "flatten", None),

@@ -95,27 +95,29 @@ TRAIN_SETTINGS: tuple[Setting, ...] = (
     Setting("batch_size", int, DEFAULT_BATCH_SIZE, f"pictures per step (default {DEFAULT_BATCH_SIZE})",
             flag="--batch-size", metavar="N", parse=positive_int),
     Setting("backbone", str, DEFAULT_BACKBONE,
-            "network: grid (default: a face score and box per cell, fast on a CPU), tiny (one box from a small "
-            f"CNN), mobilenetv2, or vgg16 (the tutorial's); one of {', '.join(BACKBONE_NAMES)}",
+            "network: multiface (default: finds every face, a score and box per cell, fast on a CPU), grid (the "
+            "same network answering one face), tiny (one box from a small CNN), mobilenetv2, or vgg16 (the "
+            f"tutorial's); one of {', '.join(BACKBONE_NAMES)}",
             flag="--backbone", metavar="NAME", choices=BACKBONE_NAMES, cli_checks_choices=False,
-            tooltip="grid: a small network with a face score and box per cell, finds faces anywhere (the default); "
+            tooltip="multiface: a small network with a face score and box per cell that finds every face (the "
+            "default); grid: the same network trained to answer the best face only; "
             "tiny: one box from a small network; mobilenetv2: fast, with ImageNet weights when online; "
             "vgg16: the tutorial's model (heavy)"),
-    Setting("input_size", int, None, "square input side in pixels (default: the backbone's own: 128 for grid, 80 "
-            "for tiny, 120 for vgg16)", flag="--input-size", metavar="PX", parse=positive_int),
+    Setting("input_size", int, None, "square input side in pixels (default: the backbone's own: 128 for multiface "
+            "and grid, 80 for tiny, 120 for vgg16)", flag="--input-size", metavar="PX", parse=positive_int),
     Setting("learning_rate", float, None, "starting learning rate (default: the backbone's, "
             f"{_per_backbone(DEFAULT_LEARNING_RATES)})", flag="--lr", metavar="RATE", parse=positive_float,
             tooltip="Starting learning rate, e.g. 1e-4. Empty: the backbone's default "
             f"({_per_backbone(DEFAULT_LEARNING_RATES)})"),
-    Setting("patience", int, None, f"stop after N epochs without a better validation F1 (default {DEFAULT_PATIENCE}; "
+    Setting("patience", int, None, f"stop after N epochs without a better validation AP50 (multiface) or F1 (default {DEFAULT_PATIENCE}; "
             "0: never stop early)", flag="--patience", metavar="N"),
     Setting("time_limit", float, None, "stop after the epoch that passes this many minutes (the best model so far "
             "is kept)", flag="--time-limit", metavar="MINUTES", parse=positive_float),
-    Setting("weights", str, "auto", "backbone start: imagenet (mobilenetv2, vgg16; downloaded once), face (grid: "
-            "MTCNN's face-trained stem, shipped in the mtcnn package), none (from scratch), or auto (the backbone's "
+    Setting("weights", str, "auto", "backbone start: imagenet (mobilenetv2, vgg16; downloaded once), face (multiface, "
+            "grid: MTCNN's face-trained stem, shipped in the mtcnn package), none (from scratch), or auto (the backbone's "
             "pretrained weights when they can be had; default)", flag="--weights", choices=WEIGHT_CHOICES,
-            tooltip="auto: the backbone's pretrained weights when they can be had, else from scratch (grid: MTCNN's "
-            "face-trained stem, shipped with the app; mobilenetv2, vgg16: ImageNet, downloaded once)"),
+            tooltip="auto: the backbone's pretrained weights when they can be had, else from scratch (multiface, "
+            "grid: MTCNN's face-trained stem, shipped with the app; mobilenetv2, vgg16: ImageNet, downloaded once)"),
     Setting("tutorial_exact", bool, False, "also train the box on pictures without a face, as the tutorial did",
             flag="--tutorial-exact"),
     Setting("augment", bool, True, "train on the pictures as they are (no random crops, flips, colour changes)",

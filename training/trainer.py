@@ -179,8 +179,13 @@ class FaceTrackerModel(keras.Model):
         self.total_loss_tracker.update_state(total * replicas if replicas > 1 else total)
         self.class_loss_tracker.update_state(class_l * replicas if replicas > 1 else class_l)
         self.regress_loss_tracker.update_state(regress_l * replicas if replicas > 1 else regress_l)
-        # IoU of a no-face picture's box means nothing: weight it 0.
-        self.iou_tracker.update_state(box_iou_tensor(box_true, box_pred), sample_weight=face)
+        # IoU of a no-face picture's box means nothing: weight it 0. With several faces, the best box is
+        # measured against the face it overlaps most (it may rightly be another than the largest).
+        if self.multi_face:
+            iou = ops.max(box_iou_tensor(y[2], box_pred[:, None, :]) * ops.cast(y[3], "float32"), axis=-1)
+        else:
+            iou = box_iou_tensor(box_true, box_pred)
+        self.iou_tracker.update_state(iou, sample_weight=face)
         for extra in self.losses:  # regularisers, if a backbone has any (the same on every replica)
             total = total + ops.cast(ops.sum(extra), "float32") / replicas
         return total
