@@ -274,3 +274,15 @@ def test_the_crowds_test_faces_are_people_never_in_train_or_val(crowd: Path):
             assert not name.startswith("lfw_") or name in pools[frame["split"]]["non_faces"]
     assert used["test"] and used["train"]
     assert not used["test"] & (used["train"] | used["val"])
+
+
+def test_the_command_line_writes_several_faces_a_picture(tmp_path, capsys):
+    from training.cli import main
+
+    assert main(["make-demo-data", str(tmp_path / "multi"), "--real", "--count", "24", "--max-faces", "4"]) == 0
+    assert "Wrote 24 real-face labelled pictures, up to 4 faces each." in capsys.readouterr().out
+    samples = [s for split in load_dataset(tmp_path / "multi").splits.values() for s in split]
+    assert len(samples) == 24 and max(s.face_count for s in samples) > 1
+    assert max(s.face_count for s in samples) <= 4
+    assert main(["make-demo-data", str(tmp_path / "drawn"), "--max-faces", "3"]) == 2  # drawn faces: one a picture
+    assert "--max-faces needs --real" in capsys.readouterr().err

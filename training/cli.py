@@ -130,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--count", type=_positive_int, metavar="N", default=None,
                       help="number of pictures (default 300 synthetic, 600 real)")
     demo.add_argument("--seed", type=int, metavar="N", default=0, help="random seed (default 0)")
+    demo.add_argument("--max-faces", type=_positive_int, metavar="N", default=1,
+                      help="with --real: up to N faces (at most 4) in each picture with a face (default 1)")
 
     export = sub.add_parser(
         "export", help="export a model to ONNX or TFLite (LiteRT) for light runtimes",
@@ -539,8 +541,11 @@ def _cmd_make_demo_data(args: argparse.Namespace) -> int:
         from training.demo import make_demo_data as make
 
     count = args.count or (600 if args.real else 300)
-    out = make(args.out, count=count, seed=args.seed)
-    print(f"Wrote {count} {'real-face' if args.real else 'synthetic'} labelled pictures.")
+    if args.max_faces > 1 and not args.real:
+        raise ValueError("--max-faces needs --real (the drawn demo faces come one to a picture)")
+    out = make(args.out, count=count, seed=args.seed, **({"max_faces": args.max_faces} if args.real else {}))
+    faces = f", up to {args.max_faces} faces each" if args.max_faces > 1 else ""
+    print(f"Wrote {count} {'real-face' if args.real else 'synthetic'} labelled pictures{faces}.")
     print(f"Results saved to {out}")
     return 0
 
