@@ -14,8 +14,9 @@ box it gives), and precision, recall and F1 over the faces at its score threshol
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -118,23 +119,30 @@ def _predict(
     scores = np.zeros(len(samples), dtype=np.float64)
     ious = np.zeros(len(samples), dtype=np.float64)
     boxes = np.full((len(samples), 4), np.nan, dtype=np.float64)
-    seconds = 0.0
+    clock = [0.0]
+    for index, (sample, image, detection) in enumerate(_timed_chunks(detect_all, samples, chunk, clock)):
+        if detection is None:
+            continue  # no face found: score 0, no box
+        scores[index] = detection.score
+        boxes[index] = detection.box
+        if sample.has_face:
+            height, width = image.shape[:2]
+            label_px = box_to_pixels(sample.box, width, height)
+            ious[index] = box_iou(np.array([detection.box]), np.array([label_px]))[0]
+    return Predictions(samples, has_face, scores, ious, boxes, clock[0])
+
+
+def _timed_chunks(detect: Callable[[list[np.ndarray]], list], samples: list[Sample], chunk: int,
+                  clock: list[float]) -> Iterator[tuple[Sample, np.ndarray, Any]]:
+    """``(sample, picture, answer)`` for every sample, pictures read and detected ``chunk`` at a time (a
+    whole split never sits in memory); ``clock[0]`` adds up the time spent in ``detect`` alone."""
     for start in range(0, len(samples), chunk):
         part = samples[start : start + chunk]
         images = [load_image(s.image_path) for s in part]
         began = time.perf_counter()
-        detections = detect_all(images)
-        seconds += time.perf_counter() - began
-        for offset, (sample, image, detection) in enumerate(zip(part, images, detections, strict=True)):
-            if detection is None:
-                continue  # no face found: score 0, no box
-            scores[start + offset] = detection.score
-            boxes[start + offset] = detection.box
-            if sample.has_face:
-                height, width = image.shape[:2]
-                label_px = box_to_pixels(sample.box, width, height)
-                ious[start + offset] = box_iou(np.array([detection.box]), np.array([label_px]))[0]
-    return Predictions(samples, has_face, scores, ious, boxes, seconds)
+        detections = detect(images)
+        clock[0] += time.perf_counter() - began
+        yield from zip(part, images, detections, strict=True)
 
 
 def summarize(predictions: Predictions, threshold: float, iou_threshold: float = 0.5) -> dict:
@@ -205,19 +213,13 @@ def _predict_faces(detect_all: Callable[[list[np.ndarray]], list[list[Detection]
         raise ValueError("no pictures to evaluate")
     found: list[list[Detection]] = []
     truths: list[np.ndarray] = []
-    seconds = 0.0
-    for start in range(0, len(samples), chunk):
-        part = samples[start : start + chunk]
-        images = [load_image(s.image_path) for s in part]
-        began = time.perf_counter()
-        detections = detect_all(images)
-        seconds += time.perf_counter() - began
-        for sample, image, boxes in zip(part, images, detections, strict=True):
-            height, width = image.shape[:2]
-            found.append(sorted(boxes, key=lambda d: -d.score))
-            faces = sample.boxes if sample.has_face else ()
-            truths.append(np.array([box_to_pixels(box, width, height) for box in faces], np.float64).reshape(-1, 4))
-    return FacePredictions(samples, found, truths, seconds)
+    clock = [0.0]
+    for sample, image, boxes in _timed_chunks(detect_all, samples, chunk, clock):
+        height, width = image.shape[:2]
+        found.append(sorted(boxes, key=lambda d: -d.score))
+        faces = sample.boxes if sample.has_face else ()
+        truths.append(np.array([box_to_pixels(box, width, height) for box in faces], np.float64).reshape(-1, 4))
+    return FacePredictions(samples, found, truths, clock[0])
 
 
 def summarize_faces(predictions: FacePredictions, threshold: float, iou_threshold: float = 0.5) -> dict:
