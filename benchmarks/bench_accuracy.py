@@ -38,9 +38,17 @@ sys.path.insert(0, str(ROOT))
 COLUMNS = ("F1", "precision", "recall", "mean IoU", "false alarms", "ms/frame")
 
 
-def _row(name: str, m: dict) -> str:
-    return (f"{name:<34}{m['f1']:>6.3f}{m['precision']:>11.3f}{m['recall']:>8.3f}{m['mean_iou']:>10.3f}"
-            f"{m['false_alarms']:>7d}/{m['no_faces']:<5d}{m['ms_per_picture']:>9.1f}")
+def print_table(rows: list[tuple[str, dict]], measures: tuple[str, ...] = ("f1",)) -> None:
+    """Detectors side by side: ``measures`` (figures of evaluate's, e.g. "ap50", "f1"), then precision,
+    recall, mean IoU, false alarms and ms/frame. Shared by this benchmark and bench_multiface.py."""
+    names = {"ap50": "AP50", "f1": "F1"}
+    width = max(34, *(len(name) + 2 for name, _ in rows))
+    print(f"{'detector':<{width}}" + "".join(f"{names[k]:>6}" for k in measures)
+          + f"{'precision':>11}{'recall':>8}{'mean IoU':>10}{'false alarms':>13}{'ms/frame':>9}")
+    for name, m in rows:
+        print(f"{name:<{width}}" + "".join(f"{m[k]:>6.3f}" for k in measures)
+              + f"{m['precision']:>11.3f}{m['recall']:>8.3f}{m['mean_iou']:>10.3f}"
+              f"{m['false_alarms']:>7d}/{m['no_faces']:<5d}{m['ms_per_picture']:>9.1f}")
 
 
 def train_with_cli(data: Path, run: Path, minutes: float, train_args: list[str]) -> dict | int:
@@ -115,10 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = [("your model (" + (args.train_args or "default") + ")", evaluate_model(detector, test))]
         rows += [(name, evaluate_finder(finder, test)) for name, finder in finders]
         print(f"\n{title}: {len(test)} test frames ({rows[0][1]['faces']} with a face), IoU >= 0.5 for a hit")
-        print(f"{'detector':<34}{'F1':>6}{'precision':>11}{'recall':>8}{'mean IoU':>10}{'false alarms':>13}"
-              f"{'ms/frame':>9}")
-        for name, m in rows:
-            print(_row(name, m))
+        print_table(rows)
     return 0
 
 

@@ -31,14 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_accuracy import benchmark_parser, train_with_cli  # noqa: E402  (after the path is set)
+from bench_accuracy import benchmark_parser, print_table, train_with_cli  # noqa: E402  (after the path is set)
 
 MAX_FACES_PER_FRAME = 4
-
-
-def _row(name: str, m: dict) -> str:
-    return (f"{name:<36}{m['ap50']:>6.3f}{m['precision']:>11.3f}{m['recall']:>8.3f}{m['f1']:>6.3f}"
-            f"{m['mean_iou']:>10.3f}{m['false_alarms']:>7d}/{m['no_faces']:<5d}{m['ms_per_picture']:>9.1f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,10 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     first = rows[0][1]
     print(f"\npeople it never saw: {len(test)} test frames, {first['faces']} faces in {first['face_pictures']} "
           f"frames; every face counts, IoU >= 0.5 for a hit, one box a face")
-    print(f"{'detector':<36}{'AP50':>6}{'precision':>11}{'recall':>8}{'F1':>6}{'mean IoU':>10}{'false alarms':>13}"
-          f"{'ms/frame':>9}")
-    for name, m in rows:
-        print(_row(name, m))
+    print_table(rows, measures=("ap50", "f1"))
     return 0
 
 
