@@ -25,7 +25,8 @@ def test_each_backbone_builds_at_its_default_size(backbone):
     size = BACKBONES[backbone].default_input_size
     assert model_input_size(model) == size
     assert model.inputs[0].shape[1:] == (size, size, 3)
-    cells = [(None, (size // 8) ** 2), (None, (size // 8) ** 2, 4)] if backbone in MULTI_FACE_BACKBONES else []
+    count = (size // BACKBONES[backbone].cell_stride) ** 2
+    cells = [(None, count), (None, count, 4)] if backbone in MULTI_FACE_BACKBONES else []
     assert [tuple(out.shape) for out in model.outputs] == [(None, 1), (None, 4), *cells]
     assert [model.get_layer(name).name for name in ("class", "box")] == ["class", "box"]
 

@@ -10,21 +10,20 @@ minutes; 2e-3 sometimes stalled for 25 epochs with the box sigmoids saturated, s
 from __future__ import annotations
 
 #: Backbone names, the default first (training.model.BACKBONES holds their specs).
-BACKBONE_NAMES = ("multiface", "grid", "tiny", "mobilenetv2", "vgg16")
-# multiface: on the real-face benchmarks it finds one face as well as grid (people never seen: F1 0.943
-# against 0.933, mean IoU 0.775 against 0.764) and every face of a crowded frame (AP50 0.957).
-DEFAULT_BACKBONE = "multiface"
-GRID_BACKBONE = "grid"  # the one with a face score and box per cell (no tutorial-exact loss)
+BACKBONE_NAMES = ("blazeface", "multiface", "grid", "tiny", "mobilenetv2", "vgg16")
+# blazeface: it starts from a detector pretrained on real faces, so what it learns from a user's few
+# hundred pictures adds to knowing faces instead of replacing it (benchmarks/bench_real_photos.py, README).
+DEFAULT_BACKBONE = "blazeface"
 #: Backbones with the per-cell head (no tutorial-exact loss for them).
-GRID_BACKBONES = ("grid", "multiface")
+GRID_BACKBONES = ("blazeface", "grid", "multiface")
 #: Backbones that find every face in a frame (trained on every labelled face, NMS at inference).
-MULTI_FACE_BACKBONES = ("multiface",)
+MULTI_FACE_BACKBONES = ("blazeface", "multiface")
 #: Faces per picture a multi-face model trains on (the largest ones; WIDER FACE pictures hold hundreds).
 MAX_FACES = 32
-DEFAULT_LEARNING_RATES = {"grid": 2e-3, "multiface": 2e-3, "tiny": 1e-3, "mobilenetv2": 1e-4, "vgg16": 1e-4}
+DEFAULT_LEARNING_RATES = {"blazeface": 3e-4, "grid": 2e-3, "multiface": 2e-3, "tiny": 1e-3, "mobilenetv2": 1e-4, "vgg16": 1e-4}
 # grid: its face-trained stem learns fast (real faces, 480 frames: validation F1 0.95 by epoch 24 of a
 # 40-epoch cosine schedule, about 7 CPU-minutes on 2 cores).
-DEFAULT_EPOCHS = {"grid": 40, "multiface": 40, "tiny": 60, "mobilenetv2": 10, "vgg16": 10}
+DEFAULT_EPOCHS = {"blazeface": 20, "grid": 40, "multiface": 40, "tiny": 60, "mobilenetv2": 10, "vgg16": 10}
 DEFAULT_BATCH_SIZE = 8  # the tutorial's
 #: A backbone's start: auto (its pretrained weights when it has them and they can be had, else from
 #: scratch), imagenet (mobilenetv2, vgg16; downloaded once), face (grid: MTCNN's face-trained stem,

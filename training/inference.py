@@ -143,13 +143,10 @@ def _compile_forward(model: keras.Model, input_size: int) -> Callable[[np.ndarra
             function = tf.function(lambda x: model(x, training=False), autograph=False, jit_compile=jit_compile)
             return function.get_concrete_function(spec)
 
-        # XLA fuses the small convolutions and normalisations: the default model's forward pass went from
-        # 4.9 to 4.1 ms on a 2-core CPU. Where XLA cannot compile the model, the plain graph runs it.
-        forward = concrete(True)
-        try:
-            forward(tf.zeros((1, input_size, input_size, 3), tf.float32))
-        except Exception:  # noqa: BLE001 - any XLA failure: fall back to the plain graph
-            forward = concrete(False)
+        # XLA fuses the small convolutions and normalisations of the grid models (4.9 -> 4.1 ms a frame on a
+        # 2-core CPU) but runs depthwise convolutions (BlazeFace) several times slower than the plain graph:
+        # both are timed on a blank frame and the faster one kept. Where XLA fails, the plain graph runs.
+        forward = _faster(concrete(False), lambda: concrete(True), tf.zeros((1, input_size, input_size, 3), tf.float32))
         return lambda x: [out.numpy() for out in forward(tf.convert_to_tensor(x, tf.float32))]
     if backend == "jax":
         import jax
@@ -166,6 +163,29 @@ def _compile_forward(model: keras.Model, input_size: int) -> Callable[[np.ndarra
 
         return call
     return lambda x: [keras.ops.convert_to_numpy(out) for out in model(x, training=False)]
+
+
+def _faster(plain: Callable, make_compiled: Callable[[], Callable], x, calls: int = 3) -> Callable:
+    """Whichever of ``plain`` and ``make_compiled()`` runs ``x`` faster (best of ``calls``); ``plain``
+    when compiling fails."""
+    import time
+
+    def best_time(function: Callable) -> float:
+        function(x)  # the first call builds or compiles
+        times = []
+        for _ in range(calls):
+            started = time.perf_counter()
+            function(x)
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    plain_time = best_time(plain)
+    try:
+        compiled = make_compiled()
+        compiled_time = best_time(compiled)
+    except Exception:  # noqa: BLE001 - any XLA failure: the plain graph runs the model
+        return plain
+    return compiled if compiled_time < plain_time else plain
 
 
 def _device_name() -> str:

@@ -102,7 +102,7 @@ def _localization_per_box(y_true, y_pred):
 _OWN_CELL_PRIORITY = 100.0
 
 
-def multi_face_losses(face_boxes, face_mask, score_logits, cell_boxes, grid: int):
+def multi_face_losses(face_boxes, face_mask, score_logits, cell_boxes, grid: int, reach: float = 0.0):
     """:func:`grid_losses` for every face of a picture: ``(class_loss, regress_loss)``.
 
     Each face's centre cell is responsible for it (binary cross-entropy to 1, summed over the
@@ -112,6 +112,11 @@ def multi_face_losses(face_boxes, face_mask, score_logits, cell_boxes, grid: int
     nearest to the cell's centre (so a cell never learns the mean of two boxes). Cells outside every
     face's block are negatives (their mean and their hardest one, as in grid_losses). The class loss is
     averaged over the batch. With one face per picture this is exactly ``grid_losses``.
+
+    ``reach`` widens a large face's block to ``reach`` times its width (and height) in cells on each side
+    of the centre cell (never less than one cell): on a fine map (BlazeFace's 48x48) a selfie-sized face
+    covers twenty cells, and a pretrained detector rightly finds it from all of its middle ones; calling
+    those "no face" would teach it to forget faces.
 
     Args:
         face_boxes: (N, K, 4) every face's ``[x1, y1, x2, y2]`` in [0, 1], zero-padded.
@@ -131,8 +136,11 @@ def multi_face_losses(face_boxes, face_mask, score_logits, cell_boxes, grid: int
     cells = np.arange(cells_count)
     cell_column = ops.convert_to_tensor((cells % grid).astype("float32"))[None, None, :]  # (1, 1, C)
     cell_row = ops.convert_to_tensor((cells // grid).astype("float32"))[None, None, :]
+    reach_x = ops.maximum(1.0, ops.floor(reach * (faces[..., 2] - faces[..., 0]) * grid))[..., None]
+    reach_y = ops.maximum(1.0, ops.floor(reach * (faces[..., 3] - faces[..., 1]) * grid))[..., None]
     near = ops.cast(
-        (ops.abs(cell_column - column[..., None]) <= 1) & (ops.abs(cell_row - row[..., None]) <= 1), "float32"
+        (ops.abs(cell_column - column[..., None]) <= reach_x) & (ops.abs(cell_row - row[..., None]) <= reach_y),
+        "float32",
     ) * mask[..., None]  # (N, K, C): each face's block
     own = ops.one_hot(responsible, cells_count) * mask[..., None]  # (N, K, C): each face's centre cell
     negative = 1.0 - ops.max(near, axis=1)  # (N, C)

@@ -39,8 +39,16 @@ class BackboneSpec:
     # score and a box per cell of a feature map, decoded in the model: see _grid_heads)
     box_pooling: str
     # the pretrained start it can have: "imagenet" (downloaded once by keras.applications), "face"
-    # (the grid stem's face-trained weights, shipped in the mtcnn package) or None
+    # (face-trained weights shipped with FaceTracker or the mtcnn package) or None
     pretrained: str | None
+    # how a per-cell head's box values become boxes: "grid" (grid_cell_boxes: sigmoid offsets within reach
+    # of the cell, sizes as fractions) or "anchor" (BlazeFace's: centre = anchor + value / input size)
+    box_decoding: str = "grid"
+    # how far around a face's centre cell (in cells, as a fraction of the face's width/height) cells are
+    # trained to box it and are not counted as "no face" (at least the 3x3 block): see multi_face_losses
+    face_reach: float = 0.0
+    # input pixels per cell of a per-cell head's maps (its cells: (input_size / cell_stride) ** 2)
+    cell_stride: int = 8
 
     @property
     def has_imagenet_weights(self) -> bool:
@@ -48,7 +56,13 @@ class BackboneSpec:
 
 
 BACKBONES: dict[str, BackboneSpec] = {
-    # The default: the grid network below answering for every face: besides grid's best face it outputs
+    # The default: MediaPipe's full-range BlazeFace (training.blazeface), pretrained on real faces and
+    # fine-tuned on the user's pictures with the seed's losses per face. A score and a box for each cell
+    # of a 48x48 map (4 input pixels apart) at 192 px, as multiface has; it already finds real faces
+    # from far away to selfie size before any training.
+    "blazeface": BackboneSpec(192, 1 / 127.5, -1.0, 0, "grid", "face", box_decoding="anchor", face_reach=0.25,
+                              cell_stride=4),
+    # The grid network below answering for every face: besides grid's best face it outputs
     # every cell's score and box (``scores``, ``boxes``), which detect_all thresholds and thins out with
     # non-maximum suppression (training.boxes.faces_from_cells). Trained on every labelled face; on
     # the real-face benchmarks it finds one face as well as grid and every face of a crowded frame.
@@ -158,6 +172,22 @@ def load_face_stem_weights(model: keras.Model) -> None:
         ) from exc
 
 
+def load_pretrained_face_detector(model: keras.Model) -> None:
+    """Copies MediaPipe's trained BlazeFace weights (shipped in ``assets/blazeface/``) into the blazeface model.
+
+    Raises:
+        WeightsUnavailableError: the weights file is missing or does not fit the network.
+    """
+    from training.blazeface import load_blazeface_weights
+
+    try:
+        load_blazeface_weights(model)
+    except (OSError, ValueError, KeyError) as exc:
+        raise WeightsUnavailableError(
+            f"could not load the pretrained face detector's weights ({exc}); train from scratch with weights=None"
+        ) from exc
+
+
 def _grid_features(pixels: keras.KerasTensor) -> keras.KerasTensor:
     """The face stem (stride 4), two stride-2 stages (8, 16), then the stride-16 features upsampled onto
     the stride-8 ones (a tiny FPN): 128x128 -> 16x16x64. Stride 16 sees a whole face (its receptive
@@ -205,8 +235,13 @@ def _grid_heads(features: keras.KerasTensor, units: int, every_cell: bool = Fals
     score_map = layers.Conv2D(1, 1, name=SCORE_MAP, dtype="float32",
                               bias_initializer=keras.initializers.Constant(-4.0))(x)  # start near "no face"
     box_map = layers.Conv2D(4, 1, name=BOX_MAP, dtype="float32")(x)
+    return _cell_outputs(score_map, grid_cell_boxes(box_map, grid), grid, every_cell)
+
+
+def _cell_outputs(score_map, cell_boxes, grid: int, every_cell: bool) -> list[keras.KerasTensor]:
+    """A per-cell head's outputs: ``[class (N, 1), box (N, 4)]`` (the best cell's score and its block's
+    box), and with ``every_cell`` ``scores (N, G*G)`` and ``boxes (N, G*G, 4)`` too; boxes clipped to the input."""
     logits = ops.reshape(score_map, (-1, grid * grid))
-    cell_boxes = grid_cell_boxes(box_map, grid)
     best_score = ops.sigmoid(ops.max(logits, axis=-1, keepdims=True))
     best_box = ops.clip(best_block_box(logits, cell_boxes, grid), 0.0, 1.0)
     # float32 outputs, as the single-box heads: under mixed precision the losses stay exact.
@@ -217,6 +252,17 @@ def _grid_heads(features: keras.KerasTensor, units: int, every_cell: bool = Fals
     scores = layers.Identity(name=CELL_SCORES, dtype="float32")(ops.sigmoid(logits))
     boxes = layers.Identity(name=CELL_BOXES, dtype="float32")(ops.clip(cell_boxes, 0.0, 1.0))
     return [class_score, box, scores, boxes]
+
+
+def _blazeface_heads(pixels: keras.KerasTensor, size: int) -> list[keras.KerasTensor]:
+    """BlazeFace's network and raw maps (training.blazeface), answered as multiface answers."""
+    from training import blazeface
+
+    score_raw, box_raw = blazeface.blazeface_maps(pixels)
+    grid = size // BACKBONES["blazeface"].cell_stride
+    score_map = layers.Identity(name=SCORE_MAP, dtype="float32")(score_raw)
+    box_map = layers.Identity(name=BOX_MAP, dtype="float32")(box_raw)
+    return _cell_outputs(score_map, blazeface.decode_boxes(box_map, grid, float(size)), grid, every_cell=True)
 
 
 def best_block_box(logits, cell_boxes, grid: int):
@@ -251,6 +297,21 @@ def is_multi_face_model(model: keras.Model) -> bool:
     layer_names = {layer.name for layer in model.layers}
     return (len(model.outputs or []) == 4 and is_grid_model(model)
             and CELL_SCORES in layer_names and CELL_BOXES in layer_names)
+
+
+def cell_maps_model(model: keras.Model, backbone: str) -> keras.Model:
+    """The same weights with what a per-cell head trains on as outputs: the raw (N, G, G, 1) score-logit map
+    and every cell's box (N, G*G, 4), decoded as ``backbone``'s spec says but not clipped (a box past
+    the edge still learns)."""
+    score_map, box_map = (model.get_layer(name).output for name in (SCORE_MAP, BOX_MAP))
+    grid = int(score_map.shape[1])
+    if BACKBONES[backbone].box_decoding == "anchor":
+        from training.blazeface import decode_boxes
+
+        cell_boxes = decode_boxes(box_map, grid, float(model_input_size(model)))
+    else:
+        cell_boxes = grid_cell_boxes(box_map, grid)
+    return keras.Model(model.inputs, [score_map, cell_boxes], name=f"{model.name}_cells")
 
 
 def grid_maps_model(model: keras.Model) -> keras.Model:
@@ -315,10 +376,16 @@ def build_model(
     if weights is not None and weights != spec.pretrained:
         raise ValueError(f"backbone {backbone!r} has no {WEIGHT_NAMES[weights]} weights; use weights=None")
 
-    if spec.box_pooling == "grid" and size % (2 * GRID_STRIDE):
-        raise ValueError(f"input_size of the {backbone} backbone must be a multiple of {2 * GRID_STRIDE}, got {size}")
+    multiple = 32 if spec.box_decoding == "anchor" else 2 * GRID_STRIDE
+    if spec.box_pooling == "grid" and size % multiple:
+        raise ValueError(f"input_size of the {backbone} backbone must be a multiple of {multiple}, got {size}")
 
     inputs = keras.Input(shape=(size, size, 3), name="image")
+    if spec.box_decoding == "anchor":
+        model = keras.Model(inputs, _blazeface_heads(inputs, size), name=f"facetracker_{backbone}")
+        if weights == "face":
+            load_pretrained_face_detector(model)
+        return model
     if spec.box_pooling == "grid":
         outputs = _grid_heads(_grid_features(inputs), spec.head_units, every_cell=backbone in MULTI_FACE_BACKBONES)
         model = keras.Model(inputs, outputs, name=f"facetracker_{backbone}")
@@ -343,6 +410,15 @@ def build_model(
     box = layers.Dense(4, activation="sigmoid", dtype="float32", name="box")(b)
 
     return keras.Model(inputs, [class_score, box], name=f"facetracker_{backbone}")
+
+
+def backbone_of(model: keras.Model) -> str:
+    """The backbone a built or loaded detector was made from: :func:`build_model` names every model
+    ``facetracker_<backbone>``, and a saved ``.keras`` file keeps the name."""
+    name = model.name.removeprefix("facetracker_")
+    if name not in BACKBONES:
+        raise ValueError(f"model {model.name!r} was not made by FaceTracker's build_model (no known backbone)")
+    return name
 
 
 def model_input_size(model: keras.Model) -> int:

@@ -79,8 +79,8 @@ from training.model import (
     WEIGHT_NAMES,
     WeightsUnavailableError,
     build_model,
-    grid_cell_boxes,
-    grid_maps_model,
+    backbone_of,
+    cell_maps_model,
     is_grid_model,
     is_multi_face_model,
     model_input_size,
@@ -137,13 +137,16 @@ class FaceTrackerModel(keras.Model):
     reproduces the tutorial, which also pulls boxes of no-face pictures toward ``[0, 0, 0, 0]``.
     """
 
-    def __init__(self, network: keras.Model, face_only: bool = True, **kwargs):
+    def __init__(self, network: keras.Model, face_only: bool = True, backbone: str | None = None, **kwargs):
         super().__init__(**kwargs)
-        # The grid head trains on its raw per-cell maps (same weights, see training.model.grid_maps_model).
+        # A per-cell head trains on its raw score map and every cell's box (same weights, see
+        # training.model.cell_maps_model), decoded as its backbone's spec says.
         self.grid = is_grid_model(network)
         # A multi-face network trains on every labelled face (batches made with max_faces).
         self.multi_face = is_multi_face_model(network)
-        self.network = grid_maps_model(network) if self.grid else network
+        backbone = backbone or backbone_of(network)
+        self.reach = BACKBONES[backbone].face_reach
+        self.network = cell_maps_model(network, backbone) if self.grid else network
         self.face_only = face_only
         self.total_loss_tracker = keras.metrics.Mean(name="total_loss")
         self.class_loss_tracker = keras.metrics.Mean(name="class_loss")
@@ -157,11 +160,10 @@ class FaceTrackerModel(keras.Model):
         """Tutorial total loss; also updates the four trackers that make up the logs."""
         class_true, box_true = y[0], y[1]  # a multi-face batch adds every face and its mask
         if self.grid:
-            score_logits, box_map = y_pred
+            score_logits, cell_boxes = y_pred
             grid = int(score_logits.shape[1])
-            cell_boxes = grid_cell_boxes(box_map, grid)
             if self.multi_face:
-                class_l, regress_l = multi_face_losses(y[2], y[3], score_logits, cell_boxes, grid)
+                class_l, regress_l = multi_face_losses(y[2], y[3], score_logits, cell_boxes, grid, self.reach)
             else:
                 class_l, regress_l, _ = grid_losses(class_true, box_true, score_logits, cell_boxes, grid)
             total = regress_l + CLASS_LOSS_WEIGHT * class_l
@@ -809,7 +811,8 @@ class _Training:
         planned = self.saved_config.get("config", {}).get("epochs")
         stretched = self.checkpoint is not None and self.grid and is_whole(planned) and planned != config.epochs
         self.stretched_from = planned if stretched else None  # the resumed run's planned length, when it changed
-        self.model = FaceTrackerModel(self.network, face_only=not config.tutorial_exact, name="facetracker_trainer")
+        self.model = FaceTrackerModel(self.network, face_only=not config.tutorial_exact, backbone=config.backbone,
+                                      name="facetracker_trainer")
         optimizer = make_optimizer(self.batches_per_epoch, self.learning_rate,
                                    total_steps=config.epochs * self.batches_per_epoch if self.grid else None)
         self.model.compile(optimizer=optimizer)
