@@ -657,7 +657,8 @@ class TrainTab(QWidget):
         resumed = event.get("resumed_from_epoch")
         self._set_status(
             f"Training on {event.get('train_images')} pictures ({event.get('val_images')} for validation), "
-            f"weights: {event.get('weights')}" + (f", resumed after epoch {resumed}" if resumed else "") + "."
+            f"starting from {event.get('started_from') or event.get('weights')}"
+            + (f", resumed after epoch {resumed}" if resumed else "") + "."
         )
 
     def _on_batch(self, event: dict) -> None:

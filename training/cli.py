@@ -198,7 +198,8 @@ class ProgressBar:
             self._print(
                 f"Training on {event.get('device')}: {event.get('train_images')} training / "
                 f"{event.get('val_images')} validation pictures, {event.get('batches_per_epoch')} batches per epoch, "
-                f"weights: {event.get('weights')}" + (f", resuming after epoch {resumed}" if resumed else "")
+                f"starting from {event.get('started_from') or event.get('weights')}"
+                + (f", resuming after epoch {resumed}" if resumed else "")
             )
             self._epoch_started = time.monotonic()
         elif kind == BATCH:

@@ -412,6 +412,19 @@ def build_model(
     return keras.Model(inputs, [class_score, box], name=f"facetracker_{backbone}")
 
 
+def describe_start(backbone: str, weights: str | None) -> str:
+    """What a new run of ``backbone`` starts from, in words (config.json's ``started_from``, the Train tab)."""
+    if weights == "face" and BACKBONES[backbone].box_decoding == "anchor":
+        from training.blazeface import PRETRAINED_NAME
+
+        return PRETRAINED_NAME
+    if weights == "face":
+        return "MTCNN's face-trained first layers (RNet), the rest from scratch"
+    if weights == "imagenet":
+        return f"{backbone} with ImageNet weights, the heads from scratch"
+    return "random weights (from scratch)"
+
+
 def backbone_of(model: keras.Model) -> str:
     """The backbone a built or loaded detector was made from: :func:`build_model` names every model
     ``facetracker_<backbone>``, and a saved ``.keras`` file keeps the name."""

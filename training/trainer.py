@@ -81,6 +81,7 @@ from training.model import (
     build_model,
     backbone_of,
     cell_maps_model,
+    describe_start,
     is_grid_model,
     is_multi_face_model,
     model_input_size,
@@ -784,6 +785,11 @@ class _Training:
             self.network = build_model(config.backbone, self.input_size, weights=None)
         self.batches_per_epoch = math.ceil(len(self.train_samples) / config.batch_size)
 
+    @property
+    def started_from(self) -> str:
+        """What the run's network started from, in words (a resumed run: what its first part started from)."""
+        return self.saved_config.get("started_from") or describe_start(self.config.backbone, self.weights_used)
+
     def build_batches(self) -> None:
         """The training and validation batches; a resume goes on with the order a straight run would use."""
         from training.augment import make_batches
@@ -824,7 +830,8 @@ class _Training:
         """``config.json``: the settings as run (defaults filled in), the device, versions and dataset."""
         config_record = {
             "config": {**asdict(self.config), "learning_rate": self.learning_rate, "input_size": self.input_size},
-            "weights_used": self.weights_used, "device": self.device, "versions": _versions(),
+            "weights_used": self.weights_used, "started_from": self.started_from,
+            "device": self.device, "versions": _versions(),
             "batches_per_epoch": self.batches_per_epoch, "dataset": self.dataset.to_dict(),
         }
         _atomic_write_json(self.run_dir / CONFIG_JSON, config_record)
@@ -850,7 +857,7 @@ class _Training:
         )
         self.emit({"event": START, "run_dir": str(self.run_dir), "device": self.device, "epochs": config.epochs,
                    "batches_per_epoch": len(self.train_batches), "weights": self.weights_used,
-                   "train_images": len(self.train_samples), "val_images": len(self.val_samples),
+                   "started_from": self.started_from, "train_images": len(self.train_samples), "val_images": len(self.val_samples),
                    "resumed_from_epoch": self.start_epoch if config.resume else None})
         if self.stretched_from is not None:
             self.emit(warning_event(
