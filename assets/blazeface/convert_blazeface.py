@@ -30,9 +30,7 @@ WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 
 def read_weights(tflite_path: Path) -> tuple[dict[str, np.ndarray], object]:
     """Every convolution's (kernel, bias) in graph order, in Keras' layouts, and the ready interpreter."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    from ai_edge_litert.interpreter import OpResolverType
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     # No XNNPACK delegate: it would take the whole graph over and leave the dequantised weights unwritten.
     interpreter = Interpreter(model_path=str(tflite_path), experimental_preserve_all_tensors=True,
