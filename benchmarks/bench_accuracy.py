@@ -51,6 +51,24 @@ def print_table(rows: list[tuple[str, dict]], measures: tuple[str, ...] = ("f1",
               f"{m['false_alarms']:>7d}/{m['no_faces']:<5d}{m['ms_per_picture']:>9.1f}")
 
 
+def print_real_photos(rows: list[tuple[str, object]]) -> None:
+    """The same detectors on real photographs no training set uses (training.realphotos; the whole set when
+    FACETRACKER_PHOTOS names the photo archives): has a model learned faces, or its pictures' look?"""
+    from bench_real_photos import print_table as print_photo_table
+
+    from training.realphotos import measure_detector, missing_photos
+
+    results = [(name, float(getattr(detector, "threshold", 0.5)), measure_detector(detector)) for name, detector in rows]
+    first = results[0][2]
+    if first is None:
+        print("\nno real photograph could be read")
+        return
+    print(f"\nreal photographs no one trained on: {first['frames']} frames, {first['faces']} faces, "
+          f"{first['photos']} photos" + (f" ({len(missing_photos())} more with FACETRACKER_PHOTOS: see "
+                                         "benchmarks/bench_real_photos.py)" if missing_photos() else ""))
+    print_photo_table(results)
+
+
 def train_with_cli(data: Path, run: Path, minutes: float, train_args: list[str]) -> dict | int:
     """Train on ``data`` into ``run`` through the command line, as a user would, with ``--time-limit`` as
     the CPU budget; print how it went. Returns the run's metrics.json, or the exit status when it failed."""
@@ -109,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     from training.data import load_dataset
     from training.evaluate import evaluate_finder, evaluate_model
     from training.inference import Detector
+    from training.pretrained import pretrained_detector
 
     detector = Detector.from_file(run / "best.keras")
+    pretrained = pretrained_detector()
     finders = [("classic finder (LBP cascade)", ClassicFaceFinder())]
     try:
         from training.autolabel import PretrainedFaceFinder
@@ -120,10 +140,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"(MTCNN left out: {exc})")
     for title, root in (("new pictures of the people it trained on", seen), ("people it never saw", data)):
         test = load_dataset(root).require_split("test")
-        rows = [("your model (" + (args.train_args or "default") + ")", evaluate_model(detector, test))]
+        rows = [("your model (" + (args.train_args or "default") + ")", evaluate_model(detector, test)),
+                ("pretrained BlazeFace, before training", evaluate_model(pretrained, test))]
         rows += [(name, evaluate_finder(finder, test)) for name, finder in finders]
-        print(f"\n{title}: {len(test)} test frames ({rows[0][1]['faces']} with a face), IoU >= 0.5 for a hit")
+        print(f"\n{title}: {len(test)} test frames ({rows[0][1]['faces']} faces), IoU >= 0.5 for a hit")
         print_table(rows)
+    print_real_photos([("your model (" + (args.train_args or "default") + ")", detector),
+                       ("pretrained BlazeFace, before training", pretrained), *finders])
     return 0
 
 

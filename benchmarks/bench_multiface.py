@@ -1,4 +1,4 @@
-"""Multi-face real-face benchmark: AP50 of the multiface model after 10 CPU-minutes, beside the classic finder.
+"""Multi-face real-face benchmark: AP50 of the default model after 10 CPU-minutes, beside the classic finder.
 
 Run on demand (not part of the tests; about 12 minutes on 2 cores)::
 
@@ -8,12 +8,13 @@ Run on demand (not part of the tests; about 12 minutes on 2 cores)::
 1. Builds a real multi-face dataset (``training.realfaces.make_real_demo_data(..., max_faces=4)``: frames
    with 0 to 4 real faces of different people in natural scenes, with non-face distractors; the test
    split's people appear in no other split): by default 480 train, 120 val, 200 test frames.
-2. Trains the multiface model through the command line, as a user would, with ``--time-limit`` as the
+2. Trains the default model (``--train-args`` for others, e.g. ``--backbone multiface``) through the command line, as a user would, with ``--time-limit`` as the
    CPU budget (:func:`bench_accuracy.train_with_cli`).
 3. Prints, on the same test frames, every face counting: AP50 (PASCAL VOC / WIDER FACE), and at the
    model's threshold precision, recall and F1 over faces, mean IoU of the faces found, false alarms on
    frames without a face and ms per frame; for the trained model and the classic finder (every face
-   its cascade finds).
+   its cascade finds); and the same detectors, with the pretrained BlazeFace before any training, on real
+   photographs no training set uses (``training.realphotos``; set FACETRACKER_PHOTOS for the whole set).
 
 Goal (issue 13): the multiface model at AP50 >= 0.85 after 10 CPU-minutes on 2 cores.
 """
@@ -31,7 +32,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_accuracy import benchmark_parser, print_table, train_with_cli  # noqa: E402  (after the path is set)
+from bench_accuracy import (  # noqa: E402  (after the path is set)
+    benchmark_parser,
+    print_real_photos,
+    print_table,
+    train_with_cli,
+)
 
 MAX_FACES_PER_FRAME = 4
 
@@ -48,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         make_real_demo_data(data, count=args.count, seed=args.seed, max_faces=MAX_FACES_PER_FRAME)
         print(f"real multi-face data: {args.count} frames in {time.perf_counter() - started:.0f} s -> {work}")
 
-    metrics = train_with_cli(data, run, args.minutes, ["--backbone", "multiface", *args.train_args.split()])
+    metrics = train_with_cli(data, run, args.minutes, args.train_args.split())
     if isinstance(metrics, int):
         return metrics
 
@@ -59,15 +65,21 @@ def main(argv: list[str] | None = None) -> int:
     from training.data import load_dataset
     from training.evaluate import evaluate_finder, evaluate_model
     from training.inference import Detector
+    from training.pretrained import pretrained_detector
 
     test = load_dataset(data).require_split("test")
-    rows = [(f"multiface model ({args.train_args or 'default'})", evaluate_model(Detector.from_file(run / "best.keras"),
-                                                                              test)),
+    trained = Detector.from_file(run / "best.keras")
+    pretrained = pretrained_detector()
+    name = f"your model ({args.train_args or 'default settings'})"
+    rows = [(name, evaluate_model(trained, test)),
+            ("pretrained BlazeFace, before training", evaluate_model(pretrained, test)),
             ("classic finder (every face it finds)", evaluate_finder(ClassicFaceFinder(), test, every_face=True))]
     first = rows[0][1]
     print(f"\npeople it never saw: {len(test)} test frames, {first['faces']} faces in {first['face_pictures']} "
           f"frames; every face counts, IoU >= 0.5 for a hit, one box a face")
     print_table(rows, measures=("ap50", "f1"))
+    print_real_photos([(name, trained), ("pretrained BlazeFace, before training", pretrained),
+                       ("classic finder (every face it finds)", ClassicFaceFinder())])
     return 0
 
 

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import real_photos  # noqa: E402  (after the path is set)
+from training import realphotos as real_photos  # noqa: E402  (after the path is set)
 
 MTCNN_MIN_FACE_FRACTION = 0.05  # of the frame's 480 px: 24 px, below the 40 px smallest face (the app uses 0.1)
 MTCNN_THRESHOLD = 0.9           # what autolabel keeps (training.autolabel.DEFAULT_MIN_SCORE)

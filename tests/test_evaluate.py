@@ -183,3 +183,22 @@ def test_verdict_says_where_the_model_stands():
     assert "worse than the classic finder" in worse and "more pictures of your face" in worse
     assert "more pictures without a face" in worse and "more epochs" in worse
     assert verdict(model, None).endswith("on 200 test pictures.")
+
+
+@pytest.mark.parametrize("multi_face", [False, True])
+def test_a_model_is_only_called_better_when_real_photographs_agree(multi_face):
+    """Honest verdicts: a model that beats the classic finder on its (pasted) test pictures but finds
+    fewer faces in real photographs is told so, not congratulated."""
+    from training.evaluate import verdict
+
+    model = {"f1": 0.97, "mean_iou": 0.8, "images": 150, "faces": 219, "no_faces": 68, "false_alarms": 0,
+             "ap50": 0.98, "multi_face": multi_face}
+    classic = {"f1": 0.86, "mean_iou": 0.7, "ap50": 0.74}
+    real_classic = {"ap50": 0.57, "faces": 148, "frames": 105}
+    behind = verdict(model, classic, {"ap50": 0.34, "faces": 148, "frames": 105}, real_classic)
+    assert "does better than the classic finder on your test pictures, but not on real photographs" in behind
+    assert "AP50 0.34 (classic finder 0.57)" in behind and "Your model does better" not in behind
+    ahead = verdict(model, classic, {"ap50": 0.97, "faces": 148, "frames": 105}, real_classic)
+    assert ahead.endswith("Your model does better than the classic finder. On real photographs no one trained on "
+                          "(148 faces in 105 frames): AP50 0.97 (classic finder 0.57).")
+    assert verdict(model, classic).endswith("Your model does better than the classic finder.")

@@ -17,8 +17,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import real_photos  # noqa: E402  (after the path is set)
-from real_photos import FRAME_H, FRAME_W, MAX_FACE_PX, MIN_FACE_PX, Frame, Photo  # noqa: E402
+from training import realphotos as real_photos  # noqa: E402
+from training.realphotos import FRAME_H, FRAME_W, MAX_FACE_PX, MIN_FACE_PX, Frame, Photo  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -307,19 +307,42 @@ def _format_faces_table(metrics: dict) -> str:
     ])
 
 
-def verdict(model: dict, classic: dict | None) -> str:
+def verdict(model: dict, classic: dict | None, real: dict | None = None, real_classic: dict | None = None) -> str:
     """Where a freshly trained model stands, in words: its test figures beside the classic finder's
-    on the same pictures, and what usually helps when it is behind. A multi-face model is compared by AP50."""
+    on the same pictures, and what usually helps when it is behind. A multi-face model is compared by AP50.
+
+    ``real`` / ``real_classic``: both on real photographs no training set uses (training.realphotos). A
+    model is only called better than the classic finder when it is on those too: the test split shows
+    the training pictures' look, and a model can learn that look instead of faces."""
     if model.get("multi_face"):
-        return _faces_verdict(model, classic)
+        return _faces_verdict(model, classic, real, real_classic)
     line = f"Your model: F1 {model['f1']:.2f}, mean IoU {model['mean_iou']:.2f} on {model['images']} test pictures"
     if not classic or "f1" not in classic:
-        return line + "."
+        return line + "." + _real_photos_verdict(real, real_classic)
     line += f"; classic finder: F1 {classic['f1']:.2f}, mean IoU {classic['mean_iou']:.2f}."
     if model["f1"] >= classic["f1"]:
-        return line + " Your model does better than the classic finder."
+        return line + _better_or_only_on_test(real, real_classic)
     return line + _advice(model, "more pictures of your face (move, turn, change the light)",
-                          model["no_faces"] < model["faces"] / 2)
+                          model["no_faces"] < model["faces"] / 2) + _real_photos_verdict(real, real_classic)
+
+
+def _real_photos_verdict(real: dict | None, real_classic: dict | None) -> str:
+    """The sentence on real photographs: AP50 over every face, beside the classic finder's."""
+    if not real:
+        return ""
+    text = (f" On real photographs no one trained on ({real['faces']} faces in {real['frames']} frames): "
+            f"AP50 {real['ap50']:.2f}")
+    return text + (f" (classic finder {real_classic['ap50']:.2f})." if real_classic else ".")
+
+
+def _better_or_only_on_test(real: dict | None, real_classic: dict | None) -> str:
+    """"Better than the classic finder", unless real photographs say otherwise."""
+    if real and real_classic and real["ap50"] < real_classic["ap50"]:
+        return (" It does better than the classic finder on your test pictures, but not on real photographs"
+                + _real_photos_verdict(real, real_classic).replace(" On real photographs", "") +
+                " It has learned the look of your training pictures more than faces: train from the "
+                "pretrained face detector (backbone blazeface) and add pictures from your own webcam.")
+    return " Your model does better than the classic finder." + _real_photos_verdict(real, real_classic)
 
 
 def _advice(model: dict, more_faces: str, few_no_faces: bool) -> str:
@@ -333,15 +356,15 @@ def _advice(model: dict, more_faces: str, few_no_faces: bool) -> str:
     return " Your model is worse than the classic finder; what usually helps: " + ", ".join(advice) + "."
 
 
-def _faces_verdict(model: dict, classic: dict | None) -> str:
+def _faces_verdict(model: dict, classic: dict | None, real: dict | None, real_classic: dict | None) -> str:
     """:func:`verdict` for figures over every face (the classic finder measured on every face it finds)."""
     ap = ap_key(model)
     line = (f"Your model: AP50 {model[ap]:.2f}, F1 {model['f1']:.2f} over {model['faces']} faces in "
             f"{model['images']} test pictures")
     if not classic or ap not in classic:
-        return line + "."
+        return line + "." + _real_photos_verdict(real, real_classic)
     line += f"; classic finder: AP50 {classic[ap]:.2f}, F1 {classic['f1']:.2f}."
     if model[ap] >= classic[ap]:
-        return line + " Your model does better than the classic finder."
+        return line + _better_or_only_on_test(real, real_classic)
     return line + _advice(model, "more labelled faces (several people, moving, in changing light)",
-                          model["no_faces"] < model["images"] / 5)
+                          model["no_faces"] < model["images"] / 5) + _real_photos_verdict(real, real_classic)

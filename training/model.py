@@ -425,6 +425,20 @@ def describe_start(backbone: str, weights: str | None) -> str:
     return "random weights (from scratch)"
 
 
+def freeze_leading_layers(model: keras.Model, count: int) -> int:
+    """Keep the first ``count`` weighted layers as they are (not trained); returns how many were frozen.
+
+    "First" is the order the network computes them in: blazeface's layers carry that order in their
+    names (the ``.tflite`` graph's), the other backbones' in ``model.layers``."""
+    weighted = [layer for layer in model.layers if layer.weights]
+    numbered = [layer for layer in weighted if layer.name.startswith("blazeface_") and layer.name[10:13].isdigit()]
+    if numbered:
+        weighted = sorted(numbered, key=lambda layer: layer.name) + [other for other in weighted if other not in numbered]
+    for layer in weighted[:count]:
+        layer.trainable = False
+    return min(count, len(weighted))
+
+
 def backbone_of(model: keras.Model) -> str:
     """The backbone a built or loaded detector was made from: :func:`build_model` names every model
     ``facetracker_<backbone>``, and a saved ``.keras`` file keeps the name."""

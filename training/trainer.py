@@ -60,6 +60,7 @@ from training.defaults import (
     MULTI_FACE_BACKBONES,
     WEIGHT_CHOICES,
     default_epochs,
+    default_freeze,
     default_learning_rate,
 )
 from training.distribute import (
@@ -82,6 +83,7 @@ from training.model import (
     build_model,
     cell_maps_model,
     describe_start,
+    freeze_leading_layers,
     is_grid_model,
     is_multi_face_model,
     model_input_size,
@@ -266,6 +268,8 @@ def _validate(config: TrainConfig) -> None:
                                 f"got {config.input_size}")
     if config.patience is not None and (not isinstance(config.patience, int) or config.patience < 0):
         raise TrainingError(f"patience must be a whole number of epochs (0: never stop early), got {config.patience!r}")
+    if config.freeze is not None and (not isinstance(config.freeze, int) or config.freeze < 0):
+        raise TrainingError(f"freeze must be a whole number of layers (0: train them all), got {config.freeze!r}")
     if config.time_limit is not None and not (
         isinstance(config.time_limit, int | float) and math.isfinite(config.time_limit) and config.time_limit > 0
     ):
@@ -659,6 +663,7 @@ class _Training:
         self.build_data()
         with self.strategy.scope() if self.strategy is not None else contextlib.nullcontext():
             self.build_network()  # under a strategy, the variables live on every device
+            self.freeze_layers()
             self.build_batches()
             self.build_optimizer()
         self.write_config()
@@ -785,6 +790,14 @@ class _Training:
             self.network = build_model(config.backbone, self.input_size, weights=None)
         self.batches_per_epoch = math.ceil(len(self.train_samples) / config.batch_size)
 
+    def freeze_layers(self) -> None:
+        """Keep the pretrained start's first layers as they are (``--freeze``; a resumed run keeps its own)."""
+        if self.weights_used == "none":
+            self.frozen = 0
+            return
+        count = self.config.freeze if self.config.freeze is not None else default_freeze(self.config.backbone)
+        self.frozen = freeze_leading_layers(self.network, count)
+
     @property
     def started_from(self) -> str:
         """What the run's network started from, in words (a resumed run: what its first part started from)."""
@@ -830,7 +843,7 @@ class _Training:
         """``config.json``: the settings as run (defaults filled in), the device, versions and dataset."""
         config_record = {
             "config": {**asdict(self.config), "learning_rate": self.learning_rate, "input_size": self.input_size},
-            "weights_used": self.weights_used, "started_from": self.started_from,
+            "weights_used": self.weights_used, "started_from": self.started_from, "frozen_layers": self.frozen,
             "device": self.device, "versions": _versions(),
             "batches_per_epoch": self.batches_per_epoch, "dataset": self.dataset.to_dict(),
         }
@@ -947,7 +960,9 @@ class _Training:
 
         figures: dict[str, Any] = {"test": _evaluate_test_split(best_model, test_samples),
                                    "test_classic": _evaluate_classic_finder(test_samples, self.multi_face)}
-        figures["verdict"] = verdict(figures["test"], figures["test_classic"])
+        figures["real_photos"], figures["real_photos_classic"] = _evaluate_real_photos(best_model)
+        figures["verdict"] = verdict(figures["test"], figures["test_classic"], figures["real_photos"],
+                                     figures["real_photos_classic"])
         write_run_pictures(best_model, test_samples, self.run_dir, lambda m: self.emit(warning_event(m)))
         return figures
 
@@ -964,6 +979,22 @@ def _evaluate_test_split(model_path: Path, samples: list) -> dict:
     from training.inference import Detector
 
     return evaluate_model(Detector.from_file(model_path), samples)
+
+
+def _evaluate_real_photos(model_path: Path) -> tuple[dict | None, dict | None]:
+    """The best model and the classic finder on real photographs that no training set uses
+    (training.realphotos): what the test split cannot tell, whether the model learned faces or the look
+    of its training pictures. (None, None) when no such photo can be read."""
+    from training.classic import ClassicFaceFinder
+    from training.inference import Detector
+    from training.realphotos import measure_detector
+
+    model = measure_detector(Detector.from_file(model_path))
+    try:
+        classic = measure_detector(ClassicFaceFinder()) if model else None
+    except (ImportError, OSError):
+        classic = None
+    return model, classic
 
 
 def _evaluate_classic_finder(samples: list, every_face: bool = False) -> dict | None:

@@ -1,4 +1,8 @@
-"""Real-photograph benchmark: webcam-sized frames cut from WHOLE photographs that pip packages ship.
+"""Real photographs at webcam scales: frames cut from WHOLE photographs that pip packages ship.
+
+Used by the benchmarks (``benchmarks/bench_real_photos.py``) and by every training run, whose verdict
+adds the model's figures on these frames to the test split's (a model that finds no real face is never
+called better than the classic finder).
 
 Our models were measured on pasted-face frames and learned the look of their training pictures; this set
 asks the question a user asks: does it find the faces in a real photograph at webcam scales? Every frame
@@ -616,6 +620,26 @@ def score(detect_all: Callable[[np.ndarray], Iterable], frames: Sequence[Frame],
         "ms_per_frame": 1000 * float(np.median(times)) if times else 0.0,
         "detections": detections,
     }
+
+
+def measure_detector(detector, photo_dirs: Sequence[Path | str] | None = None) -> dict | None:
+    """:func:`score` of a FaceTracker detector (``detect_all(frame, threshold)``, its ``threshold``) on every
+    frame that can be had, as a run's ``metrics.json`` keeps it (no per-frame detections); None without frames.
+
+    Every box down to ``training.metrics.AP_MIN_SCORE`` counts for AP50, as on the test split."""
+    from training.metrics import AP_MIN_SCORE
+
+    frames = real_photo_frames(photo_dirs)
+    if not frames:
+        return None
+    threshold = float(getattr(detector, "threshold", 0.5))
+    if hasattr(detector, "nms_iou"):  # a trained model or the pretrained one: every box down to AP_MIN_SCORE
+        result = score(lambda frame: detector.detect_all(frame, threshold=AP_MIN_SCORE), frames, threshold)
+    else:  # the classic finder: what it finds is all it has
+        result = score(detector.detect_all, frames, threshold)
+    del result["detections"]
+    result["photos"] = len({frame.photo for frame in frames})
+    return result
 
 
 # ------------------------------------------------------------------------------------------- export
