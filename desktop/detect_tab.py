@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop import settings as keys
-from desktop.detector_state import BannerKind, DetectorState, ModelState, status_line
+from desktop.detector_state import PRETRAINED, BannerKind, DetectorState, ModelState, status_line
 from desktop.imaging import bgr_to_qimage
 from desktop.settings import read_bool, read_float, read_str
 from desktop.sources import VIDEO_SUFFIXES, FrameSource, SourceError, open_source
@@ -44,9 +44,10 @@ from desktop.workers import (
     InferenceWorker,
     Track,
     VideoRecorder,
+    box_style,
 )
 from training.classic import ClassicFaceFinder
-from training.drawing import BOX_COLOUR_BGR, CLASSIC_BOX_COLOUR_BGR, draw_detections
+from training.drawing import draw_detections
 
 ERROR_STYLE = "QFrame#banner { background: #fde2e1; border: 1px solid #d9534f; border-radius: 4px; } QLabel { color: #5a1411; }"
 INFO_STYLE = "QFrame#banner { background: #e8f1fb; border: 1px solid #6aa0d8; border-radius: 4px; } QLabel { color: #12324f; }"
@@ -134,10 +135,11 @@ class Banner(QFrame):
 
 
 class DetectTab(QWidget):
-    """Live detection on a chosen source with the current model (or the classic finder)."""
+    """Live detection on a chosen source with the current model; without one, the pretrained face detector
+    (the classic finder where that cannot be loaded)."""
 
     frame_captured = Signal(object)  # every live frame the UI takes (BGR ndarray): for the Collect tab
-    detector_changed = Signal(object)  # the trained Detector now in use, or None (classic finder)
+    detector_changed = Signal(object)  # the user's Detector now in use, or None (pretrained or classic finder)
 
     def __init__(self, settings: QSettings, parent: QWidget | None = None, *, realtime: bool = True) -> None:
         super().__init__(parent)
@@ -256,7 +258,8 @@ class DetectTab(QWidget):
 
     # --- starting ----------------------------------------------------------------------------
     def start(self, source: str | None = None, model: str | None = None) -> None:
-        """Open the source and the model: the ones given, else the remembered ones (camera 0, no model)."""
+        """Open the source and the model: the ones given, else the remembered ones (camera 0, and the pretrained
+        face detector while there is no model)."""
         if not self.inference.isRunning():
             self.inference.start()
         self.status_timer.start()
@@ -267,7 +270,7 @@ class DetectTab(QWidget):
         elif remembered and Path(remembered).is_file():
             self.load_model(remembered)
         else:
-            self.use_classic_finder()
+            self.use_pretrained_detector()
             if remembered:
                 self.notice_label.setText(f"The last model used, {remembered}, is no longer there.")
         self.scan_cameras()
@@ -402,7 +405,7 @@ class DetectTab(QWidget):
 
     @property
     def model_path(self) -> str | None:
-        """The trained model in use (None: none, or the classic finder)."""
+        """The model file in use (None: none, the pretrained detector or the classic finder)."""
         return self.detector_state.model_path
 
     def load_model(self, path: str) -> None:
@@ -411,8 +414,14 @@ class DetectTab(QWidget):
         self.detector_state.start_loading(path)
         self._start_loader(path)
 
+    def use_pretrained_detector(self) -> None:
+        """Detect with the pretrained face detector (no model of the user's own yet); the classic finder
+        stands in, saying why, when it cannot be loaded."""
+        self.detector_state.start_loading(PRETRAINED)
+        self._start_loader(PRETRAINED)
+
     def use_classic_finder(self) -> None:
-        """Use the classic face finder as the live detector (no trained model)."""
+        """Use the classic face finder as the live detector (no model, and no pretrained detector)."""
         self.detector_state.start_loading(None)
         self._start_loader(None)
 
@@ -434,16 +443,20 @@ class DetectTab(QWidget):
         self.loader = None
         self._retire(loader)
         self.inference.set_detector(detector)
+        metadata = getattr(detector, "metadata", None) or {}
+        if "score_threshold" in metadata:
+            # The threshold chosen on validation when the model was trained (the pretrained one's own): the best start.
+            self.threshold_slider.setValue(round(detector.threshold * 100))
         if isinstance(detector, ClassicFaceFinder):
             self.detector_state.loaded_classic()
             self.detector_changed.emit(None)
+        elif loader.model_path == PRETRAINED:
+            self.detector_state.loaded_pretrained()
+            self.detector_changed.emit(None)  # not the user's model: the Label tab has its own pretrained engines
         else:
             self.detector_state.loaded_model(str(detector.path) if getattr(detector, "path", None)
-                                             else loader.model_path)
+                                             else loader.model_path, pretrained=bool(metadata.get("pretrained")))
             self.settings.setValue(keys.LAST_MODEL, self.model_path)
-            if "score_threshold" in (getattr(detector, "metadata", None) or {}):
-                # The threshold chosen on validation when the model was trained: the best start.
-                self.threshold_slider.setValue(round(detector.threshold * 100))
             self.detector_changed.emit(detector)
         self._redraw_last()
         self._update_status()  # now, not at the next status tick: the label above already names the model
@@ -456,8 +469,9 @@ class DetectTab(QWidget):
         self.loader = None
         self._retire(loader)
         if self.detector_state.load_failed(path, message):
-            # Nothing to fall back on yet (a bad --model at start): the classic finder takes over.
-            self._start_loader(None)
+            # Nothing ran yet (a bad --model at start, weights missing): the pretrained detector, else the
+            # classic finder, takes over.
+            self._start_loader(self.detector_state.loading)
             return
         self._update_status()
 
@@ -589,9 +603,9 @@ class DetectTab(QWidget):
         faces += [Track(0, tuple(d.box), tuple(d.box), float(d.score), 1, 0, True) for d in last.detections
                   if d.is_face(threshold) and tuple(float(v) for v in d.box) not in tracked]
         faces.sort(key=lambda face: (-face.score, face.id))
-        classic = getattr(self.inference.detector, "label", None)
-        annotated = draw_detections(last.frame, [face.detection for face in faces], threshold, label=classic,
-                                    colour=CLASSIC_BOX_COLOUR_BGR if classic else BOX_COLOUR_BGR)
+        label, colour = box_style(self.inference.detector)
+        annotated = draw_detections(last.frame, [face.detection for face in faces], threshold, label=label,
+                                    colour=colour)
         self._last_result = FrameResult(last.frame, last.detection, faces[0].detection if faces else None,
                                         bgr_to_qimage(annotated), annotated, last.inference_ms, last.index,
                                         last.detections, tuple(faces), last.tracking_ms)

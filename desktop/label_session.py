@@ -24,11 +24,12 @@ from typing import Any
 import numpy as np
 
 from desktop.observable import Emitter
-from training.autolabel import DEFAULT_MIN_SCORE, SuggestionMark, read_suggestion_mark
+from training.autolabel import BLAZEFACE_NAME, DEFAULT_MIN_SCORE, SuggestionMark, read_suggestion_mark
 from training.boxes import Box
 from training.boxes import clamp_box as _clamp_box
 from training.data import DataError, face_boxes_px, label_path_for
 from training.detection import Detection
+from training.pretrained import PRETRAINED_THRESHOLD
 
 FACE_THRESHOLD = 0.5  # the model's "face" score when it stores no threshold of its own
 MIN_BOX_PX = 2.0  # a drag shorter than this is a click, not a box
@@ -60,14 +61,19 @@ class Engine(_Text):
     """Who suggests face boxes."""
 
     MTCNN = "mtcnn"
+    BLAZEFACE = "blazeface"
     MODEL = "model"
     CLASSIC = "classic"
 
 
-MTCNN, MODEL, CLASSIC = Engine.MTCNN, Engine.MODEL, Engine.CLASSIC
-ENGINE_NAMES = {MTCNN: "MTCNN", MODEL: "your model", CLASSIC: "the classic finder"}  # "suggested by ..."
-_SCORED_ENGINES = (MTCNN, MODEL)  # the classic finder's score is always 1.0: not shown
-ENGINE_TIP = ("Who suggests the face boxes: MTCNN, a pretrained face detector (best); your trained model "
+MTCNN, BLAZEFACE, MODEL, CLASSIC = Engine.MTCNN, Engine.BLAZEFACE, Engine.MODEL, Engine.CLASSIC
+# "suggested by ..."; BlazeFace's is also the mark "Suggest all" writes (training.autolabel.BlazeFaceFinder.name)
+ENGINE_NAMES = {MTCNN: "MTCNN", BLAZEFACE: BLAZEFACE_NAME, MODEL: "your model", CLASSIC: "the classic finder"}
+_SCORED_ENGINES = (MTCNN, BLAZEFACE, MODEL)  # the classic finder's score is always 1.0: not shown
+_PRETRAINED_ENGINES = (MTCNN, BLAZEFACE)  # those that can be unavailable (not installed, weights missing)
+ENGINE_TIP = ("Who suggests the face boxes: MTCNN, a pretrained face detector (the default: the surest, small "
+              "faces too; about 0.2 s a picture); BlazeFace, the pretrained detector a new run starts from "
+              "(fast: about 10 ms a picture, but it misses more small or blurred faces); your trained model "
               "(to see how it does); or the classic LBP finder")
 
 
@@ -122,11 +128,11 @@ class LabelEntry:
 
 @dataclass(frozen=True)
 class Suggestion:
-    """What MTCNN, the user's model or the classic finder proposes for a picture: every face it found."""
+    """What MTCNN, BlazeFace, the user's model or the classic finder proposes for a picture: every face it found."""
 
     boxes: tuple[Box, ...]  # () or None: it found no face; one box or several (made a tuple of boxes)
     score: float | None     # the best score; None where the engine has no meaningful score (the classic finder)
-    source: str             # who suggested it: "MTCNN", "your model", "the classic finder"
+    source: str             # who suggested it: "MTCNN", "BlazeFace", "your model", "the classic finder"
     error: str = ""
     scores: tuple[float, ...] = ()  # each box's score (scored engines only)
 
@@ -142,7 +148,7 @@ class Suggestion:
 
 def make_suggestion(engine: Engine, detections: Any, detector: Any = None) -> Suggestion:
     """A finder's answer as a Suggestion of every face in it: those the model scores over its threshold,
-    MTCNN over ``DEFAULT_MIN_SCORE``, or all the classic finder finds. ``detections`` is a list of
+    MTCNN over ``DEFAULT_MIN_SCORE``, BlazeFace from its own threshold, or all the classic finder finds. ``detections`` is a list of
     Detections (``detect_all``) or one Detection / None (``detect``)."""
     if detections is None:
         found: list[Detection] = []
@@ -156,6 +162,8 @@ def make_suggestion(engine: Engine, detections: Any, detector: Any = None) -> Su
         faces = [d for d in found if d.is_face(threshold)]
     elif engine == MTCNN:
         faces = [d for d in found if d.score >= DEFAULT_MIN_SCORE]
+    elif engine == BLAZEFACE:
+        faces = [d for d in found if d.score >= PRETRAINED_THRESHOLD]
     else:
         faces = found
     scored = engine in _SCORED_ENGINES
@@ -316,7 +324,7 @@ class SessionEvents:
 class LabelSession:
     """A dataset being labelled: its pictures, the one shown, the suggestions, and the engine."""
 
-    def __init__(self, mtcnn_error: str = "") -> None:
+    def __init__(self, mtcnn_error: str = "", blazeface_error: str = "") -> None:
         self.root: Path | None = None
         self.entries: list[LabelEntry] = []
         self.problems: list[str] = []
@@ -327,6 +335,7 @@ class LabelSession:
         self._asked: set[Path] = set()
         self.detector: Any = None  # the user's trained Detector, None until there is one
         self.mtcnn_error = mtcnn_error  # why MTCNN cannot suggest ("" when it can)
+        self.blazeface_error = blazeface_error  # why BlazeFace cannot (its weights are missing, say)
         self.engine: Engine = self.default_engine()
         self.engine_chosen = False  # True once the user picks an engine by hand
         self.generation = 0  # goes up whenever suggestions are dropped: late answers are then ignored
@@ -707,18 +716,24 @@ class LabelSession:
         return None
 
     # --------------------------------------------------------------------------------- engines
+    def engine_error(self, engine: Engine | str) -> str:
+        """Why a pretrained engine cannot suggest ("" when it can, and for the others)."""
+        return {MTCNN: self.mtcnn_error, BLAZEFACE: self.blazeface_error}.get(Engine(engine), "")
+
     def default_engine(self) -> Engine:
-        """MTCNN when it can be loaded; else, as before it, the user's model, else the classic finder."""
-        if not self.mtcnn_error:
-            return MTCNN
+        """MTCNN when it can be loaded (the surest: see ENGINE_TIP); else BlazeFace, the other pretrained
+        detector; else the user's model; else the classic finder."""
+        for engine in _PRETRAINED_ENGINES:
+            if not self.engine_error(engine):
+                return engine
         return MODEL if self.detector is not None else CLASSIC
 
     def use_engine(self, engine: Engine | str, force: bool = False) -> bool:
-        """Suggest with ``engine`` (the default one instead when it cannot: no model, MTCNN unavailable).
-        True when the suggestions so far were dropped (another engine, or ``force``): the view asks again
-        for the picture shown."""
+        """Suggest with ``engine`` (the default one instead when it cannot: no model, MTCNN or BlazeFace
+        unavailable). True when the suggestions so far were dropped (another engine, or ``force``): the
+        view asks again for the picture shown."""
         engine = Engine(engine)
-        if (engine == MODEL and self.detector is None) or (engine == MTCNN and self.mtcnn_error):
+        if (engine == MODEL and self.detector is None) or self.engine_error(engine):
             engine = self.default_engine()
         changed = engine != self.engine
         self.engine = engine
@@ -738,8 +753,8 @@ class LabelSession:
         return self.use_engine(engine)
 
     def set_detector(self, detector: Any) -> bool:
-        """The user's trained Detector (None: none yet): an engine to choose, and the fallback without MTCNN.
-        Its suggestions are asked again (True, as use_engine)."""
+        """The user's trained Detector (None: none yet): an engine to choose, and the fallback without the
+        pretrained ones. Its suggestions are asked again (True, as use_engine)."""
         self.detector = detector
         if not self.engine_chosen or (self.engine == MODEL and detector is None):
             engine = self.default_engine()
@@ -750,9 +765,21 @@ class LabelSession:
     def mtcnn_failed(self, message: str) -> bool:
         """MTCNN cannot be loaded (``message`` says why): said from now on, and suggestions come from the
         default engine if MTCNN was the one (True, as use_engine)."""
-        if not self.mtcnn_error:
-            self.mtcnn_error = f"it cannot be loaded: {message}"
-        if self.engine == MTCNN:
+        return self.engine_failed(MTCNN, message)
+
+    def engine_failed(self, engine: Engine | str, message: str) -> bool:
+        """A pretrained engine (MTCNN, BlazeFace) cannot be loaded (``message`` says why): said from now on,
+        and suggestions come from the default engine if it was the one (True, as use_engine)."""
+        engine = Engine(engine)
+        if engine not in _PRETRAINED_ENGINES:
+            return False
+        if not self.engine_error(engine):
+            error = f"it cannot be loaded: {message}"
+            if engine == MTCNN:
+                self.mtcnn_error = error
+            else:
+                self.blazeface_error = error
+        if self.engine == engine:
             return self.use_engine(self.default_engine(), force=True)
         self.events.engine.emit()
         return False
@@ -763,30 +790,37 @@ class LabelSession:
         return f"your model ({Path(path).name})" if path else "your model"
 
     def source_text(self) -> str:
-        """The line that says who suggests boxes, and why MTCNN does not where it cannot."""
+        """The line that says who suggests boxes, and why a pretrained engine does not where it cannot."""
         path = getattr(self.detector, "path", None)
         model = f"your model {Path(path).name}" if path else "your model"
         if self.engine == MTCNN:
             text = "Suggestions: MTCNN, a pretrained face detector"
             if self.detector is not None:
                 text += f" (choose {model} in the list to see how it does)"
+        elif self.engine == BLAZEFACE:
+            text = "Suggestions: BlazeFace, a pretrained face detector (fast; MTCNN is surer on small faces)"
         elif self.engine == MODEL:
             text = f"Suggestions: {model}"
         else:
             text = "Suggestions: the classic face finder"
             if self.detector is None:
                 text += " (until you have trained a model)"
-        if self.mtcnn_error and self.engine != MTCNN:
-            text += f". MTCNN is unavailable ({self.mtcnn_error})"
+        for engine in _PRETRAINED_ENGINES:
+            if self.engine_error(engine) and self.engine != engine:
+                text += f". {ENGINE_NAMES[engine]} is unavailable ({self.engine_error(engine)})"
         return text
 
     def engine_tip(self) -> str:
-        return ENGINE_TIP + (f"\nMTCNN is unavailable: {self.mtcnn_error}" if self.mtcnn_error else "")
+        return ENGINE_TIP + "".join(f"\n{ENGINE_NAMES[engine]} is unavailable: {self.engine_error(engine)}"
+                                    for engine in _PRETRAINED_ENGINES if self.engine_error(engine))
 
     def suggest_all_min_score(self) -> float:
-        """The score from which "Suggest all" writes a face: the model's own threshold, else MTCNN's minimum."""
+        """The score from which "Suggest all" writes a face: the model's own threshold, BlazeFace's own, else
+        MTCNN's minimum."""
         if self.engine == MODEL:
             return float(getattr(self.detector, "threshold", FACE_THRESHOLD))
+        if self.engine == BLAZEFACE:
+            return PRETRAINED_THRESHOLD
         return DEFAULT_MIN_SCORE
 
 

@@ -1,8 +1,9 @@
 """The Label tab: go through a dataset's pictures and box every face in each, or mark it "no face".
 
 What the tutorial did in labelme, without leaving the app, and faster: every new picture comes
-with suggested boxes, one per face (from MTCNN, a pretrained face detector; without it from the user's model or
-the classic LBP face finder), so labelling is mostly pressing → and correcting now and then.
+with suggested boxes, one per face (from MTCNN, a pretrained face detector; or BlazeFace, the fast pretrained
+detector a new run starts from; or the user's model, or the classic LBP face finder), so labelling is mostly
+pressing → and correcting now and then.
 "Suggest all" pre-labels every unlabelled picture in a background thread
 (``training.autolabel.autolabel_dataset``); those labels are marked as suggested, shown as such, and
 become the user's own once accepted (→) or corrected. Labels are written with
@@ -56,6 +57,7 @@ from desktop import settings as keys
 from desktop.box_handles import Handle, dragged_box, hit_test
 from desktop.imaging import bgr_to_qimage
 from desktop.label_session import (
+    BLAZEFACE,
     BROKEN,
     CLASSIC,
     ENGINE_NAMES,
@@ -87,7 +89,7 @@ from training.data import label_path_for
 
 # The names the tab has always offered (tests and callers import them from here).
 __all__ = [
-    "BROKEN", "CLASSIC", "ENGINE_NAMES", "FACE", "FACE_THRESHOLD", "MIN_BOX_PX", "MODEL", "MTCNN", "NO_FACE",
+    "BLAZEFACE", "BROKEN", "CLASSIC", "ENGINE_NAMES", "FACE", "FACE_THRESHOLD", "MIN_BOX_PX", "MODEL", "MTCNN", "NO_FACE",
     "UNLABELLED", "Box", "BoxCanvas", "LabelEntry", "LabelTab", "Suggestion", "clamp_box", "label_path_for",
     "run_suggest_all", "scan_dataset",
 ]
@@ -432,7 +434,7 @@ class LabelTab(QWidget):
         self._suggest_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facetracker-suggest")
         self._scan_number = 0
         self._scanning = False
-        self._finders: dict[str, object] = {}  # MTCNN / classic finder, made off the UI thread on first use
+        self._finders: dict[str, object] = {}  # MTCNN / BlazeFace / classic finder, made off the UI thread on first use
         self._finders_lock = threading.Lock()   # the suggestion thread and "Suggest all" share them
         self._suggest_all_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facetracker-suggest-all")
         self._suggest_all_stop: threading.Event | None = None  # set while "Suggest all" runs; set() cancels
@@ -541,6 +543,7 @@ class LabelTab(QWidget):
 
         self.engine_combo = QComboBox()
         self.engine_combo.addItem("MTCNN (pretrained)", MTCNN)
+        self.engine_combo.addItem("BlazeFace (pretrained, fast)", BLAZEFACE)
         self.engine_combo.addItem("your model", MODEL)
         self.engine_combo.addItem("classic finder", CLASSIC)
         self.engine_combo.setToolTip(ENGINE_TIP)
@@ -752,7 +755,7 @@ class LabelTab(QWidget):
             self._ask_again()
 
     def engine(self) -> str:
-        """Who suggests boxes now: MTCNN, MODEL or CLASSIC."""
+        """Who suggests boxes now: MTCNN, BLAZEFACE, MODEL or CLASSIC."""
         return self.session.engine
 
     @Slot(int)
@@ -761,7 +764,7 @@ class LabelTab(QWidget):
             self._ask_again()
 
     def set_engine(self, engine: str) -> None:
-        """Suggest with ``engine`` (MTCNN, MODEL or CLASSIC) from now on, as if chosen in the list."""
+        """Suggest with ``engine`` (MTCNN, BLAZEFACE, MODEL or CLASSIC) from now on, as if chosen in the list."""
         if self.session.choose_engine(engine):
             self._ask_again()
 
@@ -775,14 +778,15 @@ class LabelTab(QWidget):
         """Show the engine: the list's choice and which items can be chosen, the line under the picture."""
         session, combo = self.session, self.engine_combo
         combo.setCurrentIndex(combo.findData(session.engine))
-        combo.model().item(combo.findData(MTCNN)).setEnabled(not session.mtcnn_error)
+        for engine in (MTCNN, BLAZEFACE):
+            combo.model().item(combo.findData(engine)).setEnabled(not session.engine_error(engine))
         combo.model().item(combo.findData(MODEL)).setEnabled(session.detector is not None)
         combo.setItemText(combo.findData(MODEL), session.model_name())
         self.source_label.setText(session.source_text())
         combo.setToolTip(session.engine_tip())
 
     def _finder_for(self, engine: str, detector=None):
-        """The finder of an engine, made once (MTCNN loads TensorFlow: call this off the UI thread)."""
+        """The finder of an engine, made once (MTCNN and BlazeFace load TensorFlow: call this off the UI thread)."""
         if engine == MODEL:
             return _ModelFinder(detector)
         with self._finders_lock:
@@ -792,6 +796,10 @@ class LabelTab(QWidget):
                     from training.autolabel import PretrainedFaceFinder
 
                     finder = PretrainedFaceFinder()
+                elif engine == BLAZEFACE:
+                    from training.autolabel import BlazeFaceFinder
+
+                    finder = BlazeFaceFinder()
                 else:
                     from training.classic import ClassicFaceFinder
 
@@ -808,7 +816,7 @@ class LabelTab(QWidget):
         def suggest() -> None:
             try:
                 finder = self._finder_for(engine, detector)
-            except Exception as exc:  # MTCNN not installed or broken: the tab falls back and says so
+            except Exception as exc:  # MTCNN not installed, BlazeFace's weights missing: the tab falls back, says so
                 self._engine_failed.emit(generation, engine, str(exc) or type(exc).__name__)
                 return
             try:
@@ -826,7 +834,7 @@ class LabelTab(QWidget):
 
     @Slot(int, str, str)
     def _on_engine_failed(self, generation: int, engine: str, message: str) -> None:
-        if engine == MTCNN and not self.session.mtcnn_error and self.session.mtcnn_failed(message):
+        if not self.session.engine_error(engine) and self.session.engine_failed(engine, message):
             self._ask_again()
         if generation == self.session.generation:
             self._set_status(f"{ENGINE_NAMES[engine]} cannot suggest: {message}", error=True)
@@ -1029,8 +1037,8 @@ class LabelTab(QWidget):
         engine = self._suggest_engine
         if report is None:
             self._set_status(f"Suggest all: {ENGINE_NAMES[engine]} could not run: {error}", error=True)
-            if engine == MTCNN and MTCNN not in self._finders:  # it never loaded: suggest with another engine
-                if self.session.mtcnn_failed(error):
+            if engine in (MTCNN, BLAZEFACE) and engine not in self._finders:  # it never loaded: use another engine
+                if self.session.engine_failed(engine, error):
                     self._ask_again()
             self.suggest_all_finished.emit(None)
             return

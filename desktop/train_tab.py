@@ -46,7 +46,7 @@ from desktop.exporter import ModelExporter
 from desktop.plots import LossPlots
 from desktop.settings import read_bool, read_int, read_str
 from desktop.widgets import FolderField
-from training.defaults import GRID_BACKBONES, default_epochs
+from training.defaults import GRID_BACKBONES, default_epochs, start_text
 from training.events import BATCH, END, EPOCH, ERROR, START, WARNING
 from training.run_folder import (
     BEST_MODEL,
@@ -252,6 +252,8 @@ class TrainTab(QWidget):
         self.backbone_combo.currentTextChanged.connect(self._on_backbone_changed)
         for widget in (self.backbone_combo, self.weights_combo):
             widget.currentTextChanged.connect(self._save_settings)
+            widget.currentTextChanged.connect(self._update_start_label)
+        self._update_start_label()
         for widget in (self.augment_check, self.tutorial_check):
             widget.toggled.connect(self._save_settings)
         self.lr_edit.editingFinished.connect(self._save_settings)
@@ -310,6 +312,9 @@ class TrainTab(QWidget):
         self.weights_combo = QComboBox()
         self.weights_combo.addItems(setting("weights").choices)
         self.weights_combo.setToolTip(setting("weights").tip())
+        self.start_label = QLabel()  # what a new run starts from (the backbone and weights above), before Start
+        self.start_label.setWordWrap(True)
+        self.start_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.augment_check = QCheckBox("Augment (random crops, flips, colour)")
         self.augment_check.setToolTip(setting("augment").tip())
         self.tutorial_check = QCheckBox("Tutorial-exact loss (box loss on no-face pictures too)")
@@ -321,6 +326,7 @@ class TrainTab(QWidget):
         form.addRow("Input size:", self.input_spin)
         form.addRow("Learning rate:", self.lr_edit)
         form.addRow("Weights:", self.weights_combo)
+        form.addRow("Starts from:", self.start_label)
         form.addRow(self.augment_check)
         form.addRow(self.tutorial_check)
         settings_box = QGroupBox("Training settings")
@@ -427,6 +433,15 @@ class TrainTab(QWidget):
             self.epochs_spin.setValue(default_epochs(backbone))
         self._backbone = backbone
         self._update_tutorial_check()
+
+    @Slot()
+    def _update_start_label(self) -> None:
+        """Say what a new run with the chosen backbone and weights starts from (training.defaults.start_text,
+        the words config.json's ``started_from`` uses), so it is known before Start."""
+        text, possible = start_text(self.backbone_combo.currentText(), self.weights_combo.currentText())
+        self.start_label.setText(text)
+        self.start_label.setStyleSheet("" if possible else "color: #b00020;")
+        self.start_label.setToolTip("What a new run starts from. Resume carries on from the run's last epoch.")
 
     def _update_tutorial_check(self) -> None:
         single_box = self.backbone_combo.currentText() not in GRID_BACKBONES  # grid, multiface: one box a cell
@@ -655,6 +670,9 @@ class TrainTab(QWidget):
         self._eta.reset(self._epochs_total, batches)
         self.device_label.setText(f"device {event.get('device', '?')}")
         resumed = event.get("resumed_from_epoch")
+        if event.get("started_from"):  # what the run really started from (pretrained weights may be missing)
+            self.start_label.setText(f"{event['started_from']} (this run)")
+            self.start_label.setStyleSheet("")
         self._set_status(
             f"Training on {event.get('train_images')} pictures ({event.get('val_images')} for validation), "
             f"starting from {event.get('started_from') or event.get('weights')}"

@@ -30,11 +30,18 @@ import numpy as np
 from PySide6.QtCore import QThread, Signal
 from PySide6.QtGui import QImage
 
+from desktop.detector_state import PRETRAINED
 from desktop.face_tracks import FaceTracks, Track, preload_matcher
 from desktop.imaging import bgr_to_qimage
 from desktop.sources import FrameSource, SourceError, list_cameras
 from training.device import filtered_native_stderr
-from training.drawing import BOX_COLOUR_BGR, CLASSIC_BOX_COLOUR_BGR, draw_detections
+from training.drawing import (
+    BOX_COLOUR_BGR,
+    CLASSIC_BOX_COLOUR_BGR,
+    PRETRAINED_BOX_COLOUR_BGR,
+    draw_detections,
+)
+from training.pretrained import PRETRAINED_TAG
 
 T = TypeVar("T")
 
@@ -399,9 +406,8 @@ class InferenceWorker(QThread):
         faces = _faces_to_draw(tracks, threshold)
         tracking_ms = (time.perf_counter() - started) * 1000.0
         self._tracking_ms.append(tracking_ms)
-        label = getattr(detector, "label", None)
-        annotated = draw_detections(frame, [face.detection for face in faces], threshold, label=label,
-                                    colour=CLASSIC_BOX_COLOUR_BGR if label else BOX_COLOUR_BGR)
+        label, colour = box_style(detector)
+        annotated = draw_detections(frame, [face.detection for face in faces], threshold, label=label, colour=colour)
         if recorder is not None:
             recorder.write(annotated)
         self.processed += 1
@@ -409,6 +415,18 @@ class InferenceWorker(QThread):
         best = max(detections, key=lambda d: d.score) if detections else None
         return FrameResult(frame, best, faces[0].detection if faces else None, bgr_to_qimage(annotated), annotated,
                            elapsed_ms, self.processed, tuple(detections), faces, tracking_ms)
+
+
+def box_style(detector: Any) -> tuple[str | None, tuple[int, int, int]]:
+    """The tag and colour of a detector's boxes, so no one takes a stand-in for their own model: the user's
+    model green ("face 0.93"), the pretrained detector blue ("face (pretrained) 0.91"), the classic finder
+    amber ("face (classic) 1.00")."""
+    label = getattr(detector, "label", None)
+    if label:
+        return label, CLASSIC_BOX_COLOUR_BGR
+    if (getattr(detector, "metadata", None) or {}).get("pretrained"):
+        return PRETRAINED_TAG, PRETRAINED_BOX_COLOUR_BGR
+    return None, BOX_COLOUR_BGR
 
 
 def _faces_to_draw(tracks: list[Track], threshold: float) -> tuple[Track, ...]:
@@ -489,7 +507,8 @@ def _no_full_collections() -> Iterator[None]:
 
 
 def load_detector(model_path: str | os.PathLike | None) -> Any:
-    """Build the live detector: the model file's :class:`training.inference.Detector`, or the classic finder.
+    """Build the live detector: the model file's :class:`training.inference.Detector`, the pretrained face
+    detector (``model_path`` :data:`~desktop.detector_state.PRETRAINED`), or the classic finder (None).
 
     Slow (TensorFlow import, model load, one warm-up frame so the first live frame is not late):
     call it from :class:`DetectorLoader`. Raises ``training.detection.ModelFileError`` for a file
@@ -502,15 +521,21 @@ def load_detector(model_path: str | os.PathLike | None) -> Any:
             from training.classic import ClassicFaceFinder
 
             return ClassicFaceFinder()
-        from training.inference import Detector
+        if str(model_path) == PRETRAINED:
+            from training.pretrained import pretrained_detector
 
-        detector = Detector.from_file(model_path)
+            detector = pretrained_detector()  # raises WeightsUnavailableError when its weights are missing
+        else:
+            from training.inference import Detector
+
+            detector = Detector.from_file(model_path)
         detector.detect(np.zeros(WARM_UP_FRAME_SHAPE, dtype=np.uint8))
         return detector
 
 
 class DetectorLoader(QThread):
-    """Loads a model file (or builds the classic finder when ``model_path`` is None) off the UI thread."""
+    """Loads a model file, or builds the pretrained detector (``model_path`` PRETRAINED) or the classic finder
+    (None), off the UI thread."""
 
     loaded = Signal(object)  # the detector
     failed = Signal(str, str)  # model path, message naming the file and the problem
@@ -531,6 +556,9 @@ class DetectorLoader(QThread):
 def _load_error_message(model_path: str | None, exc: Exception) -> str:
     if model_path is None:
         return f"The classic face finder could not start: {type(exc).__name__}: {exc}"
+    if model_path == PRETRAINED:  # the cause names the missing or damaged weights file
+        cause = exc.__cause__ or exc
+        return f"{type(cause).__name__}: {cause}"
     from training.detection import ModelFileError
 
     if isinstance(exc, ModelFileError):  # its message already names the file and the problem

@@ -27,8 +27,8 @@ def model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
     folder = tmp_path_factory.mktemp("models")
     first, second = folder / "first.keras", folder / "second.keras"
-    build_model(weights=None, input_size=48).save(first)
-    build_model(weights=None, input_size=32).save(second)
+    build_model("multiface", weights=None, input_size=48).save(first)
+    build_model("multiface", weights=None, input_size=32).save(second)
     return first, second
 
 
@@ -134,16 +134,17 @@ def test_closing_stops_every_worker_and_the_next_start_remembers(qtbot, open_win
     assert detect.model_path == str(first)
 
 
-def test_first_start_uses_camera_0_and_the_classic_finder(qtbot, open_window) -> None:
+def test_first_start_uses_camera_0_and_the_pretrained_detector(qtbot, open_window) -> None:
     window = open_window()
     detect = window.detect_tab
     assert detect.source_spec == "0" and detect.source_combo.currentText() == "Camera 0"
-    qtbot.waitUntil(lambda: detect.model_state == "classic", timeout=60_000)
+    qtbot.waitUntil(lambda: detect.model_state == "pretrained", timeout=120_000)
+    assert detect.model_label.text() == "Model: pretrained (BlazeFace), not yet yours"
     # This machine has no camera: the user is told so, with a Retry.
     qtbot.waitUntil(lambda: detect.source_banner.isVisible(), timeout=10_000)
     assert "No camera found at index 0" in detect.source_banner.text() and detect.retry_button.isVisible()
     qtbot.wait(300)  # let the layout settle around the two messages
-    assert "stopped" in detect.status_label.text() and "classic" in detect.status_label.text()
+    assert "stopped" in detect.status_label.text() and "pretrained (BlazeFace), not yet yours" in detect.status_label.text()
     window.grab().save(str(SCREENSHOTS / "main_window_first_start.png"))
 
 

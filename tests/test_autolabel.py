@@ -1,4 +1,4 @@
-"""Autolabelling with MTCNN, the real pretrained detector, on real photos in frames written here.
+"""Autolabelling with MTCNN and BlazeFace, real pretrained detectors, on real photos in frames written here.
 
 The face photos (scikit-image's astronaut, matplotlib's Grace Hopper) are pasted into 640x480
 frames at known places and sizes, some mirrored, over real textures; the truth boxes were read off
@@ -22,11 +22,13 @@ from matplotlib import cbook
 
 from training.autolabel import (
     DEFAULT_MIN_SCORE,
+    BlazeFaceFinder,
     MtcnnUnavailableError,
     PretrainedFaceFinder,
     SuggestionMark,
     add_autolabel_parser,
     autolabel_dataset,
+    min_score_of,
     mtcnn_available,
     read_suggestion_mark,
     run_autolabel,
@@ -447,3 +449,73 @@ def test_the_command_without_mtcnn_says_how_to_install_it(tmp_path, capsys, monk
     assert len(err.splitlines()) == 1
     assert not any(tmp_path.rglob("*.json"))
 
+
+# ----------------------------------------------------------------------------------------- BlazeFace
+
+
+@pytest.fixture(scope="module")
+def blazeface() -> BlazeFaceFinder:
+    return BlazeFaceFinder()
+
+
+def test_blazeface_finds_each_real_face_where_it_is_and_none_where_there_is_none(blazeface):
+    assert blazeface.name == "BlazeFace" and min_score_of(blazeface) == 0.6  # its own threshold, not MTCNN's 0.9
+    for case in FACE_FRAMES:
+        frame, box = compose_frame(*case)
+        found = blazeface.detect_all(frame)
+        assert len(found) == 1 and found[0].score > 0.6 and iou(found[0].box, box) >= 0.5, (case, found)
+        assert blazeface.detect(frame) == found[0]
+    for name in NO_FACE_FRAMES:
+        assert blazeface.detect_all(background(name)) == [], name
+        assert blazeface.detect(background(name)) is None
+    frame, truths = compose_faces_frame()
+    assert matched([d.box for d in blazeface.detect_all(frame)], truths, min_iou=0.5)
+
+
+def test_the_autolabel_command_with_blazeface_writes_labels_that_name_it(tmp_path, capsys):
+    root = tmp_path / "data"
+    truth = write_pictures(root / "images", count_faces=3, count_empty=2)
+    frame, truths = compose_faces_frame()
+    assert cv2.imwrite(str(root / "images" / "group.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    truth["group.jpg"] = truths
+
+    assert parse(["autolabel", str(root)]).engine == "mtcnn"  # the default stays MTCNN, the surest
+    args = parse(["autolabel", str(root), "--engine", "blazeface"])
+    assert (args.engine, args.min_score) == ("blazeface", None)
+    assert run_autolabel(args) == 0
+    out, err = capsys.readouterr()
+    assert "Looking for faces with BlazeFace, MediaPipe's pretrained face detector" in err
+    assert out.splitlines()[0] == "Labelled 6 pictures (4 with a face: 6 faces, 2 without), kept 0 existing labels, " \
+                                  "skipped 0 unreadable."
+
+    documents = _suggested_documents(root)
+    for name, boxes in truth.items():
+        document = documents[Path(name).stem]
+        assert document["flags"] == {"suggested": True} and document["suggestedBy"]["engine"] == "BlazeFace", name
+        mark = read_suggestion_mark(root / "labels" / f"{Path(name).stem}.json")
+        assert mark.engine == "BlazeFace"
+        if boxes is None:
+            assert document["shapes"] == [] and mark.score is None, name
+            continue
+        assert mark.score >= 0.6, name
+        found = [[*shape["points"][0], *shape["points"][1]] for shape in document["shapes"]]
+        assert matched(found, boxes if name == "group.jpg" else [boxes], min_iou=0.5), (name, found)
+        for shape in document["shapes"]:
+            assert shape["description"].startswith("suggested by BlazeFace 0.")
+    dataset = load_dataset(root, strict=True)  # labels training reads
+    assert sum(len(s.boxes) for split in dataset.splits.values() for s in split if s.has_face) == 6
+    with pytest.raises(SystemExit):
+        parse(["autolabel", str(root), "--engine", "yolo"])
+
+
+def test_the_blazeface_command_without_its_weights_says_which_file_is_missing(tmp_path, capsys, monkeypatch):
+    import training.blazeface
+
+    write_pictures(tmp_path / "images", count_faces=1, count_empty=0)
+    missing = tmp_path / "assets" / "face_detection_full_range.npz"
+    monkeypatch.setattr(training.blazeface, "weights_path", lambda: missing)
+    assert run_autolabel(parse(["autolabel", str(tmp_path), "--engine", "blazeface"])) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("facetracker-train autolabel: error: blazeface cannot be loaded:") and str(missing) in err
+    assert len(err.splitlines()) == 1
+    assert not any(tmp_path.rglob("*.json"))

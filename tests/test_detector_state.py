@@ -1,5 +1,6 @@
-"""The Detect tab's detector state without Qt: loading, the fallback to the classic face finder, and
-the words the tab shows (``desktop.detector_state``). The real tab is tested in test_detect_tab.py."""
+"""The Detect tab's detector state without Qt: loading, the fallbacks (a model that cannot be used gives way
+to the pretrained face detector, that to the classic face finder), and the words the tab shows
+(``desktop.detector_state``). The real tab is tested in test_detect_tab.py."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import pytest
 from desktop.detector_state import (
     CLASSIC_NOTICE,
     OPEN_MODEL,
+    PRETRAINED,
+    PRETRAINED_NOTICE,
     Banner,
     BannerKind,
     DetectorState,
@@ -30,7 +33,57 @@ def test_the_state_is_a_str_enum_that_reads_as_before():
     assert ModelState("classic") is ModelState.CLASSIC
 
 
-def test_first_start_without_a_model_uses_the_classic_finder_and_says_so(state):
+def test_first_start_without_a_model_uses_the_pretrained_detector_and_says_it_is_not_yet_yours(state):
+    assert ModelState("pretrained") is ModelState.PRETRAINED
+    state.start_loading(PRETRAINED)
+    assert state.state is ModelState.LOADING and state.loading == PRETRAINED
+    assert state.label == "Model: starting the pretrained face detector…" and state.status_part() == "model: loading…"
+    assert state.banner.kind is BannerKind.BUSY and "pretrained face detector" in state.banner.text
+    state.loaded_pretrained()
+    assert state.state is ModelState.PRETRAINED and state.model_path is None
+    assert state.label == "Model: pretrained (BlazeFace), not yet yours"
+    assert state.status_part() == "model: pretrained (BlazeFace), not yet yours"
+    assert state.banner == Banner(BannerKind.NOTICE, PRETRAINED_NOTICE, OPEN_MODEL)
+    assert "not yet yours" in PRETRAINED_NOTICE and all(step in PRETRAINED_NOTICE for step in ("Collect", "Label", "Train"))
+    assert "BlazeFace" in state.tooltip
+    assert [kind for _, _, kind in state.seen] == [BannerKind.BUSY, BannerKind.NOTICE]
+
+
+def test_without_its_weights_the_pretrained_detector_gives_way_to_the_classic_finder_and_says_why(state):
+    state.start_loading(PRETRAINED)
+    assert state.load_failed(PRETRAINED, "FileNotFoundError: /x/face_detection_full_range.npz: not found") is True
+    assert state.loading is None and state.label == "Model: starting the classic face finder…"  # the caller loads it
+    assert state.banner.kind is BannerKind.ERROR
+    assert state.banner.text == ("<b>The pretrained face detector could not start.</b> FileNotFoundError: "
+                                 "/x/face_detection_full_range.npz: not found<br>"
+                                 "Detecting with the classic face finder (starting…) instead.")
+    state.loaded_classic()  # said again once the classic finder runs, then forgotten
+    assert state.state is ModelState.CLASSIC and state.banner.kind is BannerKind.ERROR
+    assert "face_detection_full_range.npz" in state.banner.text
+    assert state.banner.text.endswith("Detecting with the classic face finder instead.")
+    assert state.status_part() == "model: none (classic face finder)"
+    state.start_loading(None)
+    state.loaded_classic()
+    assert state.banner == Banner(BannerKind.NOTICE, CLASSIC_NOTICE, OPEN_MODEL)
+
+
+def test_a_bad_model_then_no_weights_names_both_once_the_classic_finder_runs(state):
+    state.start_loading("/x/notes.keras")
+    assert state.load_failed("/x/notes.keras", "not a zip file") is True and state.loading == PRETRAINED
+    assert state.load_failed(PRETRAINED, "weights missing") is True and state.loading is None
+    state.loaded_classic()
+    assert state.banner.text == ("<b>Could not use this model.</b> not a zip file<br>"
+                                 "<b>The pretrained face detector could not start.</b> weights missing<br>"
+                                 "Detecting with the classic face finder instead.")
+
+
+def test_a_saved_copy_of_the_pretrained_detector_is_still_not_yours(state):
+    state.start_loading("/m/pretrained.keras")
+    state.loaded_model("/m/pretrained.keras", pretrained=True)
+    assert state.label == "Model: pretrained.keras (pretrained, not yet yours)" and state.state is ModelState.MODEL
+
+
+def test_the_classic_finder_can_still_be_asked_for_and_says_so(state):
     assert state.state is ModelState.NONE and state.label == "Model: —" and state.status_part() is None
     state.start_loading(None)
     assert state.state is ModelState.LOADING and state.status_part() == "model: loading…"
@@ -54,17 +107,19 @@ def test_a_loaded_model_is_named_and_the_banner_goes(state):
     assert state.banner.kind is BannerKind.HIDDEN and state.status_part() == "model: best.keras"
 
 
-def test_a_bad_model_at_start_falls_back_to_the_classic_finder_and_says_why_twice(state):
+def test_a_bad_model_at_start_falls_back_to_the_pretrained_detector_and_says_why_twice(state):
     state.start_loading("/x/notes.keras")
-    assert state.load_failed("/x/notes.keras", "not a <zip> file") is True  # the caller starts the classic finder
-    assert state.state is ModelState.LOADING and state.label == "Model: starting the classic face finder…"
+    assert state.load_failed("/x/notes.keras", "not a <zip> file") is True  # the caller starts the pretrained one
+    assert state.state is ModelState.LOADING and state.loading == PRETRAINED
+    assert state.label == "Model: starting the pretrained face detector…"
     assert state.banner.kind is BannerKind.ERROR
     assert state.banner.text == ("<b>Could not use this model.</b> not a &lt;zip&gt; file<br>"
-                                 "Detecting with the classic face finder (starting…) instead.")
-    state.loaded_classic()  # the message comes back once the classic finder is in, then is forgotten
-    assert state.banner.kind is BannerKind.ERROR and "the classic face finder instead." in state.banner.text
-    state.start_loading(None)
-    state.loaded_classic()
+                                 "Detecting with the pretrained face detector (starting…) instead.")
+    state.loaded_pretrained()  # the message comes back once the pretrained detector is in, then is forgotten
+    assert state.banner.kind is BannerKind.ERROR
+    assert state.banner.text.endswith("Detecting with the pretrained face detector (not yet yours) instead.")
+    state.start_loading(PRETRAINED)
+    state.loaded_pretrained()
     assert state.banner.kind is BannerKind.NOTICE
 
 
@@ -85,12 +140,22 @@ def test_a_bad_model_later_keeps_the_detector_that_runs(state):
     assert classic.state is ModelState.CLASSIC and classic.label == "Model: classic face finder (no model)"
     assert "Detecting with the classic face finder instead." in classic.banner.text
 
+    pretrained = DetectorState()
+    pretrained.start_loading(PRETRAINED)
+    pretrained.loaded_pretrained()
+    pretrained.start_loading("/b/bad.keras")
+    assert pretrained.load_failed("/b/bad.keras", "broken") is False
+    assert pretrained.state is ModelState.PRETRAINED and pretrained.label == "Model: pretrained (BlazeFace), not yet yours"
+    assert "Detecting with the pretrained face detector (not yet yours) instead." in pretrained.banner.text
+
 
 def test_when_the_classic_finder_itself_fails_nothing_runs(state):
     state.start_loading(None)
     assert state.load_failed("", "scikit-image is missing") is False  # no model asked for: no fallback loop
     assert state.state is ModelState.NONE and state.label == "Model: —" and state.status_part() is None
     assert state.banner.kind is BannerKind.ERROR
+    assert state.banner.text == ("<b>The classic face finder could not start.</b> scikit-image is missing<br>"
+                                 "No face detector is running.")
 
 
 def test_status_line_names_source_timing_drops_device_and_model():

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from desktop.label_session import (
+    BLAZEFACE,
     BROKEN,
     CLASSIC,
     FACE,
@@ -285,24 +286,45 @@ def test_the_engine_follows_what_can_suggest():
     assert session.choose_engine(CLASSIC) is True
     assert session.source_text() == "Suggestions: the classic face finder (until you have trained a model)"
     assert session.set_detector(model) and session.engine is CLASSIC  # chosen by hand: it stays
-    with pytest.raises(ValueError, match="unknown suggestion engine 'yolo'; expected one of mtcnn, model, classic"):
+    with pytest.raises(ValueError,
+                       match="unknown suggestion engine 'yolo'; expected one of mtcnn, blazeface, model, classic"):
         session.choose_engine("yolo")
     assert ("engine",) in recorder.take()
+
+
+def test_blazeface_is_a_fast_pretrained_engine_beside_mtcnn():
+    session = LabelSession()
+    assert session.engine is MTCNN  # the default: the surest suggester (see LabelSession.default_engine)
+    assert session.choose_engine("blazeface") is True and session.engine is BLAZEFACE
+    assert session.source_text() == ("Suggestions: BlazeFace, a pretrained face detector "
+                                     "(fast; MTCNN is surer on small faces)")
+    assert session.suggest_all_min_score() == 0.6  # BlazeFace's own threshold, not MTCNN's 0.9
+    assert session.set_detector(TrainedModel("/m/best.keras")) is True and session.engine is BLAZEFACE  # chosen: stays
+    assert "BlazeFace, the pretrained detector a new run starts from" in session.engine_tip()
+
+    # Its weights missing: said, and MTCNN suggests instead.
+    assert session.engine_failed(BLAZEFACE, "weights not found") is True and session.engine is MTCNN
+    assert session.blazeface_error == "it cannot be loaded: weights not found"
+    assert session.source_text().endswith(". BlazeFace is unavailable (it cannot be loaded: weights not found)")
+    assert "\nBlazeFace is unavailable: it cannot be loaded: weights not found" in session.engine_tip()
+    assert session.choose_engine(BLAZEFACE) is False and session.engine is MTCNN
 
 
 def test_without_mtcnn_the_session_falls_back_and_says_so():
     session = LabelSession()
     session.suggestions[Path("x.jpg")] = Suggestion(None, None, "MTCNN")
     assert session.mtcnn_failed("No module named 'mtcnn'") is True  # suggestions dropped, asked again
-    assert session.engine is CLASSIC and not session.suggestions
+    assert session.engine is BLAZEFACE and not session.suggestions  # the other pretrained detector
     assert session.source_text().endswith(". MTCNN is unavailable (it cannot be loaded: No module named 'mtcnn')")
     assert "\nMTCNN is unavailable: it cannot be loaded" in session.engine_tip()
-    assert session.use_engine(MTCNN) is False and session.engine is CLASSIC
+    assert session.use_engine(MTCNN) is False and session.engine is BLAZEFACE
+    assert session.engine_failed(BLAZEFACE, "no weights") is True and session.engine is CLASSIC  # neither loads
 
-    fresh = LabelSession("MTCNN is not installed: pip install mtcnn")
+    fresh = LabelSession("MTCNN is not installed: pip install mtcnn", "its weights are missing")
     assert fresh.engine is CLASSIC
     fresh.set_detector(TrainedModel("/m/best.keras"))
     assert fresh.engine is MODEL and fresh.source_text().startswith("Suggestions: your model best.keras.")
+    assert "BlazeFace is unavailable (its weights are missing)" in fresh.source_text()
 
 
 def test_finders_answers_become_suggestions():
@@ -313,6 +335,9 @@ def test_finders_answers_become_suggestions():
     assert make_suggestion(MODEL, weak, TrainedModel("m.keras", 0.5)).box == (1.0, 2.0, 30.0, 40.0)
     assert make_suggestion(MODEL, weak, TrainedModel("m.keras", 0.6)) == Suggestion(None, 0.55, "your model")
     assert make_suggestion(CLASSIC, weak) == Suggestion((1.0, 2.0, 30.0, 40.0), None, "the classic finder")
+    assert make_suggestion(BLAZEFACE, weak) == Suggestion((), 0.55, "BlazeFace")  # under its own 0.6: no face
+    assert make_suggestion(BLAZEFACE, [face, Detection(0.4, (5, 5, 9, 9))]) == Suggestion(
+        (1.0, 2.0, 30.0, 40.0), 0.97, "BlazeFace", scores=(0.97,))  # the 0.4 box is under its 0.6
 
 
 def test_every_face_a_finder_reports_is_suggested():

@@ -23,6 +23,7 @@ from test_autolabel import (  # real faces in frames (tests/test_autolabel.py)
 )
 
 from desktop.label_tab import (
+    BLAZEFACE,
     CLASSIC,
     FACE,
     MODEL,
@@ -467,17 +468,76 @@ def test_cancel_stops_suggest_all_and_keeps_what_was_done(qtbot, settings, tmp_p
     tab.shutdown()
 
 
-def test_without_mtcnn_the_tab_falls_back_and_says_so(qtbot, settings, face_dataset, monkeypatch):
+def test_blazeface_suggests_every_real_face_fast_and_suggest_all_names_it(qtbot, settings, face_dataset):
+    """The pretrained BlazeFace as the suggestion engine, on real faces: a box where the face is, marked as
+    BlazeFace's, and "Suggest all" writes labels that say so."""
+    root, truth = face_dataset
+    tab = open_tab(qtbot, settings, root, pictures=len(truth) + 1)
+    combo = tab.engine_combo
+    assert combo.itemText(combo.findData(BLAZEFACE)) == "BlazeFace (pretrained, fast)"
+    assert combo.model().item(combo.findData(BLAZEFACE)).isEnabled()
+    combo.setCurrentIndex(combo.findData(BLAZEFACE))
+    combo.activated.emit(combo.currentIndex())  # as a user's pick in the list
+    assert tab.engine() == BLAZEFACE and tab.source_label.text().startswith("Suggestions: BlazeFace, a pretrained")
+    entry = next(e for e in tab.entries if e.image_path.name.startswith("face_0"))
+    tab.picture_list.setCurrentRow(tab.entries.index(entry))
+    qtbot.waitUntil(lambda: tab.suggestion_for(entry.image_path) is not None, timeout=120_000)
+    suggestion = tab.suggestion_for(entry.image_path)
+    assert suggestion.source == "BlazeFace" and not suggestion.error and len(suggestion.boxes) == 1
+    assert suggestion.score > 0.6 and iou(suggestion.box, truth[entry.image_path.name]) >= 0.5
+    assert tab.canvas.is_suggestion() and tab.canvas.banner().startswith("Suggested by BlazeFace (0.")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    assert tab.grab().save(str(SCREENSHOTS / "label_tab_blazeface.png"))
+
+    with qtbot.waitSignal(tab.suggest_all_finished, timeout=120_000) as finished:
+        qtbot.mouseClick(tab.suggest_all_button, Qt.MouseButton.LeftButton)
+        assert "BlazeFace is looking at every unlabelled picture" in tab.status_label.text()
+    report = finished.args[0]
+    assert report.engine == "BlazeFace" and (report.faces, report.no_faces) == (4, 2)
+    print(f"\nSuggest all with BlazeFace: {len(truth) + 1} pictures in {report.seconds:.1f} s (engine load included)")
+    assert tab.status_label.text().startswith("BlazeFace: Labelled 6 pictures (4 with a face, 2 without)")
+    for label in report.written:
+        mark = read_suggestion_mark(label.label_path)
+        assert mark.engine == "BlazeFace", label.label_path
+        if label.boxes:
+            assert mark.score >= 0.6 and iou(label.box, truth[label.image_path.name]) >= 0.5, label
+    qtbot.waitUntil(lambda: sum(e.unreviewed for e in tab.entries) == len(truth), timeout=10_000)
+    tab.shutdown()
+
+
+def test_without_blazeface_weights_the_tab_says_so_and_mtcnn_suggests(qtbot, settings, face_dataset, monkeypatch,
+                                                                     tmp_path):
+    import training.blazeface
+
+    monkeypatch.setattr(training.blazeface, "weights_path", lambda: tmp_path / "gone.npz")
+    root, truth = face_dataset
+    tab = open_tab(qtbot, settings, root, pictures=len(truth) + 1)
+    tab.set_engine(BLAZEFACE)
+    qtbot.waitUntil(lambda: tab.engine() == MTCNN, timeout=120_000)  # it failed to load: MTCNN takes over
+    assert "BlazeFace is unavailable (it cannot be loaded: " in tab.source_label.text()
+    assert "gone.npz" in tab.source_label.text()
+    assert not tab.engine_combo.model().item(tab.engine_combo.findData(BLAZEFACE)).isEnabled()
+    entry = tab.current_entry()
+    qtbot.waitUntil(lambda: tab.suggestion_for(entry.image_path) is not None, timeout=120_000)
+    assert tab.suggestion_for(entry.image_path).source == "MTCNN"
+    tab.shutdown()
+
+
+def test_without_mtcnn_the_tab_falls_back_and_says_so(qtbot, settings, face_dataset, monkeypatch, tmp_path):
     import sys
 
+    import training.blazeface
+
     root, truth = face_dataset
-    # MTCNN is installed but fails to load once the tab runs: the first suggestion falls back to the classic finder.
+    # MTCNN is installed but fails to load once the tab runs, and BlazeFace's weights are missing too: the first
+    # suggestion falls back to the classic finder.
     tab = LabelTab(settings)
     qtbot.addWidget(tab)
     assert tab.engine() == MTCNN
     monkeypatch.setitem(sys.modules, "mtcnn", None)  # what `import mtcnn` meets when it cannot be loaded
+    monkeypatch.setattr(training.blazeface, "weights_path", lambda: tmp_path / "gone.npz")
     tab.set_dataset(root)
-    qtbot.waitUntil(lambda: tab.engine() == CLASSIC, timeout=30_000)
+    qtbot.waitUntil(lambda: tab.engine() == CLASSIC, timeout=60_000)
     assert "MTCNN is unavailable (it cannot be loaded" in tab.source_label.text()
     assert "pip install mtcnn" in tab.source_label.text()
     assert not tab.engine_combo.model().item(tab.engine_combo.findData(MTCNN)).isEnabled()
@@ -486,12 +546,14 @@ def test_without_mtcnn_the_tab_falls_back_and_says_so(qtbot, settings, face_data
     assert tab.suggestion_for(entry.image_path).source == "the classic finder"
     tab.shutdown()
 
-    # Not installed at all: the classic finder from the start (the user's model once there is one).
+    # Not installed at all: BlazeFace, the other pretrained detector, from the start.
     fresh = LabelTab(settings)
     qtbot.addWidget(fresh)
-    assert fresh.engine() == CLASSIC
+    assert fresh.engine() == BLAZEFACE
     assert "MTCNN is unavailable (MTCNN is not installed: pip install mtcnn)" in fresh.source_label.text()
     fresh.set_detector(confident_detector((0.25, 0.2, 0.75, 0.9)))
+    assert fresh.engine() == BLAZEFACE  # a pretrained detector stays the default; the model is there to choose
+    fresh.set_engine(MODEL)
     assert fresh.engine() == MODEL and fresh.source_label.text().startswith("Suggestions: your model")
     fresh.shutdown()
 

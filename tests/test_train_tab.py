@@ -58,8 +58,11 @@ def test_train_stop_resume_then_use_the_model(qtbot, settings, demo_dataset):
     """Start, Stop after the first epoch (a checkpoint is kept), Resume to the end, then "Use this model"."""
     tab = make_tab(qtbot, settings)
     assert (tab.epochs_spin.value(), tab.batch_spin.value(), tab.backbone_combo.currentText()) == (
-        DEFAULT_EPOCHS["multiface"], 8, "multiface")
+        DEFAULT_EPOCHS["blazeface"], 8, "blazeface")
     assert tab.input_size() is None and tab.learning_rate() is None  # auto: the CLI's own defaults
+    assert tab.start_label.text() == "MediaPipe BlazeFace full-range (pretrained on real faces)"
+    tab.backbone_combo.setCurrentText("multiface")  # small and quick at 48 px: this test is about the plumbing
+    assert tab.start_label.text() == "MTCNN's face-trained first layers (RNet), the rest from scratch"
     choose_dataset(qtbot, tab, demo_dataset)
     qtbot.waitUntil(tab.start_button.isEnabled, timeout=15_000)
     summary = tab.summary_view.toPlainText()
@@ -76,6 +79,9 @@ def test_train_stop_resume_then_use_the_model(qtbot, settings, demo_dataset):
     assert str(run_dir) in tab.run_label.text()
 
     qtbot.waitUntil(lambda: any(e["event"] == "epoch" for e in events), timeout=150_000)
+    started = next(e for e in events if e["event"] == "start")["started_from"]
+    assert started == "MTCNN's face-trained first layers (RNet), the rest from scratch"
+    assert tab.start_label.text() == f"{started} (this run)"
     counts = tab.plots.point_counts()
     assert counts["total_loss"]["batch"] >= 1 and counts["class_loss"]["train"] >= 1
     assert counts["regress_loss"]["val"] >= 1
@@ -266,7 +272,7 @@ def test_backbone_choices_are_the_engines():
 
 def test_epochs_follow_the_backbone_unless_the_user_set_them(qtbot, settings):
     tab = make_tab(qtbot, settings)
-    assert tab.epochs_spin.value() == DEFAULT_EPOCHS["multiface"] != DEFAULT_EPOCHS["vgg16"]  # multiface: its own
+    assert tab.epochs_spin.value() == DEFAULT_EPOCHS["blazeface"] != DEFAULT_EPOCHS["vgg16"]  # blazeface: its own
     assert not tab.tutorial_check.isEnabled()  # the tutorial-exact loss is the single-box heads'
     tab.backbone_combo.setCurrentText("vgg16")
     assert tab.epochs_spin.value() == 10  # the tutorial's
@@ -276,6 +282,50 @@ def test_epochs_follow_the_backbone_unless_the_user_set_them(qtbot, settings):
     assert tab.epochs_spin.value() == 25  # the user's choice stays
     again = make_tab(qtbot, settings)
     assert (again.backbone_combo.currentText(), again.epochs_spin.value()) == ("tiny", 25)
+
+
+def test_the_tab_says_what_a_new_run_starts_from_before_start(qtbot, settings):
+    """The backbone and weights chosen say, in config.json's words, what a new run starts from; a run's own
+    start event (what it really started from) replaces it."""
+    from training.model import describe_start
+
+    tab = make_tab(qtbot, settings)
+    assert (tab.backbone_combo.currentText(), tab.weights_combo.currentText()) == ("blazeface", "auto")
+    assert tab.start_label.text() == "MediaPipe BlazeFace full-range (pretrained on real faces)"
+    assert tab.start_label.text() == describe_start("blazeface", "face")  # the trainer's own words
+    tab.backbone_combo.setCurrentText("multiface")
+    assert tab.start_label.text() == "MTCNN's face-trained first layers (RNet), the rest from scratch"
+    tab.weights_combo.setCurrentText("none")
+    assert tab.start_label.text() == "random weights (from scratch)"
+    tab.backbone_combo.setCurrentText("tiny")
+    tab.weights_combo.setCurrentText("face")  # the trainer refuses it: said before Start, in red
+    assert tab.start_label.text() == "tiny has no face-trained weights: choose auto or none"
+    assert "b00020" in tab.start_label.styleSheet()
+    tab.backbone_combo.setCurrentText("mobilenetv2")
+    tab.weights_combo.setCurrentText("auto")
+    assert tab.start_label.text() == ("mobilenetv2 with ImageNet weights, the heads from scratch "
+                                      "(downloaded once; from scratch when offline)")
+    assert tab.start_label.styleSheet() == ""
+    tab.backbone_combo.setCurrentText("blazeface")
+    tab.process.event.emit({"event": "start", "epochs": 20, "started_from": "random weights (from scratch)",
+                            "weights": "none", "train_images": 10, "val_images": 2})
+    assert tab.start_label.text() == "random weights (from scratch) (this run)"  # its weights were missing, say
+    assert "starting from random weights (from scratch)" in tab.status_label.text()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    tab.backbone_combo.setCurrentText("multiface")
+    tab.backbone_combo.setCurrentText("blazeface")
+    assert tab.grab().save(str(SCREENSHOTS / "train_tab_starts_from.png"))
+    tab.shutdown()
+
+
+def test_the_keras_free_start_table_matches_the_backbones():
+    from training.defaults import BLAZEFACE_START, PRETRAINED_WEIGHTS
+    from training.model import BACKBONES
+
+    assert PRETRAINED_WEIGHTS == {name: spec.pretrained for name, spec in BACKBONES.items()}
+    from training.blazeface import PRETRAINED_NAME
+
+    assert PRETRAINED_NAME == BLAZEFACE_START
 
 
 def test_history_refill_reads_what_the_trainer_writes(tmp_path):

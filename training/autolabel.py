@@ -1,11 +1,13 @@
-"""Labels nearly for free: a pretrained face detector (MTCNN) suggests the face boxes of every picture.
+"""Labels nearly for free: a pretrained face detector (MTCNN or BlazeFace) suggests the face boxes of every picture.
 
 Labelling 90 pictures by hand is the tutorial's slowest step. MTCNN (the ``mtcnn`` package: MIT
 licensed, its weights inside the wheel, so nothing is downloaded) finds real faces with F1 about
-0.99, so most suggestions only need a glance. :func:`autolabel_dataset` writes a labelme JSON for
-every picture that has none, with a rectangle for every face found; each one is marked as suggested (top-level ``flags: {"suggested":
-true}``, the engine and score in ``suggestedBy`` and in the shape's ``description``) until a person
-accepts or corrects it in the Label tab, or in labelme by unticking the flag.
+0.99, so most suggestions only need a glance. MediaPipe's BlazeFace (:class:`BlazeFaceFinder`, weights in
+``assets/blazeface/``) is some 20 times faster and is the network a new run starts from.
+:func:`autolabel_dataset` writes a labelme JSON for every picture that has none, with a rectangle for every
+face found; each one is marked as suggested (top-level ``flags: {"suggested": true}``, the engine and score
+in ``suggestedBy`` and in the shape's ``description``) until a person accepts or corrects it in the Label
+tab, or in labelme by unticking the flag.
 
 No Qt here, and no TensorFlow until a finder is built: the Label tab reads the marks cheaply.
 """
@@ -46,6 +48,8 @@ from training.preprocess import as_rgb
 MTCNN_LABEL = "face (MTCNN)"
 MTCNN_NAME = "MTCNN"
 MTCNN_DEVICE = "CPU (MTCNN, pretrained)"
+BLAZEFACE_LABEL = "face (BlazeFace)"
+BLAZEFACE_NAME = "BlazeFace"  # the suggested-by mark's engine
 DEFAULT_MIN_SCORE = 0.9
 SUGGESTED_FLAG = "suggested"      # labelme image flag: ticked until a person has reviewed the label
 SUGGESTED_BY_KEY = "suggestedBy"  # top-level: {"engine": "MTCNN", "score": 0.99 or null}
@@ -111,6 +115,7 @@ class PretrainedFaceFinder:
     description = "MTCNN, a pretrained face detector"
     device = MTCNN_DEVICE
     path = None
+    min_score = DEFAULT_MIN_SCORE  # MTCNN's confidence from which a face is written as a label
 
     def __init__(self, *, min_face_fraction: float = 0.1, max_side: int = 640, tie_margin: float = 0.05,
                  device: str = "CPU:0") -> None:
@@ -157,6 +162,73 @@ class PretrainedFaceFinder:
             if max(box[2] - box[0], box[3] - box[1]) >= min_side and min(box[2] - box[0], box[3] - box[1]) >= 1:
                 faces.append(Detection(score=float(face["confidence"]), box=box))
         return sorted(faces, key=lambda face: -face.score)
+
+
+class BlazeFaceFinder:
+    """MediaPipe's BlazeFace (:func:`training.pretrained.pretrained_detector`) behind the finders' interface.
+
+    About 10 ms a picture on a CPU against MTCNN's ~200 ms, so "Suggest all" over a few hundred pictures
+    takes seconds; its boxes are those of the network every new run starts from. MTCNN is the surer on
+    small, far-away faces. Safe to share between threads (one call at a time).
+
+    Args:
+        threshold: the score from which a cell is a face (default: the pretrained model's own, 0.6).
+
+    Raises:
+        training.model.WeightsUnavailableError: its weights (``assets/blazeface/``) are missing or damaged.
+    """
+
+    label = BLAZEFACE_LABEL
+    name = BLAZEFACE_NAME
+    description = "BlazeFace, MediaPipe's pretrained face detector"
+    path = None
+
+    def __init__(self, threshold: float | None = None) -> None:
+        from training.model import WeightsUnavailableError
+        from training.pretrained import PRETRAINED_THRESHOLD, pretrained_detector
+
+        try:
+            self._detector = pretrained_detector(threshold)
+        except WeightsUnavailableError as exc:  # say which file is missing, without the trainer's advice
+            raise WeightsUnavailableError(str(exc.__cause__ or exc)) from exc
+        self.min_score = float(PRETRAINED_THRESHOLD if threshold is None else threshold)
+        self.device = f"{self._detector.device} (BlazeFace, pretrained)"
+        self._lock = threading.Lock()
+
+    def detect(self, frame_bgr: np.ndarray) -> Detection | None:
+        """The most confident face, or None."""
+        faces = self.detect_all(frame_bgr)
+        return faces[0] if faces else None
+
+    def detect_all(self, frame_bgr: np.ndarray) -> list[Detection]:
+        """Every face over its threshold, most confident first, boxes in the frame's pixels."""
+        height, width = frame_bgr.shape[:2]
+        with self._lock:
+            found = self._detector.detect_all(frame_bgr)
+        faces = [Detection(d.score, clipped(d.box, width, height)) for d in found]
+        return sorted((f for f in faces if min(f.box[2] - f.box[0], f.box[3] - f.box[1]) >= 1),
+                      key=lambda face: -face.score)
+
+
+#: ``autolabel --engine`` choices and the finder each one builds (MTCNN first: the default).
+ENGINES: dict[str, type] = {"mtcnn": PretrainedFaceFinder, "blazeface": BlazeFaceFinder}
+DEFAULT_ENGINE = "mtcnn"
+
+
+def make_finder(engine: str = DEFAULT_ENGINE) -> FaceFinder:
+    """The finder an ``--engine`` name stands for (slow: loads TensorFlow and the network).
+
+    Raises:
+        ValueError: an unknown engine. MtcnnUnavailableError / WeightsUnavailableError: it cannot load.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    return ENGINES[engine]()
+
+
+def min_score_of(finder: object) -> float:
+    """The score from which a finder's face is written as a label: its own (BlazeFace: 0.6), else MTCNN's 0.9."""
+    return float(getattr(finder, "min_score", DEFAULT_MIN_SCORE))
 
 
 def finder_name(finder: object) -> str:
@@ -349,7 +421,7 @@ def autolabel_dataset(
     *,
     finder: FaceFinder | None = None,
     overwrite: bool = False,
-    min_score: float = DEFAULT_MIN_SCORE,
+    min_score: float | None = None,
     on_progress: Callable[[int, int, Path], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> AutolabelReport:
@@ -357,8 +429,9 @@ def autolabel_dataset(
 
     Finds the pictures as training does (any of the three layouts, :func:`training.data.picture_label_paths`)
     and asks ``finder`` (default: a new :class:`PretrainedFaceFinder`) for each picture without a
-    label: every face scoring at least ``min_score`` becomes one of the label's rectangles (all the faces
-    :func:`find_faces` gives), a picture without one a label with no shapes. Existing labels are kept unless ``overwrite``. Unreadable pictures are skipped and
+    label: every face scoring at least ``min_score`` (default: the finder's own, :func:`min_score_of`) becomes
+    one of the label's rectangles (all the faces :func:`find_faces` gives), a picture without one a label with
+    no shapes. Existing labels are kept unless ``overwrite``. Unreadable pictures are skipped and
     listed in the report. ``on_progress(done, total, picture)`` follows each picture to label;
     ``should_stop()`` is asked before each one, and True ends the run early (labels written so far stay).
 
@@ -371,6 +444,7 @@ def autolabel_dataset(
     pairs, problems = picture_label_paths(root)
     finder = finder if finder is not None else PretrainedFaceFinder()
     engine, scored = finder_name(finder), _has_score(finder)
+    min_score = min_score_of(finder) if min_score is None else float(min_score)
     report = AutolabelReport(root=root, engine=engine, pictures=len(pairs) + len(problems), skipped=list(problems))
     todo = []
     for image_path, label_path in pairs:
@@ -444,15 +518,20 @@ def add_autolabel_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``autolabel`` command to ``facetracker-train``'s subparsers; returns its parser."""
     parser = subparsers.add_parser(
         "autolabel",
-        help="suggest the face boxes of every unlabelled picture (MTCNN, a pretrained face detector)",
+        help="suggest the face boxes of every unlabelled picture (MTCNN or BlazeFace, pretrained face detectors)",
         description="Write a labelme label for every picture of a dataset that has none: every face a "
-        "pretrained detector (MTCNN) finds, or no face. The labels are marked as suggested until you "
+        "pretrained detector (MTCNN, or BlazeFace with --engine blazeface) finds, or no face. The labels are marked as suggested until you "
         "review them in the app's Label tab (or untick the \"suggested\" flag in labelme).",
     )
     parser.add_argument("data", help="dataset folder (any layout: train/val/test, images/ + labels/, or JSON beside)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing labels too (default: keep them)")
-    parser.add_argument("--min-score", type=_score, default=DEFAULT_MIN_SCORE, metavar="S",
-                        help=f"label a face only when MTCNN's confidence is at least this (default {DEFAULT_MIN_SCORE})")
+    parser.add_argument("--engine", choices=tuple(ENGINES), default=DEFAULT_ENGINE,
+                        help="the pretrained face detector that suggests: mtcnn (default: the surest, also on small "
+                        "far-away faces; ~200 ms a picture) or blazeface (MediaPipe's BlazeFace, the network a new "
+                        "run starts from; ~10 ms a picture). The labels name it in their \"suggested by\" mark")
+    parser.add_argument("--min-score", type=_score, default=None, metavar="S",
+                        help=f"label a face only when the engine's confidence is at least this (default: "
+                        f"{DEFAULT_MIN_SCORE} for mtcnn, its own 0.6 for blazeface)")
     return parser
 
 
@@ -461,11 +540,12 @@ def run_autolabel(args: argparse.Namespace) -> int:
 
     A bad dataset folder raises DataError, for ``facetracker-train`` to report in one line (exit code 1).
     """
-    picture_label_paths(args.data)  # a wrong folder is said at once, before TensorFlow and MTCNN load
+    picture_label_paths(args.data)  # a wrong folder is said at once, before TensorFlow and the engine load
+    engine = getattr(args, "engine", DEFAULT_ENGINE)
     try:
-        finder = PretrainedFaceFinder()
-    except MtcnnUnavailableError as exc:
-        print(f"facetracker-train autolabel: error: {exc}", file=sys.stderr, flush=True)
+        finder = make_finder(engine)
+    except Exception as exc:  # MtcnnUnavailableError, WeightsUnavailableError (BlazeFace's weights missing)
+        print(f"facetracker-train autolabel: error: {engine} cannot be loaded: {exc}", file=sys.stderr, flush=True)
         return 1
     print(f"Looking for faces with {finder.description} in {args.data} ...", file=sys.stderr, flush=True)
     interrupted = threading.Event()
@@ -505,7 +585,8 @@ class _stop_on_interrupt:
 
 
 __all__ = [
-    "AutolabelReport", "DEFAULT_MIN_SCORE", "MtcnnUnavailableError", "PretrainedFaceFinder", "SuggestedLabel",
-    "SuggestionMark", "add_autolabel_parser", "autolabel_dataset", "find_faces", "finder_name",
-    "mtcnn_available", "read_suggestion_mark", "run_autolabel", "write_suggested_label",
+    "AutolabelReport", "BlazeFaceFinder", "DEFAULT_ENGINE", "DEFAULT_MIN_SCORE", "ENGINES", "MtcnnUnavailableError",
+    "PretrainedFaceFinder", "SuggestedLabel", "SuggestionMark", "add_autolabel_parser", "autolabel_dataset",
+    "find_faces", "finder_name", "make_finder", "min_score_of", "mtcnn_available", "read_suggestion_mark",
+    "run_autolabel", "write_suggested_label",
 ]

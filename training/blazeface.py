@@ -25,14 +25,16 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from training.defaults import BLAZEFACE_START
+
 INPUT_SIZE = 192
 GRID = 48  # cells a side of the score/box maps: one anchor each, 4 input pixels apart
 #: Raw box values are in input pixels (MediaPipe's x_scale/y_scale/w_scale/h_scale = 192).
 BOX_SCALE = float(INPUT_SIZE)
 PREFIX = "blazeface"
 WEIGHTS_FILE = "face_detection_full_range.npz"
-#: What the start is called in messages, config.json and the Train tab.
-PRETRAINED_NAME = "MediaPipe BlazeFace full-range (pretrained on real faces)"
+#: What the start is called in messages, config.json and the Train tab (kept Keras-free in training.defaults).
+PRETRAINED_NAME = BLAZEFACE_START
 
 # (residual blocks, bottleneck width, output width) of each stage after the stem, finest first;
 # each stage but the first starts with a stride-2 pair of units.

@@ -33,6 +33,13 @@ DEFAULT_FREEZE = {"blazeface": 64}
 #: scratch), imagenet (mobilenetv2, vgg16; downloaded once), face (grid: MTCNN's face-trained stem,
 #: shipped in the mtcnn package), none (from scratch).
 WEIGHT_CHOICES = ("auto", "imagenet", "face", "none")
+#: The pretrained start each backbone can have (what ``auto`` takes): ``training.model.BACKBONES``' ``pretrained``,
+#: spelled out here so the Train tab can say what a run starts from without importing Keras.
+PRETRAINED_WEIGHTS: dict[str, str | None] = {
+    "blazeface": "face", "multiface": "face", "grid": "face", "tiny": None, "mobilenetv2": "imagenet", "vgg16": "imagenet",
+}
+#: What a blazeface run with its face weights starts from (config.json's ``started_from``, the Train tab).
+BLAZEFACE_START = "MediaPipe BlazeFace full-range (pretrained on real faces)"
 
 
 def default_learning_rate(backbone: str) -> float:
@@ -51,3 +58,35 @@ def default_epochs(backbone: str) -> int:
 
 #: Early stopping: epochs without a better validation F1 (then mean IoU) before training ends.
 DEFAULT_PATIENCE = 15
+
+
+def resolved_weights(backbone: str, weights: str) -> str:
+    """The start a weights choice gives a backbone: ``auto`` its pretrained weights (or none), else the choice."""
+    if weights == "auto":
+        return PRETRAINED_WEIGHTS.get(backbone) or "none"
+    return weights
+
+
+def describe_start(backbone: str, weights: str | None) -> str:
+    """What a new run of ``backbone`` starts from with the resolved ``weights``, in words (config.json's
+    ``started_from``, the CLI's and the Train tab's lines). Plain Python: the Train tab calls it before Start."""
+    if weights == "face" and backbone == "blazeface":
+        return BLAZEFACE_START
+    if weights == "face":
+        return "MTCNN's face-trained first layers (RNet), the rest from scratch"
+    if weights == "imagenet":
+        return f"{backbone} with ImageNet weights, the heads from scratch"
+    return "random weights (from scratch)"
+
+
+def start_text(backbone: str, weights: str) -> tuple[str, bool]:
+    """What a new run of ``backbone`` with the ``weights`` choice starts from, in words, before it runs (the
+    Train tab), and whether the trainer accepts that choice (a backbone without those weights is refused)."""
+    resolved = resolved_weights(backbone, weights)
+    if resolved in ("face", "imagenet") and PRETRAINED_WEIGHTS.get(backbone) != resolved:
+        kind = "face-trained" if resolved == "face" else "ImageNet"
+        return f"{backbone} has no {kind} weights: choose auto or none", False
+    text = describe_start(backbone, resolved)
+    if weights == "auto" and resolved == "imagenet":
+        text += " (downloaded once; from scratch when offline)"
+    return text, True

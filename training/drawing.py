@@ -16,6 +16,7 @@ from training.detection import Detection
 
 BOX_COLOUR_BGR = (80, 220, 60)  # green, like the tutorial's box
 CLASSIC_BOX_COLOUR_BGR = (0, 200, 255)  # amber: the classic face finder, not a trained model
+PRETRAINED_BOX_COLOUR_BGR = (250, 170, 40)  # blue: the pretrained face detector, not yet the user's model
 NO_FACE_COLOUR_BGR = (200, 200, 200)  # the "no face 0.12" tag of predict's pictures
 TEXT_COLOUR_BGR = (20, 20, 20)
 _FONT = cv2.FONT_HERSHEY_SIMPLEX

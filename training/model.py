@@ -15,6 +15,7 @@ import numpy as np
 from keras import layers, ops
 
 from training.defaults import DEFAULT_BACKBONE, MULTI_FACE_BACKBONES
+from training.defaults import describe_start as describe_start  # the words live Keras-free, for the Train tab
 
 
 class WeightsUnavailableError(RuntimeError):
@@ -410,19 +411,6 @@ def build_model(
     box = layers.Dense(4, activation="sigmoid", dtype="float32", name="box")(b)
 
     return keras.Model(inputs, [class_score, box], name=f"facetracker_{backbone}")
-
-
-def describe_start(backbone: str, weights: str | None) -> str:
-    """What a new run of ``backbone`` starts from, in words (config.json's ``started_from``, the Train tab)."""
-    if weights == "face" and BACKBONES[backbone].box_decoding == "anchor":
-        from training.blazeface import PRETRAINED_NAME
-
-        return PRETRAINED_NAME
-    if weights == "face":
-        return "MTCNN's face-trained first layers (RNet), the rest from scratch"
-    if weights == "imagenet":
-        return f"{backbone} with ImageNet weights, the heads from scratch"
-    return "random weights (from scratch)"
 
 
 def freeze_leading_layers(model: keras.Model, count: int) -> int:

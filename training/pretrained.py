@@ -23,6 +23,8 @@ PRETRAINED_BACKBONE = "blazeface"
 PRETRAINED_THRESHOLD = 0.6
 #: How the app and the CLI name it: a real detector, but not yet the user's.
 PRETRAINED_LABEL = "pretrained face detector (BlazeFace), not yet yours"
+#: The tag on its boxes in the app's live view ("face (pretrained) 0.91").
+PRETRAINED_TAG = "face (pretrained)"
 
 
 def build_pretrained_model() -> keras.Model:

@@ -61,6 +61,7 @@ from training.defaults import (
     WEIGHT_CHOICES,
     default_epochs,
     default_freeze,
+    describe_start,
     default_learning_rate,
 )
 from training.distribute import (
@@ -82,7 +83,6 @@ from training.model import (
     backbone_of,
     build_model,
     cell_maps_model,
-    describe_start,
     freeze_leading_layers,
     is_grid_model,
     is_multi_face_model,
