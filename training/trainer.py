@@ -61,8 +61,8 @@ from training.defaults import (
     WEIGHT_CHOICES,
     default_epochs,
     default_freeze,
-    describe_start,
     default_learning_rate,
+    describe_start,
 )
 from training.distribute import (
     make_strategy,
