@@ -198,6 +198,9 @@ def test_a_model_is_only_called_better_when_real_photographs_agree(multi_face):
     behind = verdict(model, classic, {"ap50": 0.34, "faces": 148, "frames": 105}, real_classic)
     assert "does better than the classic finder on your test pictures, but not on real photographs" in behind
     assert "AP50 0.34 (classic finder 0.57)" in behind and "Your model does better" not in behind
+    assert "backbone blazeface" in behind
+    assert "your own webcam" in verdict(model, classic, {"ap50": 0.34, "faces": 148, "frames": 105}, real_classic,
+                                        pretrained_start=True)
     ahead = verdict(model, classic, {"ap50": 0.97, "faces": 148, "frames": 105}, real_classic)
     assert ahead.endswith("Your model does better than the classic finder. On real photographs no one trained on "
                           "(148 faces in 105 frames): AP50 0.97 (classic finder 0.57).")

@@ -307,21 +307,23 @@ def _format_faces_table(metrics: dict) -> str:
     ])
 
 
-def verdict(model: dict, classic: dict | None, real: dict | None = None, real_classic: dict | None = None) -> str:
+def verdict(model: dict, classic: dict | None, real: dict | None = None, real_classic: dict | None = None,
+            pretrained_start: bool = False) -> str:
     """Where a freshly trained model stands, in words: its test figures beside the classic finder's
     on the same pictures, and what usually helps when it is behind. A multi-face model is compared by AP50.
 
     ``real`` / ``real_classic``: both on real photographs no training set uses (training.realphotos). A
     model is only called better than the classic finder when it is on those too: the test split shows
-    the training pictures' look, and a model can learn that look instead of faces."""
+    the training pictures' look, and a model can learn that look instead of faces. ``pretrained_start``:
+    the model started from the pretrained face detector (the advice then is about the pictures)."""
     if model.get("multi_face"):
-        return _faces_verdict(model, classic, real, real_classic)
+        return _faces_verdict(model, classic, real, real_classic, pretrained_start)
     line = f"Your model: F1 {model['f1']:.2f}, mean IoU {model['mean_iou']:.2f} on {model['images']} test pictures"
     if not classic or "f1" not in classic:
         return line + "." + _real_photos_verdict(real, real_classic)
     line += f"; classic finder: F1 {classic['f1']:.2f}, mean IoU {classic['mean_iou']:.2f}."
     if model["f1"] >= classic["f1"]:
-        return line + _better_or_only_on_test(real, real_classic)
+        return line + _better_or_only_on_test(real, real_classic, pretrained_start)
     return line + _advice(model, "more pictures of your face (move, turn, change the light)",
                           model["no_faces"] < model["faces"] / 2) + _real_photos_verdict(real, real_classic)
 
@@ -335,13 +337,15 @@ def _real_photos_verdict(real: dict | None, real_classic: dict | None) -> str:
     return text + (f" (classic finder {real_classic['ap50']:.2f})." if real_classic else ".")
 
 
-def _better_or_only_on_test(real: dict | None, real_classic: dict | None) -> str:
+def _better_or_only_on_test(real: dict | None, real_classic: dict | None, pretrained_start: bool = False) -> str:
     """"Better than the classic finder", unless real photographs say otherwise."""
     if real and real_classic and real["ap50"] < real_classic["ap50"]:
+        helps = ("add pictures from your own webcam (your room, near and far, several people) and fewer pasted "
+                 "or look-alike ones" if pretrained_start else
+                 "train from the pretrained face detector (backbone blazeface) and add pictures from your own webcam")
         return (" It does better than the classic finder on your test pictures, but not on real photographs"
                 + _real_photos_verdict(real, real_classic).replace(" On real photographs", "") +
-                " It has learned the look of your training pictures more than faces: train from the "
-                "pretrained face detector (backbone blazeface) and add pictures from your own webcam.")
+                f" It has learned the look of your training pictures more than faces: {helps}.")
     return " Your model does better than the classic finder." + _real_photos_verdict(real, real_classic)
 
 
@@ -356,7 +360,8 @@ def _advice(model: dict, more_faces: str, few_no_faces: bool) -> str:
     return " Your model is worse than the classic finder; what usually helps: " + ", ".join(advice) + "."
 
 
-def _faces_verdict(model: dict, classic: dict | None, real: dict | None, real_classic: dict | None) -> str:
+def _faces_verdict(model: dict, classic: dict | None, real: dict | None, real_classic: dict | None,
+                   pretrained_start: bool) -> str:
     """:func:`verdict` for figures over every face (the classic finder measured on every face it finds)."""
     ap = ap_key(model)
     line = (f"Your model: AP50 {model[ap]:.2f}, F1 {model['f1']:.2f} over {model['faces']} faces in "
@@ -365,6 +370,6 @@ def _faces_verdict(model: dict, classic: dict | None, real: dict | None, real_cl
         return line + "." + _real_photos_verdict(real, real_classic)
     line += f"; classic finder: AP50 {classic[ap]:.2f}, F1 {classic['f1']:.2f}."
     if model[ap] >= classic[ap]:
-        return line + _better_or_only_on_test(real, real_classic)
+        return line + _better_or_only_on_test(real, real_classic, pretrained_start)
     return line + _advice(model, "more labelled faces (several people, moving, in changing light)",
                           model["no_faces"] < model["images"] / 5) + _real_photos_verdict(real, real_classic)

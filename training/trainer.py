@@ -962,7 +962,8 @@ class _Training:
                                    "test_classic": _evaluate_classic_finder(test_samples, self.multi_face)}
         figures["real_photos"], figures["real_photos_classic"] = _evaluate_real_photos(best_model)
         figures["verdict"] = verdict(figures["test"], figures["test_classic"], figures["real_photos"],
-                                     figures["real_photos_classic"])
+                                     figures["real_photos_classic"],
+                                     pretrained_start=self.weights_used == "face" and self.config.backbone == "blazeface")
         write_run_pictures(best_model, test_samples, self.run_dir, lambda m: self.emit(warning_event(m)))
         return figures
 
