@@ -126,7 +126,7 @@ def test_train_is_the_default_command():
     explicit = parser.parse_args(_with_default_command(["train", "data", "--epochs", "3", "--out", "runs/x"]))
     assert implicit == explicit
     assert (implicit.command, implicit.data, implicit.epochs, implicit.out) == ("train", "data", 3, "runs/x")
-    assert (implicit.batch_size, implicit.backbone, implicit.progress, implicit.weights) == (8, "multiface", "bar", "auto")
+    assert (implicit.batch_size, implicit.backbone, implicit.progress, implicit.weights) == (8, "blazeface", "bar", "auto")
     assert implicit.lr is None and implicit.augment and not implicit.tutorial_exact
 
 
