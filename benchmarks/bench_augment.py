@@ -2,7 +2,10 @@
 
 Run on demand (about a minute on two CPU cores)::
 
-    python benchmarks/bench_augment.py [--count 120] [--input-size 96] [--epochs 3]
+    python benchmarks/bench_augment.py [--count 120] [--input-size 96] [--epochs 3] [--jitter]
+
+``--jitter`` measures the grid models' pipeline (what the default multiface model trains with: zoom on
+a face, affine jitter, grey, blur, noise, JPEG) instead of the tutorial's.
 
 Both pipelines start from the same pictures, already decoded and shrunk (the cache ``make_batches``
 keeps), and do the tutorial's work: a random crop resized to the model's input, flips and colour
@@ -68,8 +71,8 @@ def make_rectangle_data(folder: Path, count: int, width: int, height: int) -> No
                       width, height)
 
 
-def bench_albumentations(samples, input_size: int, epochs: int) -> tuple[float, float]:
-    batches = make_batches(samples, input_size=input_size, batch_size=8, augment=True, shuffle=True)
+def bench_albumentations(samples, input_size: int, epochs: int, jitter: bool = False) -> tuple[float, float]:
+    batches = make_batches(samples, input_size=input_size, batch_size=8, augment=True, shuffle=True, jitter=jitter)
     for i in range(len(batches)):  # first epoch fills the cache: decoding is not what we compare
         batches[i]
     start = time.perf_counter()
@@ -138,8 +141,8 @@ def bench_keras(samples, input_size: int, epochs: int) -> tuple[float, float]:
     return epochs * len(samples) / seconds, seconds
 
 
-def correctness(samples, input_size: int) -> tuple[float, float]:
-    batches = make_batches(samples, input_size=input_size, batch_size=len(samples), augment=True)
+def correctness(samples, input_size: int, jitter: bool = False) -> tuple[float, float]:
+    batches = make_batches(samples, input_size=input_size, batch_size=len(samples), augment=True, jitter=jitter)
     x, (classes, boxes) = batches[0]
     ours = box_correct(x, classes, boxes)
     images, raw_boxes = cached_arrays(samples, input_size)
@@ -152,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=120)
     parser.add_argument("--input-size", type=int, default=96)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--jitter", action="store_true", help="the grid models' pipeline, not the tutorial's")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         demo = make_demo_data(Path(tmp) / "demo", count=args.count)
@@ -159,11 +163,11 @@ def main(argv: list[str] | None = None) -> int:
         make_rectangle_data(Path(tmp) / "rects", 64, 640, 480)
         rect_samples = [s for split in load_dataset(Path(tmp) / "rects").splits.values() for s in split]
 
-        ours, ours_s = bench_albumentations(samples, args.input_size, args.epochs)
-        print(f"albumentations make_batches: {ours:8.0f} images/s  ({args.epochs} epochs of {len(samples)} in {ours_s:.2f} s)")
+        ours, ours_s = bench_albumentations(samples, args.input_size, args.epochs, args.jitter)
+        print(f"albumentations make_batches{' (jitter)' if args.jitter else ''}: {ours:8.0f} images/s  ({args.epochs} epochs of {len(samples)} in {ours_s:.2f} s)")
         theirs, theirs_s = bench_keras(samples, args.input_size, args.epochs)
         print(f"keras layers + tf.data     : {theirs:8.0f} images/s  ({args.epochs} epochs of {len(samples)} in {theirs_s:.2f} s)")
-        ours_ok, theirs_ok = correctness(rect_samples, args.input_size)
+        ours_ok, theirs_ok = correctness(rect_samples, args.input_size, args.jitter)
         print(f"box still on the white rectangle: albumentations {ours_ok:.0%}, keras layers {theirs_ok:.0%}")
         faster = "albumentations" if ours >= theirs else "keras layers"
         print(f"=> {faster} is {max(ours, theirs) / min(ours, theirs):.1f}x faster; "

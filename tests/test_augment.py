@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import random
 from pathlib import Path
 
+import albumentations as A
 import cv2
 import numpy as np
 import pytest
@@ -304,3 +306,92 @@ def test_single_face_pictures_are_the_same_in_both_modes(samples, jitter: bool):
             assert np.all(mask[:, 1:] == 0)
         single.on_epoch_end()
         multi.on_epoch_end()
+
+
+def _geometry_only(*transforms) -> A.Compose:
+    """Some of the pipeline's steps alone, with its box settings: to see where the pixels and the boxes go."""
+    return A.Compose(list(transforms), bbox_params=A.BboxParams(
+        format="albumentations", label_fields=["labels"], min_visibility=augment.MIN_VISIBILITY, clip=True))
+
+
+def test_zoom_on_face_keeps_the_face_whole_and_its_box_exact(samples):
+    """The zoom is a whole-pixel crop of the picture's shape holding the face: the white pixels are exactly
+    the box afterwards, however far it zoomed, and the face grows up to ZOOM_IN_FACE_WIDTH of the width."""
+    zoom = _geometry_only(augment.ZoomOnFace(p=1.0))
+    growth = []
+    for sample in (s for s in samples if s.has_face):
+        image = load_image(sample.image_path)
+        for draw in range(25):
+            zoom.set_random_state(np.random.default_rng(draw), random.Random(draw))
+            result = zoom(image=image, bboxes=np.array([sample.box], np.float32), labels=[1])
+            out = result["image"]
+            h, w = out.shape[:2]
+            assert abs(w / h - image.shape[1] / image.shape[0]) < 0.05  # the picture's shape: no stretched face
+            (x1, y1, x2, y2), = np.asarray(result["bboxes"]) * [w, h, w, h]
+            ys, xs = np.nonzero(out[:, :, 0] > 128)
+            np.testing.assert_allclose([x1, y1, x2, y2], [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], atol=1e-3)
+            growth.append((x2 - x1) / w / (sample.box[2] - sample.box[0]))
+            assert (x2 - x1) / w <= max(augment.ZOOM_IN_FACE_WIDTH, sample.box[2] - sample.box[0]) + 1e-6
+    assert min(growth) >= 1 - 1e-6 and max(growth) > 1.8, (min(growth), max(growth))
+
+
+def test_zoom_on_face_zooms_no_face_pictures_too(samples):
+    zoom = _geometry_only(augment.ZoomOnFace(p=1.0))
+    empty = next(s for s in samples if not s.has_face)
+    image = load_image(empty.image_path)
+    sizes = set()
+    for draw in range(20):
+        zoom.set_random_state(np.random.default_rng(draw), random.Random(draw))
+        result = zoom(image=image, bboxes=np.zeros((0, 4), np.float32), labels=[])
+        sizes.add(result["image"].shape[:2])
+        assert len(result["bboxes"]) == 0
+    assert len(sizes) > 5 and min(h for h, _ in sizes) < image.shape[0] / 1.8  # a zoomed look is no clue to a face
+
+
+def test_jitter_shows_faces_much_larger_and_smaller_with_boxes_on_them(samples):
+    """The grid recipe sees every face from far away to close up, and the boxes stay on the faces."""
+    batches = make_batches(samples, input_size=SIZE, batch_size=len(samples), augment=True, shuffle=False,
+                           jitter=True)
+    original = {i: s.box[2] - s.box[0] for i, s in enumerate(samples) if s.has_face}
+    ratios = []
+    for _ in range(30):
+        x, (classes, boxes) = batches[0]
+        for image, has_face, box in zip(x, classes[:, 0], boxes, strict=True):  # darkened, blurred, noisy, turned
+            if has_face:
+                gray = image.mean(axis=-1)
+                x1, y1, x2, y2 = (int(round(v * SIZE)) for v in box)
+                outside = np.ones_like(gray, bool)
+                outside[y1:y2, x1:x2] = False
+                inside, background = gray[y1:y2, x1:x2].mean(), np.median(gray[outside])
+                assert inside > 70 and inside > 2 * background, (box, inside, background)
+        ratios += [(boxes[i, 2] - boxes[i, 0]) / width for i, width in original.items() if classes[i, 0]]
+        batches.on_epoch_end()
+    assert max(ratios) > 2.0 and min(ratios) < 0.75, (min(ratios), max(ratios))
+    assert np.mean(np.array(ratios) > 1.5) > 0.1  # zooming in is common, not a rare accident
+
+
+def test_jitter_adds_a_cheap_webcams_grey_blur_noise_and_jpeg_and_the_tutorial_pipeline_stays():
+    jitter = {type(t).__name__: t for t in augment.build_augmenter(SIZE, jitter=True).transforms}
+    blurs = {type(t).__name__: t for t in jitter["OneOf"].transforms}
+    assert {"ZoomOnFace", "Affine", "ToGray", "GaussNoise", "ImageCompression"} <= set(jitter)
+    assert {"GaussianBlur", "MotionBlur"} <= set(blurs) and blurs["MotionBlur"].allow_shifted is False  # centred
+    assert tuple(jitter["ImageCompression"].quality_range) == augment.JPEG_QUALITY == (30, 95)
+    assert jitter["GaussNoise"].std_range[1] <= 0.1  # a webcam's grain, not snow
+    affine = jitter["Affine"]
+    assert affine.scale["x"][0] < 0.7 and affine.scale["x"][1] > 1.2  # out and in
+    tutorial = [type(t).__name__ for t in augment.build_augmenter(SIZE, jitter=False).transforms]
+    assert tutorial == ["RandomCropFromBorders", "Resize", "HorizontalFlip", "VerticalFlip",
+                        "RandomBrightnessContrast", "RandomGamma", "RGBShift"]
+
+
+def test_jitter_makes_colour_pictures_grey_now_and_then(tmp_path: Path):
+    folder = tmp_path / "train" / "images"
+    folder.mkdir(parents=True)
+    image = np.zeros((120, 160, 3), np.uint8)
+    image[..., 0], image[..., 2] = 200, 40  # strongly blue
+    image[40:80, 50:100] = (60, 160, 230)  # an orange face
+    cv2.imwrite(str(folder / "colour.png"), image)
+    write_labelme(folder / "colour.json", folder / "colour.png", (50, 40, 100, 80), 160, 120)
+    batches = make_batches(load_dataset(tmp_path).splits["train"], input_size=SIZE, augment=True, jitter=True)
+    grey = [np.ptp(batches.item(0, epoch)[0], axis=-1).max() < 1 for epoch in range(200)]
+    assert 0.07 < np.mean(grey) < 0.3, np.mean(grey)

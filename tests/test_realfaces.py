@@ -10,17 +10,25 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from training import realfaces
 from training.data import SPLITS, DataError, load_dataset
 from training.realfaces import make_real_demo_data, real_face_sources
 
-WIDTH, HEIGHT = 320, 240  # half of 640x480: face boxes 30-90 px
+WIDTH, HEIGHT = 320, 240  # half of 640x480: face boxes 20-160 px wide
 
 
 @pytest.fixture(scope="module")
 def real(tmp_path_factory) -> Path:
     return make_real_demo_data(tmp_path_factory.mktemp("real") / "data", count=40, width=WIDTH, height=HEIGHT, seed=3)
+
+
+@pytest.fixture(scope="module")
+def webcam(tmp_path_factory) -> Path:
+    """Enough single-face frames to see the distributions (sizes, kinds, colour, camera)."""
+    return make_real_demo_data(tmp_path_factory.mktemp("webcam") / "data", count=160, width=WIDTH, height=HEIGHT,
+                               seed=21)
 
 
 def _manifest(root: Path) -> dict:
@@ -56,16 +64,32 @@ def test_the_manifest_matches_the_files(real: Path):
             assert np.allclose(np.array(sample.box) * [WIDTH, HEIGHT, WIDTH, HEIGHT], frame["box"], atol=0.01)
 
 
-def test_boxes_lie_inside_the_frame_and_are_face_sized_at_many_places(real: Path):
+def test_boxes_lie_inside_the_frame_at_many_places(real: Path):
     samples = [s for split in load_dataset(real, strict=True).splits.values() for s in split if s.has_face]
     assert len(samples) >= 15
     boxes = np.array([s.box for s in samples]) * [WIDTH, HEIGHT, WIDTH, HEIGHT]
     assert (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= WIDTH).all() and (boxes[:, 3] <= HEIGHT).all()
-    sides = np.concatenate([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]])
-    assert sides.min() >= 30 and sides.max() <= 90, (sides.min(), sides.max())  # 60-180 px at 640x480
-    assert sides.max() - sides.min() > 30  # varied sizes
     centres = (boxes[:, :2] + boxes[:, 2:]) / 2 / [WIDTH, HEIGHT]
     assert np.std(centres, axis=0).min() > 0.12  # varied places
+
+
+def _face_widths_at_640(root: Path) -> np.ndarray:
+    """Every labelled face's box width, as in a 640x480 frame."""
+    samples = [s for split in load_dataset(root, strict=True).splits.values() for s in split if s.has_face]
+    return np.array([(box[2] - box[0]) * 640 for s in samples for box in s.boxes])
+
+
+def test_face_sizes_run_from_far_away_to_selfie(webcam: Path):
+    """Faces 40-320 px wide at 640x480, selfie sizes (200 px and up: a user at a desk) common enough to
+    learn, and every size between them well filled."""
+    widths = _face_widths_at_640(webcam)
+    assert len(widths) >= 70
+    assert widths.min() >= 40 - 1 and widths.max() <= 320 + 1, (widths.min(), widths.max())
+    histogram, _ = np.histogram(widths, [0, 80, 120, 200, 1000])
+    shares = histogram / len(widths)
+    assert shares.min() >= 0.1, shares  # 40-80, 80-120, 120-200, 200-320 px
+    assert 0.2 <= np.mean(widths >= 200) <= 0.45, np.mean(widths >= 200)
+    assert widths.max() >= 280 and widths.min() <= 50
 
 
 def test_test_split_faces_are_other_photos_than_train_and_val(real: Path):
@@ -85,11 +109,124 @@ def test_test_split_faces_are_other_photos_than_train_and_val(real: Path):
         if frame["face"] is not None:
             assert frame["face"] in pool["faces"]
             used[frame["split"]].add(frame["face"])
+        if frame["kind"] in ("photo", "surroundings"):  # whole photographs, with or without their face
+            assert frame["photo"] in pool["faces"]
+            used[frame["split"]].add(frame["photo"])
         for name in frame["distractors"]:  # non-face crops, and the surroundings of face photos, split too
             assert name in pool["non_faces"] or name in pool["faces"] or name in realfaces.BACKGROUNDS, name
             assert not name.startswith("lfw_") or name in pool["non_faces"]
     assert used["test"] and used["train"]
     assert not used["test"] & (used["train"] | used["val"])
+
+
+def _sources_of(frame: dict) -> set[str]:
+    """Every photo a frame's pixels came from: faces, whole photographs, non-face patches, the scene."""
+    names = {face["face"] for face in frame.get("faces", [])} | set(frame["distractors"])
+    names |= {frame.get("face"), frame.get("photo"), frame.get("background")}
+    return names - {None}
+
+
+@pytest.mark.parametrize("fixture", ["real", "webcam", "crowd"])
+def test_grace_hopper_never_reaches_train_or_val(fixture: str, request):
+    """Grace Hopper is the photograph real-photo benchmarks keep out of every training set: no pixel of her
+    in train or val, as a face, a whole photo, its surroundings or a non-face patch."""
+    frames = _manifest(request.getfixturevalue(fixture))["frames"].values()
+    assert any("grace_hopper" in _sources_of(f) for f in frames if f["split"] == "test")
+    assert not any("grace_hopper" in _sources_of(f) for f in frames if f["split"] != "test")
+    assert all("grace_hopper" not in real_face_sources()[split]["faces"] for split in ("train", "val"))
+
+
+def _photo_in_frame(frame: dict, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The recorded whole photograph (grey) where the record says it lies in the frame, and where it is."""
+    source = realfaces._photos()[frame["photo"]].image
+    source = source[:, ::-1] if frame["flipped"] else source
+    grey = cv2.cvtColor(np.ascontiguousarray(source), cv2.COLOR_BGR2GRAY).astype(np.float32)
+    x1, y1, x2, y2 = frame["photo_rect"]
+    sx, sy = (x2 - x1) / grey.shape[1], (y2 - y1) / grey.shape[0]
+    matrix = np.float32([[sx, 0, x1 + 0.5 * sx - 0.5], [0, sy, y1 + 0.5 * sy - 0.5]])
+    warped = cv2.warpAffine(grey, matrix, shape[::-1], flags=cv2.INTER_AREA if sx < 1 else cv2.INTER_LINEAR)
+    inside = cv2.warpAffine(np.ones_like(grey), matrix, shape[::-1], flags=cv2.INTER_NEAREST) > 0.5
+    return warped, inside
+
+
+def test_whole_photographs_keep_the_face_in_its_real_surroundings(webcam: Path):
+    """Many face pictures are a whole photograph, not a pasted crop: around the labelled face (out to twice
+    its size) the frame shows the photo's own surroundings, so the face's edges are real."""
+    frames = _manifest(webcam)["frames"]
+    with_face = [f for f in frames.values() if f["face"]]
+    photos = [(path, f) for path, f in frames.items() if f["kind"] == "photo"]
+    assert 0.3 <= len(photos) / len(with_face) <= 0.6
+    assert {f["photo"] for _, f in photos} == {"astronaut", "camera", "grace_hopper"}
+    assert {f["fill"] for _, f in photos} >= {None, "scene"}  # zoomed in to fill the frame, or inside a scene
+    assert all(f["face"] == f["photo"] for _, f in photos)
+    assert sum(f["kind"] == "surroundings" for f in frames.values()) >= 0.15 * (len(frames) - len(with_face))
+    agreement = []
+    for path, frame in photos:
+        image = cv2.imread(str(webcam / path), cv2.IMREAD_GRAYSCALE).astype(np.float32)
+        photo, inside = _photo_in_frame(frame, image.shape)
+        x1, y1, x2, y2 = frame["box"]
+        w, h = x2 - x1, y2 - y1
+        ring = np.zeros_like(inside)
+        ring[max(0, round(y1 - h / 2)) : round(y2 + h / 2), max(0, round(x1 - w / 2)) : round(x2 + w / 2)] = True
+        ring[round(y1) : round(y2), round(x1) : round(x2)] = False
+        ring &= inside
+        a, b = image[ring] - image[ring].mean(), photo[ring] - photo[ring].mean()
+        agreement.append(float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-6)))
+    assert np.median(agreement) > 0.8 and np.mean(np.array(agreement) > 0.5) > 0.85, sorted(agreement)
+
+
+def _chroma(image: np.ndarray) -> np.ndarray:
+    """How coloured each pixel is: its largest channel minus its smallest (0 for grey)."""
+    image = image.astype(np.int16)
+    return image.max(axis=2) - image.min(axis=2)
+
+
+def test_colour_and_grey_both_ways(webcam: Path):
+    """Colour is no clue to a face: colour faces in grey frames and grey faces in colour frames both
+    happen, as the pixels show, besides frames all colour and all grey."""
+    kinds: dict[tuple[bool, bool], list] = {}
+    for path, frame in _manifest(webcam)["frames"].items():
+        if frame["face"] is None:
+            continue
+        chroma = _chroma(cv2.imread(str(webcam / path)))
+        x1, y1, x2, y2 = frame["box"]
+        cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
+        face = float(np.median(chroma[round(cy - h / 4) : round(cy + h / 4), round(cx - w / 4) : round(cx + w / 4)]))
+        outside = np.ones(chroma.shape, bool)
+        outside[round(y1) : round(y2), round(x1) : round(x2)] = False
+        kinds.setdefault((frame["colour"], frame["grey_surroundings"]), []).append((face, float(np.median(chroma[outside]))))
+    faces = sum(len(v) for v in kinds.values())
+    assert all(len(kinds.get(kind, [])) >= 0.05 * faces for kind in [(True, True), (False, False), (True, False),
+                                                                      (False, True)]), {k: len(v) for k, v in kinds.items()}
+    for (colour, grey_surroundings), measured in kinds.items():
+        face, around = np.array(measured).T
+        assert np.all(face > 6) if colour else np.all(face <= 4), (colour, face)
+        if grey_surroundings:
+            assert np.mean(around <= 4) >= 0.85, around  # colour non-face patches may lie on a grey scene
+
+
+def test_a_cheap_webcams_blur_noise_and_jpeg(webcam: Path):
+    """Frames are blurred (defocus, motion), noisy, sometimes all grey, and saved at the JPEG quality
+    their record names (30-95): the files' quantisation tables grow coarser as the quality drops."""
+    frames = _manifest(webcam)["frames"]
+    cameras = [f["camera"] for f in frames.values()]
+    blurs = [c["blur"] for c in cameras]
+    assert 0.2 <= np.mean([b is not None for b in blurs]) <= 0.5 and {"defocus", "motion"} <= set(blurs)
+    assert 0.05 <= np.mean([c["grey"] for c in cameras]) <= 0.3
+    noise = np.array([c["noise"] for c in cameras])
+    assert noise.min() < 1 and noise.max() > 5
+    quality = np.array([c["jpeg_quality"] for c in cameras])
+    assert quality.min() >= 30 and quality.max() <= 95 and quality.min() < 40 and quality.max() > 85
+    coarseness = []
+    for path in frames:
+        with Image.open(webcam / path) as picture:
+            coarseness.append(sum(picture.quantization[0]))
+    order = np.argsort(quality, kind="stable")
+    assert np.all(np.diff(np.array(coarseness)[order]) <= 0)  # higher quality, finer tables
+    assert len(set(coarseness)) > 20
+    for path, frame in frames.items():  # grey camera frames are grey in the file too
+        if frame["camera"]["grey"]:
+            assert np.percentile(_chroma(cv2.imread(str(webcam / path))), 99) <= 3, path
 
 
 def _face_of(name: str) -> np.ndarray:
@@ -106,8 +243,9 @@ def _centre(grey: np.ndarray) -> np.ndarray:
 
 
 def test_the_labelled_box_holds_the_recorded_face_photo(real: Path):
-    """Inside every box is the face photo the manifest names (flipped if it says so), and it matches that
-    photo better than any other face: the box is on the face and the record tells the truth."""
+    """Inside every box is the face photo the manifest names (flipped if it says so), and unless the camera
+    blurred it, it matches that photo better than any other face: the box is on the face and the record
+    tells the truth."""
     names = sorted(real_face_sources()["train"]["faces"] + real_face_sources()["test"]["faces"])
     faces = {name: _face_of(name) for name in names}
     frames = [(path, f) for path, f in _manifest(real)["frames"].items() if f["face"] is not None]
@@ -117,15 +255,17 @@ def test_the_labelled_box_holds_the_recorded_face_photo(real: Path):
         seen = _centre(image[y1:y2, x1:x2])
         scores = {n: float(seen @ _centre(f[:, ::-1] if frame["flipped"] else f)) / seen.size for n, f in faces.items()}
         best = max(scores, key=scores.get)
-        assert best == frame["face"] and scores[best] > 0.6, (path, frame["face"], best, scores[best])
+        assert scores[frame["face"]] > 0.6, (path, frame["face"], scores[frame["face"]])
+        if frame["camera"]["blur"] is None:  # a blurred small face may look as much like another LFW face
+            assert best == frame["face"], (path, frame["face"], best, scores[best])
 
 
 def test_non_face_patches_appear_with_and_without_a_face(real: Path):
     frames = list(_manifest(real)["frames"].values())
-    assert all(0 <= len(f["distractors"]) <= 3 for f in frames)
+    assert all(0 <= len(f["distractors"]) <= (2 if f["kind"] in ("photo", "surroundings") else 3) for f in frames)
     assert any(f["distractors"] for f in frames if f["face"] is None)
     assert any(f["distractors"] for f in frames if f["face"] is not None)
-    assert sum(len(f["distractors"]) for f in frames) >= len(frames)  # 1.5 a picture on average
+    assert sum(len(f["distractors"]) for f in frames) >= 0.8 * len(frames)  # about one a picture on average
 
 
 def test_same_seed_same_bytes_other_seed_other_pictures(tmp_path: Path):
@@ -195,14 +335,15 @@ def _digest(root: Path, pattern: str) -> str:
     return digest.hexdigest()
 
 
-def test_one_face_at_most_writes_the_same_bytes_as_before_several_faces(tmp_path: Path):
-    """The single-face set is a benchmark whose numbers are compared across versions: adding several faces
-    must not move one byte of it. The digests were taken from the code before ``max_faces`` existed
-    (commit c340d3c), with this project's pinned OpenCV and NumPy; a newer OpenCV may encode JPEGs
-    differently, which changes the second digest only."""
+def test_the_single_face_set_is_pinned_byte_for_byte(tmp_path: Path):
+    """The single-face set is a benchmark whose numbers are compared across versions: no change may move
+    one byte of it unnoticed. The digests were taken when the frames were made webcam-like (issue 18:
+    whole photographs, faces 40-320 px, colour and grey both ways, blur, noise, JPEG 30-95), with this
+    project's pinned OpenCV and NumPy; a newer OpenCV may encode JPEGs differently, which changes the
+    second digest only."""
     out = make_real_demo_data(tmp_path / "one", count=30, width=160, height=120, seed=7, max_faces=1)
-    assert _digest(out, "*.json") == "b8496b71f72a4e8baceee4094e7844c4333c6af5b060eeb310c7828e42e819ec"  # labels
-    assert _digest(out, "*.jpg") == "b50541ac5382ec9ef87769707400185eeaeb43a0eb3e0bd92a1df2d778d20d37"  # pictures
+    assert _digest(out, "*.json") == "aacf8cba82e189539c71cbe7e1c19c5b674ddf8c75be476de3c9f8f6f2a7e80a"  # labels
+    assert _digest(out, "*.jpg") == "6ee095dcf7a89fc149642bfd73ba060fbb4b161b9fc312af1cd7553e51468f5c"  # pictures
 
 
 @pytest.fixture(scope="module")
@@ -234,13 +375,29 @@ def test_several_faces_apart_each_labelled_and_recorded(crowd: Path):
         assert np.allclose(np.array(read).reshape(-1, 4), np.array(recorded).reshape(-1, 4), atol=0.01), path
         names = [face["face"] for face in frame["faces"]]
         assert len(set(names)) == len(names), path  # several people, not one person twice
+        kinds = [face["kind"] for face in frame["faces"]]  # a whole photograph's face first, then pasted ones
+        assert kinds == (["photo"] if frame["kind"] == "photo" else []) + ["pasted"] * (len(kinds) - (frame["kind"] == "photo"))
         for face in frame["faces"]:
             a, patch = face["box"], face["patch"]
             assert a[0] >= 0 and a[1] >= 0 and a[2] <= WIDTH and a[3] <= HEIGHT, path
-            assert 30 - 0.01 <= min(a[2] - a[0], a[3] - a[1]) and max(a[2] - a[0], a[3] - a[1]) <= 80 + 0.01, path
+            assert 20 - 0.5 <= a[2] - a[0] <= 160 + 0.5 and a[3] - a[1] <= HEIGHT, path  # 40-320 px at 640x480
             assert patch[0] <= a[0] and patch[1] <= a[1] and a[2] <= patch[2] and a[3] <= patch[3], path
             others = [other["box"] for other in frame["faces"] if other is not face]
-            assert all(realfaces._apart(patch, b) for b in others), path  # no face pasted over another
+            if face["kind"] == "pasted":  # a whole photograph lies under the pasted faces, never over one
+                assert all(realfaces._apart(patch, b) for b in others), path  # no face pasted over another
+        if any(face["box"][2] - face["box"][0] >= 100 for face in frame["faces"]):  # selfie-sized: 200 px at 640
+            assert len(frame["faces"]) <= 2, path  # fewer faces when one is large
+
+
+def test_a_crowd_has_selfie_sized_faces_and_whole_photographs_too(crowd: Path, tmp_path: Path):
+    frames = _manifest(crowd)["frames"].values()
+    assert any(f["kind"] == "photo" and len(f["faces"]) >= 2 for f in frames)  # a photo and pasted faces over it
+    many = make_real_demo_data(tmp_path / "many", count=150, width=160, height=120, seed=5, max_faces=4)
+    widths = _face_widths_at_640(many)  # enough faces for shares: 40-320 px, about a quarter selfie-sized
+    assert 0.18 <= np.mean(widths >= 200) <= 0.4 and widths.min() <= 60 and widths.max() >= 280, (
+        np.mean(widths >= 200), widths.min(), widths.max())
+    counts = [len(f["faces"]) for f in _manifest(many)["frames"].values()]
+    assert all(counts.count(n) >= 5 for n in range(5)), counts  # 0 to 4 faces, all common
 
 
 def test_every_face_of_a_crowd_is_the_recorded_photo_whole(crowd: Path):
@@ -258,7 +415,9 @@ def test_every_face_of_a_crowd_is_the_recorded_photo_whole(crowd: Path):
             scores = {n: float(seen @ _centre(f[:, ::-1] if face["flipped"] else f)) / seen.size
                       for n, f in faces.items()}
             best = max(scores, key=scores.get)
-            assert best == face["face"] and scores[best] > 0.6, (path, face["face"], best, scores[best])
+            assert scores[face["face"]] > 0.6, (path, face["face"], scores[face["face"]])
+            if frame["camera"]["blur"] is None:  # a blurred small face may look as much like another LFW face
+                assert best == face["face"], (path, face["face"], best, scores[best])
             checked += 1
     assert checked >= 20
 

@@ -121,12 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("make-demo-data", help="write a labelled dataset to try things with (synthetic or real faces)",
                           description="Write labelled pictures in the tutorial's layout OUT/{train,val,test}/{images,labels}: "
-                          "cartoon faces (about one in five without a face), or with --real, real face photos "
-                          "shipped with scikit-image and matplotlib placed in natural scenes with distractors "
-                          "(about 45 %% without a face; the test split's people appear in no other split).")
+                          "cartoon faces (about one in five without a face), or with --real, frames that look like a "
+                          "webcam's, made from real face photos shipped with scikit-image and matplotlib: whole "
+                          "photographs and faces pasted into natural scenes with distractors, faces 40-320 px wide "
+                          "at 640x480, colour and grey, blur, noise and JPEG quality 30-95 (about 45 % without a "
+                          "face; the test split's people appear in no other split).")
     demo.add_argument("out", help="folder to create")
     demo.add_argument("--real", action="store_true",
-                      help="real face photos instead of drawn faces: what accuracy figures should be measured on")
+                      help="real face photos instead of drawn faces, as a webcam would show them: what accuracy "
+                      "figures should be measured on")
     demo.add_argument("--count", type=_positive_int, metavar="N", default=None,
                       help="number of pictures (default 300 synthetic, 600 real)")
     demo.add_argument("--seed", type=int, metavar="N", default=0, help="random seed (default 0)")

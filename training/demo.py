@@ -144,9 +144,10 @@ def make_demo_data(out: Path | str, *, count: int = 120, width: int = 640, heigh
     return out
 
 
-def write_demo_picture(image_path: Path, image: np.ndarray, box) -> None:
-    """One generated picture as a JPEG (quality 90) and, when it shows a face, its labelme label."""
-    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+def write_demo_picture(image_path: Path, image: np.ndarray, box, quality: int = 90) -> None:
+    """One generated picture as a JPEG (``quality``: the real-face set imitates cheap webcams with it) and,
+    when it shows a face, its labelme label."""
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise OSError(f"{image_path}: could not encode the picture")
     encoded.tofile(image_path)
