@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Write labelled pictures in the tutorial's layout OUT/{train,val,test}/{images,labels}: "
                           "cartoon faces (about one in five without a face), or with --real, real face photos "
                           "shipped with scikit-image and matplotlib placed in natural scenes with distractors "
-                          "(about 45 %% without a face; the test split's people appear in no other split).")
+                          "(about 45 % without a face; the test split's people appear in no other split).")
     demo.add_argument("out", help="folder to create")
     demo.add_argument("--real", action="store_true",
                       help="real face photos instead of drawn faces: what accuracy figures should be measured on")
