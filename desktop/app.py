@@ -24,6 +24,7 @@ from desktop import settings as keys
 from desktop.collect_tab import CollectTab
 from desktop.detect_tab import DetectTab
 from desktop.label_tab import LabelTab
+from desktop.platform_check import check_platform
 from desktop.settings import make_settings, read_int
 from desktop.train_tab import TrainTab
 from training.device import quiet_tensorflow_logs
@@ -242,6 +243,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="the model to detect with (default: the last one used)")
     parser.add_argument("--settings", metavar="FILE.ini",
                         help="keep settings in this INI file instead of the user's configuration")
+    parser.add_argument("--verbose", action="store_true",
+                        help="let OpenCV and TensorFlow print their own log lines on the terminal (the app "
+                        "reports camera and model problems itself)")
     # For smoke tests of a build: close after SECONDS, printing when the window showed and the
     # Detect tab's status line (frames, inference, device, model) just before closing.
     parser.add_argument("--quit-after", type=float, metavar="SECONDS", help=argparse.SUPPRESS)
@@ -264,6 +268,18 @@ def _ensure_std_streams() -> None:
         setattr(sys, name, stream)
 
 
+def quiet_opencv_logs(verbose: bool = False) -> None:
+    """Keep OpenCV's own warnings (``[ WARN:0@0.463] global cap_v4l.cpp ... can't open camera by index``)
+    off the terminal: the Detect tab says in its banner when a camera cannot be opened. An
+    ``OPENCV_LOG_LEVEL`` the user set, or ``--verbose``, lets them through."""
+    if verbose or "OPENCV_LOG_LEVEL" in os.environ:
+        return
+    os.environ["OPENCV_LOG_LEVEL"] = "ERROR"  # for child processes, and for OpenCV not imported yet
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the app; ``--train-child ARGS`` runs the training CLI instead (no window)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -278,6 +294,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_self_check()
     args = parse_args(args_list)
+    quiet_opencv_logs(verbose=args.verbose)
+    if args.verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # TensorFlow is imported later, by the model loader
+    if QApplication.instance() is None:
+        code = check_platform()  # Qt would abort on a missing xcb library: say which, and how to install it
+        if code is not None:
+            return code
 
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else APP_NAME])
     app.setOrganizationName(keys.ORGANISATION)
