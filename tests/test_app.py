@@ -27,8 +27,8 @@ def model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
     folder = tmp_path_factory.mktemp("models")
     first, second = folder / "first.keras", folder / "second.keras"
-    build_model(weights=None, input_size=48).save(first)
-    build_model(weights=None, input_size=32).save(second)
+    build_model("multiface", weights=None, input_size=48).save(first)
+    build_model("multiface", weights=None, input_size=32).save(second)
     return first, second
 
 

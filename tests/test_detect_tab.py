@@ -32,7 +32,7 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from training.model import build_model
 
     path = tmp_path_factory.mktemp("model") / "m.keras"
-    build_model(weights=None, input_size=48).save(path)
+    build_model("multiface", weights=None, input_size=48).save(path)
     return path
 
 
