@@ -155,3 +155,12 @@ def test_a_missing_camera_prints_no_opencv_warning(tmp_path: Path) -> None:
                                  capture_output=True, text=True, timeout=120)
         assert verbose.returncode == 0, verbose.stderr
         assert "[ WARN" in verbose.stderr and "can't open camera by index" in verbose.stderr, verbose.stderr
+
+
+def test_the_plugin_is_looked_for_where_qt_looks_first(tmp_path: Path) -> None:
+    """A PyInstaller bundle points QT_PLUGIN_PATH at its own copy of Qt's plugins: that one is checked."""
+    plugin = tmp_path / "plugins" / "platforms" / "libqxcb.so"
+    plugin.parent.mkdir(parents=True)
+    plugin.write_bytes(b"")
+    assert xcb_plugin_paths({"QT_PLUGIN_PATH": str(tmp_path / "plugins")})[0] == plugin
+    assert xcb_plugin_paths({"QT_QPA_PLATFORM_PLUGIN_PATH": str(plugin.parent)})[0] == plugin
