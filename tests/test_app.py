@@ -146,7 +146,8 @@ LAPTOP_WINDOW = QSize(1366, 768 - 32 - 37)
 def test_the_window_fits_a_1366x768_laptop_in_every_tab(qtbot, open_window, tmp_path) -> None:
     """Each tab in its fullest state (both Detect banners, the Train tab's result pictures) in the window a
     1366x768 laptop leaves: the window's minimum fits, no tab scrolls sideways, and only the Train tab
-    after a run scrolls down (its pages scroll rather than push the window off the screen)."""
+    scrolls down (its contents need about 655 px before a run, 845 after: the pages scroll rather than push
+    the window off the screen)."""
     assert first_size(QSize(1366, 768 - 32)).boundedTo(LAPTOP_WINDOW) == first_size(QSize(1366, 768 - 32))
     assert first_size(QSize(2560, 1440)) == QSize(1100, 780)
 
@@ -171,7 +172,7 @@ def test_the_window_fits_a_1366x768_laptop_in_every_tab(qtbot, open_window, tmp_
             scroll, name = window.tabs.scroll_area(index), window.tabs.tabText(index)
             assert window.size() == LAPTOP_WINDOW
             assert scroll.horizontalScrollBar().maximum() == 0, (name, window.tabs.widget(index).minimumSizeHint())
-            if not (with_results and name == "Train"):
+            if name != "Train":
                 assert scroll.verticalScrollBar().maximum() == 0, (name, window.tabs.widget(index).minimumSizeHint())
     assert window.tabs.currentWidget() is window.train_tab and window.train_tab.result_pictures.isVisible()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
