@@ -13,6 +13,7 @@ xcb, or when the plugin fails for another reason (a missing symbol), Qt goes on 
 
 from __future__ import annotations
 
+import _ctypes
 import ctypes
 import os
 import sys
@@ -73,8 +74,8 @@ class PlatformProblem:
 
     def message(self) -> str:
         """What the app prints instead of Qt's abort: the missing libraries and the install commands."""
-        lines = ["FaceTracker cannot open its window: Qt's X11 platform plugin (xcb) needs system libraries "
-                 "that are missing (or unreadable) here:"]
+        lines = ["FaceTracker cannot open its window: Qt's X11 platform plugin (xcb)",
+                 "needs system libraries that are missing (or unreadable) here:"]
         for name in self.missing:
             if name in XCB_LIBRARIES:
                 debian, fedora = XCB_LIBRARIES[name]
@@ -88,7 +89,7 @@ class PlatformProblem:
                       f"  Fedora:         sudo dnf install {' '.join(fedora)}"]
         if self.wayland:
             lines.append("In this Wayland session, QT_QPA_PLATFORM=wayland starts FaceTracker without X11.")
-        lines.append(f"(the dynamic loader said: {self.detail})")
+        lines += ["The dynamic loader said:", f"  {self.detail}"]
         return "\n".join(lines)
 
 
@@ -121,8 +122,16 @@ def xcb_plugin_paths(environ: Mapping[str, str]) -> list[Path]:
 
 
 def _dlopen(name: str) -> None:
-    # Kept open on purpose: Qt loads the same plugin a moment later and gets this handle back.
-    ctypes.CDLL(name)
+    """dlopen() as Qt does it, raising OSError with the dynamic loader's own message.
+
+    Not ``ctypes.CDLL``: in a PyInstaller bundle it is replaced by a wrapper whose error says only "Failed
+    to load dynlib/dll", without the library that is missing. A bare name is looked for in the bundle
+    first, as the plugin finds its libraries there. The handle stays open: Qt gets it back a moment later.
+    """
+    bundle = getattr(sys, "_MEIPASS", None)
+    if bundle and "/" not in name and (Path(bundle) / name).is_file():
+        name = str(Path(bundle) / name)
+    _ctypes.dlopen(name, ctypes.RTLD_LOCAL)
 
 
 def unloadable_library(error: OSError | str) -> str | None:
@@ -202,11 +211,13 @@ def _show_outside_a_terminal(message: str) -> None:
         return
     for command in (["zenity", "--error", "--no-markup", "--title=FaceTracker", f"--text={message}"],
                     ["kdialog", "--title", "FaceTracker", "--error", message],
-                    ["xmessage", "-center", message]):
+                    ["xmessage", "-center", "-title", "FaceTracker", "-file", "-"]):  # the message on stdin
         if shutil.which(command[0]):
             try:
-                subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL, start_new_session=True)
+                dialog = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL, start_new_session=True, text=True)
+                dialog.stdin.write(message + "\n")
+                dialog.stdin.close()
             except OSError:
                 continue
             return

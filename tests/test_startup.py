@@ -164,3 +164,31 @@ def test_the_plugin_is_looked_for_where_qt_looks_first(tmp_path: Path) -> None:
     plugin.write_bytes(b"")
     assert xcb_plugin_paths({"QT_PLUGIN_PATH": str(tmp_path / "plugins")})[0] == plugin
     assert xcb_plugin_paths({"QT_QPA_PLATFORM_PLUGIN_PATH": str(plugin.parent)})[0] == plugin
+
+
+
+@linux_only
+def test_the_loader_hears_the_dynamic_loaders_words_even_where_ctypes_is_wrapped(tmp_path: Path,
+                                                                               monkeypatch) -> None:
+    """PyInstaller replaces ctypes.CDLL with a wrapper whose error hides which library failed ("Failed to
+    load dynlib/dll"); the check's own dlopen still hears it (found by building the bundle)."""
+    import ctypes
+
+    from desktop.platform_check import _dlopen
+
+    class Wrapped(ctypes.CDLL):
+        def __init__(self, name: str, *args, **kwargs) -> None:
+            try:
+                super().__init__(name, *args, **kwargs)
+            except OSError as exc:
+                raise OSError(f"Failed to load dynlib/dll {name!r}. Most likely ...") from exc
+
+    monkeypatch.setattr(ctypes, "CDLL", Wrapped)
+    broken = tmp_path / "libxcb-icccm.so.4"
+    broken.write_bytes(b"")
+    with pytest.raises(OSError) as failed:
+        _dlopen(str(broken))
+    assert unloadable_library(failed.value) == "libxcb-icccm.so.4", failed.value
+    with pytest.raises(OSError) as missing:
+        _dlopen("libfacetracker-nowhere.so.9")
+    assert unloadable_library(missing.value) == "libfacetracker-nowhere.so.9", missing.value
