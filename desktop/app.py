@@ -13,17 +13,29 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, QTimer, Slot
+from PySide6.QtCore import QByteArray, QSettings, QSize, QTimer, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
-from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QTabWidget, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QFrame,
+    QInputDialog,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QScrollArea,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from desktop import settings as keys
 from desktop.collect_tab import CollectTab
 from desktop.detect_tab import DetectTab
 from desktop.label_tab import LabelTab
+from desktop.platform_check import check_platform
 from desktop.settings import make_settings, read_int
 from desktop.train_tab import TrainTab
 from training.device import quiet_tensorflow_logs
@@ -31,6 +43,10 @@ from training.device import quiet_tensorflow_logs
 APP_NAME = "FaceTracker"
 TRAIN_CHILD_FLAG = "--train-child"  # the frozen app runs the training CLI as its own child process
 SELF_CHECK_FLAG = "--self-check"
+FIRST_SIZE = QSize(1100, 780)  # the window at first start, shrunk to fit smaller screens
+#: Room the window manager takes around the window (title bar, borders) when it is sized to fit the screen.
+WINDOW_FRAME = QSize(16, 48)
+MAX_CAMERA_INDEX = 63  # "Open camera → Other…": V4L2 numbers /dev/video0 … /dev/video63
 
 
 def icon_path() -> Path | None:
@@ -43,6 +59,58 @@ def icon_path() -> Path | None:
             if candidate.is_file():
                 return candidate
     return None
+
+
+class _PageLayout(QVBoxLayout):
+    """Holds one tab page; says it has no height-for-width, so that its scroll area stretches the page to
+    the space there is and scrolls only below the page's minimum (with height-for-width, QScrollArea
+    asks for the page's preferred height, and scrolls a Detect tab that would fit)."""
+
+    def hasHeightForWidth(self) -> bool:
+        return False
+
+
+class ScrollingTabs(QTabWidget):
+    """Tabs whose pages scroll when the window is smaller than a page needs, so that the window fits a
+    1366x768 laptop screen whatever a tab shows (the Train tab after a run, both Detect banners).
+
+    Each page sits in a frameless QScrollArea; ``widget``, ``currentWidget``, ``setCurrentWidget`` and
+    ``indexOf`` speak of the pages, not of their scroll areas.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._pages: list[QWidget] = []
+
+    def addTab(self, page: QWidget, label: str) -> int:  # type: ignore[override]
+        holder = QWidget()
+        layout = _PageLayout(holder)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(page)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(holder)
+        self._pages.append(page)
+        return super().addTab(scroll, label)
+
+    def scroll_area(self, index: int) -> QScrollArea | None:
+        scroll = super().widget(index)
+        return scroll if isinstance(scroll, QScrollArea) else None
+
+    def widget(self, index: int) -> QWidget | None:  # type: ignore[override]
+        return self._pages[index] if 0 <= index < len(self._pages) else None
+
+    def currentWidget(self) -> QWidget | None:  # type: ignore[override]
+        return self.widget(self.currentIndex())
+
+    def indexOf(self, page: QWidget) -> int:  # type: ignore[override]
+        return next((i for i, known in enumerate(self._pages) if known is page), -1)
+
+    def setCurrentWidget(self, page: QWidget) -> None:  # type: ignore[override]
+        index = self.indexOf(page)
+        if index >= 0:
+            self.setCurrentIndex(index)
 
 
 class MainWindow(QMainWindow):
@@ -71,7 +139,7 @@ class MainWindow(QMainWindow):
         self.collect_tab = CollectTab(settings)
         self.label_tab = LabelTab(settings)
         self.train_tab = TrainTab(settings)
-        self.tabs = QTabWidget()
+        self.tabs = ScrollingTabs()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.detect_tab, "Detect")
         self.tabs.addTab(self.collect_tab, "Collect")
@@ -89,26 +157,72 @@ class MainWindow(QMainWindow):
         self._restore_window()
 
     def _build_menu(self) -> None:
+        """File: every source the Detect tab can show (what its banner tells a newcomer to open), the
+        model, Snapshot and Quit."""
         file_menu = self.menuBar().addMenu("&File")
-        actions = [
-            ("Open &model…", QKeySequence.StandardKey.Open, self.detect_tab.choose_model),
-            ("&Snapshot", QKeySequence("Ctrl+S"), self.detect_tab.snapshot),
-            ("&Quit", QKeySequence.StandardKey.Quit, self.close),
-        ]
-        for text, shortcut, slot in actions:
+
+        def add(text: str, slot: Callable[[], object],
+                shortcut: QKeySequence | QKeySequence.StandardKey | None = None) -> QAction:
             action = QAction(text, self)
-            action.setShortcut(shortcut)
+            if shortcut is not None:
+                action.setShortcut(shortcut)
             action.triggered.connect(slot)
             file_menu.addAction(action)
+            return action
+
+        self.open_video_action = add("Open &video…", self._detect(self.detect_tab.choose_video))
+        self.open_folder_action = add("Open &picture folder…", self._detect(self.detect_tab.choose_picture_folder))
+        self.camera_menu = QMenu("Open &camera", self)
+        self.camera_menu.aboutToShow.connect(self._fill_camera_menu)
+        file_menu.addMenu(self.camera_menu)
+        self._fill_camera_menu()
+        file_menu.addSeparator()
+        self.open_model_action = add("Open &model…", self.detect_tab.choose_model, QKeySequence.StandardKey.Open)
+        self.snapshot_action = add("&Snapshot", self.detect_tab.snapshot, QKeySequence("Ctrl+S"))
+        file_menu.addSeparator()
+        add("&Quit", self.close, QKeySequence.StandardKey.Quit)
         help_menu = self.menuBar().addMenu("&Help")
         about = QAction("&About FaceTracker", self)
         about.triggered.connect(self._about)
         help_menu.addAction(about)
 
+    def _detect(self, choose: Callable[[], bool]) -> Callable[[], None]:
+        """A File menu action that asks for a source: the Detect tab comes to the front to show it."""
+
+        def run() -> None:
+            if choose():
+                self.tabs.setCurrentWidget(self.detect_tab)
+
+        return run
+
+    @Slot()
+    def _fill_camera_menu(self) -> None:
+        """The cameras the last scan found (the Detect tab scans at start and on ⟳), and any other index."""
+        self.camera_menu.clear()
+        for index in self.detect_tab.cameras():
+            action = self.camera_menu.addAction(f"Camera {index}")
+            action.triggered.connect(lambda _checked=False, index=index: self.open_camera(index))
+        self.camera_menu.addSeparator()
+        other = self.camera_menu.addAction("Other index…")
+        other.triggered.connect(self._ask_camera_index)
+
+    def open_camera(self, index: int) -> None:
+        """Show camera ``index`` in the Detect tab."""
+        self.detect_tab.open_source(str(index))
+        self.tabs.setCurrentWidget(self.detect_tab)
+
+    @Slot()
+    def _ask_camera_index(self) -> None:
+        current = self.detect_tab.source_spec
+        index, ok = QInputDialog.getInt(self, "Open camera", "Camera index (0 is usually the built-in webcam):",
+                                        int(current) if current.isdigit() else 0, 0, MAX_CAMERA_INDEX)
+        if ok:
+            self.open_camera(index)
+
     def _restore_window(self) -> None:
         geometry = self.settings.value(keys.WINDOW_GEOMETRY)
         if not (isinstance(geometry, QByteArray | bytes) and self.restoreGeometry(QByteArray(geometry))):
-            self.resize(1100, 780)
+            self.resize(first_size(self.screen().availableGeometry().size() if self.screen() else None))
         tab = read_int(self.settings, keys.WINDOW_TAB, 0)
         self.tabs.setCurrentIndex(tab if 0 <= tab < self.tabs.count() else 0)
 
@@ -162,6 +276,14 @@ class MainWindow(QMainWindow):
                 tab.shutdown()
             self.settings.sync()
         event.accept()
+
+
+def first_size(available: QSize | None) -> QSize:
+    """The window's size at first start: FIRST_SIZE, shrunk to the screen's free area (a 1366x768 laptop
+    with a panel has about 1366x736) less the window manager's frame."""
+    if available is None or available.isEmpty():
+        return QSize(FIRST_SIZE)
+    return FIRST_SIZE.boundedTo(available - WINDOW_FRAME)
 
 
 def _close_after(window: MainWindow, seconds: float) -> None:
@@ -242,6 +364,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="the model to detect with (default: the last one used)")
     parser.add_argument("--settings", metavar="FILE.ini",
                         help="keep settings in this INI file instead of the user's configuration")
+    parser.add_argument("--verbose", action="store_true",
+                        help="let OpenCV and TensorFlow print their own log lines on the terminal (the app "
+                        "reports camera and model problems itself)")
     # For smoke tests of a build: close after SECONDS, printing when the window showed and the
     # Detect tab's status line (frames, inference, device, model) just before closing.
     parser.add_argument("--quit-after", type=float, metavar="SECONDS", help=argparse.SUPPRESS)
@@ -264,6 +389,18 @@ def _ensure_std_streams() -> None:
         setattr(sys, name, stream)
 
 
+def quiet_opencv_logs(verbose: bool = False) -> None:
+    """Keep OpenCV's own warnings (``[ WARN:0@0.463] global cap_v4l.cpp ... can't open camera by index``)
+    off the terminal: the Detect tab says in its banner when a camera cannot be opened. An
+    ``OPENCV_LOG_LEVEL`` the user set, or ``--verbose``, lets them through."""
+    if verbose or "OPENCV_LOG_LEVEL" in os.environ:
+        return
+    os.environ["OPENCV_LOG_LEVEL"] = "ERROR"  # for child processes, and for OpenCV not imported yet
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the app; ``--train-child ARGS`` runs the training CLI instead (no window)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -278,6 +415,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_self_check()
     args = parse_args(args_list)
+    quiet_opencv_logs(verbose=args.verbose)
+    if args.verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # TensorFlow is imported later, by the model loader
+    if QApplication.instance() is None:
+        code = check_platform()  # Qt would abort on a missing xcb library: say which, and how to install it
+        if code is not None:
+            return code
 
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else APP_NAME])
     app.setOrganizationName(keys.ORGANISATION)

@@ -13,7 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-from PySide6.QtCore import QRectF, QSettings, QSize, QStandardPaths, Qt, QThreadPool, QTimer, Signal, Slot
+from PySide6.QtCore import (
+    QEvent,
+    QObject,
+    QRectF,
+    QSettings,
+    QSize,
+    QStandardPaths,
+    Qt,
+    QThreadPool,
+    QTimer,
+    Signal,
+    Slot,
+)
 from PySide6.QtGui import QImage, QPainter, QPaintEvent
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -255,6 +267,16 @@ class DetectTab(QWidget):
         self._update_threshold_label()
         self._fill_source_combo()
         self._set_frame_buttons_enabled(False)
+        # One "Open model…" in view at a time: the banner's, when it offers one, else the top row's.
+        for widget in (self.model_banner, self.model_banner.button):
+            widget.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() in (QEvent.Type.ShowToParent, QEvent.Type.HideToParent) and (
+                watched is self.model_banner or watched is self.model_banner.button):
+            banner_offers = self.model_banner.isVisibleTo(self) and self.model_banner.button.isVisibleTo(self)
+            self.open_model_button.setVisible(not banner_offers)
+        return super().eventFilter(watched, event)
 
     # --- starting ----------------------------------------------------------------------------
     def start(self, source: str | None = None, model: str | None = None) -> None:
@@ -510,7 +532,7 @@ class DetectTab(QWidget):
         combo = self.source_combo
         combo.blockSignals(True)
         combo.clear()
-        cameras = sorted(set(self._cameras) | {0})
+        cameras = self.cameras()
         spec = self.source_spec
         if spec.isdigit() and int(spec) not in cameras:
             cameras = sorted([*cameras, int(spec)])
@@ -529,18 +551,42 @@ class DetectTab(QWidget):
     @Slot(int)
     def _on_source_chosen(self, index: int) -> None:
         choice = self.source_combo.itemData(index)
-        start = str(Path(self.source_spec).parent) if not self.source_spec.isdigit() else str(Path.home())
         if choice == ":video":
-            patterns = " ".join(f"*{suffix}" for suffix in VIDEO_SUFFIXES)
-            path, _ = QFileDialog.getOpenFileName(self, "Open a video", start, f"Videos ({patterns});;All files (*)")
+            self.choose_video()
         elif choice == ":folder":
-            path = QFileDialog.getExistingDirectory(self, "Open a folder of pictures", start)
+            self.choose_picture_folder()
+        elif choice:
+            self.open_source(choice)
         else:
-            path = choice
+            self._fill_source_combo()
+
+    def _dialog_start(self) -> str:
+        return str(Path(self.source_spec).parent) if not self.source_spec.isdigit() else str(Path.home())
+
+    @Slot()
+    def choose_video(self) -> bool:
+        """Ask for a video file and show it (the source list and the File menu); False if cancelled."""
+        patterns = " ".join(f"*{suffix}" for suffix in VIDEO_SUFFIXES)
+        path, _ = QFileDialog.getOpenFileName(self, "Open a video", self._dialog_start(),
+                                              f"Videos ({patterns});;All files (*)")
+        return self._open_chosen(path)
+
+    @Slot()
+    def choose_picture_folder(self) -> bool:
+        """Ask for a folder of pictures and show it (the source list and the File menu); False if cancelled."""
+        return self._open_chosen(QFileDialog.getExistingDirectory(self, "Open a folder of pictures",
+                                                                  self._dialog_start()))
+
+    def _open_chosen(self, path: str) -> bool:
         if path:
             self.open_source(path)
         else:
             self._fill_source_combo()  # dialog cancelled: show the current source again
+        return bool(path)
+
+    def cameras(self) -> list[int]:
+        """The camera indexes found by the last scan (0 always listed: the usual webcam)."""
+        return sorted(set(self._cameras) | {0})
 
     @Slot()
     def scan_cameras(self) -> None:

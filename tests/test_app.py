@@ -9,11 +9,15 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QSize, QTimer
+from PySide6.QtWidgets import QFileDialog, QInputDialog
 
 from desktop import settings as keys
-from desktop.app import MainWindow, main, parse_args
+from desktop.app import MainWindow, first_size, main, parse_args
+from desktop.detect_tab import NOTICE_STYLE
 from desktop.settings import make_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -132,6 +136,89 @@ def test_closing_stops_every_worker_and_the_next_start_remembers(qtbot, open_win
     assert (again.width(), again.height()) == size
     qtbot.waitUntil(lambda: detect.model_state == "model", timeout=60_000)
     assert detect.model_path == str(first)
+
+
+#: What a 1366x768 laptop leaves a window: the screen less a desktop panel (GNOME's top bar, 32 px) and
+#: the window's title bar (37 px).
+LAPTOP_WINDOW = QSize(1366, 768 - 32 - 37)
+
+
+def test_the_window_fits_a_1366x768_laptop_in_every_tab(qtbot, open_window, tmp_path) -> None:
+    """Each tab in its fullest state (both Detect banners, the Train tab's result pictures) in the window a
+    1366x768 laptop leaves: the window's minimum fits, no tab scrolls sideways, and only the Train tab
+    scrolls down (its contents need about 655 px before a run, 845 after: the pages scroll rather than push
+    the window off the screen)."""
+    assert first_size(QSize(1366, 768 - 32)).boundedTo(LAPTOP_WINDOW) == first_size(QSize(1366, 768 - 32))
+    assert first_size(QSize(2560, 1440)) == QSize(1100, 780)
+
+    window = open_window(source=str(tmp_path / "no such video.mp4"))  # the source banner: an error
+    detect = window.detect_tab
+    qtbot.waitUntil(lambda: detect.source_banner.isVisible() and detect.model_state != "loading", timeout=60_000)
+    detect.model_banner.show_message("<b>No model yet.</b> " + "A long notice that wraps. " * 12, NOTICE_STYLE,
+                                     button="Open model…")
+    run = tmp_path / "runs" / "demo"
+    run.mkdir(parents=True)
+    cv2.imwrite(str(run / "test_predictions.jpg"), np.full((1024, 1024, 3), 90, np.uint8))
+    cv2.imwrite(str(run / "pr_curve.png"), np.full((500, 1500, 3), 250, np.uint8))
+    window.resize(LAPTOP_WINDOW)
+
+    minimum = window.minimumSizeHint()
+    assert minimum.width() <= LAPTOP_WINDOW.width() and minimum.height() <= LAPTOP_WINDOW.height(), minimum
+    for with_results in (False, True):
+        assert window.train_tab.result_pictures.show_run(run if with_results else None) is with_results
+        for index in range(window.tabs.count()):
+            window.tabs.setCurrentIndex(index)
+            qtbot.wait(50)
+            scroll, name = window.tabs.scroll_area(index), window.tabs.tabText(index)
+            assert window.size() == LAPTOP_WINDOW
+            assert scroll.horizontalScrollBar().maximum() == 0, (name, window.tabs.widget(index).minimumSizeHint())
+            if name != "Train":
+                assert scroll.verticalScrollBar().maximum() == 0, (name, window.tabs.widget(index).minimumSizeHint())
+    assert window.tabs.currentWidget() is window.train_tab and window.train_tab.result_pictures.isVisible()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    window.grab().save(str(SCREENSHOTS / "main_window_laptop_train_after_a_run.png"))
+
+
+def test_the_file_menu_opens_videos_picture_folders_and_cameras(qtbot, open_window, face_video, tmp_path,
+                                                                 monkeypatch) -> None:
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    cv2.imwrite(str(pictures / "one.png"), np.full((120, 160, 3), 128, np.uint8))
+    window = open_window(source=str(face_video))
+    detect = window.detect_tab
+    file_menu = window.menuBar().actions()[0].menu()
+    assert [a.text() for a in file_menu.actions() if not a.isSeparator()] == [
+        "Open &video…", "Open &picture folder…", "Open &camera", "Open &model…", "&Snapshot", "&Quit"]
+
+    # Each source the Detect tab's banner mentions, from the File menu; the Detect tab comes to the front.
+    answers = {"video": (str(face_video), ""), "folder": str(pictures)}
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *args, **kwargs: answers["video"]))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *args, **kwargs: answers["folder"]))
+    window.tabs.setCurrentWidget(window.train_tab)
+    window.open_folder_action.trigger()
+    assert detect.source_spec == str(pictures) and window.tabs.currentWidget() is detect
+    qtbot.waitUntil(lambda: detect.frames_shown > 0, timeout=20_000)
+    window.tabs.setCurrentWidget(window.label_tab)
+    window.open_video_action.trigger()
+    assert detect.source_spec == str(face_video) and window.tabs.currentWidget() is detect
+
+    # A cancelled dialog changes nothing.
+    answers.update(video=("", ""), folder="")
+    window.tabs.setCurrentWidget(window.collect_tab)
+    window.open_folder_action.trigger()
+    window.open_video_action.trigger()
+    assert detect.source_spec == str(face_video) and window.tabs.currentWidget() is window.collect_tab
+
+    # Cameras: the ones the scan found (camera 0 always listed), and any other index.
+    window.camera_menu.aboutToShow.emit()
+    cameras = [a.text() for a in window.camera_menu.actions() if not a.isSeparator()]
+    assert cameras[0] == "Camera 0" and cameras[-1] == "Other index…"
+    next(a for a in window.camera_menu.actions() if a.text() == "Camera 0").trigger()
+    assert detect.source_spec == "0" and window.tabs.currentWidget() is detect
+    monkeypatch.setattr(QInputDialog, "getInt", staticmethod(lambda *args, **kwargs: (7, True)))
+    window.camera_menu.actions()[-1].trigger()
+    assert detect.source_spec == "7"
+    qtbot.waitUntil(lambda: detect.source_banner.isVisible(), timeout=20_000)  # no camera 7: said in the tab
 
 
 def test_first_start_uses_camera_0_and_the_pretrained_detector(qtbot, open_window) -> None:

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QPushButton
 
 from desktop import settings as keys
 from desktop import workers
@@ -294,6 +295,30 @@ def test_without_the_pretrained_weights_the_classic_finder_stands_in_and_says_wh
     assert boxes_of_colour(qimage_to_bgr(tab.view.image()), CLASSIC_BOX_COLOUR_BGR) == 1
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     tab.grab().save(str(SCREENSHOTS / "detect_tab_classic.png"))
+
+
+def test_one_open_model_button_is_in_view_at_a_time(qtbot, make_tab, face_video, model_file, tmp_path) -> None:
+    """The banner's "Open model…" when it offers one (no model yet, a model that failed), else the top
+    row's: never both, never none."""
+
+    def shown() -> list[QPushButton]:
+        return [b for b in tab.findChildren(QPushButton) if b.text() == "Open model…" and b.isVisibleTo(tab)]
+
+    tab = make_tab()
+    tab.start(source=str(face_video))
+    qtbot.waitUntil(lambda: tab.model_state not in ("none", "loading"), timeout=60_000)
+    assert len(shown()) == 1
+    assert (shown()[0] is tab.model_banner.button) is tab.model_banner.isVisible()
+
+    tab.load_model(str(model_file))
+    wait_for_model(qtbot, tab)
+    assert not tab.model_banner.isVisible() and shown() == [tab.open_model_button]
+
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"not a model")
+    tab.load_model(str(bad))
+    qtbot.waitUntil(lambda: "Could not use this model" in tab.model_banner.text(), timeout=60_000)
+    assert shown() == [tab.model_banner.button]
 
 
 def write_other_keras_model(path: Path) -> None:
