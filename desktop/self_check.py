@@ -69,7 +69,7 @@ def run_self_check(out=sys.stdout) -> int:
         def build_and_save() -> str:
             from training.model import build_model
 
-            model = build_model(weights=None, input_size=48)
+            model = build_model(weights=None, input_size=64)
             path = work / "self-check.keras"
             model.save(path)
             context["model_path"] = path
@@ -96,7 +96,7 @@ def run_self_check(out=sys.stdout) -> int:
             from training.settings import TrainConfig, config_to_args
 
             data = make_demo_data(work / "data", count=24, width=160, height=120, seed=1)
-            config = TrainConfig(data=str(data), out=str(work / "run"), epochs=1, batch_size=4, input_size=48,
+            config = TrainConfig(data=str(data), out=str(work / "run"), epochs=1, batch_size=4, input_size=64,
                                  weights="none")
             command = training_command([*config_to_args(config), "--progress", "json"])
             env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -24,11 +24,14 @@ from PySide6.QtWidgets import QFileDialog
 
 from training import export as export_module
 from training.cli import main as cli_main
+from training.defaults import DEFAULT_BACKBONE
 from training.detection import MissingRuntimeError, ModelFileError, metadata_sidecar, write_model_metadata
 from training.export import ExportError, export_model, portable_signbit, verification_frames
 from training.inference import Detector
-from training.model import build_model
+from training.model import BACKBONES, build_model
 from training.realfaces import make_real_demo_data
+
+DEFAULT_SIZE = BACKBONES[DEFAULT_BACKBONE].default_input_size
 
 FORMATS = ("onnx", "tflite")
 TOLERANCE = 1e-4  # the issue's bar for float32 exports, on the score and on the box in [0, 1] of the frame
@@ -53,7 +56,7 @@ def _save(model: keras.Model, path: Path, metadata: dict | None = None) -> Path:
 
 @pytest.fixture(scope="module")
 def grid_model(tmp_path_factory) -> Path:
-    """The default backbone (grid, 128 px), saved as training saves it: with a stored threshold."""
+    """The default backbone (blazeface, 192 px), saved as training saves it: with a stored threshold."""
     keras.utils.set_random_seed(7)
     return _save(build_model(weights=None), tmp_path_factory.mktemp("grid") / "best.keras", STORED)
 
@@ -93,7 +96,7 @@ def test_the_export_gives_the_keras_models_score_and_box_on_real_faces(fmt, grid
     keras_detector = Detector.from_file(grid_model)
     exported = Detector.from_file(grid_exports[fmt])
     assert exported.runtime == {"onnx": "onnxruntime", "tflite": "litert"}[fmt]
-    assert exported.model is None and exported.input_size == keras_detector.input_size == 128
+    assert exported.model is None and exported.input_size == keras_detector.input_size == DEFAULT_SIZE
     assert exported.device.startswith("CPU") and exported.runtime in repr(exported)
     scores = [d.score for d in keras_detector.detect_batch(real_frames)]
     assert max(scores) - min(scores) > 1e-3, "the frames must give different answers for the check to mean anything"
@@ -200,7 +203,7 @@ def test_the_stored_threshold_travels_with_the_export(fmt, grid_exports, tmp_pat
     sidecar = metadata_sidecar(path)
     assert sidecar.name == path.name + ".json"
     stored = json.loads(sidecar.read_text())
-    assert {k: stored[k] for k in STORED} == STORED and stored["format"] == fmt and stored["input_size"] == 128
+    assert {k: stored[k] for k in STORED} == STORED and stored["format"] == fmt and stored["input_size"] == DEFAULT_SIZE
     detector = Detector.from_file(path)
     assert detector.threshold == pytest.approx(0.37) and detector.metadata["epoch"] == 4
     assert Detector.from_file(path, threshold=0.8).threshold == 0.8

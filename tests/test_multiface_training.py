@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import keras
 import numpy as np
 import pytest
 from keras import ops
@@ -116,9 +117,12 @@ def test_batches_carry_every_face_and_the_loss_is_the_multi_face_one(tmp_path):
     assert model.multi_face
     predicted = model(x)
     total = float(ops.convert_to_numpy(model.compute_loss(x, targets, predicted)))
-    score_logits, box_map = predicted
+    score_logits, cells = predicted  # the raw score map and every cell's decoded box (cell_maps_model)
     grid = int(score_logits.shape[1])
-    cells = grid_cell_boxes(box_map, grid)
+    box_map = model.network.get_layer("box_map").output  # the same decoding as the model's own
+    assert box_map.shape[-1] == 4
+    np.testing.assert_allclose(ops.convert_to_numpy(cells), ops.convert_to_numpy(
+        grid_cell_boxes(keras.Model(model.network.inputs, box_map)(x), grid)), atol=1e-5)
     class_l, regress_l = multi_face_losses(targets[2], targets[3], score_logits, cells, grid)
     assert total == pytest.approx(float(regress_l + CLASS_LOSS_WEIGHT * class_l), rel=1e-5)
     single_class, single_regress, _ = grid_losses(targets[0], targets[1], score_logits, cells, grid)

@@ -144,9 +144,16 @@ def _compile_forward(model: keras.Model, input_size: int) -> Callable[[np.ndarra
             return function.get_concrete_function(spec)
 
         # XLA fuses the small convolutions and normalisations of the grid models (4.9 -> 4.1 ms a frame on a
-        # 2-core CPU) but runs depthwise convolutions (BlazeFace) several times slower than the plain graph:
-        # both are timed on a blank frame and the faster one kept. Where XLA fails, the plain graph runs.
-        forward = _faster(concrete(False), lambda: concrete(True), tf.zeros((1, input_size, input_size, 3), tf.float32))
+        # 2-core CPU) but runs depthwise convolutions (BlazeFace) six times slower than the plain graph; each
+        # backbone's spec says which (BackboneSpec.xla). Where XLA cannot compile the model, the plain graph runs it.
+        forward = concrete(False)
+        if _wants_xla(model):
+            try:
+                compiled = concrete(True)
+                compiled(tf.zeros((1, input_size, input_size, 3), tf.float32))
+                forward = compiled
+            except Exception:  # noqa: BLE001 - any XLA failure: the plain graph runs the model
+                pass
         return lambda x: [out.numpy() for out in forward(tf.convert_to_tensor(x, tf.float32))]
     if backend == "jax":
         import jax
@@ -165,27 +172,14 @@ def _compile_forward(model: keras.Model, input_size: int) -> Callable[[np.ndarra
     return lambda x: [keras.ops.convert_to_numpy(out) for out in model(x, training=False)]
 
 
-def _faster(plain: Callable, make_compiled: Callable[[], Callable], x, calls: int = 3) -> Callable:
-    """Whichever of ``plain`` and ``make_compiled()`` runs ``x`` faster (best of ``calls``); ``plain``
-    when compiling fails."""
-    import time
+def _wants_xla(model: keras.Model) -> bool:
+    """Whether the model's backbone runs faster under XLA (its spec says; a model of unknown make: yes)."""
+    from training.model import BACKBONES, backbone_of
 
-    def best_time(function: Callable) -> float:
-        function(x)  # the first call builds or compiles
-        times = []
-        for _ in range(calls):
-            started = time.perf_counter()
-            function(x)
-            times.append(time.perf_counter() - started)
-        return min(times)
-
-    plain_time = best_time(plain)
     try:
-        compiled = make_compiled()
-        compiled_time = best_time(compiled)
-    except Exception:  # noqa: BLE001 - any XLA failure: the plain graph runs the model
-        return plain
-    return compiled if compiled_time < plain_time else plain
+        return BACKBONES[backbone_of(model)].xla
+    except ValueError:
+        return True
 
 
 def _device_name() -> str:
