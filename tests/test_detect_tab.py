@@ -259,7 +259,8 @@ def test_without_a_model_the_pretrained_detector_finds_the_face_and_says_it_is_n
     # The astronaut's face: 260x260 photo, face about (87, 33)-(141, 87) in it, drifting 10..49 px right.
     x1, y1, x2, y2 = result.shown.box
     assert 85 <= (x1 + x2) / 2 <= 195 and 30 <= (y1 + y2) / 2 <= 90 and 35 <= x2 - x1 <= 90, result.shown
-    assert result.shown.score > 0.6 and result.face_count == 1
+    # One face in the detector's answer (its track may briefly be two when a loaded machine drops frames).
+    assert result.shown.score > 0.6 and len([d for d in result.detections if d.score > 0.6]) == 1, result.detections
     shown = qimage_to_bgr(tab.view.image())
     assert boxes_of_colour(shown, PRETRAINED_BOX_COLOUR_BGR) == 1  # blue, unlike the user's green model
     assert boxes_of_colour(result.frame, PRETRAINED_BOX_COLOUR_BGR) == 0

@@ -1,50 +1,47 @@
-"""The default recipe learns real faces: a short training on real face photos beats the untrained model
-(the same face-trained start, before any training) by a clear margin on real pictures of people it
-never saw, as the face-trained stem makes possible.
+"""The default recipe fine-tunes a detector that already sees real faces, and keeps seeing them.
 
-The full measurement (10 CPU-minutes, 480 training frames, side by side with the classic finder) is
-``benchmarks/bench_accuracy.py``; this is its quick form, sized for the test run.
+The default backbone starts from the pretrained BlazeFace: a short training on webcam-like real-face frames
+must make it better at the user's kind of pictures (people it never saw, pasted and in context, faces
+10-160 px at 320x240) and must not make it forget real photographs (no training set uses them).
+
+The full measurement (10 CPU-minutes, 360 training frames, every figure side by side with the pretrained
+start and the classic finder) is ``benchmarks/bench_multiface.py``; this is its quick form, sized for the
+test run.
 """
 
 from __future__ import annotations
 
-import keras
 import pytest
 
 from training.data import load_dataset
 from training.evaluate import evaluate_model
 from training.inference import Detector
-from training.model import build_model
+from training.pretrained import pretrained_detector
 from training.realfaces import make_real_demo_data
 from training.trainer import TrainConfig, train
 
-# The webcam-like real faces (whole photographs, faces 40-320 px at 640x480, blur, noise, JPEG) are harder to
-# start on than the pasted crops were: validation AP50 stays near 0 for about 13 epochs, then climbs (0.56 by
-# epoch 30). At 15 epochs the schedule has decayed before that (test F1 0.06); at 30 the test F1 is 0.50.
-EPOCHS = 30
-INPUT_SIZE = 96  # 1.8x faster than the default 128; faces 6-48 px
+EPOCHS = 4
 
 
 @pytest.fixture(scope="module")
 def real_faces(tmp_path_factory):
-    """300 real-face frames at 320x240: 210 train, 45 val, 45 test (people absent from train and val)."""
-    return make_real_demo_data(tmp_path_factory.mktemp("real") / "data", count=300, width=320, height=240, seed=3,
+    """240 real-face frames at 320x240: 168 train, 36 val, 36 test (people absent from train and val)."""
+    return make_real_demo_data(tmp_path_factory.mktemp("real") / "data", count=240, width=320, height=240, seed=3,
                                split_fractions={"train": 0.7, "val": 0.15, "test": 0.15}, test_people="new")
 
 
-def test_a_short_training_finds_real_faces(real_faces, tmp_path):
-    config = TrainConfig(data=str(real_faces), out=str(tmp_path / "run"), epochs=EPOCHS, batch_size=16,
-                         input_size=INPUT_SIZE, patience=0, seed=0)
-    assert config.backbone == "multiface"  # the default recipe, as a user gets it
+def test_a_short_fine_tune_learns_the_users_pictures_and_keeps_real_faces(real_faces, tmp_path):
+    config = TrainConfig(data=str(real_faces), out=str(tmp_path / "run"), epochs=EPOCHS, patience=0, seed=0)
+    assert config.backbone == "blazeface"  # the default recipe, as a user gets it
     result = train(config)
     test = load_dataset(real_faces).require_split("test")
-    keras.utils.set_random_seed(0)
-    untrained_path = tmp_path / "untrained.keras"
-    build_model(input_size=INPUT_SIZE, weights="face").save(untrained_path)
-    before = evaluate_model(Detector.from_file(untrained_path), test)
+    before = evaluate_model(pretrained_detector(), test)
     after = evaluate_model(Detector.from_file(result.best_model), test)
-    print(f"\nuntrained: F1 {before['f1']:.2f}, mean IoU {before['mean_iou']:.2f}; "
-          f"trained {result.metrics['epochs_completed']} epochs: F1 {after['f1']:.2f}, mean IoU {after['mean_iou']:.2f}")
-    assert after["mean_iou"] > before["mean_iou"] + 0.25, (before, after)
-    assert after["f1"] > before["f1"] + 0.35, (before, after)
-    assert result.metrics["test"]["f1"] == pytest.approx(after["f1"])  # the run's own report agrees
+    real = result.metrics["real_photos"]
+    print(f"\npretrained: AP50 {before['ap50']:.2f}, F1 {before['f1']:.2f}, mean IoU {before['mean_iou']:.2f}; "
+          f"fine-tuned {result.metrics['epochs_completed']} epochs: AP50 {after['ap50']:.2f}, F1 {after['f1']:.2f}, "
+          f"mean IoU {after['mean_iou']:.2f}; real photographs: AP50 {real['ap50']:.2f}")
+    assert after["ap50"] > before["ap50"] + 0.1, (before, after)
+    assert after["mean_iou"] > before["mean_iou"], (before, after)  # the user's box convention learnt
+    assert real["ap50"] >= 0.8 and real["faces"] >= 8  # and real faces not forgotten
+    assert result.metrics["test"]["ap50"] == pytest.approx(after["ap50"])  # the run's own report agrees

@@ -20,15 +20,11 @@ GRID_BACKBONES = ("blazeface", "grid", "multiface")
 MULTI_FACE_BACKBONES = ("blazeface", "multiface")
 #: Faces per picture a multi-face model trains on (the largest ones; WIDER FACE pictures hold hundreds).
 MAX_FACES = 32
-DEFAULT_LEARNING_RATES = {"blazeface": 3e-4, "grid": 2e-3, "multiface": 2e-3, "tiny": 1e-3, "mobilenetv2": 1e-4, "vgg16": 1e-4}
+DEFAULT_LEARNING_RATES = {"blazeface": 1e-4, "grid": 2e-3, "multiface": 2e-3, "tiny": 1e-3, "mobilenetv2": 1e-4, "vgg16": 1e-4}
 # grid: its face-trained stem learns fast (real faces, 480 frames: validation F1 0.95 by epoch 24 of a
 # 40-epoch cosine schedule, about 7 CPU-minutes on 2 cores).
-DEFAULT_EPOCHS = {"blazeface": 20, "grid": 40, "multiface": 40, "tiny": 60, "mobilenetv2": 10, "vgg16": 10}
+DEFAULT_EPOCHS = {"blazeface": 10, "grid": 40, "multiface": 40, "tiny": 60, "mobilenetv2": 10, "vgg16": 10}
 DEFAULT_BATCH_SIZE = 8  # the tutorial's
-#: Weighted layers of the pretrained start kept as they are (``--freeze``): blazeface's 64 are its stem and
-#: five stages (the pyramid and the heads learn), so what the user's few hundred pictures teach cannot
-#: overwrite what it knows of faces (benchmarks/bench_real_photos.py measures both; README).
-DEFAULT_FREEZE = {"blazeface": 64}
 #: A backbone's start: auto (its pretrained weights when it has them and they can be had, else from
 #: scratch), imagenet (mobilenetv2, vgg16; downloaded once), face (grid: MTCNN's face-trained stem,
 #: shipped in the mtcnn package), none (from scratch).
@@ -45,11 +41,6 @@ BLAZEFACE_START = "MediaPipe BlazeFace full-range (pretrained on real faces)"
 def default_learning_rate(backbone: str) -> float:
     """The starting learning rate a backbone trains with when none is given."""
     return DEFAULT_LEARNING_RATES.get(backbone, 1e-4)
-
-
-def default_freeze(backbone: str) -> int:
-    """How many leading weighted layers a backbone keeps frozen when ``--freeze`` is not given."""
-    return DEFAULT_FREEZE.get(backbone, 0)
 
 
 def default_epochs(backbone: str) -> int:

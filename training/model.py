@@ -48,6 +48,9 @@ class BackboneSpec:
     # how far around a face's centre cell (in cells, as a fraction of the face's width/height) cells are
     # trained to box it and are not counted as "no face" (at least the 3x3 block): see multi_face_losses
     face_reach: float = 0.0
+    # the face size (fraction of the input) at which the tutorial's localization loss is kept as it is; other
+    # faces' box errors are weighed in their own size (multi_face_losses' size_reference). None: as it is
+    box_loss_size: float | None = None
     # input pixels per cell of a per-cell head's maps (its cells: (input_size / cell_stride) ** 2)
     cell_stride: int = 8
     # whether Detector compiles its forward pass with XLA: faster for plain convolutions (grid: 4.9 -> 4.1 ms),
@@ -65,7 +68,7 @@ BACKBONES: dict[str, BackboneSpec] = {
     # of a 48x48 map (4 input pixels apart) at 192 px, as multiface has; it already finds real faces
     # from far away to selfie size before any training.
     "blazeface": BackboneSpec(192, 1 / 127.5, -1.0, 0, "grid", "face", box_decoding="anchor", face_reach=0.25,
-                              cell_stride=4, xla=False),
+                              cell_stride=4, xla=False, box_loss_size=0.25),
     # The grid network below answering for every face: besides grid's best face it outputs
     # every cell's score and box (``scores``, ``boxes``), which detect_all thresholds and thins out with
     # non-maximum suppression (training.boxes.faces_from_cells). Trained on every labelled face; on

@@ -60,7 +60,6 @@ from training.defaults import (
     MULTI_FACE_BACKBONES,
     WEIGHT_CHOICES,
     default_epochs,
-    default_freeze,
     default_learning_rate,
     describe_start,
 )
@@ -149,6 +148,7 @@ class FaceTrackerModel(keras.Model):
         self.multi_face = is_multi_face_model(network)
         backbone = backbone or backbone_of(network)
         self.reach = BACKBONES[backbone].face_reach
+        self.box_loss_size = BACKBONES[backbone].box_loss_size
         self.network = cell_maps_model(network, backbone) if self.grid else network
         self.face_only = face_only
         self.total_loss_tracker = keras.metrics.Mean(name="total_loss")
@@ -166,7 +166,8 @@ class FaceTrackerModel(keras.Model):
             score_logits, cell_boxes = y_pred
             grid = int(score_logits.shape[1])
             if self.multi_face:
-                class_l, regress_l = multi_face_losses(y[2], y[3], score_logits, cell_boxes, grid, self.reach)
+                class_l, regress_l = multi_face_losses(y[2], y[3], score_logits, cell_boxes, grid, self.reach,
+                                                       self.box_loss_size)
             else:
                 class_l, regress_l, _ = grid_losses(class_true, box_true, score_logits, cell_boxes, grid)
             total = regress_l + CLASS_LOSS_WEIGHT * class_l
@@ -268,7 +269,7 @@ def _validate(config: TrainConfig) -> None:
                                 f"got {config.input_size}")
     if config.patience is not None and (not isinstance(config.patience, int) or config.patience < 0):
         raise TrainingError(f"patience must be a whole number of epochs (0: never stop early), got {config.patience!r}")
-    if config.freeze is not None and (not isinstance(config.freeze, int) or config.freeze < 0):
+    if not isinstance(config.freeze, int) or config.freeze < 0:
         raise TrainingError(f"freeze must be a whole number of layers (0: train them all), got {config.freeze!r}")
     if config.time_limit is not None and not (
         isinstance(config.time_limit, int | float) and math.isfinite(config.time_limit) and config.time_limit > 0
@@ -795,8 +796,7 @@ class _Training:
         if self.weights_used == "none":
             self.frozen = 0
             return
-        count = self.config.freeze if self.config.freeze is not None else default_freeze(self.config.backbone)
-        self.frozen = freeze_leading_layers(self.network, count)
+        self.frozen = freeze_leading_layers(self.network, self.config.freeze)
 
     @property
     def started_from(self) -> str:
