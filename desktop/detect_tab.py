@@ -35,7 +35,7 @@ from desktop import settings as keys
 from desktop.detector_state import BannerKind, DetectorState, ModelState, status_line
 from desktop.imaging import bgr_to_qimage
 from desktop.settings import read_bool, read_float, read_str
-from desktop.sources import VIDEO_SUFFIXES, FrameSource, SourceError, open_source
+from desktop.sources import VIDEO_SUFFIXES, FrameSource, SourceError, camera_index, open_source
 from desktop.workers import (
     CameraScanner,
     CaptureWorker,
@@ -282,13 +282,13 @@ class DetectTab(QWidget):
             source = spec
         else:
             self.source_spec = str(spec)
-            self.settings.setValue(keys.SOURCE, self.source_spec)
             self._fill_source_combo()
             try:
                 source = open_source(self.source_spec, loop=self.loop_box.isChecked())
             except SourceError as exc:
                 self._show_source_problem(str(exc))
                 return
+            self.settings.setValue(keys.SOURCE, self.source_spec)  # remembered only once it names a source
         self.view.set_placeholder(f"Opening {source.name}…")
         self.inference.reset_counters()
         capture = CaptureWorker(source, realtime=self.realtime, parent=self)
@@ -498,11 +498,12 @@ class DetectTab(QWidget):
         combo.clear()
         cameras = sorted(set(self._cameras) | {0})
         spec = self.source_spec
-        if spec.isdigit() and int(spec) not in cameras:
-            cameras = sorted([*cameras, int(spec)])
+        camera = camera_index(spec)
+        if camera is not None and camera not in cameras:
+            cameras = sorted([*cameras, camera])
         for index in cameras:
             combo.addItem(f"Camera {index}", str(index))
-        if not spec.isdigit():
+        if camera is None:
             path = Path(spec)
             combo.addItem(path.name + ("/" if path.is_dir() else ""), spec)
             combo.setItemData(combo.count() - 1, spec, Qt.ItemDataRole.ToolTipRole)
@@ -515,7 +516,7 @@ class DetectTab(QWidget):
     @Slot(int)
     def _on_source_chosen(self, index: int) -> None:
         choice = self.source_combo.itemData(index)
-        start = str(Path(self.source_spec).parent) if not self.source_spec.isdigit() else str(Path.home())
+        start = str(Path(self.source_spec).parent) if camera_index(self.source_spec) is None else str(Path.home())
         if choice == ":video":
             patterns = " ".join(f"*{suffix}" for suffix in VIDEO_SUFFIXES)
             path, _ = QFileDialog.getOpenFileName(self, "Open a video", start, f"Videos ({patterns});;All files (*)")
@@ -531,7 +532,8 @@ class DetectTab(QWidget):
     @Slot()
     def scan_cameras(self) -> None:
         """Look for cameras in the background and list them in the source menu."""
-        skip = {int(self.source_spec)} if self.source_spec.isdigit() and self._source_running else set()
+        camera = camera_index(self.source_spec)
+        skip = {camera} if camera is not None and self._source_running else set()
         scanner = CameraScanner(skip=skip, parent=self)
         scanner.found.connect(self._on_cameras_found)
         self.scan_button.setEnabled(False)
@@ -685,7 +687,7 @@ class DetectTab(QWidget):
         if self.capture is not None:
             source, live = self.capture.source.name, self.capture.source.live
         else:
-            source, live = _source_name(self.source_spec), self.source_spec.isdigit()
+            source, live = _source_name(self.source_spec), camera_index(self.source_spec) is not None
         running = self.capture is not None and self._source_running
         line = status_line(
             source, live, running, self.capture.frames_per_second() if running else 0.0,
@@ -724,5 +726,5 @@ def face_count_text(count: int) -> str:
 
 
 def _source_name(spec: str) -> str:
-    return f"Camera {spec}" if spec.isdigit() else Path(spec).name
+    return f"Camera {camera_index(spec)}" if camera_index(spec) is not None else Path(spec).name
 
