@@ -26,6 +26,7 @@ from desktop.detect_tab import DetectTab
 from desktop.label_tab import LabelTab
 from desktop.settings import make_settings, read_int
 from desktop.train_tab import TrainTab
+from desktop.workers import abandoned_workers
 from training.device import quiet_tensorflow_logs
 
 APP_NAME = "FaceTracker"
@@ -294,6 +295,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _close_after(window, args.quit_after)
         QTimer.singleShot(0, window.start)
         code = app.exec()
+    if abandoned_workers():  # a thread stuck in a read that never returns: end without waiting for it
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(int(code))
     return int(code)
 
 

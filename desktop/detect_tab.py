@@ -37,6 +37,7 @@ from desktop.imaging import bgr_to_qimage
 from desktop.settings import read_bool, read_float, read_str
 from desktop.sources import VIDEO_SUFFIXES, FrameSource, SourceError, camera_index, open_source
 from desktop.workers import (
+    SHUTDOWN_WAIT_MS,
     CameraScanner,
     CaptureWorker,
     DetectorLoader,
@@ -44,6 +45,7 @@ from desktop.workers import (
     InferenceWorker,
     Track,
     VideoRecorder,
+    abandon,
 )
 from training.classic import ClassicFaceFinder
 from training.drawing import BOX_COLOUR_BGR, CLASSIC_BOX_COLOUR_BGR, draw_detections
@@ -712,7 +714,9 @@ class DetectTab(QWidget):
             self.loader = None
         for worker in list(self._retiring):
             worker.requestInterruption()
-            worker.wait()
+            if not worker.wait(SHUTDOWN_WAIT_MS):  # stuck in a read that never returns (a stalled network disk)
+                self._retiring.remove(worker)
+                abandon(worker)
         self._forget_retired()
         self.inference.stop()
         QThreadPool.globalInstance().waitForDone(5000)  # snapshots being written

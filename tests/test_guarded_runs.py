@@ -344,3 +344,35 @@ def test_a_unicode_digit_as_the_source_is_a_missing_file_and_is_not_remembered(q
     qtbot.waitUntil(lambda: "\u00b2: no such file or folder" in window.detect_tab.source_banner.text(), timeout=5000)
     window.close()
     assert make_settings(tmp_path / "settings.ini").value(keys.SOURCE) == "0"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_the_window_closes_while_a_model_load_is_stuck_in_a_read(qtbot, tmp_path, monkeypatch):
+    """A read that never returns (here a plain open of a named pipe, as a stalled network disk would do) holds
+    only its worker thread: closing the window waits a few seconds for it, then leaves it."""
+    from desktop import workers
+    from desktop.app import MainWindow
+    from desktop.settings import make_settings
+
+    fifo = tmp_path / "model.keras"
+    os.mkfifo(fifo)
+
+    def stuck(path):
+        if path is None:
+            raise RuntimeError("no classic finder needed here")
+        with open(fifo, "rb") as handle:  # blocks until a writer comes
+            handle.read()
+        raise RuntimeError("released")
+
+    monkeypatch.setattr(workers, "load_detector", stuck)
+    window = MainWindow(make_settings(tmp_path / "settings.ini"), realtime=False)
+    qtbot.addWidget(window)
+    window.show()
+    window.detect_tab.load_model(str(fifo))
+    qtbot.wait(300)
+    started = time.monotonic()
+    window.close()
+    assert time.monotonic() - started < workers.SHUTDOWN_WAIT_MS / 1000 + 3
+    assert workers.abandoned_workers() == 1
+    os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # let the thread go, so the test process ends cleanly
+    qtbot.waitUntil(lambda: workers.abandoned_workers() == 0, timeout=5000)
