@@ -149,7 +149,7 @@ class _Reading:
     def picture(self, name: str, *, where: Path, base: Path) -> Path:
         """``base / name``, refused (DataError naming ``where``) when it leads out of the source folder."""
         return _resolve_inside(self.root, name, where=where, base=base, allow_outside=self.allow_outside,
-                               error=DataError, warn=self.outside.append)
+                               error=DataError, warn=lambda _: self.outside.append(f"{shown(name)} in {shown(where.name)}"))
 
     def finish(self) -> None:
         """One note for every picture read from outside the source (named, the first few)."""
@@ -381,10 +381,28 @@ def detect_format(root: Path | str) -> str:
     if len(found) == 1:
         return next(iter(found))
     if not found:
+        unreadable = _first_unreadable_json(root)
+        if unreadable is not None:  # most likely the annotations themselves: say why they cannot be read
+            raise unreadable
         raise DataError(root, "cannot tell the annotation format: no labelme, COCO, YOLO, VOC or WIDER FACE label "
                               f"files where they are expected; say which with --from ({'|'.join(READ_FORMATS)})")
     listed = "; ".join(f"{name} ({evidence})" for name, evidence in found.items())
     raise DataError(root, f"holds labels in more than one format: {listed}; say which to read with --from")
+
+
+def _first_unreadable_json(root: Path) -> DataError | None:
+    """The error of the first JSON file, where COCO or labelme files are looked for, that cannot be read
+    (not JSON, too deep, a number too long...): when no format is found, it is the likeliest reason."""
+    folders = [root, root / "annotations", root / "images", root / "labels"]
+    for _split, folder in _split_folders(root):
+        folders += [folder, folder / "labels"]
+    for folder in folders:
+        for path in _files(folder, (".json",)):
+            try:
+                _json_document(path)
+            except DataError as exc:
+                return DataError(exc.path, f"{exc.message} (so the annotation format cannot be told either)")
+    return None
 
 
 def _require_folder(root: Path) -> None:
