@@ -376,3 +376,21 @@ def test_the_window_closes_while_a_model_load_is_stuck_in_a_read(qtbot, tmp_path
     assert workers.abandoned_workers() == 1
     os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # let the thread go, so the test process ends cleanly
     qtbot.waitUntil(lambda: workers.abandoned_workers() == 0, timeout=5000)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_run_lock_that_is_a_pipe_or_a_link_is_refused_and_never_written_through(tmp_path):
+    from training.checkpoints import RunFolderLock
+
+    run = tmp_path / "run"
+    run.mkdir()
+    os.mkfifo(run / "run.lock")
+    with pytest.raises(TrainingError, match="run.lock: is a named pipe"):
+        RunFolderLock().acquire(run)
+    (run / "run.lock").unlink()
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    (run / "run.lock").symlink_to(precious)
+    with pytest.raises(TrainingError, match="run.lock: is a link, not the run's lock file"):
+        RunFolderLock().acquire(run)
+    assert precious.read_text() == "keep me"

@@ -131,9 +131,9 @@ class RunFolderLock:
         """
         run_dir = Path(run_dir)
         path = run_dir / LOCK_FILE
-        if os.path.lexists(path) and not is_regular_file(path):
-            raise TrainingError(f"{path}: is {_kind(path)}, not the run's lock file: remove it, or train into "
-                                "another folder")
+        if os.path.islink(path) or (os.path.lexists(path) and not is_regular_file(path)):  # never written through
+            kind = "a link" if os.path.islink(path) else _kind(path)
+            raise TrainingError(f"{path}: is {kind}, not the run's lock file: remove it, or train into another folder")
         for _ in range(50):
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             kept = False

@@ -33,6 +33,8 @@ TF_CONFIG = "TF_CONFIG"
 #: More devices than any machine has: a --devices value above it is a typo (or 99999999999999999999).
 MAX_DEVICES = 1024
 #: How long a worker waits between looking for the others, and after how long it says whom it waits for.
+#: Without a GPU, the CPU is split into at most this many logical devices (or one per core, if more).
+MAX_CPU_SPLIT = 8
 WORKER_POLL_S = 0.5
 WAITING_NOTE_AFTER_S = 3.0
 WAITING_NOTE_EVERY_S = 30.0
@@ -342,11 +344,10 @@ def make_strategy(devices: str | int = "1", batch_size: int | None = None,
                                 f"({', '.join(g.name for g in gpus)}); use --devices all or at most {len(gpus)}")
     else:
         used = 1 if count == ALL_DEVICES else count
-        cores = max(2, os.cpu_count() or 1)
-        if cluster is None and used > cores:
-            raise TrainingError(f"--devices {count}: this machine has no GPU, and splitting its CPU into more logical "
-                                f"devices than its {os.cpu_count()} cores shows nothing; use --devices {min(2, cores)} "
-                                "to try the several-device path")
+        most = max(MAX_CPU_SPLIT, os.cpu_count() or 1)
+        if cluster is None and used > most:
+            raise TrainingError(f"--devices {count}: this machine has no GPU, and its CPU is split into at most {most} "
+                                "logical devices (to try the several-device path; it is not faster): use --devices 2")
     if batch_size is not None and batch_size < used:
         raise TrainingError(f"--batch-size {batch_size} with {used} devices: each device needs at least one picture of "
                             f"every step; use --batch-size {used} or more")
