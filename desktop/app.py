@@ -287,7 +287,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     icon = icon_path()
     if icon is not None:
         app.setWindowIcon(QIcon(str(icon)))
-    settings = make_settings(args.settings)
+    try:
+        settings = make_settings(args.settings)
+    except ValueError as exc:
+        print(f"facetracker: error: {exc}", file=sys.stderr)
+        return 2
     window = MainWindow(settings, source=args.source, model=args.model)
     with signals_close(window):
         window.show()

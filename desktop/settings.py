@@ -53,8 +53,19 @@ def _drop(settings: QSettings, key: str, value: object, why: str) -> None:
 
 
 def make_settings(path: str | os.PathLike | None = None) -> QSettings:
-    """The user's settings; with ``path``, an INI file there instead (tests, portable use)."""
+    """The user's settings; with ``path``, an INI file there instead (tests, portable use).
+
+    Raises ValueError naming ``path`` when it is there but not a regular file (a named pipe would block
+    Qt's read of it before the window shows)."""
     if path is not None:
+        from training.inputs import is_regular_file, kind_of
+
+        if os.path.lexists(path) and not is_regular_file(path):
+            try:
+                kind = kind_of(os.stat(path).st_mode)
+            except OSError:
+                kind = "a broken link"
+            raise ValueError(f"{path}: is {kind}, not a settings file")
         return QSettings(str(Path(path)), QSettings.Format.IniFormat)
     return QSettings(ORGANISATION, APPLICATION)
 

@@ -394,3 +394,13 @@ def test_a_run_lock_that_is_a_pipe_or_a_link_is_refused_and_never_written_throug
     with pytest.raises(TrainingError, match="run.lock: is a link, not the run's lock file"):
         RunFolderLock().acquire(run)
     assert precious.read_text() == "keep me"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_named_pipe_as_the_settings_file_is_one_line_not_a_hang(tmp_path):
+    fifo = tmp_path / "settings.ini"
+    os.mkfifo(fifo)
+    done = subprocess.run([sys.executable, "-m", "desktop", "--settings", str(fifo), "--quit-after", "1"], cwd=REPO,
+                          env={**ENV, "QT_QPA_PLATFORM": "offscreen"}, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1] == \
+        f"facetracker: error: {fifo}: is a named pipe (FIFO), not a settings file"
