@@ -38,6 +38,7 @@ from desktop.label_tab import LabelTab
 from desktop.platform_check import check_platform
 from desktop.settings import make_settings, read_int
 from desktop.train_tab import TrainTab
+from desktop.workers import abandoned_workers
 from training.device import quiet_tensorflow_logs
 
 APP_NAME = "FaceTracker"
@@ -430,7 +431,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     icon = icon_path()
     if icon is not None:
         app.setWindowIcon(QIcon(str(icon)))
-    settings = make_settings(args.settings)
+    try:
+        settings = make_settings(args.settings)
+    except ValueError as exc:
+        print(f"facetracker: error: {exc}", file=sys.stderr)
+        return 2
     window = MainWindow(settings, source=args.source, model=args.model)
     with signals_close(window):
         window.show()
@@ -438,6 +443,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _close_after(window, args.quit_after)
         QTimer.singleShot(0, window.start)
         code = app.exec()
+    if abandoned_workers():  # a thread stuck in a read that never returns: end without waiting for it
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(int(code))
     return int(code)
 
 

@@ -47,8 +47,9 @@ from desktop import settings as keys
 from desktop.detector_state import PRETRAINED, BannerKind, DetectorState, ModelState, status_line
 from desktop.imaging import bgr_to_qimage
 from desktop.settings import read_bool, read_float, read_str
-from desktop.sources import VIDEO_SUFFIXES, FrameSource, SourceError, open_source
+from desktop.sources import VIDEO_SUFFIXES, FrameSource, SourceError, camera_index, open_source
 from desktop.workers import (
+    SHUTDOWN_WAIT_MS,
     CameraScanner,
     CaptureWorker,
     DetectorLoader,
@@ -56,6 +57,7 @@ from desktop.workers import (
     InferenceWorker,
     Track,
     VideoRecorder,
+    abandon,
     box_style,
 )
 from training.classic import ClassicFaceFinder
@@ -307,13 +309,13 @@ class DetectTab(QWidget):
             source = spec
         else:
             self.source_spec = str(spec)
-            self.settings.setValue(keys.SOURCE, self.source_spec)
             self._fill_source_combo()
             try:
                 source = open_source(self.source_spec, loop=self.loop_box.isChecked())
             except SourceError as exc:
                 self._show_source_problem(str(exc))
                 return
+            self.settings.setValue(keys.SOURCE, self.source_spec)  # remembered only once it names a source
         self.view.set_placeholder(f"Opening {source.name}…")
         self.inference.reset_counters()
         capture = CaptureWorker(source, realtime=self.realtime, parent=self)
@@ -534,11 +536,12 @@ class DetectTab(QWidget):
         combo.clear()
         cameras = self.cameras()
         spec = self.source_spec
-        if spec.isdigit() and int(spec) not in cameras:
-            cameras = sorted([*cameras, int(spec)])
+        camera = camera_index(spec)
+        if camera is not None and camera not in cameras:
+            cameras = sorted([*cameras, camera])
         for index in cameras:
             combo.addItem(f"Camera {index}", str(index))
-        if not spec.isdigit():
+        if camera is None:
             path = Path(spec)
             combo.addItem(path.name + ("/" if path.is_dir() else ""), spec)
             combo.setItemData(combo.count() - 1, spec, Qt.ItemDataRole.ToolTipRole)
@@ -561,7 +564,7 @@ class DetectTab(QWidget):
             self._fill_source_combo()
 
     def _dialog_start(self) -> str:
-        return str(Path(self.source_spec).parent) if not self.source_spec.isdigit() else str(Path.home())
+        return str(Path(self.source_spec).parent) if camera_index(self.source_spec) is None else str(Path.home())
 
     @Slot()
     def choose_video(self) -> bool:
@@ -591,7 +594,8 @@ class DetectTab(QWidget):
     @Slot()
     def scan_cameras(self) -> None:
         """Look for cameras in the background and list them in the source menu."""
-        skip = {int(self.source_spec)} if self.source_spec.isdigit() and self._source_running else set()
+        camera = camera_index(self.source_spec)
+        skip = {camera} if camera is not None and self._source_running else set()
         scanner = CameraScanner(skip=skip, parent=self)
         scanner.found.connect(self._on_cameras_found)
         self.scan_button.setEnabled(False)
@@ -745,7 +749,7 @@ class DetectTab(QWidget):
         if self.capture is not None:
             source, live = self.capture.source.name, self.capture.source.live
         else:
-            source, live = _source_name(self.source_spec), self.source_spec.isdigit()
+            source, live = _source_name(self.source_spec), camera_index(self.source_spec) is not None
         running = self.capture is not None and self._source_running
         line = status_line(
             source, live, running, self.capture.frames_per_second() if running else 0.0,
@@ -770,7 +774,9 @@ class DetectTab(QWidget):
             self.loader = None
         for worker in list(self._retiring):
             worker.requestInterruption()
-            worker.wait()
+            if not worker.wait(SHUTDOWN_WAIT_MS):  # stuck in a read that never returns (a stalled network disk)
+                self._retiring.remove(worker)
+                abandon(worker)
         self._forget_retired()
         self.inference.stop()
         QThreadPool.globalInstance().waitForDone(5000)  # snapshots being written
@@ -784,5 +790,5 @@ def face_count_text(count: int) -> str:
 
 
 def _source_name(spec: str) -> str:
-    return f"Camera {spec}" if spec.isdigit() else Path(spec).name
+    return f"Camera {camera_index(spec)}" if camera_index(spec) is not None else Path(spec).name
 

@@ -14,6 +14,7 @@ the file it never had), so what is shown and what training reads never differ.
 
 from __future__ import annotations
 
+import errno
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -592,10 +593,14 @@ class LabelSession:
     @staticmethod
     def _snapshot(entry: LabelEntry) -> _Snapshot:
         """The picture's label now (OSError when the file is there but cannot be read)."""
-        try:
-            data = entry.label_path.read_bytes()
-        except FileNotFoundError:
+        from training.data import MAX_LABEL_BYTES
+        from training.inputs import read_bytes
+
+        if not entry.label_path.exists() and not entry.label_path.is_symlink():
             data = None
+        else:  # guarded: a named pipe where the label was must not hang the window
+            data = read_bytes(entry.label_path, max_bytes=MAX_LABEL_BYTES, what="label",
+                              error=lambda path, message: OSError(errno.EINVAL, message, str(path)))
         return _Snapshot(data, entry.status, entry.boxes, entry.suggested_by, entry.note)
 
     @staticmethod

@@ -178,6 +178,22 @@ class ImageFolderSource(FrameSource):
         self._position = 0
 
 
+#: Camera numbers go up to this (OpenCV backends number devices from 0; /dev/video255 is Linux's last).
+MAX_CAMERA_INDEX = 255
+
+
+def camera_index(spec: str | int) -> int | None:
+    """The camera a source setting names ("0", "2"), or None for a file or folder.
+
+    Only ASCII digits up to MAX_CAMERA_INDEX: ``"²".isdigit()`` is True but ``int("²")`` fails, and a
+    twenty-digit number is no camera; both are taken as file names (and not found) instead.
+    """
+    text = str(spec).strip()
+    if text.isascii() and text.isdecimal() and len(text) <= 3 and int(text) <= MAX_CAMERA_INDEX:
+        return int(text)
+    return None
+
+
 def open_source(spec: str | int, loop: bool = False) -> FrameSource:
     """Make the source a command-line or settings value names (not yet opened).
 
@@ -185,13 +201,22 @@ def open_source(spec: str | int, loop: bool = False) -> FrameSource:
     video file. Raises :class:`SourceError` for a path that does not exist.
     """
     text = str(spec).strip()
-    if text.isdigit():
-        return CameraSource(int(text))
-    path = Path(text).expanduser()
+    camera = camera_index(text)
+    if camera is not None:
+        return CameraSource(camera)
+    if not text or "\x00" in text:
+        raise SourceError(f"{text!r}: not a camera number, a video file or an image folder")
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:  # "~nobody/x": no such user
+        path = Path(text)
     if path.is_dir():
         return ImageFolderSource(path, loop=loop)
     if path.is_file():
         return VideoFileSource(path, loop=loop)
+    if path.exists():
+        raise SourceError(f"{text}: not a video file or a folder (a named pipe or a device?): give a camera number, "
+                          "a video file or an image folder")
     raise SourceError(f"{text}: no such file or folder (give a camera number, a video file or an image folder)")
 
 

@@ -12,8 +12,9 @@ the app's install folder or the current directory, and two runs never share a fo
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import json
+import io
 import math
 import shlex
 import time
@@ -48,6 +49,7 @@ from desktop.settings import read_bool, read_int, read_str
 from desktop.widgets import FolderField
 from training.defaults import GRID_BACKBONES, default_epochs, start_text
 from training.events import BATCH, END, EPOCH, ERROR, START, WARNING
+from training.inputs import InputError, read_json_object, read_text
 from training.run_folder import (
     BEST_MODEL,
     CONFIG_JSON,
@@ -131,15 +133,16 @@ class EtaEstimator:
 
 def read_history_csv(run_dir: Path) -> list[dict]:
     """The finished epochs of a run (its ``history.csv``), as epoch events for the plots; [] if none."""
-    path = Path(run_dir) / HISTORY_CSV
-    if not path.is_file():
+    try:  # guarded: a named pipe or a huge file in a run folder must not hang the window
+        text = read_text(Path(run_dir) / HISTORY_CSV, max_bytes=64 * 2**20)
+    except InputError:
         return []
     rows = []
-    with path.open(newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
+    with contextlib.suppress(csv.Error):
+        for row in csv.DictReader(io.StringIO(text, newline="")):
             try:
                 rows.append({key: float(value) for key, value in row.items() if value not in (None, "")})
-            except ValueError:
+            except (TypeError, ValueError):  # a row with more fields than the header, or not numbers
                 continue
     return rows
 
@@ -162,10 +165,10 @@ def epoch_quality_text(event: dict) -> str:
 
 def run_dataset(run_dir: Path) -> Path | None:
     """The dataset a run was trained on, from its ``config.json`` (None when unknown)."""
+    record = read_json_object(Path(run_dir) / CONFIG_JSON)  # guarded: never blocks, never raises
     try:
-        record = json.loads((Path(run_dir) / CONFIG_JSON).read_text(encoding="utf-8"))
         data = record["config"]["data"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):
         return None
     return Path(data) if isinstance(data, str) and data else None
 

@@ -533,6 +533,25 @@ def load_detector(model_path: str | os.PathLike | None) -> Any:
         return detector
 
 
+#: How long closing the window waits for a worker thread before leaving it behind (see :func:`abandon`).
+SHUTDOWN_WAIT_MS = 3000
+#: Worker threads still running when the window closed (a read that never returns); kept referenced, so
+#: Qt never destroys a running thread, and the process ends without waiting for them (:func:`exit_code`).
+_abandoned: list[QThread] = []
+
+
+def abandon(worker: QThread) -> None:
+    """Leave a worker thread that does not finish in time: the window closes anyway, the process does not
+    wait for it at exit."""
+    worker.setParent(None)
+    _abandoned.append(worker)
+
+
+def abandoned_workers() -> int:
+    """How many worker threads were left running when the window closed."""
+    return sum(1 for worker in _abandoned if worker.isRunning())
+
+
 class DetectorLoader(QThread):
     """Loads a model file, or builds the pretrained detector (``model_path`` PRETRAINED) or the classic finder
     (None), off the UI thread."""

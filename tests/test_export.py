@@ -164,6 +164,34 @@ def test_an_export_that_does_not_reproduce_the_model_is_not_written(tiny_model, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.onnx"], "no temporary file left behind"
 
 
+@pytest.mark.slow  # three exports: about 20 s
+def test_an_export_killed_between_its_two_commits_never_pairs_the_new_model_with_an_old_sidecar(
+        tiny_model, tmp_path, monkeypatch):
+    """Issue 19: the model is committed first, then its sidecar, which names the model by size and SHA-256;
+    killed in between, the old sidecar is refused beside the new model (never a silent wrong threshold)."""
+    first = _save(keras.models.load_model(tiny_model), tmp_path / "first.keras", {"score_threshold": 0.3})
+    keras.utils.set_random_seed(11)
+    second = _save(build_model("tiny", input_size=48, weights=None), tmp_path / "second.keras",
+                   {"score_threshold": 0.7})
+    out = tmp_path / "phone.tflite"
+    export_model(first, "tflite", out)
+    assert Detector.from_file(out).threshold == pytest.approx(0.3)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # the moment between the model's rename and the sidecar's
+    monkeypatch.setattr(export_module, "atomic_write_text", killed)
+    with pytest.raises(KeyboardInterrupt):
+        export_model(second, "tflite", out)
+    monkeypatch.undo()
+    with pytest.raises(ModelFileError) as info:
+        Detector.from_file(out)
+    assert str(info.value).startswith(f"{metadata_sidecar(out)}: describes another model file than phone.tflite")
+    export_model(second, "tflite", out)  # exported again: whole, and nothing of the killed one is left
+    assert Detector.from_file(out).threshold == pytest.approx(0.7)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first.keras", "phone.tflite", "phone.tflite.json",
+                                                          "second.keras"]
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_one_exported_detector_serves_several_threads(fmt, grid_exports, real_frames):
     """The Detect tab and the Label tab's suggestions share one detector; a LiteRT interpreter is not

@@ -28,6 +28,7 @@ from training.data import (
     DataError,
     Problem,
     check_picture,
+    grouped_problem_lines,
     image_size,
     labelme_document,
     load_dataset,
@@ -246,9 +247,17 @@ def test_the_dataset_and_summary_list_every_odd_label_by_name(label_dataset):
     assert used | problems == labels and not used & problems  # each label: used, or a problem naming it
     assert all(str(p).startswith(f"{p.path}: ") for p in dataset.problems + dataset.warnings)
 
-    code, out, err = run_cli(["summary", str(root)])
+    listing = root.parent / "problems.txt"
+    code, out, err = run_cli(["summary", str(root), "--problems-file", str(listing)])
     assert code == 0 and err == ""
-    assert all(f"  {problem}" in out for problem in dataset.problems)
+    # The summary groups problems of one kind and stays short; the file names every one of them.
+    shown = out.split("Problems (", 1)[1].splitlines()[1:]
+    shown = [line for line in shown if line.startswith("  ")]
+    assert len(shown) <= 40 and all(line.startswith("  ") for line in shown)
+    assert all(f"  {problem}" in out or f"{problem.message}, e.g. " in out or "more lines like these" in out
+               for problem in dataset.problems)
+    assert listing.read_text(encoding="utf-8").splitlines()[: len(dataset.problems)] == \
+        [f"skipped {problem}" for problem in dataset.problems]
     code, out, err = run_cli(["summary", str(root), "--json"])
     assert code == 0 and json.loads(out)["problems"] == [str(p) for p in dataset.problems]
     code, out, err = run_cli(["summary", str(root), "--strict"])
@@ -259,11 +268,15 @@ def test_the_dataset_and_summary_list_every_odd_label_by_name(label_dataset):
 def test_summary_of_the_odd_labels_in_a_real_process(label_dataset):
     """Printed by a real interpreter to a real pipe: odd characters in a message cannot break the output."""
     root, _ = label_dataset
-    done = subprocess.run([sys.executable, "-m", "training", "summary", str(root)], capture_output=True,
-                          timeout=120, cwd=REPO, env={k: v for k, v in os.environ.items() if k != "PYTHONIOENCODING"})
+    listing = root.parent / "every-problem.txt"
+    done = subprocess.run([sys.executable, "-m", "training", "summary", str(root), "--problems-file", str(listing)],
+                          capture_output=True, timeout=120, cwd=REPO,
+                          env={k: v for k, v in os.environ.items() if k != "PYTHONIOENCODING"})
     assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr.decode(errors="replace")[-2000:]
     dataset = load_dataset(root)
-    assert done.stdout.count(b"\n  ") == len(dataset.problems) + len(dataset.warnings)
+    grouped = grouped_problem_lines(dataset.problems) + grouped_problem_lines(dataset.warnings)
+    assert done.stdout.count(b"\n  ") == len(grouped)
+    assert len(listing.read_bytes().splitlines()) == len(dataset.problems) + len(dataset.warnings)
 
 
 # ---------------------------------------------------------------------------------------- pictures
@@ -427,6 +440,8 @@ def test_the_data_loader_only_ever_sees_pictures_that_decode(picture_dataset):
             seen += len(x)
         assert seen == len(samples)
     code, out, err = run_cli(["summary", str(root)])
-    assert code == 0 and all(f"  {problem}" in out for problem in dataset.problems)
+    assert code == 0 and out.count("\n  ") <= 3 + 40  # the problems grouped by kind: a readable summary
+    assert all(f"  {problem}" in out or f"{problem.message}, e.g. " in out or "more lines like these" in out
+               for problem in dataset.problems)
     code, out, err = run_cli(["summary", str(root), "--strict"])
     assert code == 1 and err == f"facetracker-train summary: error: {dataset.problems[0]}\n"

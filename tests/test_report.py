@@ -173,6 +173,7 @@ def test_a_training_run_draws_its_test_pictures(tiny_data, tmp_path):
 def test_a_picture_that_cannot_be_written_does_not_fail_the_run(tiny_data, tmp_path):
     run_dir = tmp_path / "run"
     (run_dir / "test_predictions.jpg").mkdir(parents=True)  # a folder where the picture should go
+    (run_dir / "config.json").write_text('{"config": {}}')  # in a run folder (--out refuses a folder of other files)
     events: list[dict] = []
     result = _tiny_run(tiny_data, run_dir, events)
     assert result.metrics["test"] is not None and (run_dir / "metrics.json").is_file()

@@ -210,6 +210,9 @@ def test_resume_needs_more_epochs_than_done(trained, demo_data):
 
 def test_resume_without_state_is_refused(tmp_path, demo_data):
     (tmp_path / "empty_run").mkdir()
+    with pytest.raises(TrainingError, match="cannot resume: not a training run folder"):
+        train(TrainConfig(data=str(demo_data), resume=str(tmp_path / "empty_run")))
+    (tmp_path / "empty_run" / "config.json").write_text('{"config": {}}')  # a run killed before its first epoch
     with pytest.raises(TrainingError, match="no saved training state"):
         train(TrainConfig(data=str(demo_data), resume=str(tmp_path / "empty_run")))
     with pytest.raises(TrainingError, match="no such run folder"):

@@ -21,7 +21,6 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -42,7 +41,7 @@ from training.data import (
     picture_label_paths,
 )
 from training.detection import Detection
-from training.files import TEMP_PREFIX, TEMP_SUFFIX, atomic_write_text
+from training.files import atomic_write_text, temporary_name
 from training.preprocess import as_rgb
 
 MTCNN_LABEL = "face (MTCNN)"
@@ -263,9 +262,12 @@ class SuggestionMark:
 def read_suggestion_mark(json_path: Path | str) -> SuggestionMark | None:
     """The mark of a label written by :func:`autolabel_dataset` and not reviewed since; None for a
     reviewed label (or one that cannot be read: reading labels is ``training.data``'s job)."""
+    from training.data import MAX_LABEL_BYTES
+    from training.inputs import read_json
+
     try:
-        document = json.loads(Path(json_path).read_bytes().decode("utf-8-sig"))
-    except (OSError, ValueError):
+        document = read_json(json_path, max_bytes=MAX_LABEL_BYTES)
+    except ValueError:  # training.inputs.InputError: not a regular file, too large, not JSON
         return None
     if not isinstance(document, dict):
         return None
@@ -323,8 +325,13 @@ def _create_new_file(path: Path, data: bytes) -> bool:
     (FAT drives) a rename after an existence check stands in for it.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-    tmp = Path(name)
+    while True:  # our temporary name (marker, owner pid, cut to fit a long name), mode 0666 less the umask
+        tmp = path.parent / temporary_name(path.name)
+        try:
+            fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_BINARY", 0), 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

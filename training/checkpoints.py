@@ -11,6 +11,7 @@ import errno
 import filecmp
 import json
 import os
+import re
 import shutil
 import socket
 import sys
@@ -27,10 +28,12 @@ import numpy as np
 from training.detection import write_model_metadata
 from training.errors import TrainingError
 from training.events import warning_event
-from training.files import atomic_path, remove_stale_temporaries
+from training.files import atomic_path, is_temporary_name, pid_alive, remove_stale_temporaries
+from training.inputs import is_regular_file, kind_of, read_json
 from training.run_folder import (
     BEST_MODEL,
     CHECKPOINT_NAME,
+    CONFIG_JSON,
     DAMAGED_SUFFIX,
     HISTORY_COLUMNS,
     HISTORY_CSV,
@@ -44,6 +47,7 @@ from training.run_folder import (
     checkpoint_name,
     read_json_object,
     resume_checkpoints,
+    run_folder_evidence,
 )
 
 EventCallback = Callable[[dict], None]
@@ -65,29 +69,7 @@ PUBLISHED_FILES = ((LAST_MODEL, ""), (BEST_MODEL, ""), (HISTORY_CSV, ""), (STATE
 _WINDOWS_LOCK_OFFSET = 1 << 30  # msvcrt locks bytes; lock one far past the owner record so it stays readable
 
 
-def _pid_alive(pid: int) -> bool:
-    """Whether a process with this id runs on this machine (used only to word a note)."""
-    if pid <= 0:
-        return False
-    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
-        import ctypes
-
-        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
-        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
-        if not handle:
-            return ctypes.get_last_error() == 5  # access denied: it exists
-        code = ctypes.c_ulong()
-        try:
-            return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == 259  # STILL_ACTIVE
-        finally:
-            kernel32.CloseHandle(handle)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # PermissionError: someone else's process
-        return True
-    return True
+_pid_alive = pid_alive  # used only to word a note
 
 
 def _lock_descriptor(fd: int) -> bool | None:
@@ -149,6 +131,9 @@ class RunFolderLock:
         """
         run_dir = Path(run_dir)
         path = run_dir / LOCK_FILE
+        if os.path.islink(path) or (os.path.lexists(path) and not is_regular_file(path)):  # never written through
+            kind = "a link" if os.path.islink(path) else _kind(path)
+            raise TrainingError(f"{path}: is {kind}, not the run's lock file: remove it, or train into another folder")
         for _ in range(50):
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             kept = False
@@ -206,6 +191,34 @@ class RunFolderLock:
         if self._remove_folder:
             with contextlib.suppress(OSError):
                 self.path.parent.rmdir()  # only if nothing was written there
+
+
+def _kind(path: Path) -> str:
+    try:
+        return kind_of(os.stat(path).st_mode)
+    except OSError:
+        return "a broken link"
+
+
+def require_run_folder(run_dir: Path) -> None:
+    """TrainingError unless ``run_dir`` holds a training run (:func:`run_folder_evidence`): ``--resume``
+    at any other folder is refused before anything in it is locked, swept or read."""
+    if not run_dir.is_dir():
+        raise TrainingError(f"{run_dir}: cannot resume: no such run folder")
+    if run_folder_evidence(run_dir) is None:
+        raise TrainingError(f"{run_dir}: cannot resume: not a training run folder (no {CONFIG_JSON}, {LOCK_FILE} or "
+                            f"checkpoints in {STATE_DIR}/); nothing in it was touched")
+
+
+def require_new_run_folder(run_dir: Path) -> None:
+    """TrainingError when ``run_dir`` (``--out``) is a file, or a folder that holds files and no training run:
+    a new run goes into a new or empty folder, or a run folder (which the lock and resume rules then
+    guard), never among someone's own files."""
+    if os.path.lexists(run_dir) and not run_dir.is_dir():
+        raise TrainingError(f"{run_dir}: is {_kind(run_dir)}, not a folder: give --out a new folder")
+    if run_dir.is_dir() and any(run_dir.iterdir()) and run_folder_evidence(run_dir) is None:
+        raise TrainingError(f"{run_dir}: holds files and is not a training run folder: train into a new or empty "
+                            "folder (nothing in it was touched)")
 
 
 def _fsync(path: Path) -> None:
@@ -304,15 +317,29 @@ def prune_checkpoints(state_dir: Path) -> None:
             (state_dir / OPTIMIZER_NPZ).unlink()  # the single-file state of runs saved before epoch folders
 
 
+#: The temporary names earlier versions wrote in a run folder (``.last.tmp.keras``, ``.best.meta.keras``):
+#: removed by name, exactly these, never a pattern that could match a user's file.
+_LEGACY_TEMPORARY = re.compile(
+    r"^\.(last|best|history|state|optimizer|config|metrics|losses|test_predictions|pr_curve)"
+    r"\.(tmp(\.(keras|csv|json|npz|png|jpg))?|meta\.keras)$")
+
+
 def remove_debris(run_dir: Path) -> list[int]:
-    """Remove what interrupted writes left (temporary files, ``epoch-N.partial/``); returns those epochs' numbers."""
+    """Remove what interrupted writes left (temporary files, ``epoch-N.partial/``); returns those epochs' numbers.
+
+    Only in a folder that holds a training run (:func:`run_folder_evidence`; elsewhere nothing is touched),
+    and only files whose names carry our marker (:func:`training.files.is_temporary_name`) or are
+    earlier versions' exact temporary names, and whose writer has ended.
+    """
+    if run_folder_evidence(run_dir) is None:
+        return []
     state_dir = run_dir / STATE_DIR
     for folder in (run_dir, state_dir):
         if not folder.is_dir():
             continue
         remove_stale_temporaries(folder)
-        for path in [*folder.glob(".*.tmp*"), *folder.glob(".*.meta.keras")]:  # earlier versions' temporaries
-            if path.is_file():
+        for path in folder.iterdir():
+            if _LEGACY_TEMPORARY.match(path.name) and not is_temporary_name(path.name) and path.is_file():
                 with contextlib.suppress(OSError):
                     path.unlink()
     interrupted = []
@@ -336,11 +363,7 @@ def settle_checkpoints(run_dir: Path) -> dict | None:
     if not folders:
         return None
     publish(run_dir, folders[0][1])
-    try:
-        state = json.loads((folders[0][1] / STATE_JSON).read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    return state if isinstance(state, dict) else None
+    return read_json_object(folders[0][1] / STATE_JSON) or None
 
 
 class _DamagedFile(Exception):
@@ -435,12 +458,9 @@ def _check_model_file(path: Path) -> None:
 def _read_checkpoint(folder: Path, epoch: int | None, last_model: Path) -> Checkpoint:
     """Every file of one checkpoint read and checked (the model only as an archive: it loads later)."""
     state_path = folder / STATE_JSON
-    try:
-        state = json.loads(state_path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise _DamagedFile(state_path, "missing") from exc
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise _DamagedFile(state_path, f"not readable as JSON ({exc})") from exc
+    if not os.path.lexists(state_path):
+        raise _DamagedFile(state_path, "missing")
+    state = read_json(state_path, max_bytes=64 * 2**20, error=_DamagedFile, what="training state")
     problem = _state_problem(state, epoch)
     if problem:
         raise _DamagedFile(state_path, problem)

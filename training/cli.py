@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("data", help="dataset folder")
     summary.add_argument("--json", action="store_true", help="print the summary as JSON")
     summary.add_argument("--strict", action="store_true", help="fail on the first bad picture or label")
+    summary.add_argument("--problems-file", metavar="FILE", default=None,
+                         help="also write every problem and warning, one a line, to FILE (the summary groups "
+                         "problems of one kind and shows at most 40 lines)")
 
     preview = sub.add_parser("preview", help="save a grid of (augmented) training pictures with their boxes",
                              description="Draw a grid of training pictures, augmented as training sees them, "
@@ -168,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "WIDER FACE download (wider_face_split/ beside WIDER_train/ and WIDER_val/)")
     convert.add_argument("--link", action="store_true",
                          help="hard-link the pictures instead of copying them (same disk only; copies otherwise)")
+    convert.add_argument("--allow-outside", action="store_true",
+                         help="read pictures that the annotation files name outside SRC (../x.jpg, an absolute path, "
+                         "a link out of it); without it such a picture stops the conversion, naming the file")
     return parser
 
 
@@ -289,16 +295,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
         render(event)
 
     interrupt = _InterruptWatch()
+    why = ""
     try:
         with interrupt:
             result = train(config, on_event=on_event)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         interrupt.happened = True
         result = None
+        why = str(exc)  # what it was doing, when that is worth saying (waiting for a worker)
     if interrupt.happened:
         run_dir = seen.get("run_dir") or args.resume or args.out
         # What the folder holds, not the last epoch reported: a stop can fall between an epoch's commit and its report.
         message = _interrupted_message(args, run_dir, committed_epoch(run_dir) if run_dir else None)
+        if why:
+            message += f" It was {why}."
         if args.progress == "json":
             _json_line(error_event(message, interrupted=True, run_dir=seen.get("run_dir")))
         print(message, file=sys.stderr, flush=True)
@@ -378,19 +388,28 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     from training.data import load_dataset
 
     dataset = load_dataset(args.data, strict=args.strict)
+    if args.problems_file:
+        from training.files import atomic_write_text
+
+        lines = [f"skipped {p}" for p in dataset.problems] + [f"warning: {w}" for w in dataset.warnings]
+        atomic_write_text(args.problems_file, "".join(line + "\n" for line in lines))
     if args.json:
         print(json.dumps(_json_safe(dataset.to_dict()), indent=2))
     else:
         print(dataset.summary_text())
+        if args.problems_file:
+            print(f"Every problem ({len(dataset.problems)}) and warning ({len(dataset.warnings)}): {args.problems_file}")
     return 0
 
 
 def _report_skipped(dataset: Any) -> None:
-    """The files a command skipped (and the warnings about files it used), one line each on stderr."""
-    for problem in dataset.problems:
-        print(f"skipped {problem}", file=sys.stderr)
-    for warning in dataset.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+    """The files a command skipped (and the warnings about files it used) on stderr, many alike as one line."""
+    from training.data import grouped_problem_lines
+
+    for line in grouped_problem_lines(dataset.problems):
+        print(f"skipped {line}", file=sys.stderr)
+    for line in grouped_problem_lines(dataset.warnings):
+        print(f"warning: {line}", file=sys.stderr)
     sys.stderr.flush()
 
 
@@ -539,6 +558,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_make_demo_data(args: argparse.Namespace) -> int:
+    """Built in a staging folder beside OUT and renamed into place when complete (training.files.staging_folder):
+    a killed run leaves no half dataset that reads as a whole one, and the next run removes its debris."""
+    from training.data import DataError
+    from training.files import staging_folder
+
     if args.real:
         from training.realfaces import make_real_demo_data as make
     else:
@@ -547,7 +571,11 @@ def _cmd_make_demo_data(args: argparse.Namespace) -> int:
     count = args.count or (600 if args.real else 300)
     if args.max_faces > 1 and not args.real:
         raise ValueError("--max-faces needs --real (the drawn demo faces come one to a picture)")
-    out = make(args.out, count=count, seed=args.seed, **({"max_faces": args.max_faces} if args.real else {}))
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DataError(out, "already exists and is not an empty folder: choose a new folder for the demo data")
+    with staging_folder(out) as staging:
+        make(staging, count=count, seed=args.seed, **({"max_faces": args.max_faces} if args.real else {}))
     faces = f", up to {args.max_faces} faces each" if args.max_faces > 1 else ""
     print(f"Wrote {count} {'real-face' if args.real else 'synthetic'} labelled pictures{faces}.")
     print(f"Results saved to {out}")
@@ -557,7 +585,8 @@ def _cmd_make_demo_data(args: argparse.Namespace) -> int:
 def _cmd_convert(args: argparse.Namespace) -> int:
     from training.formats import convert
 
-    result = convert(args.src, args.dst, args.to, source_format=args.source_format, link=args.link)
+    result = convert(args.src, args.dst, args.to, source_format=args.source_format, link=args.link,
+                     allow_outside=args.allow_outside)
     print(result.summary())
     print(f"Results saved to {result.out}")
     return 0
@@ -599,6 +628,7 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
         "training.errors": ("TrainingError",),
         "training.model": ("WeightsUnavailableError",),
         "training.export": ("ExportError",),
+        "training.inputs": ("InputError",),
     }
     found: list[type[BaseException]] = []
     for module_name, class_names in names.items():

@@ -37,6 +37,7 @@ from PIL import BmpImagePlugin, Image, JpegImagePlugin, PngImagePlugin
 
 from training.boxes import clipped, ordered
 from training.files import atomic_write_text
+from training.inputs import has_undecodable_name, read_bytes, read_json, shown
 
 SPLITS = ("train", "val", "test")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -48,6 +49,7 @@ LABELME_VERSION = "5.5.0"
 # a 48-megapixel phone photo (8000x6000); a larger header is a damaged file or a decompression bomb.
 MAX_PIXELS = 100_000_000
 MAX_LABEL_BYTES = 64 * 2**20  # labelme JSON with the picture embedded (imageData) is a few MB
+MAX_PICTURE_BYTES = 1 * 2**30  # a 100-megapixel PNG of noise is about 300 MB; more is no picture of ours
 LAYOUTS = {
     "split": "train/val/test folders",
     "flat": "images/ + labels/, split by file name",
@@ -91,7 +93,7 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
+        return f"{shown(self.path)}: {self.message}"
 
 
 class DataError(ValueError):
@@ -100,7 +102,7 @@ class DataError(ValueError):
     def __init__(self, path: Path | str, message: str):
         self.path = Path(path)
         self.message = message
-        super().__init__(f"{self.path}: {message}")
+        super().__init__(f"{shown(self.path)}: {message}")
 
 
 @dataclass
@@ -204,12 +206,12 @@ class Dataset:
             lines.append(f"Cannot train: {refusal}")
         if self.problems:
             lines.append(f"Problems ({len(self.problems)} skipped):")
-            lines.extend(f"  {problem}" for problem in self.problems)
+            lines.extend(f"  {line}" for line in grouped_problem_lines(self.problems))
         else:
             lines.append("Problems: none")
         if self.warnings:
             lines.append(f"Warnings ({len(self.warnings)}, used anyway):")
-            lines.extend(f"  {warning}" for warning in self.warnings)
+            lines.extend(f"  {line}" for line in grouped_problem_lines(self.warnings))
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -225,6 +227,34 @@ class Dataset:
             "problems": [str(p) for p in self.problems],
             "warnings": [str(w) for w in self.warnings],
         }
+
+
+#: A message shared by this many files or more is one line ("20,000 files: the picture file is empty, e.g. ...").
+GROUP_AT = 4
+#: At most this many lines of problems in a summary; the rest is counted (``summary --problems-file``: all).
+MAX_PROBLEM_LINES = 40
+
+
+def grouped_problem_lines(problems: list[Problem], max_lines: int = MAX_PROBLEM_LINES,
+                          examples: int = 3) -> list[str]:
+    """Problems for people: files with the same message grouped into one line naming a few of them,
+    the others one line each, in the order first seen; at most ``max_lines`` lines (the last says how
+    many more there are). ``Dataset.problems`` keeps every one (``summary --json``, ``--problems-file``)."""
+    by_message: dict[str, list[Problem]] = {}
+    for problem in problems:
+        by_message.setdefault(problem.message, []).append(problem)
+    lines: list[str] = []
+    for message, group in by_message.items():
+        if len(group) >= GROUP_AT:
+            names = ", ".join(shown(p.path.name) for p in group[:examples])
+            lines.append(f"{len(group):,} files: {message}, e.g. {names} (and {len(group) - examples:,} more)")
+        else:
+            lines.extend(str(p) for p in group)
+    if len(lines) > max_lines:
+        rest = len(lines) - (max_lines - 1)
+        lines = [*lines[: max_lines - 1], f"... and {rest:,} more lines like these (summary --problems-file FILE "
+                                          "writes every problem)"]
+    return lines
 
 
 def unlabelled_line(count: int) -> str:
@@ -244,12 +274,13 @@ def several_faces_line(count: int, face_boxes: int) -> str:
 
 
 def _read_picture(path: Path) -> bytes:
+    # not cv2.imread: it cannot open non-ASCII paths on Windows; and a named pipe must not block the scan
     try:
-        data = path.read_bytes()  # not cv2.imread: it cannot open non-ASCII paths on Windows
-    except FileNotFoundError:
-        raise DataError(path, "the picture does not exist") from None
-    except OSError as exc:
-        raise DataError(path, f"cannot read the picture: {exc.strerror or exc}") from None
+        data = read_bytes(path, max_bytes=MAX_PICTURE_BYTES, error=DataError, what="picture")
+    except DataError as exc:
+        if exc.message == "no such picture":
+            raise DataError(path, "the picture does not exist") from None
+        raise
     if not data:
         raise DataError(path, "the picture file is empty")
     return data
@@ -634,26 +665,9 @@ def _is_number(value: Any) -> bool:
 
 
 def _read_json(json_path: Path) -> Any:
-    """The parsed JSON of a label file; DataError naming it for anything that is not reasonable JSON."""
-    try:
-        with open(json_path, "rb") as handle:
-            raw = handle.read(MAX_LABEL_BYTES + 1)
-    except OSError as exc:
-        raise DataError(json_path, f"cannot read the label file: {exc.strerror or exc}") from None
-    if len(raw) > MAX_LABEL_BYTES:
-        raise DataError(json_path, f"too large for a label file (over {MAX_LABEL_BYTES // 2**20} MB)")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise DataError(json_path, "not valid JSON: the file is not UTF-8 text") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(json_path, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except RecursionError:
-        raise DataError(json_path, "not a labelme file: its JSON is nested too deeply") from None
-    except ValueError as exc:  # e.g. an integer of more than 4300 digits
-        raise DataError(json_path, f"not valid JSON: {exc}") from None
+    """The parsed JSON of a label file; DataError naming it for anything that is not reasonable JSON
+    (through :func:`training.inputs.read_json`: regular files only, size, depth and number length bounded)."""
+    return read_json(json_path, max_bytes=MAX_LABEL_BYTES, error=DataError, what="label file")
 
 
 def _check_claimed_size(json_path: Path, document: dict, width: int, height: int) -> None:
@@ -810,12 +824,9 @@ def is_run_folder(folder: Path) -> bool:
     Such a folder is never read as pictures or labels (``--out`` pointed into the dataset): its
     losses.png, pr_curve.png, prediction grids and config/metrics JSON are the run's, not the user's.
     """
-    config = folder / "config.json"
     try:
-        if config.stat().st_size > 2**24:
-            return False
-        document = json.loads(config.read_bytes())
-    except (OSError, ValueError, RecursionError):
+        document = read_json(folder / "config.json", max_bytes=2**24)
+    except ValueError:  # training.inputs.InputError: missing, a named pipe, not JSON...
         return False
     return isinstance(document, dict) and isinstance(document.get("config"), dict) and "shapes" not in document
 
@@ -825,6 +836,10 @@ def _visible_files(folder: Path) -> list[Path]:
     if not folder.is_dir() or is_run_folder(folder):
         return []
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+UNDECODABLE_NAME = ("its file name is not valid UTF-8 text (a name from another system's encoding): labels "
+                    "cannot name it; rename the picture")
 
 
 def _run_folder_note(folder: Path) -> Problem:
@@ -846,6 +861,9 @@ def _find_pictures(
         if suffix not in IMAGE_EXTENSIONS:
             continue
         picture_count += 1
+        if has_undecodable_name(path.name):
+            report(Problem(path, UNDECODABLE_NAME))
+            continue
         if path.stem in pictures:
             report(Problem(path, f"another picture has the same name ({pictures[path.stem].name}); "
                                  "labels pair with pictures by name, so this one is skipped"))
@@ -855,7 +873,7 @@ def _find_pictures(
     labels: dict[str, Path] = {}
     for folder in dict.fromkeys((labels_dir, images_dir)):  # the labels folder wins over a JSON beside
         for path in _visible_files(folder):
-            if path.suffix.lower() == ".json":
+            if path.suffix.lower() == ".json" and not has_undecodable_name(path.name):
                 labels.setdefault(path.stem, path)
     return pictures, labels, picture_count
 

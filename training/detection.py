@@ -6,10 +6,13 @@ drawing code, its error messages) can use them before, or without, loading Tenso
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from training.inputs import check_regular_file, parse_json, read_json, shown
 
 #: The file inside a ``.keras`` archive with what FaceTracker knows of the model beyond Keras's own
 #: files: its score threshold (chosen on validation), the epoch and figures it was chosen at.
@@ -23,6 +26,11 @@ MODEL_SUFFIXES = (".keras", ".onnx", ".tflite")
 SIDECAR_SUFFIX = ".json"
 #: What to install for each exported format's runtime (the package's optional extras).
 RUNTIME_EXTRAS = {".onnx": "onnx", ".tflite": "litert"}
+#: The sidecar's record of the model file it describes (name, size, SHA-256), written by ``export``:
+#: a sidecar beside another model (an export killed between its two renames, files mixed up) is refused.
+MODEL_FINGERPRINT = "model_file"
+MAX_METADATA_BYTES = 2**20  # a few hundred bytes in practice
+MAX_METADATA_DEPTH = 16
 
 
 class ModelFileError(ValueError):
@@ -31,7 +39,7 @@ class ModelFileError(ValueError):
     def __init__(self, path: str | Path, message: str) -> None:
         self.path = Path(path)
         self.message = message
-        super().__init__(f"{self.path}: {message}")
+        super().__init__(f"{shown(self.path)}: {message}")
 
 
 class MissingRuntimeError(ModelFileError):
@@ -54,9 +62,10 @@ def sniff_model_format(path: str | Path) -> str | None:
     Lets the loaders say "this is a TFLite model named .onnx" instead of a parser's error.
     """
     try:
+        check_regular_file(path)  # a named pipe would block the open
         with open(path, "rb") as handle:
             head = handle.read(8)
-    except OSError:
+    except (OSError, ValueError):
         return None
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
         return "keras"
@@ -91,40 +100,93 @@ def write_model_metadata(path: str | Path, metadata: dict) -> None:
     Keras ignores the extra file; any program can read it back with :func:`read_model_metadata`
     (a zip reader and a JSON parser), no custom objects or TensorFlow needed.
     """
+    from training.files import atomic_path
+
     path = Path(path)
     with zipfile.ZipFile(path) as archive:
         present = MODEL_METADATA in archive.namelist()
-    if present:  # zip archives cannot drop a member in place: copy the others over
-        tmp = path.with_name(f".{path.stem}.meta{path.suffix}")
-        with zipfile.ZipFile(path) as source, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as target:
+    if present:  # zip archives cannot drop a member in place: copy the others over (atomically)
+        with atomic_path(path, suffix=path.suffix) as tmp, zipfile.ZipFile(path) as source, \
+                zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as target:
             for item in source.infolist():
                 if item.filename != MODEL_METADATA:
                     target.writestr(item, source.read(item.filename))
-        tmp.replace(path)
     with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(MODEL_METADATA, json.dumps(metadata, indent=2, default=str))
 
 
+def file_fingerprint(path: str | Path) -> dict:
+    """A model file's name, size and SHA-256: what its sidecar records of it (see MODEL_FINGERPRINT)."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"name": path.name, "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
 def read_model_metadata(path: str | Path) -> dict:
-    """What :func:`write_model_metadata` stored in a ``.keras`` file; ``{}`` when it holds none or is unreadable.
+    """What :func:`write_model_metadata` stored in a ``.keras`` file; ``{}`` when it holds none.
 
     For an exported ``.onnx`` or ``.tflite`` file, the JSON file beside it (:func:`metadata_sidecar`),
-    which ``facetracker-train export`` writes with the same contents.
+    which ``facetracker-train export`` writes with the same contents and a fingerprint of the model
+    file; ``{}`` when there is none. A sidecar that is not a regular file, not a JSON object (or JSON
+    nested too deeply, a number too long...), or whose fingerprint names another model file, is a
+    :class:`ModelFileError` naming it; so is metadata inside a ``.keras`` archive that cannot be read.
     """
-    if Path(path).suffix.lower() in RUNTIME_EXTRAS:
-        try:
-            value = json.loads(metadata_sidecar(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError, UnicodeDecodeError):
+    path = Path(path)
+    if path.suffix.lower() in RUNTIME_EXTRAS:
+        sidecar = metadata_sidecar(path)
+        if not sidecar.exists() and not sidecar.is_symlink():
             return {}
-        return value if isinstance(value, dict) else {}
+        value = read_json(sidecar, max_bytes=MAX_METADATA_BYTES, max_depth=MAX_METADATA_DEPTH, error=ModelFileError,
+                          what="model metadata file")
+        if not isinstance(value, dict):
+            raise ModelFileError(sidecar, "not a model's metadata (a JSON object): delete it, or export the model again")
+        _check_fingerprint(path, sidecar, value.pop(MODEL_FINGERPRINT, None))
+        return value
     try:
         with zipfile.ZipFile(path) as archive:
             if MODEL_METADATA not in archive.namelist():
                 return {}
-            value = json.loads(archive.read(MODEL_METADATA).decode("utf-8"))
-    except (OSError, zipfile.BadZipFile, ValueError, UnicodeDecodeError, KeyError):
-        return {}
+            info = archive.getinfo(MODEL_METADATA)
+            if info.file_size > MAX_METADATA_BYTES:
+                raise ModelFileError(path, f"its {MODEL_METADATA} is too large ({info.file_size} bytes) to be "
+                                           "FaceTracker's metadata: a damaged model file?")
+            data = archive.read(MODEL_METADATA)
+    except (OSError, zipfile.BadZipFile, KeyError, EOFError, RuntimeError):
+        return {}  # not a readable archive at all: the model loader says so, naming the file
+    try:
+        value = parse_json(data.decode("utf-8"), max_depth=MAX_METADATA_DEPTH)
+    except (UnicodeDecodeError, ValueError) as exc:
+        reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else str(exc)
+        raise ModelFileError(path, f"its {MODEL_METADATA} cannot be read ({reason}): a damaged model file?") from None
     return value if isinstance(value, dict) else {}
+
+
+def _check_fingerprint(model: Path, sidecar: Path, recorded: object) -> None:
+    """ModelFileError naming ``sidecar`` when it records another model file than ``model`` (none recorded:
+    a sidecar written by hand, taken as it is)."""
+    if recorded is None:
+        return
+    if not isinstance(recorded, dict):
+        raise ModelFileError(sidecar, f"its \"{MODEL_FINGERPRINT}\" is not a record of a model file: delete it, "
+                                      "or export the model again")
+    try:
+        actual = file_fingerprint(model)
+    except OSError:
+        return  # the model itself cannot be read: its loader says so
+    if recorded.get("bytes") != actual["bytes"] or recorded.get("sha256") != actual["sha256"]:
+        raise ModelFileError(sidecar, f"describes another model file than {shown(model.name)} (written for one of "
+                                      f"{_value(recorded.get('bytes'))} bytes, SHA-256 {_value(recorded.get('sha256'))}"
+                                      f"; this one: {actual['bytes']} bytes, {actual['sha256'][:16]}...): an export "
+                                      "was interrupted, or the files were mixed up; export the model again, or delete "
+                                      "the .json to use the model without its settings")
+
+
+def _value(value: object) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return shown(text if len(text) <= 19 else text[:16] + "...")
 
 
 def score_threshold_of(metadata: dict) -> float:

@@ -35,8 +35,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from training.detection import install_hint, metadata_sidecar, read_model_metadata
-from training.files import atomic_path, atomic_write_text
+from training.detection import (
+    MODEL_FINGERPRINT,
+    file_fingerprint,
+    install_hint,
+    metadata_sidecar,
+    read_model_metadata,
+)
+from training.files import atomic_path, atomic_write_text, remove_stale_temporaries
+from training.inputs import read_json_object
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -260,6 +267,13 @@ def export_model(model_path: str | Path, fmt: str | None = None, out: str | Path
     gives the ``.keras`` model's score and box within :data:`TOLERANCE` on real pictures; an older
     file of that name stays untouched until then.
 
+    The two files are committed model first, sidecar second, and the sidecar records the model file's
+    size and SHA-256 (:data:`training.detection.MODEL_FINGERPRINT`): an export killed between the two
+    renames leaves the new model beside the old sidecar, which the loaders refuse (it names another
+    model file; an old sidecar without a fingerprint is removed before the model is committed), or
+    beside none; never a new sidecar beside the old model. What a killed export left (our
+    temporary files beside ``out``) is removed by the next export of the same file.
+
     Raises:
         ValueError: no or an unknown format, or an ``out`` whose suffix does not match it.
         training.detection.ModelFileError: ``model_path`` is not a usable ``.keras`` detector.
@@ -297,6 +311,9 @@ def export_model(model_path: str | Path, fmt: str | None = None, out: str | Path
                 "input_size": input_size, "keras_version": keras.__version__}
     reference = Detector(model)
     frames = verification_frames()
+    sidecar = metadata_sidecar(out)
+    for name in (out.name, sidecar.name):  # a killed export's temporaries (ours by name, their process gone)
+        remove_stale_temporaries(out.parent, name)
 
     with atomic_path(out, suffix=suffix) as tmp:
         try:
@@ -322,7 +339,11 @@ def export_model(model_path: str | Path, fmt: str | None = None, out: str | Path
                                    "nothing was written")
         size, runtime = tmp.stat().st_size, exported.runtime
         del exported  # LiteRT maps the file it reads: let go of it before it is renamed (Windows)
-        atomic_write_text(metadata_sidecar(out), json.dumps(metadata, indent=2, default=str) + "\n")
-    return ExportResult(path=out, sidecar=metadata_sidecar(out), format=fmt, runtime=runtime,
+        fingerprint = {**file_fingerprint(tmp), "name": out.name}
+        if sidecar.exists() and MODEL_FINGERPRINT not in read_json_object(sidecar):
+            sidecar.unlink()  # an old sidecar without a fingerprint could pass for the new model's: gone first
+    # The model is in place (atomic_path renamed it); now its sidecar, naming it by size and SHA-256.
+    atomic_write_text(sidecar, json.dumps({**metadata, MODEL_FINGERPRINT: fingerprint}, indent=2, default=str) + "\n")
+    return ExportResult(path=out, sidecar=sidecar, format=fmt, runtime=runtime,
                         size_bytes=size, seconds=time.perf_counter() - started, frames_checked=len(frames),
                         max_score_difference=score_diff, max_box_difference=box_diff, metadata=metadata)

@@ -51,10 +51,9 @@ import math
 import os
 import re
 import shutil
-import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +67,19 @@ from training.data import (
     load_dataset,
     write_labelme,
 )
+from training.files import staging_folder
+from training.inputs import (
+    MAX_ANNOTATION_BYTES,
+    MAX_SMALL_FILE_BYTES,
+    is_inside,
+    is_regular_file,
+    parse_json,
+    read_bytes,
+    read_json,
+    read_text,
+    shown,
+)
+from training.inputs import resolve_inside as _resolve_inside
 from training.preprocess import box_to_pixels
 
 FORMATS = ("labelme", "coco", "yolo", "voc")  # read and written
@@ -124,6 +136,36 @@ class Conversion:
         return "\n".join([line, *self.notes])
 
 
+@dataclass
+class _Reading:
+    """What the readers of one source share: the source folder, whether a picture that an annotation file
+    names outside it may be read anyway (``convert --allow-outside``), and the conversion's notes."""
+
+    root: Path
+    allow_outside: bool = False
+    notes: list[str] = field(default_factory=list)
+    outside: list[str] = field(default_factory=list)
+
+    def picture(self, name: str, *, where: Path, base: Path) -> Path:
+        """``base / name``, refused (DataError naming ``where``) when it leads out of the source folder."""
+        return _resolve_inside(self.root, name, where=where, base=base, allow_outside=self.allow_outside,
+                               error=DataError, warn=lambda _: self.outside.append(f"{shown(name)} in {shown(where.name)}"))
+
+    def finish(self) -> None:
+        """One note for every picture read from outside the source (named, the first few)."""
+        if self.outside:
+            self.notes.append(grouped_line(f"{len(self.outside)} pictures named in annotation files lie outside "
+                                           "the source folder and were read anyway (--allow-outside)",
+                                           self.outside))
+
+
+def grouped_line(headline: str, examples: list[str], shown_count: int = 3) -> str:
+    """``headline``, e.g. the first few ``examples`` (and how many more): many alike in one line."""
+    more = len(examples) - shown_count
+    listed = "; ".join(examples[:shown_count]) + (f"; and {more} more" if more > 0 else "")
+    return f"{headline}, e.g. {listed}"
+
+
 # ------------------------------------------------------------------------------------------ small helpers
 
 
@@ -166,7 +208,22 @@ def _picture_size(path: Path) -> tuple[int, int]:
     return image_size(path)
 
 
+def _value(value: Any) -> str:
+    """A value from an annotation file as a message shows it: short, whatever its type or size."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**20:
+        return f"a {len(str(abs(value)))}-digit number"
+    text = repr(value)
+    return shown(text if len(text) <= 40 else text[:37] + "...")
+
+
+def _is_id(value: Any) -> bool:
+    """A COCO id: a whole number (true/false are not)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _number(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"not a number: {value!r}")
     number = float(value)
     if not math.isfinite(number):
         raise ValueError(f"not a finite number: {value!r}")
@@ -198,16 +255,8 @@ def _face_class(path: Path, names: list[str], used: set[Any]) -> set[Any] | None
 
 
 def _json_document(path: Path) -> Any:
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise DataError(path, "not valid JSON: the file is not UTF-8 text") from None
-    except OSError as exc:
-        raise DataError(path, f"cannot read the file: {exc.strerror or exc}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(path, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    """An annotation file's JSON, through the guarded reader (regular file, size, depth, number length)."""
+    return read_json(path, max_bytes=MAX_ANNOTATION_BYTES, error=DataError, what="annotation file")
 
 
 def _is_coco(document: Any) -> bool:
@@ -217,8 +266,8 @@ def _is_coco(document: Any) -> bool:
 def _peek_json(path: Path) -> Any:
     """A JSON file's content for format detection (None when it cannot be read: detection is no place to fail)."""
     try:
-        return json.loads(path.read_bytes().decode("utf-8-sig"))
-    except (OSError, ValueError):
+        return parse_json(read_bytes(path, max_bytes=MAX_ANNOTATION_BYTES).decode("utf-8-sig"))
+    except ValueError:  # training.inputs.InputError, UnicodeDecodeError, bad JSON
         return None
 
 
@@ -332,10 +381,28 @@ def detect_format(root: Path | str) -> str:
     if len(found) == 1:
         return next(iter(found))
     if not found:
+        unreadable = _first_unreadable_json(root)
+        if unreadable is not None:  # most likely the annotations themselves: say why they cannot be read
+            raise unreadable
         raise DataError(root, "cannot tell the annotation format: no labelme, COCO, YOLO, VOC or WIDER FACE label "
                               f"files where they are expected; say which with --from ({'|'.join(READ_FORMATS)})")
     listed = "; ".join(f"{name} ({evidence})" for name, evidence in found.items())
     raise DataError(root, f"holds labels in more than one format: {listed}; say which to read with --from")
+
+
+def _first_unreadable_json(root: Path) -> DataError | None:
+    """The error of the first JSON file, where COCO or labelme files are looked for, that cannot be read
+    (not JSON, too deep, a number too long...): when no format is found, it is the likeliest reason."""
+    folders = [root, root / "annotations", root / "images", root / "labels"]
+    for _split, folder in _split_folders(root):
+        folders += [folder, folder / "labels"]
+    for folder in folders:
+        for path in _files(folder, (".json",)):
+            try:
+                _json_document(path)
+            except DataError as exc:
+                return DataError(exc.path, f"{exc.message} (so the annotation format cannot be told either)")
+    return None
 
 
 def _require_folder(root: Path) -> None:
@@ -348,7 +415,7 @@ def _require_folder(root: Path) -> None:
 # ------------------------------------------------------------------------------------------ readers
 
 
-def read_labelme(root: Path) -> list[LabelledPicture]:
+def read_labelme(root: Path, reading: _Reading | None = None) -> list[LabelledPicture]:
     """A labelme dataset as :func:`training.data.load_dataset` reads it (strictly: a bad file stops).
 
     Splits are kept for the tutorial's ``train/val/test`` layout; flat datasets stay without splits.
@@ -367,8 +434,10 @@ def read_labelme(root: Path) -> list[LabelledPicture]:
     return pictures
 
 
-def _coco_picture(json_path: Path, root: Path, file_name: str) -> Path:
-    """Where a COCO ``file_name`` is: beside the JSON, or in the usual image folders of ``root``."""
+def _coco_picture(json_path: Path, reading: _Reading, file_name: str) -> Path:
+    """Where a COCO ``file_name`` is: beside the JSON, or in the usual image folders of the source; a name
+    that leads out of the source folder is refused (see :meth:`_Reading.picture`)."""
+    root = reading.root
     stem = json_path.stem
     names = list(dict.fromkeys(n for n in (stem.split("instances_", 1)[-1], stem) if n))
     split = _split_of_name(stem)
@@ -377,16 +446,22 @@ def _coco_picture(json_path: Path, root: Path, file_name: str) -> Path:
     for name in names:
         folders += [root / "images" / name, root / name]
     folders += [root / "images", root]
+    outside: Path | None = None
     for folder in dict.fromkeys(folders):
         candidate = folder / file_name
-        if candidate.is_file():
-            return candidate
+        if is_regular_file(candidate):
+            if is_inside(root, candidate):
+                return candidate
+            outside = outside or folder
+    if outside is not None:  # found only outside the source: refused, or read with a warning
+        return reading.picture(file_name, where=json_path, base=outside)
     looked = ", ".join(str(f.relative_to(root)) if f.is_relative_to(root) else str(f) for f in dict.fromkeys(folders))
     raise DataError(json_path, f"picture {file_name!r} is not in any of the folders looked in ({looked})")
 
 
-def read_coco(root: Path) -> list[LabelledPicture]:
+def read_coco(root: Path, reading: _Reading | None = None) -> list[LabelledPicture]:
     """A COCO dataset: one JSON per split (``instances_train.json``, ``train/_annotations.coco.json``), or one."""
+    reading = reading or _Reading(root)
     files = _coco_files(root, strict=True)
     if not files:
         raise DataError(root, "no COCO JSON (a file with \"images\" and \"annotations\") in the folder, "
@@ -404,49 +479,94 @@ def read_coco(root: Path) -> list[LabelledPicture]:
                                         f"{', '.join(sorted(s for s in by_split if s))}: name it after its split")
     pictures = []
     for split, path in by_split.items():
-        pictures += _read_coco_file(path, root, split)
+        pictures += _read_coco_file(path, reading, split)
     return pictures
 
 
-def _read_coco_file(path: Path, root: Path, split: str | None) -> list[LabelledPicture]:
+def _coco_list(path: Path, document: dict, key: str) -> list[dict]:
+    """``document[key]`` as a list of objects, or a DataError naming the first entry that is not one."""
+    entries = document.get(key) or []
+    if not isinstance(entries, list):
+        raise DataError(path, f"not a COCO file: \"{key}\" must be a list, got {_value(entries)}")
+    for number, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict):
+            raise DataError(path, f"{key} entry {number} must be an object, got {_value(entry)}")
+    return entries
+
+
+def _read_coco_file(path: Path, reading: _Reading, split: str | None) -> list[LabelledPicture]:
+    """One COCO file's pictures and faces; every id checked: an image id used twice, an id that is not a
+    whole number, an annotation for an image or a category that is not there each stop the conversion
+    (kept, they would move faces onto the wrong picture or drop them)."""
     document = _json_document(path)
     if not _is_coco(document):
         raise DataError(path, "not a COCO file: it needs \"images\" and \"annotations\" lists")
-    try:
-        categories = [(category["id"], category.get("name", "")) for category in document.get("categories") or []]
-        images = {image["id"]: image for image in document["images"]}
-        annotations = list(document["annotations"])
-        used = {annotation["category_id"] for annotation in annotations}
-    except (KeyError, TypeError) as exc:
-        raise DataError(path, f"not a COCO file: an image, annotation or category lacks {exc}") from None
+    categories: list[tuple[int, str]] = []
+    for number, category in enumerate(_coco_list(path, document, "categories"), 1):
+        category_id = category.get("id")
+        if not _is_id(category_id):
+            raise DataError(path, f"category {number} has id {_value(category_id)}, not a whole number")
+        if any(category_id == known for known, _ in categories):
+            raise DataError(path, f"category id {category_id} is used twice: each category needs its own id")
+        categories.append((category_id, str(category.get("name", ""))))
+    images: dict[int, dict] = {}
+    for number, image in enumerate(_coco_list(path, document, "images"), 1):
+        image_id, file_name = image.get("id"), image.get("file_name")
+        if not _is_id(image_id):
+            raise DataError(path, f"image {number} ({_value(file_name)}) has id {_value(image_id)}, not a whole "
+                                  "number")
+        if image_id in images:
+            raise DataError(path, f"image id {image_id} is used twice ({_value(images[image_id].get('file_name'))} "
+                                  f"and {_value(file_name)}): each picture needs its own id, or faces end up on "
+                                  "the wrong picture")
+        if not isinstance(file_name, str) or not file_name:
+            raise DataError(path, f"image id {image_id} has no file_name (got {_value(file_name)})")
+        images[image_id] = image
+    annotations = _coco_list(path, document, "annotations")
+    known_categories = {category_id for category_id, _ in categories}
+    for annotation in annotations:
+        where = f"annotation id {_value(annotation.get('id'))}"
+        image_id, category_id = annotation.get("image_id"), annotation.get("category_id")
+        if not _is_id(image_id):
+            raise DataError(path, f"{where}: image_id {_value(image_id)} is not a whole number")
+        if image_id not in images:
+            raise DataError(path, f"{where} is for image id {image_id}, which is not in \"images\"")
+        if not _is_id(category_id):
+            raise DataError(path, f"{where}: category_id {_value(category_id)} is not a whole number")
+        if categories and category_id not in known_categories:
+            raise DataError(path, f"{where} has category_id {category_id}, which is not in \"categories\" "
+                                  f"({', '.join(str(c) for c in sorted(known_categories))})")
+    used = {annotation["category_id"] for annotation in annotations}
     faces = _face_class(path, categories, used) or set()
-    boxes: dict[Any, list[PixelBox]] = {}
-    sizes: dict[Any, tuple[Path, int, int]] = {}
+    boxes: dict[int, list[PixelBox]] = {}
+    sizes: dict[int, tuple[Path, int, int]] = {}
     for image_id, image in images.items():
-        file_name = str(image.get("file_name") or "")
-        if not file_name:
-            raise DataError(path, f"image id {image_id} has no file_name")
-        picture = _coco_picture(path, root, file_name)
+        file_name = image["file_name"]
+        picture = _coco_picture(path, reading, file_name)
         width, height = _picture_size(picture)
         claimed = (image.get("width"), image.get("height"))
         if claimed != (None, None) and claimed != (width, height):
-            raise DataError(path, f"{file_name} is labelled as {claimed[0]}x{claimed[1]} but the picture is "
-                                  f"{width}x{height} (was it resized after labelling?)")
+            raise DataError(path, f"{shown(file_name)} is labelled as {_value(claimed[0])}x{_value(claimed[1])} but "
+                                  f"the picture is {width}x{height} (was it resized after labelling?)")
         sizes[image_id] = (picture, width, height)
         boxes[image_id] = []
     for annotation in annotations:
-        if annotation.get("category_id") not in faces:
+        if annotation["category_id"] not in faces:
             continue
-        image_id = annotation.get("image_id")
-        where = f"annotation id {annotation.get('id')}"
-        if image_id not in sizes:
-            raise DataError(path, f"{where} is for image id {image_id!r}, which is not in \"images\"")
+        image_id = annotation["image_id"]
+        where = f"annotation id {_value(annotation.get('id'))}"
         picture, width, height = sizes[image_id]
         try:
-            x, y, w, h = (_number(v) for v in annotation["bbox"])
-        except (KeyError, TypeError, ValueError):
+            bbox = annotation["bbox"]
+            if not isinstance(bbox, list):
+                raise TypeError
+            x, y, w, h = (_number(v) for v in bbox)
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise DataError(path, f"{where}: bbox must be four numbers [x, y, width, height], "
-                                  f"got {annotation.get('bbox')!r}") from None
+                                  f"got {_value(annotation.get('bbox'))}") from None
+        if w < 0 or h < 0:
+            raise DataError(path, f"{where} ({shown(picture.name)}): bbox of negative size ({_fmt(w)}x{_fmt(h)} "
+                                  "px): COCO boxes are [x, y, width, height] with width and height >= 0")
         boxes[image_id].append(_checked_box(path, f"{where} ({picture.name})", (x, y, x + w, y + h), width, height))
     return [LabelledPicture(picture, width, height, tuple(boxes[image_id]), split)
             for image_id, (picture, width, height) in sizes.items()]
@@ -455,37 +575,38 @@ def _read_coco_file(path: Path, root: Path, split: str | None) -> list[LabelledP
 def _yolo_names(root: Path) -> tuple[Path, list[tuple[int, str]]] | None:
     """(file, [(class index, name)]) from a ``*.yaml`` with ``names`` or a ``classes.txt``; None without."""
     for path in sorted(root.glob("*.yaml")) + sorted(root.glob("*.yml")):
+        text = read_text(path, max_bytes=MAX_SMALL_FILE_BYTES, error=DataError, what="dataset description")
         try:
             import yaml
 
-            document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DataError(path, f"cannot read the file: {exc}") from None
-        except Exception as exc:  # yaml.YAMLError and its kin
-            raise DataError(path, f"not valid YAML: {str(exc).splitlines()[0]}") from None
+            document = yaml.safe_load(text)
+        except Exception as exc:  # yaml.YAMLError and its kin, RecursionError for deep nesting
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DataError(path, f"not valid YAML: {first}") from None
         if not isinstance(document, dict) or "names" not in document:
             continue
         names = document["names"]
         if isinstance(names, dict):
-            try:
-                return path, [(int(key), str(value)) for key, value in names.items()]
-            except (TypeError, ValueError):
-                raise DataError(path, f"names must map class numbers to names, got {names!r}") from None
+            if not all(_is_id(key) or (isinstance(key, str) and key.strip().isdecimal() and key.isascii())
+                       for key in names):
+                raise DataError(path, f"names must map class numbers to names, got {_value(names)}")
+            return path, [(int(key), str(value)) for key, value in names.items()]
         if isinstance(names, list):
             return path, [(index, str(value)) for index, value in enumerate(names)]
-        raise DataError(path, f"names must be a list or a mapping of class numbers to names, got {names!r}")
+        raise DataError(path, f"names must be a list or a mapping of class numbers to names, got {_value(names)}")
     for path in (root / "classes.txt", root / "labels" / "classes.txt"):
-        if path.is_file():
-            lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        if path.exists():
+            text = read_text(path, max_bytes=MAX_SMALL_FILE_BYTES, error=DataError, what="class list")
+            lines = [line.strip() for line in text.splitlines()]
             return path, [(index, name) for index, name in enumerate(lines) if name]
     return None
 
 
-def _read_yolo_lines(path: Path) -> list[tuple[int, list[float]]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(path, f"cannot read the label file: {exc}") from None
+def _read_yolo_lines(path: Path) -> list[tuple[int, int, list[float]]]:
+    """(line number, class, [x_center, y_center, width, height]) of each box line; DataError naming the
+    file and line for a line that is not five numbers, a class that is not a whole number, or a box of
+    zero or negative width or height (kept, it would turn into some other box)."""
+    text = read_text(path, max_bytes=MAX_ANNOTATION_BYTES, error=DataError, what="label file")
     rows = []
     for number, line in enumerate(text.splitlines(), 1):
         words = line.split()
@@ -500,20 +621,25 @@ def _read_yolo_lines(path: Path) -> list[tuple[int, list[float]]]:
         except ValueError:
             raise DataError(path, f"line {number}: not five numbers: {line.strip()!r}") from None
         if not values[0].is_integer() or values[0] < 0:
-            raise DataError(path, f"line {number}: the class must be a whole number, got {words[0]!r}")
-        rows.append((int(values[0]), values[1:]))
+            raise DataError(path, f"line {number}: the class must be a whole number, got {_value(words[0])}")
+        if values[3] <= 0 or values[4] <= 0:
+            raise DataError(path, f"line {number}: width and height must be above 0, got {words[3]} and {words[4]} "
+                                  "(a box of no size, or a line written in another order than "
+                                  "'class x_center y_center width height')")
+        rows.append((number, int(values[0]), values[1:]))
     return rows
 
 
-def read_yolo(root: Path) -> list[LabelledPicture]:
-    """A YOLO dataset: pictures with a ``.txt`` of the same name in the matching labels folder."""
+def read_yolo(root: Path, reading: _Reading | None = None) -> list[LabelledPicture]:
+    """A YOLO dataset: pictures with a ``.txt`` of the same name in the matching labels folder (pictures are
+    found by listing their folders, never by a name in a file)."""
     folders = _yolo_folders(root)
     if not folders:
         raise DataError(root, "no YOLO layout: expected images/ + labels/, images/SPLIT + labels/SPLIT, "
                               "or SPLIT/images + SPLIT/labels")
     entries: list[tuple[str | None, Path, Path | None]] = []
     used: set[int] = set()
-    lines: dict[Path, list[tuple[int, list[float]]]] = {}
+    lines: dict[Path, list[tuple[int, int, list[float]]]] = {}
     for split, images_dir, labels_dir in folders:
         pictures = {path.stem: path for path in _pictures(images_dir)}
         labels = {path.stem: path for path in _yolo_label_files(labels_dir)}
@@ -522,7 +648,7 @@ def read_yolo(root: Path) -> list[LabelledPicture]:
                 raise DataError(label, f"no picture for this label: expected {stem}.jpg (or .jpeg, .png, .bmp) "
                                        f"in {images_dir}")
             lines[label] = _read_yolo_lines(label)
-            used.update(cls for cls, _ in lines[label])
+            used.update(cls for _, cls, _ in lines[label])
         entries += [(split, picture, labels.get(stem)) for stem, picture in pictures.items()]
     if not entries:
         raise DataError(root, "no pictures in the YOLO images folders")
@@ -536,27 +662,40 @@ def read_yolo(root: Path) -> list[LabelledPicture]:
                                   "add one, with the face class named \"face\"")
         faces = {0}
     else:
-        faces = _face_class(named[0], named[1], used) or set()
+        names_file, names = named
+        classes = {index for index, _ in names}
+        for label, rows in lines.items():
+            for number, cls, _ in rows:
+                if cls not in classes:
+                    raise DataError(label, f"line {number}: class {cls} is not one of the {len(classes)} classes "
+                                           f"{shown(names_file.name)} names ({_class_range(classes)})")
+        faces = _face_class(names_file, names, used) or set()
     pictures = []
     for split, picture, label in entries:
         width, height = _picture_size(picture)
         boxes = []
-        for number, (cls, (cx, cy, w, h)) in enumerate(lines.get(label, []) if label else [], 1):
+        for number, cls, (cx, cy, w, h) in lines.get(label, []) if label else []:
             if cls not in faces:
                 continue
             corners = ((cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height)
-            boxes.append(_checked_box(label, f"box {number}", corners, width, height))
+            boxes.append(_checked_box(label, f"line {number}: box", corners, width, height))
         pictures.append(LabelledPicture(picture, width, height, tuple(boxes), split))
     return pictures
 
 
+def _class_range(classes: set[int]) -> str:
+    ordered_classes = sorted(classes)
+    if ordered_classes == list(range(len(ordered_classes))):
+        return f"0 to {len(ordered_classes) - 1}" if len(ordered_classes) > 1 else "0"
+    return ", ".join(map(str, ordered_classes[:10])) + (", ..." if len(ordered_classes) > 10 else "")
+
+
 def _voc_document(path: Path) -> ET.Element:
+    data = read_bytes(path, max_bytes=MAX_SMALL_FILE_BYTES, error=DataError, what="annotation file")
     try:
-        root = ET.parse(path).getroot()
+        root = ET.fromstring(data)
     except ET.ParseError as exc:
         raise DataError(path, f"not valid XML: {exc}") from None
-    except OSError as exc:
-        raise DataError(path, f"cannot read the file: {exc.strerror or exc}") from None
     if root.tag != "annotation":
         raise DataError(path, f"not a Pascal VOC file: the root element is <{root.tag}>, not <annotation>")
     return root
@@ -567,23 +706,24 @@ def _voc_text(element: ET.Element, tag: str) -> str:
     return (child.text or "").strip() if child is not None else ""
 
 
-def _voc_picture(xml: Path, document: ET.Element, picture_folders: list[Path]) -> Path:
-    """The picture a VOC file labels: its <filename> (or the file's own name) in the folders given."""
+def _voc_picture(xml: Path, document: ET.Element, picture_folders: list[Path], reading: _Reading) -> Path:
+    """The picture a VOC file labels: its <filename> (or the file's own name) in the folders given; one
+    that is a link out of the source folder is refused (see :meth:`_Reading.picture`)."""
     file_name = Path(_voc_text(document, "filename")).name
     for folder in picture_folders:
-        if file_name and (folder / file_name).is_file():
-            return folder / file_name
-        for suffix in IMAGE_EXTENSIONS:
-            for candidate in (folder / f"{xml.stem}{suffix}", folder / f"{xml.stem}{suffix.upper()}"):
-                if candidate.is_file():
-                    return candidate
+        names = [file_name] if file_name else []
+        names += [f"{xml.stem}{suffix}" for ext in IMAGE_EXTENSIONS for suffix in (ext, ext.upper())]
+        for name in names:
+            if is_regular_file(folder / name):
+                return reading.picture(name, where=xml, base=folder)
     where = ", ".join(str(f) for f in picture_folders)
     raise DataError(xml, f"no picture for this label: {file_name or xml.stem + '.jpg'} is not in {where}")
 
 
-def read_voc(root: Path) -> list[LabelledPicture]:
+def read_voc(root: Path, reading: _Reading | None = None) -> list[LabelledPicture]:
     """A Pascal VOC dataset: ``Annotations/`` + ``JPEGImages/`` (splits from ``ImageSets/Main``), or XML
     files beside the pictures (in the folder, ``images/`` or split folders)."""
+    reading = reading or _Reading(root)
     groups: list[tuple[str | None, list[Path], list[Path]]] = []  # (split, XML files, picture folders)
     split_of: dict[str, str] = {}  # file stem -> split, from ImageSets/Main
     if (root / "Annotations").is_dir():
@@ -594,7 +734,8 @@ def read_voc(root: Path) -> list[LabelledPicture]:
             split = SPLIT_ALIASES.get(path.stem.lower())
             if split is None:
                 continue  # trainval.txt, class lists (face_train.txt): the plain split lists say it all
-            for line in path.read_text(encoding="utf-8").split("\n"):
+            text = read_text(path, max_bytes=MAX_ANNOTATION_BYTES, error=DataError, what="split list")
+            for line in text.split("\n"):
                 if line.strip():
                     split_of.setdefault(line.split()[0], split)
         groups.append((None, xmls, [pictures_dir]))
@@ -613,7 +754,7 @@ def read_voc(root: Path) -> list[LabelledPicture]:
             unlabelled.update(dict.fromkeys(_pictures(folder), split))
         for xml in xmls:
             document = _voc_document(xml)
-            picture = _voc_picture(xml, document, folders)
+            picture = _voc_picture(xml, document, folders, reading)
             names.update(_voc_text(obj, "name") for obj in document.findall("object"))
             parsed.append((split, xml, document, picture))
     if not parsed:
@@ -627,9 +768,9 @@ def read_voc(root: Path) -> list[LabelledPicture]:
         size = document.find("size")
         if size is not None:
             try:
-                claimed = (int(float(_voc_text(size, "width") or 0)), int(float(_voc_text(size, "height") or 0)))
-            except ValueError:
-                raise DataError(xml, "<size> must hold numbers") from None
+                claimed = (int(_number(_voc_text(size, "width") or 0)), int(_number(_voc_text(size, "height") or 0)))
+            except (ValueError, OverflowError):
+                raise DataError(xml, "<size> must hold finite numbers") from None
             if 0 not in claimed and claimed != (width, height):
                 raise DataError(xml, f"labelled as {claimed[0]}x{claimed[1]} but {picture.name} is {width}x{height} "
                                      "(was it resized after labelling?)")
@@ -670,10 +811,7 @@ def _wider_entries(path: Path) -> list[_WiderEntry]:
     """Every picture of a WIDER FACE annotation file, with its box lines (line number, ten numbers);
     DataError naming the file and line for a malformed count, a box line that is not ten numbers, or
     fewer box lines than the count says."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(path, f"cannot read the annotation file: {exc}") from None
+    lines = read_text(path, max_bytes=MAX_ANNOTATION_BYTES, error=DataError, what="annotation file").splitlines()
     entries: list[_WiderEntry] = []
     i = 0
     while i < len(lines):
@@ -685,7 +823,7 @@ def _wider_entries(path: Path) -> list[_WiderEntry]:
             raise DataError(path, f"line {number}: {name} is not followed by its number of faces (the file ends)")
         count_text = lines[i].strip()
         i += 1
-        if not re.fullmatch(r"\d+", count_text):
+        if not re.fullmatch(r"\d{1,9}", count_text):  # ASCII digits, and fewer than a billion faces
             raise DataError(path, f"line {i}: expected the number of faces of {name} (line {number}), "
                                   f"got {count_text[:60]!r}")
         count = int(count_text)
@@ -715,7 +853,7 @@ def _wider_entries(path: Path) -> list[_WiderEntry]:
     return entries
 
 
-def read_wider(root: Path, notes: list[str] | None = None) -> list[LabelledPicture]:
+def read_wider(root: Path, notes: list[str] | None = None, reading: _Reading | None = None) -> list[LabelledPicture]:
     """A WIDER FACE download: ``wider_face_split/wider_face_{train,val}_bbx_gt.txt`` with the pictures in
     ``WIDER_{train,val}/images``; train stays train, val stays val.
 
@@ -724,7 +862,8 @@ def read_wider(root: Path, notes: list[str] | None = None) -> list[LabelledPictu
     :func:`training.data.checked_box`. What was skipped is added to ``notes`` (the conversion summary),
     and so is the test split, which WIDER FACE gives without boxes.
     """
-    notes = [] if notes is None else notes
+    reading = reading or _Reading(root)
+    notes = reading.notes if notes is None else notes
     files = _wider_annotation_files(root)
     if not files:
         raise DataError(root, "no WIDER FACE annotation files (wider_face_split/wider_face_train_bbx_gt.txt, "
@@ -742,8 +881,10 @@ def read_wider(root: Path, notes: list[str] | None = None) -> list[LabelledPictu
         invalid = zero = left_out = clipped_boxes = 0
         for entry in _wider_entries(path):
             picture = images_dir / entry.name
-            if not picture.is_file():
-                raise DataError(path, f"line {entry.line}: the picture {entry.name} does not exist in {images_dir}")
+            if not is_regular_file(picture):
+                raise DataError(path, f"line {entry.line}: the picture {shown(entry.name)} does not exist in "
+                                      f"{shown(images_dir)}")
+            picture = reading.picture(entry.name, where=path, base=images_dir)
             width, height = _picture_size(picture)
             boxes = []
             for number, values in entry.rows:
@@ -937,41 +1078,39 @@ WRITERS = {"labelme": write_labelme_dataset, "coco": write_coco_dataset, "yolo":
 # ------------------------------------------------------------------------------------------ convert
 
 
-@contextlib.contextmanager
-def _new_folder(out: Path) -> Iterator[Path]:
-    """A temporary folder beside ``out`` that becomes ``out`` on success and disappears on failure."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".facetracker-{out.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part"
-    staging.mkdir()  # not tempfile.mkdtemp: its 0o700 would become the dataset folder's permissions
-    try:
-        yield staging
-        if out.is_dir():
-            out.rmdir()  # checked empty before the work began
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-def read_dataset(src: Path | str, source_format: str | None = None,
-                 notes: list[str] | None = None) -> tuple[str, list[LabelledPicture]]:
+def read_dataset(src: Path | str, source_format: str | None = None, notes: list[str] | None = None, *,
+                 allow_outside: bool = False) -> tuple[str, list[LabelledPicture]]:
     """(format, pictures) of a dataset in any supported format (detected when ``source_format`` is None);
-    what the reader skipped, and why, is added to ``notes``."""
+    what the reader skipped, and why, is added to ``notes``.
+
+    A picture that an annotation file names outside ``src`` (``../x.jpg``, an absolute path, a link
+    out) is a DataError naming the annotation file, unless ``allow_outside``: then it is read, and
+    one note names such pictures.
+    """
     src = Path(src)
     _require_folder(src)
     source_format = source_format or detect_format(src)
     if source_format not in READERS:
         raise ValueError(f"unknown format {source_format!r}; choose one of {', '.join(READ_FORMATS)}")
-    pictures = read_wider(src, notes) if source_format == "wider" else READERS[source_format](src)
+    reading = _Reading(src, allow_outside=allow_outside, notes=[] if notes is None else notes)
+    pictures = (read_wider(src, reading=reading) if source_format == "wider"
+                else READERS[source_format](src, reading))
+    reading.finish()
     if not pictures:
         raise DataError(src, f"no pictures found as a {source_format} dataset")
     return source_format, pictures
 
 
 def convert(src: Path | str, dst: Path | str, to: str, source_format: str | None = None,
-            link: bool = False) -> Conversion:
+            link: bool = False, allow_outside: bool = False) -> Conversion:
     """Read the dataset ``src`` (format detected unless ``source_format`` says) and write it to the new
     folder ``dst`` in format ``to``, pictures copied (``link``: hard-linked where the disk allows).
+    ``allow_outside``: read pictures that annotation files name outside ``src`` (with a note), see
+    :func:`read_dataset`.
+
+    The new dataset is built in a staging folder beside ``dst`` and renamed into place at the end
+    (:func:`training.files.staging_folder`): ``dst`` appears complete or not at all, and the staging
+    folder of a conversion that was killed is removed by the next one.
 
     Raises:
         DataError: ``src`` cannot be read (the message names the file), its format cannot be told, or
@@ -987,8 +1126,8 @@ def convert(src: Path | str, dst: Path | str, to: str, source_format: str | None
     if src.exists() and dst.exists() and src.resolve() == dst.resolve():
         raise DataError(dst, "is the source folder: write the converted dataset to a new folder")
     notes: list[str] = []
-    source_format, pictures = read_dataset(src, source_format, notes)
-    with _new_folder(dst) as staging:
+    source_format, pictures = read_dataset(src, source_format, notes, allow_outside=allow_outside)
+    with staging_folder(dst) as staging:
         WRITERS[to](pictures, staging, link)
     counts = {split: sum(1 for p in pictures if p.split == split) for split in SPLITS}
     return Conversion(source_format, to, dst, len(pictures), sum(1 for p in pictures if p.boxes),

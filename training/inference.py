@@ -13,7 +13,6 @@ runtime, so a box is the same box. Keras (and so TensorFlow) is only imported fo
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import warnings
@@ -36,6 +35,7 @@ from training.detection import (
     score_threshold_of,
     sniff_model_format,
 )
+from training.inputs import check_regular_file, parse_json
 from training.preprocess import box_to_pixels, preprocess_frame, preprocess_frames
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -84,6 +84,7 @@ def load_detector_model(path: str | Path) -> keras.Model:
         raise ModelFileError(path, "no such file")
     if path.is_dir():
         raise ModelFileError(path, "is a folder, not a .keras model file")
+    check_regular_file(path, error=ModelFileError, what="model file")  # a named pipe would block the read
     if path.suffix.lower() in (".h5", ".hdf5"):
         raise ModelFileError(
             path, "is an old HDF5 (.h5) model; FaceTracker reads Keras 3 .keras files (train again to get one)"
@@ -362,6 +363,7 @@ def _check_exported_file(path: Path, expected: str, format_name: str) -> None:
         raise ModelFileError(path, "no such file")
     if path.is_dir():
         raise ModelFileError(path, f"is a folder, not {format_name} model file")
+    check_regular_file(path, error=ModelFileError, what="model file")  # a named pipe would block the read
     if path.stat().st_size == 0:
         raise ModelFileError(path, f"is empty, not {format_name} model")
     found = sniff_model_format(path)
@@ -453,7 +455,7 @@ def _load_onnx(path: Path) -> _LoadedRuntime:
     text = session.get_modelmeta().custom_metadata_map.get("facetracker")
     if text:
         try:
-            value = json.loads(text)
+            value = parse_json(text, max_depth=16)  # bounded: no RecursionError from a crafted file
             embedded = value if isinstance(value, dict) else {}
         except ValueError:
             embedded = {}

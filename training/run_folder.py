@@ -16,11 +16,12 @@ trainer will (:func:`can_resume`) without loading TensorFlow.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from datetime import datetime
 from pathlib import Path
+
+from training.inputs import read_json_object as _read_json_object
 
 LAST_MODEL = "last.keras"
 BEST_MODEL = "best.keras"
@@ -85,12 +86,25 @@ def run_folder_for(dataset: Path, now: datetime | None = None) -> Path:
 
 
 def read_json_object(path: Path) -> dict:
-    """A JSON file's object, or {} when it is missing, unreadable or not an object (never raises)."""
-    try:
-        value = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return {}
-    return value if isinstance(value, dict) else {}
+    """A JSON file's object, or {} when it is missing, unreadable, not a regular file (a named pipe is
+    never waited on) or not an object; never raises (see :func:`training.inputs.read_json_object`)."""
+    return _read_json_object(path, max_bytes=64 * 2**20)
+
+
+def run_folder_evidence(run_dir: str | os.PathLike) -> str | None:
+    """What shows that ``run_dir`` holds a FaceTracker training run, or None for any other folder: its
+    ``config.json`` (a run's settings), its ``run.lock`` (an owner record), or checkpoints in
+    ``train_state/``. Nothing is deleted or locked in a folder without such evidence."""
+    run_dir = Path(run_dir)
+    if isinstance(read_json_object(run_dir / CONFIG_JSON).get("config"), dict):
+        return f"its {CONFIG_JSON}"
+    owner = read_json_object(run_dir / LOCK_FILE)
+    if isinstance(owner.get("pid"), int) and isinstance(owner.get("host"), str):
+        return f"its {LOCK_FILE}"
+    state_dir = run_dir / STATE_DIR
+    if checkpoint_folders(state_dir) or (state_dir / STATE_JSON).is_file():
+        return f"the checkpoints in {STATE_DIR}/"
+    return None
 
 
 def checkpoint_folders(state_dir: Path) -> list[tuple[int, Path]]:

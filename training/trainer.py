@@ -51,6 +51,8 @@ from training.checkpoints import (
     prune_checkpoints,
     publish,
     remove_debris,
+    require_new_run_folder,
+    require_run_folder,
     settle_checkpoints,
     write_checkpoint,
 )
@@ -73,6 +75,7 @@ from training.distribute import (
 from training.errors import TrainingError
 from training.events import BATCH, END, EPOCH, START, warning_event
 from training.files import atomic_path, atomic_write_text
+from training.inputs import read_json
 from training.losses import CLASS_LOSS_WEIGHT, grid_losses, multi_face_losses, total_loss
 from training.metrics import AP_MIN_SCORE, FaceMatches, best_f1_threshold, box_iou, box_iou_tensor
 from training.model import (
@@ -285,12 +288,9 @@ def _load_resume_config(config: TrainConfig, run_dir: Path) -> tuple[TrainConfig
     """The run's saved settings (``config.json``), checked; they win over the requested ones except
     epochs, data, patience, time limit, strictness and mixed precision."""
     path = run_dir / CONFIG_JSON
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise TrainingError(f"{path}: cannot resume: the run's settings file is missing") from exc
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise TrainingError(f"{path}: cannot resume: not readable as JSON ({exc})") from exc
+    if not path.exists() and not path.is_symlink():
+        raise TrainingError(f"{path}: cannot resume: the run's settings file is missing")
+    saved = read_json(path, error=lambda p, m: TrainingError(f"{p}: cannot resume: {m}"), what="settings file")
     if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
         raise TrainingError(f"{path}: cannot resume: not a run's settings file (no \"config\" object in it)")
     known = {f.name for f in fields(TrainConfig)}
@@ -698,8 +698,7 @@ class _Training:
 
     def _open_resumed(self, lock: RunFolderLock) -> None:
         run_dir = self.run_dir = Path(self.config.resume)
-        if not run_dir.is_dir():
-            raise TrainingError(f"{run_dir}: cannot resume: no such run folder")
+        require_run_folder(run_dir)  # an ordinary folder is refused before anything in it is touched
         note = lock.acquire(run_dir)
         if note:
             self.emit(warning_event(note))
@@ -710,6 +709,7 @@ class _Training:
     def _open_new(self, lock: RunFolderLock) -> None:
         if self.config.out:
             run_dir = Path(self.config.out)
+            require_new_run_folder(run_dir)  # a folder of someone's own files is refused, untouched
             made = not run_dir.exists()
             run_dir.mkdir(parents=True, exist_ok=True)
         else:
@@ -740,19 +740,20 @@ class _Training:
     # -- 2. the data ---------------------------------------------------------------------------------
     def build_data(self) -> None:
         """Pick the device, read and check the dataset, and pass on what it skipped."""
-        from training.data import load_dataset
+        from training.data import grouped_problem_lines, load_dataset
         from training.device import configure_device
 
         self.device = configure_device(mixed_precision=self.config.mixed_precision)
-        self.strategy, devices_note = make_strategy(self.config.devices)  # before TensorFlow's first computation
+        self.strategy, devices_note = make_strategy(self.config.devices, batch_size=self.config.batch_size,
+                                                    emit=self.emit)  # before TensorFlow's first computation
         if self.strategy is not None:
             self.device = f"{self.device}; {devices_note}"
         dataset = self.dataset = load_dataset(self.config.data, strict=self.config.strict)
         self.train_samples = dataset.require_split("train")
         self.val_samples = dataset.require_split("val")
         dataset.require_trainable()  # a face in some pictures and none in others, or nothing to learn
-        for problem in dataset.problems:
-            self.emit(warning_event(f"skipped {problem}"))
+        for line in grouped_problem_lines(dataset.problems):  # many alike: one line
+            self.emit(warning_event(f"skipped {line}"))
         # A single-face model trains on the largest face of a picture with several: each such picture is
         # named (a multi-face model learns every face, so for it they are no warning).
         several = [str(note) for note in dataset.several_faces_notes()]
