@@ -129,7 +129,7 @@ def test_gui_starts_shows_frames_and_closes_without_errors(bundle, tmp_path):
     from training.model import build_model
 
     model_path = tmp_path / "model.keras"
-    build_model(weights=None, input_size=48).save(model_path)
+    build_model(weights=None, input_size=64).save(model_path)
 
     started = time.perf_counter()
     done = subprocess.run(

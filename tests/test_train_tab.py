@@ -272,8 +272,10 @@ def test_backbone_choices_are_the_engines():
 
 def test_epochs_follow_the_backbone_unless_the_user_set_them(qtbot, settings):
     tab = make_tab(qtbot, settings)
-    assert tab.epochs_spin.value() == DEFAULT_EPOCHS["blazeface"] != DEFAULT_EPOCHS["vgg16"]  # blazeface: its own
+    assert tab.epochs_spin.value() == DEFAULT_EPOCHS["blazeface"]  # blazeface: its own
     assert not tab.tutorial_check.isEnabled()  # the tutorial-exact loss is the single-box heads'
+    tab.backbone_combo.setCurrentText("multiface")
+    assert tab.epochs_spin.value() == DEFAULT_EPOCHS["multiface"] != DEFAULT_EPOCHS["blazeface"]  # follows the backbone
     tab.backbone_combo.setCurrentText("vgg16")
     assert tab.epochs_spin.value() == 10  # the tutorial's
     assert tab.tutorial_check.isEnabled()

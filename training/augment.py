@@ -32,6 +32,7 @@ import math
 import os
 import queue
 import random
+import re
 import sys
 import threading
 from collections.abc import Sequence
@@ -177,16 +178,33 @@ DISK_CACHE_FOLDER = ".facetracker_cache"  # hidden: the dataset scan never reads
 DISK_CACHE_FORMAT = 1  # part of the cache's key: raise it when what decode_for_batches makes changes
 
 
+_NPY_HEADER = re.compile(r"\{'descr': '\|u1', 'fortran_order': False, 'shape': \((\d+), (\d+), 3\), \}\s*")
+
+
 def read_cached_picture(path: Path | str) -> np.ndarray | None:
     """A decoded picture from a disk-cache file (an .npy array), or None if it cannot be read or is not
-    a picture (missing, cut short by a crash, damaged): the caller decodes the picture again."""
+    a picture (missing, cut short by a crash, damaged): the caller decodes the picture again.
+
+    The header is matched here rather than by ``np.load``, which parses it with ``ast.literal_eval``:
+    CPython 3.11 can fail that ("AST constructor recursion depth mismatch") when tf.data's threads and
+    the main thread parse at once, and it stopped a streamed epoch."""
     try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError):
+        with open(path, "rb") as handle:
+            data = bytearray(handle.read())
+    except OSError:
         return None
-    if not (isinstance(array, np.ndarray) and array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] == 3):
+    if data[:6] != b"\x93NUMPY" or len(data) < 10:
         return None
-    return array
+    length_bytes, start = (2, 10) if data[6] == 1 else (4, 12)
+    length = int.from_bytes(data[8:8 + length_bytes], "little")
+    match = _NPY_HEADER.fullmatch(data[start:start + length].decode("latin-1"))
+    if match is None:
+        return None
+    height, width = int(match.group(1)), int(match.group(2))
+    body = memoryview(data)[start + length:]
+    if height < 1 or width < 1 or len(body) != height * width * 3:
+        return None
+    return np.frombuffer(body, np.uint8).reshape(height, width, 3)
 
 
 def write_cached_picture(path: Path | str, image: np.ndarray) -> None:

@@ -330,7 +330,7 @@ def verdict(model: dict, classic: dict | None, real: dict | None = None, real_cl
 
 def _real_photos_verdict(real: dict | None, real_classic: dict | None) -> str:
     """The sentence on real photographs: AP50 over every face, beside the classic finder's."""
-    if not real:
+    if not real or "ap50" not in real:
         return ""
     text = (f" On real photographs no one trained on ({real['faces']} faces in {real['frames']} frames): "
             f"AP50 {real['ap50']:.2f}")
@@ -339,7 +339,7 @@ def _real_photos_verdict(real: dict | None, real_classic: dict | None) -> str:
 
 def _better_or_only_on_test(real: dict | None, real_classic: dict | None, pretrained_start: bool = False) -> str:
     """"Better than the classic finder", unless real photographs say otherwise."""
-    if real and real_classic and real["ap50"] < real_classic["ap50"]:
+    if real and real_classic and "ap50" in real and real["ap50"] < real_classic["ap50"]:
         helps = ("add pictures from your own webcam (your room, near and far, several people) and fewer pasted "
                  "or look-alike ones" if pretrained_start else
                  "train from the pretrained face detector (backbone blazeface) and add pictures from your own webcam")

@@ -263,7 +263,10 @@ def _decode(data: bytes) -> np.ndarray | None:
 def load_photo(photo: Photo, photo_dirs: Sequence[Path] = ()) -> np.ndarray | None:
     """The photo as BGR uint8, or None when it cannot be found (or no copy has the expected SHA-256)."""
     if photo.package is None:
-        data = _dependency_file(photo).read_bytes()
+        try:  # a package's data left out (a trimmed install, an app bundle that does not carry it)
+            data = _dependency_file(photo).read_bytes()
+        except (OSError, ImportError):
+            return None
         if photo.sha256 and hashlib.sha256(data).hexdigest() != photo.sha256:
             return None
         return _decode(data)

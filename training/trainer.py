@@ -991,7 +991,10 @@ def _evaluate_real_photos(model_path: Path) -> tuple[dict | None, dict | None]:
     from training.inference import Detector
     from training.realphotos import measure_detector
 
-    model = measure_detector(Detector.from_file(model_path))
+    try:
+        model = measure_detector(Detector.from_file(model_path))
+    except (OSError, ValueError) as exc:  # a photo that cannot be read must never fail a finished run
+        return {"error": f"{type(exc).__name__}: {exc}"}, None
     try:
         classic = measure_detector(ClassicFaceFinder()) if model else None
     except (ImportError, OSError):
