@@ -304,18 +304,26 @@ def _warp(image: np.ndarray, m: float, tx: float, ty: float, width: int, height:
     return cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=border)
 
 
+def _photo_look(rng: np.random.Generator, source: Source):
+    """A face photograph's look for one frame (colour or grey, see _look), mirrored half the time: the
+    picture, whether it is in colour, its face box (mirrored along) and whether it was mirrored."""
+    image, colour = _look(rng, source.image, source.grey)
+    iw = image.shape[1]
+    bx1, by1, bx2, by2 = source.box
+    flipped = bool(rng.random() < 0.5)
+    if flipped:
+        image, bx1, bx2 = image[:, ::-1], iw - bx2, iw - bx1
+    return image, colour, (bx1, by1, bx2, by2), flipped
+
+
 def _photo_face_frame(rng: np.random.Generator, source: Source, face_width: float, width: int,
                       height: int) -> tuple[np.ndarray, tuple[float, float, float, float], dict]:
     """The WHOLE photograph scaled so that its face is ``face_width`` wide and shifted to a random place
     with the face inside the frame: the face keeps its real hair, body and background. What the photo
     leaves of the frame is its own border, mirrored (only where no mirrored face can show) or repeated,
     or a scene. Returns the frame (float32), the face box and a record."""
-    image, colour = _look(rng, source.image, source.grey)
+    image, colour, (bx1, by1, bx2, by2), flipped = _photo_look(rng, source)
     ih, iw = image.shape[:2]
-    bx1, by1, bx2, by2 = source.box
-    flipped = bool(rng.random() < 0.5)
-    if flipped:
-        image, bx1, bx2 = image[:, ::-1], iw - bx2, iw - bx1
     image, sx, sy, m = _scaled(image, min(face_width / (bx2 - bx1), (height - 1) / (by2 - by1)))
     fx1, fy1, fx2, fy2 = bx1 * sx, by1 * sy, bx2 * sx, by2 * sy
     tx, ty = float(rng.uniform(-fx1, width - fx2)), float(rng.uniform(-fy1, height - fy2))
@@ -343,12 +351,8 @@ def _photo_surroundings_frame(rng: np.random.Generator, source: Source, width: i
                               height: int) -> tuple[np.ndarray | None, dict]:
     """A face photograph zoomed in on its surroundings, its face wholly outside the frame: a body and a
     background with no face (None when 30 tries found no such view)."""
-    image, colour = _look(rng, source.image, source.grey)
+    image, colour, (bx1, by1, bx2, by2), flipped = _photo_look(rng, source)
     ih, iw = image.shape[:2]
-    bx1, by1, bx2, by2 = source.box
-    flipped = bool(rng.random() < 0.5)
-    if flipped:
-        image, bx1, bx2 = image[:, ::-1], iw - bx2, iw - bx1
     cover = max(width / iw, height / ih)
     for _ in range(30):
         s = cover * float(rng.uniform(1.0, 3.0))
