@@ -789,6 +789,10 @@ class LabelTab(QWidget):
         """The finder of an engine, made once (MTCNN and BlazeFace load TensorFlow: call this off the UI thread)."""
         if engine == MODEL:
             return _ModelFinder(detector)
+        if engine in (MTCNN, BLAZEFACE):
+            from training.device import import_tensorflow
+
+            import_tensorflow()  # never beside another thread's first import (the Detect tab's loader)
         with self._finders_lock:
             finder = self._finders.get(engine)
             if finder is None:

@@ -515,6 +515,10 @@ def load_detector(model_path: str | os.PathLike | None) -> Any:
     that is not a FaceTracker model.
     """
     preload_tensorflow_native_libraries()  # both need training.inference, which imports TensorFlow
+    if model_path is not None:
+        from training.device import import_tensorflow
+
+        import_tensorflow()  # never beside another thread's first import (the Label tab's engines)
     with _no_full_collections():
         preload_matcher()  # the face tracks' solver, here in the background rather than on the first face
         if model_path is None:

@@ -15,6 +15,7 @@ import platform
 import re
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,21 @@ _NATIVE_LOG_LINE = re.compile(r"^([IWEF])\d{4} \d\d:\d\d:\d+\.\d+\s+\d+\s+\S+:\d
 #: What absl prints once before its first early line.
 _ABSL_PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 _LEVELS = "IWEF"  # TF_CPP_MIN_LOG_LEVEL: 0 shows all, 1 hides I, 2 hides I and W, 3 hides I, W and E
+
+
+_TENSORFLOW_IMPORT = threading.RLock()
+
+
+def import_tensorflow() -> None:
+    """Import Keras (and so TensorFlow) once for the whole process, one thread at a time.
+
+    Two threads importing TensorFlow for the first time at once break it for the process ("Registering
+    two gradient with name 'ReduceDataset'"): in the app, the Detect tab's loader (the pretrained detector
+    at start) and the Label tab's suggestion engine (MTCNN, BlazeFace) both do. Every thread that may be
+    the first to import it calls this first; the others wait, then find it loaded.
+    """
+    with _TENSORFLOW_IMPORT:
+        import keras  # noqa: F401  (the import is the point)
 
 
 def quiet_tensorflow_logs() -> None:
