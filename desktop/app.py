@@ -36,6 +36,8 @@ from desktop.collect_tab import CollectTab
 from desktop.detect_tab import DetectTab
 from desktop.label_tab import LabelTab
 from desktop.platform_check import check_platform
+from desktop.runtime import CHILD_FLAG as RUNTIME_CHILD_FLAG
+from desktop.runtime import RUNTIMES
 from desktop.settings import make_settings, read_int
 from desktop.train_tab import TrainTab
 from desktop.workers import abandoned_workers
@@ -124,9 +126,11 @@ class MainWindow(QMainWindow):
     """
 
     def __init__(self, settings: QSettings, *, source: str | None = None, model: str | None = None,
-                 realtime: bool = True, parent: QWidget | None = None) -> None:
+                 realtime: bool = True, runtime: str | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
+        if runtime is not None:  # --runtime: kept for the next starts too (desktop.runtime.RUNTIMES)
+            settings.setValue(keys.RUNTIME, runtime)
         self._start_source, self._start_model = source, model
         self._started = False
         self._closed = False
@@ -307,6 +311,7 @@ def _close_after(window: MainWindow, seconds: float) -> None:
 
     def shown() -> None:
         print(f"window shown; event loop running {time.perf_counter() - started:.2f} s after show()", flush=True)
+        print(f"window shown at: {time.time():.3f}", flush=True)  # the clock a launcher can compare with
         ticks["last"] = ticks["shown"] = time.perf_counter()
         heartbeat.start()
 
@@ -315,12 +320,27 @@ def _close_after(window: MainWindow, seconds: float) -> None:
             ticks["model_ready"] = time.perf_counter() - ticks["shown"]
 
     def report_and_close() -> None:
+        from desktop.runtime import resident_megabytes, runtime_text, tensorflow_in_process
+
         heartbeat.stop()
-        print(f"status: {window.detect_tab.status_text()}", flush=True)
-        print(f"frames shown: {window.detect_tab.frames_shown}", flush=True)
+        detect, label = window.detect_tab, window.label_tab
+        print(f"status: {detect.status_text()}", flush=True)
+        print(f"frames shown: {detect.frames_shown}", flush=True)
         print(f"worst UI timer gap: {ticks['worst'] * 1000:.0f} ms", flush=True)
         if ticks["model_ready"] is not None:
             print(f"model ready: {ticks['model_ready'] * 1000:.0f} ms after the window showed", flush=True)
+        print(f"runtime: {runtime_text(detect.current_detector()) or '—'}", flush=True)
+        print(f"model banner: {detect.model_banner.text() if detect.model_banner.isVisible() else '—'}", flush=True)
+        held = tensorflow_in_process()
+        print(f"tensorflow in process: {', '.join(held) if held else 'no'}", flush=True)
+        rss = resident_megabytes()
+        print(f"resident memory: {f'{rss:.0f} MB' if rss is not None else 'unknown'}", flush=True)
+        session = label.session
+        engine_errors = [f"{e}: {session.engine_error(e)}" for e in ("mtcnn", "blazeface") if session.engine_error(e)]
+        failed = [str(s.error) for s in session.suggestions.values() if getattr(s, "error", None)]
+        print(f"label suggestions: {len(session.suggestions) - len(failed)} made, {len(failed)} failed"
+              f"{' (' + failed[0] + ')' if failed else ''}; engine {session.engine}; failed engines: "
+              f"{'; '.join(engine_errors) or 'none'}", flush=True)
         window.close()
 
     window.detect_tab.detector_changed.connect(model_ready)
@@ -365,6 +385,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="the model to detect with (default: the last one used)")
     parser.add_argument("--settings", metavar="FILE.ini",
                         help="keep settings in this INI file instead of the user's configuration")
+    parser.add_argument("--runtime", choices=RUNTIMES, default=None,
+                        help="what runs a .keras model: auto (a LiteRT copy made once in the background, or "
+                        "TensorFlow where it sees a GPU), litert, onnx, or tensorflow; remembered (default: the "
+                        "last one, auto at first)")
     parser.add_argument("--verbose", action="store_true",
                         help="let OpenCV and TensorFlow print their own log lines on the terminal (the app "
                         "reports camera and model problems itself)")
@@ -411,6 +435,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from training.cli import main as training_main
 
         return int(training_main(args_list[1:]) or 0)
+    if args_list[:1] == [RUNTIME_CHILD_FLAG]:
+        from desktop.runtime_child import main as runtime_child_main
+
+        return runtime_child_main(args_list[1:])
     if args_list[:1] == [SELF_CHECK_FLAG]:
         from desktop.self_check import run_self_check
 
@@ -436,7 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"facetracker: error: {exc}", file=sys.stderr)
         return 2
-    window = MainWindow(settings, source=args.source, model=args.model)
+    window = MainWindow(settings, source=args.source, model=args.model, runtime=args.runtime)
     with signals_close(window):
         window.show()
         if args.quit_after is not None:  # first, so that its UI timer also watches window.start

@@ -46,7 +46,8 @@ from PySide6.QtWidgets import (
 from desktop import settings as keys
 from desktop.detector_state import PRETRAINED, BannerKind, DetectorState, ModelState, status_line
 from desktop.imaging import bgr_to_qimage
-from desktop.settings import read_bool, read_float, read_str
+from desktop.runtime import RUNTIMES, runtime_text
+from desktop.settings import read_bool, read_choice, read_float, read_str
 from desktop.sources import VIDEO_SUFFIXES, FrameSource, SourceError, camera_index, open_source
 from desktop.workers import (
     SHUTDOWN_WAIT_MS,
@@ -161,6 +162,8 @@ class DetectTab(QWidget):
         self.realtime = realtime
         self.source_spec = read_str(settings, keys.SOURCE, keys.DEFAULT_SOURCE)
         self.detector_state = DetectorState()  # what it detects with, and what the tab says about it
+        #: What runs a .keras model (desktop.runtime.RUNTIMES): a light runtime's copy unless TensorFlow is asked.
+        self.runtime = read_choice(settings, keys.RUNTIME, RUNTIMES, "auto")
         self.capture: CaptureWorker | None = None
         self.loader: DetectorLoader | None = None
         self._retiring: list[Any] = []  # workers asked to stop, kept alive until they finish
@@ -452,12 +455,20 @@ class DetectTab(QWidget):
     def _start_loader(self, path: str | None) -> None:
         if self.loader is not None:
             self._retire(self.loader)
-        loader = DetectorLoader(path, parent=self)
+        loader = DetectorLoader(path, parent=self, runtime=self.runtime)
         loader.loaded.connect(self._on_detector_loaded)
         loader.failed.connect(self._on_detector_failed)
+        loader.progress.connect(self._on_loader_progress)
         self.loader = loader
         loader.start()
         self._update_status()  # "model: loading…" now, not at the next status tick
+
+    @Slot(str)
+    def _on_loader_progress(self, text: str) -> None:
+        """The loader is busy with something slow (a model's one-time LiteRT copy): say so now."""
+        if self.sender() is self.loader and self.loader is not None:
+            self.detector_state.preparing(text)
+            self._update_status()
 
     @Slot(object)
     def _on_detector_loaded(self, detector: Any) -> None:
@@ -467,6 +478,9 @@ class DetectTab(QWidget):
         self.loader = None
         self._retire(loader)
         self.inference.set_detector(detector)
+        note = getattr(detector, "runtime_note", None)
+        if note:  # TensorFlow stands in for a light runtime: why, in words (the status line says it short)
+            self.notice_label.setText(f"Running the model in TensorFlow: {note}.")
         metadata = getattr(detector, "metadata", None) or {}
         if "score_threshold" in metadata:
             # The threshold chosen on validation when the model was trained (the pretrained one's own): the best start.
@@ -754,7 +768,7 @@ class DetectTab(QWidget):
         line = status_line(
             source, live, running, self.capture.frames_per_second() if running else 0.0,
             self.inference.inference_ms(), self.inference.dropped,
-            getattr(self.inference.detector, "device", None), self.detector_state.status_part(),
+            runtime_text(self.inference.detector), self.detector_state.status_part(),
         )
         result = self._last_result
         if result is None or self.inference.detector is None:

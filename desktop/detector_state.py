@@ -82,6 +82,7 @@ class DetectorState:
         self.running = ModelState.NONE  # the detector running now: NONE, PRETRAINED, CLASSIC or MODEL
         self.model_path: str | None = None  # the model file running now
         self.loading: str | None = None  # what is loading (a path, PRETRAINED, or None: the classic finder)
+        self.activity: str | None = None  # what the load is doing now, when it takes a while (an export)
         self.label = "Model: —"
         self.tooltip = ""
         self.banner = Banner()
@@ -100,6 +101,7 @@ class DetectorState:
         starts loading in the background."""
         self.state = ModelState.LOADING
         self.loading = path
+        self.activity = None
         if path is None:
             self.label = "Model: starting the classic face finder…"
             self.tooltip = ""
@@ -108,13 +110,20 @@ class DetectorState:
             self.label = "Model: starting the pretrained face detector…"
             self.tooltip = PRETRAINED_TOOLTIP
             self.banner = Banner(BannerKind.BUSY, "Starting the pretrained face detector (no model of your own "
-                                                  "yet; the first start also loads TensorFlow, which takes a few "
-                                                  "seconds)…")
+                                                  "yet)…")
         else:
             name = Path(path).name
             self.label = f"Model: loading {name}…"
-            self.banner = Banner(BannerKind.BUSY, f"Loading model <b>{html.escape(name)}</b>… (the first load "
-                                                  "also starts TensorFlow, which takes a few seconds)")
+            self.banner = Banner(BannerKind.BUSY, f"Loading model <b>{html.escape(name)}</b>…")
+        self.changed.emit()
+
+    def preparing(self, text: str) -> None:
+        """The load in progress is doing something that takes a while (``text``: "preparing best.keras for
+        LiteRT …", once per model): said in the banner and the status line; the old detector runs on."""
+        if self.state is not ModelState.LOADING:
+            return
+        self.activity = text
+        self.banner = Banner(BannerKind.BUSY, html.escape(text[:1].upper() + text[1:]))
         self.changed.emit()
 
     def loaded_pretrained(self) -> None:
@@ -195,7 +204,7 @@ class DetectorState:
     def status_part(self) -> str | None:
         """The status line's last part: "model: loading…", "model: best.keras", or None."""
         if self.state is ModelState.LOADING:
-            return "model: loading…"
+            return f"model: {self.activity}" if self.activity else "model: loading…"
         if self.model_path and self.state is ModelState.MODEL:
             return f"model: {Path(self.model_path).name}"
         if self.state is ModelState.PRETRAINED:

@@ -25,6 +25,7 @@ SOURCE = "detect/source"  # "0" (camera index), a video file or an image folder
 THRESHOLD = "detect/threshold"
 SMOOTHING = "detect/smoothing"
 LOOP = "detect/loop"
+RUNTIME = "detect/runtime"  # what runs a .keras model: auto, litert, onnx or tensorflow (desktop.runtime.RUNTIMES)
 SNAPSHOT_FOLDER = "detect/snapshot_folder"
 RECORDING_FOLDER = "detect/recording_folder"
 WINDOW_GEOMETRY = "window/geometry"
@@ -130,5 +131,14 @@ def read_int(settings: QSettings, key: str, default: int, low: int = INT_RANGE[0
         value = int(text) if text.lstrip("-").isdecimal() else value
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         _drop(settings, key, value, f"not a whole number from {low} to {high}")
+        return default
+    return value
+
+
+def read_choice(settings: QSettings, key: str, choices: tuple[str, ...], default: str) -> str:
+    """A setting that must be one of ``choices``; the default (and a note) for anything else."""
+    value = read_str(settings, key, default)
+    if value not in choices:
+        _drop(settings, key, value, f"not one of {', '.join(choices)}")
         return default
     return value

@@ -506,26 +506,76 @@ def _no_full_collections() -> Iterator[None]:
             gc.enable()
 
 
-def load_detector(model_path: str | os.PathLike | None) -> Any:
-    """Build the live detector: the model file's :class:`training.inference.Detector`, the pretrained face
-    detector (``model_path`` :data:`~desktop.detector_state.PRETRAINED`), or the classic finder (None).
+def load_detector(model_path: str | os.PathLike | None, *, runtime: str = "auto",
+                  on_progress: Callable[[str], None] | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> Any:
+    """Build the live detector: a model file's, the pretrained face detector's (``model_path``
+    :data:`~desktop.detector_state.PRETRAINED`), or the classic finder (None).
 
-    Slow (TensorFlow import, model load, one warm-up frame so the first live frame is not late):
+    A ``.keras`` model and the pretrained detector run from their light copy (:mod:`desktop.runtime`:
+    LiteRT, made once by an export child, kept for the next time) unless ``runtime`` or the machine says
+    TensorFlow; when no copy can be made, TensorFlow runs the model here and the detector's
+    ``runtime_note`` says why. ``.tflite`` and ``.onnx`` files run in their runtime. ``on_progress`` hears
+    what takes a while (the export); ``should_stop`` (polled) abandons it: :class:`~desktop.runtime.LoadCancelled`.
+
+    Slow (an export the first time, a model load, one warm-up frame so the first live frame is not late):
     call it from :class:`DetectorLoader`. Raises ``training.detection.ModelFileError`` for a file
     that is not a FaceTracker model.
     """
-    preload_tensorflow_native_libraries()  # both need training.inference, which imports TensorFlow
-    if model_path is not None:
-        from training.device import import_tensorflow
+    from desktop import runtime as light
 
-        import_tensorflow()  # never beside another thread's first import (the Label tab's engines)
-    with _no_full_collections():
-        preload_matcher()  # the face tracks' solver, here in the background rather than on the first face
-        if model_path is None:
+    if model_path is None:
+        with _no_full_collections():
             from training.classic import ClassicFaceFinder
 
             return ClassicFaceFinder()
-        if str(model_path) == PRETRAINED:
+    path = str(model_path)
+    if path != PRETRAINED and Path(path).suffix.lower() in light.SUFFIXES.values():
+        if Path(path).suffix.lower() == ".tflite" and light.light_format("litert") is None:
+            _import_tensorflow()  # TensorFlow's own tf.lite interpreter stands in for LiteRT
+        with _no_full_collections():
+            from training.inference import Detector
+
+            return _warmed(Detector.from_file(path))
+    source = light.pretrained_source() if path == PRETRAINED else light.keras_source(path)  # checks, no TensorFlow
+    fmt = light.light_format(runtime)
+    choice, note = light.choose_runtime(runtime, fmt, light.recorded_tensorflow_device())
+    if choice == "light":
+        try:
+            detector = light.open_light_detector(source, fmt, on_progress=on_progress or (lambda _text: None),
+                                                 should_stop=should_stop or (lambda: False))
+        except light.PrepareError as exc:
+            note = f"no {light.RUNTIME_NAMES[fmt]} copy: {exc}"
+        else:
+            with _no_full_collections():
+                return _warmed(detector)
+    if on_progress is not None:
+        on_progress(f"loading {source.label} in TensorFlow…")
+    detector = _tensorflow_detector(path)
+    detector.runtime_note = note
+    return detector
+
+
+def _warmed(detector: Any) -> Any:
+    """The detector after one blank frame: the first live frame is then as fast as the rest."""
+    detector.detect(np.zeros(WARM_UP_FRAME_SHAPE, dtype=np.uint8))
+    return detector
+
+
+def _import_tensorflow() -> None:
+    """TensorFlow imported in this process: its libraries first, with the GIL free, then the import behind
+    the process's one lock (the Label tab's engines import it on their own threads)."""
+    preload_tensorflow_native_libraries()
+    from training.device import import_tensorflow
+
+    import_tensorflow()
+
+
+def _tensorflow_detector(model_path: str) -> Any:
+    """A model file or the pretrained detector run by TensorFlow in this process (the GPU when it has one)."""
+    _import_tensorflow()
+    with _no_full_collections():
+        if model_path == PRETRAINED:
             from training.pretrained import pretrained_detector
 
             detector = pretrained_detector()  # raises WeightsUnavailableError when its weights are missing
@@ -533,8 +583,7 @@ def load_detector(model_path: str | os.PathLike | None) -> Any:
             from training.inference import Detector
 
             detector = Detector.from_file(model_path)
-        detector.detect(np.zeros(WARM_UP_FRAME_SHAPE, dtype=np.uint8))
-        return detector
+        return _warmed(detector)
 
 
 #: How long closing the window waits for a worker thread before leaving it behind (see :func:`abandon`).
@@ -562,18 +611,28 @@ class DetectorLoader(QThread):
 
     loaded = Signal(object)  # the detector
     failed = Signal(str, str)  # model path, message naming the file and the problem
+    progress = Signal(str)  # what takes a while now ("preparing best.keras for LiteRT …")
 
-    def __init__(self, model_path: str | None, parent=None) -> None:
+    def __init__(self, model_path: str | None, parent=None, *, runtime: str = "auto") -> None:
         super().__init__(parent)
         self.model_path = model_path
+        self.runtime = runtime
 
     def run(self) -> None:
+        from desktop.runtime import LoadCancelled
+
         try:
-            detector = load_detector(self.model_path)
+            detector = load_detector(self.model_path, runtime=self.runtime, on_progress=self.progress.emit,
+                                     should_stop=self.isInterruptionRequested)
+        except LoadCancelled:  # another model was chosen, or the window closed: its export child is stopped
+            return
         except Exception as exc:
             self.failed.emit(self.model_path or "", _load_error_message(self.model_path, exc))
             return
         self.loaded.emit(detector)
+        # The face tracks' solver (scipy.optimize: 0.2-2 s to import), here in the background rather than on
+        # the first frame with faces; after the detector is handed over, which it does not delay.
+        preload_matcher()
 
 
 def _load_error_message(model_path: str | None, exc: Exception) -> str:

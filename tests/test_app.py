@@ -397,9 +397,9 @@ from desktop.workers import load_detector
 from training.device import import_tensorflow
 errors = []
 
-def detect_tab_loader():  # what DetectorLoader runs at start without a model of the user's
+def detect_tab_loader():  # what DetectorLoader runs at start without a model of the user's, in TensorFlow
     try:
-        load_detector(PRETRAINED)
+        load_detector(PRETRAINED, runtime="tensorflow")
     except Exception as exc:
         errors.append(f"loader: {type(exc).__name__}: {exc}")
 

@@ -269,10 +269,13 @@ def test_without_a_model_the_pretrained_detector_finds_the_face_and_says_it_is_n
 
 
 def missing_pretrained_weights(monkeypatch, tmp_path: Path) -> Path:
-    """BlazeFace's weights file gone (a broken install): where training.blazeface looks finds nothing."""
+    """BlazeFace's weights file gone (a broken install): where the app (desktop.runtime, which names them to its
+    export child) and training.blazeface look finds nothing."""
+    import desktop.runtime
     import training.blazeface
 
     missing = tmp_path / "gone" / "face_detection_full_range.npz"
+    monkeypatch.setattr(desktop.runtime, "pretrained_weights_path", lambda: missing)
     monkeypatch.setattr(training.blazeface, "weights_path", lambda: missing)
     return missing
 

@@ -72,12 +72,13 @@ def _shape_problem(model: keras.Model) -> str | None:
     return _outputs_problem([tuple(o.shape) for o in model.outputs or []])
 
 
-def load_detector_model(path: str | Path) -> keras.Model:
-    """Load a FaceTracker ``.keras`` file in Keras' safe mode and check it is a two-head detector.
+def check_keras_file(path: str | Path) -> Path:
+    """The checks a ``.keras`` file gets before Keras reads it, without TensorFlow (the app makes them in
+    its own process before it asks a child process to export the model): there, a regular file, a zip
+    archive with a ``config.json``, named ``.keras``. Returns the path.
 
     Raises:
-        ModelFileError: the file is missing, is not a ``.keras`` archive, is damaged, or holds some
-            other kind of model.
+        ModelFileError: the file is missing, a folder, an old ``.h5``, not a zip archive, or not a Keras model.
     """
     path = Path(path)
     if not path.exists():
@@ -102,6 +103,17 @@ def load_detector_model(path: str | Path) -> keras.Model:
         raise ModelFileError(path, "is a zip archive but not a Keras model (it has no config.json)")
     if path.suffix.lower() != ".keras":
         raise ModelFileError(path, "looks like a Keras model but its name must end in .keras")
+    return path
+
+
+def load_detector_model(path: str | Path) -> keras.Model:
+    """Load a FaceTracker ``.keras`` file in Keras' safe mode and check it is a two-head detector.
+
+    Raises:
+        ModelFileError: the file is missing, is not a ``.keras`` archive, is damaged, or holds some
+            other kind of model.
+    """
+    path = check_keras_file(path)
     import keras
 
     try:
