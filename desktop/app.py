@@ -291,8 +291,9 @@ def first_size(available: QSize | None) -> QSize:
     return FIRST_SIZE.boundedTo(available - WINDOW_FRAME)
 
 
-def _close_after(window: MainWindow, seconds: float) -> None:
-    """Close the window after ``seconds``, printing what tests and benchmarks read (hidden ``--quit-after``).
+def _close_after(window: MainWindow, seconds: float, after_ready: float | None = None) -> None:
+    """Close the window after ``seconds``, printing what tests and benchmarks read (hidden ``--quit-after``);
+    with ``after_ready`` (hidden ``--quit-after-ready``), already that long after the model became ready.
 
     Also keeps a 10 ms timer on the UI thread and reports its worst gap: how long the window could
     not have repainted, model loading and TensorFlow's first import included.
@@ -318,10 +319,17 @@ def _close_after(window: MainWindow, seconds: float) -> None:
     def model_ready(detector: object) -> None:
         if detector is not None and ticks["model_ready"] is None:
             ticks["model_ready"] = time.perf_counter() - ticks["shown"]
+            if after_ready is not None:
+                QTimer.singleShot(round(after_ready * 1000), report_and_close)
+
+    reported = []
 
     def report_and_close() -> None:
         from desktop.runtime import resident_megabytes, runtime_text, tensorflow_in_process
 
+        if reported:
+            return
+        reported.append(True)
         heartbeat.stop()
         detect, label = window.detect_tab, window.label_tab
         print(f"status: {detect.status_text()}", flush=True)
@@ -395,6 +403,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     # For smoke tests of a build: close after SECONDS, printing when the window showed and the
     # Detect tab's status line (frames, inference, device, model) just before closing.
     parser.add_argument("--quit-after", type=float, metavar="SECONDS", help=argparse.SUPPRESS)
+    parser.add_argument("--quit-after-ready", type=float, metavar="SECONDS", help=argparse.SUPPRESS)
     return parser.parse_args(list(argv))
 
 
@@ -468,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with signals_close(window):
         window.show()
         if args.quit_after is not None:  # first, so that its UI timer also watches window.start
-            _close_after(window, args.quit_after)
+            _close_after(window, args.quit_after, args.quit_after_ready)
         QTimer.singleShot(0, window.start)
         code = app.exec()
     if abandoned_workers():  # a thread stuck in a read that never returns: end without waiting for it
