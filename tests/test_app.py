@@ -432,3 +432,43 @@ def test_tensorflow_is_imported_by_one_thread_at_a_time() -> None:
                           cwd=REPO)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "errors: []", done.stdout
+
+
+def test_the_window_minimum_fits_a_laptop_with_the_train_tab_after_a_run(qtbot, open_window, tmp_path) -> None:
+    """Issue 21: the Train tab after a finished run (the verdict in its status line, the log, the result
+    pictures) made the window taller than a 1366x768 screen. The window's minimum size hint fits what such a
+    laptop leaves a window; the tab scrolls down to its last widget instead, never sideways."""
+    run = tmp_path / "runs" / "faces-20260101-120000"
+    run.mkdir(parents=True)
+    cv2.imwrite(str(run / "test_predictions.jpg"), np.full((1024, 1024, 3), 90, np.uint8))
+    cv2.imwrite(str(run / "pr_curve.png"), np.full((500, 1500, 3), 250, np.uint8))
+    (run / "best.keras").write_bytes(b"a model")
+    window = open_window(source=str(tmp_path / "no such video.mp4"))
+    train = window.train_tab
+    verdict = ("Your model: AP50 0.81, F1 0.77 over 312 faces in 90 test pictures; classic finder: AP50 0.42, F1 "
+               "0.51. It does better than the classic finder on your test pictures, but not on real photographs "
+               "(120 faces in 40 frames): AP50 0.30 (classic finder 0.45). It has learned the look of your "
+               "training pictures more than faces: add pictures from your own webcam (your room, near and far, "
+               "several people) and fewer pasted or look-alike ones.")
+    train._on_succeeded({"run_dir": str(run), "best_model": str(run / "best.keras"), "metrics": {
+        "epochs_completed": 20, "stop_reason": "finished 20 epochs", "verdict": verdict,
+        "test": {"ap50": 0.81}, "test_classic": {"ap50": 0.42}}})
+    window.tabs.setCurrentWidget(train)
+    qtbot.wait(100)
+    assert train.result_pictures.isVisible() and verdict in train.status_label.text()
+    assert train.use_button.isEnabled() and train.export_button.isEnabled()
+
+    minimum = window.minimumSizeHint()
+    assert minimum.width() <= LAPTOP_WINDOW.width() and minimum.height() <= LAPTOP_WINDOW.height(), minimum
+    assert train.minimumSizeHint().height() > LAPTOP_WINDOW.height() - 100, "the tab needs no scrolling? (test stale)"
+    window.resize(LAPTOP_WINDOW)
+    qtbot.wait(100)
+    assert window.size() == LAPTOP_WINDOW
+    scroll = window.tabs.scroll_area(window.tabs.indexOf(train))
+    assert scroll.horizontalScrollBar().maximum() == 0
+    scroll.ensureWidgetVisible(train.result_pictures)
+    qtbot.wait(50)
+    bottom = train.result_pictures.mapTo(scroll.viewport(), train.result_pictures.rect().bottomLeft()).y()
+    assert 0 < bottom <= scroll.viewport().height(), "the result pictures can be scrolled into view"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    window.grab().save(str(SCREENSHOTS / "main_window_laptop_train_verdict.png"))
