@@ -3,13 +3,15 @@
 The tutorial drew these three plots with matplotlib after training had ended; here they grow while
 the child process trains: a thin line per batch and a point per epoch for training, a dashed line
 per epoch for validation. The x axis is in epochs (batch k of n in epoch e sits at e - 1 + k/n).
+
+pyqtgraph (about half of the window's start-up imports) is imported when the plots are first shown or fed,
+not when the window is built: most starts never open the Train tab.
 """
 
 from __future__ import annotations
 
 import math
 
-import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 
@@ -37,6 +39,8 @@ class _LossPanel:
     """One PlotWidget with its three curves and their data."""
 
     def __init__(self, title: str) -> None:
+        import pyqtgraph as pg
+
         self.widget = pg.PlotWidget(background="w")
         self.widget.setTitle(title, color="k", size="10pt")
         self.widget.setLabel("bottom", "epoch")
@@ -75,11 +79,21 @@ class LossPlots(QWidget):
         super().__init__(parent)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        self.panels: dict[str, _LossPanel] = {}
-        for title, key, _val_key in LOSS_PANELS:
-            panel = _LossPanel(title)
-            self.panels[key] = panel
-            layout.addWidget(panel.widget)
+        self._panels: dict[str, _LossPanel] = {}
+
+    @property
+    def panels(self) -> dict[str, _LossPanel]:
+        """The three plots, made on first use (see the module's docstring)."""
+        if not self._panels:
+            for title, key, _val_key in LOSS_PANELS:
+                panel = _LossPanel(title)
+                self._panels[key] = panel
+                self.layout().addWidget(panel.widget)
+        return self._panels
+
+    def showEvent(self, event) -> None:
+        self.panels  # noqa: B018 - made now, before they are painted
+        super().showEvent(event)
 
     def clear(self) -> None:
         for panel in self.panels.values():
