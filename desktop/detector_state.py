@@ -204,7 +204,9 @@ class DetectorState:
     def status_part(self) -> str | None:
         """The status line's last part: "model: loading…", "model: best.keras", or None."""
         if self.state is ModelState.LOADING:
-            return f"model: {self.activity}" if self.activity else "model: loading…"
+            if self.activity:  # its first words: the banner has the whole sentence
+                return f"model: {self.activity.split(' (')[0].rstrip('…')}…"
+            return "model: loading…"
         if self.model_path and self.state is ModelState.MODEL:
             return f"model: {Path(self.model_path).name}"
         if self.state is ModelState.PRETRAINED:

@@ -1,8 +1,8 @@
 """Headless self-check of an installed or bundled FaceTracker (``FaceTracker --self-check``).
 
 It exercises the whole engine once, without a window or a camera: load TensorFlow, build and
-save a model, load it back as a Detector, detect on a generated frame, train one epoch on a few
-generated pictures. Exit status 0 only when every step worked, so a packager can trust it.
+save a model, load it back as a Detector, detect on a generated frame, detect with its light-runtime copy
+(made by the export child, as the Detect tab does), train one epoch on a few generated pictures. Exit status 0 only when every step worked, so a packager can trust it.
 """
 
 from __future__ import annotations
@@ -87,6 +87,24 @@ def run_self_check(out=sys.stdout) -> int:
                 raise RuntimeError(f"score out of range: {detection.score}")
             return f"score {detection.score:.3f}, box {tuple(round(v) for v in detection.box)}"
 
+        def light_copy() -> str:
+            # What the Detect tab runs a .keras model with: its LiteRT copy, made by an export child (in a
+            # bundle: this very executable with --runtime-child), then run without TensorFlow's help.
+            import numpy as np
+
+            from desktop.runtime import light_format
+            from desktop.workers import load_detector
+
+            if light_format() is None:
+                raise RuntimeError("no light runtime is installed (ai-edge-litert, or onnxruntime where it has no wheel)")
+            detector = load_detector(context["model_path"])
+            if detector.runtime not in ("litert", "onnxruntime"):
+                raise RuntimeError(f"ran in {detector.runtime}: {getattr(detector, 'runtime_note', '')}")
+            frame = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+            detection = detector.detect(frame)
+            return (f"{detector.runtime_file.name} made by an export child, run in {detector.device}, "
+                    f"score {detection.score:.3f}")
+
         def train_one_epoch() -> str:
             # Through the same child-process command the Train tab uses (in a bundle: this very
             # executable with --train-child), so a passing check means train-from-GUI works.
@@ -118,6 +136,7 @@ def run_self_check(out=sys.stdout) -> int:
         step("build and save a model", build_and_save)
         if "model_path" in context:
             step("detect on a generated 640x480 frame", detect)
+            step("detect with a light runtime's copy", light_copy)
         step("train 1 epoch on generated pictures", train_one_epoch)
 
     verdict = "PASSED" if failures == 0 else f"FAILED ({failures} step(s))"

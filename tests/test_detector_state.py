@@ -164,3 +164,17 @@ def test_status_line_names_source_timing_drops_device_and_model():
     assert status_line("Camera 0", True, False, 0.0, None, 0, None, None) == (
         "Camera 0: stopped  ·  inference —  ·  dropped 0  ·  device —")
     assert status_line("Camera 1", True, True, 15.0, None, 0, "GPU", None).startswith("Camera 1: camera 15.0 fps")
+
+
+def test_a_slow_load_says_what_it_is_doing_until_the_model_runs() -> None:
+    state = DetectorState()
+    state.start_loading("/runs/run1/best.keras")
+    state.preparing("preparing best.keras for LiteRT (once per model: converted and checked, about half a minute)…")
+    assert state.status_part() == "model: preparing best.keras for LiteRT…"
+    assert state.banner.kind is BannerKind.BUSY and state.banner.text.startswith("Preparing best.keras for LiteRT (once")
+    state.loaded_model("/runs/run1/best.keras")
+    assert state.status_part() == "model: best.keras" and state.banner.kind is BannerKind.HIDDEN
+    state.preparing("preparing other.keras for LiteRT")  # a late word from a load that has ended: ignored
+    assert state.status_part() == "model: best.keras"
+    state.start_loading("/runs/run2/best.keras")
+    assert state.status_part() == "model: loading…"  # a new load starts without the old one's words

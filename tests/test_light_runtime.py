@@ -325,3 +325,15 @@ def test_the_app_starts_many_times_with_a_model_and_a_dataset_in_the_label_tab(t
         assert "model ready" in report, report
         assert report["label suggestions"].startswith(("1 made", "2 made", "3 made", "4 made")), report
         assert "0 failed" in report["label suggestions"] and "failed engines: none" in report["label suggestions"]
+
+
+def test_what_an_export_child_saw_of_the_gpu_counts_only_with_the_same_visible_devices(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(light.CACHE_ENV, str(tmp_path))
+    assert light.recorded_tensorflow_device() is None
+    light.remember_tensorflow_device("GPU: NVIDIA H200")
+    assert light.recorded_tensorflow_device() == "GPU: NVIDIA H200"
+    assert choose_runtime("auto", "tflite", light.recorded_tensorflow_device()) == ("tensorflow", None)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")  # the GPUs hidden now: what the child saw no longer holds
+    assert light.recorded_tensorflow_device() is None
+    (tmp_path / "machine.json").write_text("{not json")
+    assert light.recorded_tensorflow_device() is None

@@ -14,10 +14,11 @@ def test_self_check_runs_every_step_and_passes():
     assert self_check.run_self_check(out=out) == 0
     lines = out.getvalue().splitlines()
     for step in ("Qt bindings", "load TensorFlow/Keras", "build and save a model", "detect on a generated 640x480 frame",
-                 "train 1 epoch on generated pictures"):
+                 "detect with a light runtime's copy", "train 1 epoch on generated pictures"):
         assert any(line.startswith(f"ok    {step}") for line in lines), (step, lines)
     assert "in a child process" in out.getvalue()  # the Train tab's own route, not an in-process call
     assert "TensorBoard logs written" in out.getvalue()
+    assert "made by an export child, run in CPU (LiteRT)" in out.getvalue()
     assert lines[-1].startswith("FaceTracker self-check PASSED; device: CPU")
 
 
