@@ -37,6 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+#: The app's Qt platform, kept from here: bench_detect (imported for its video) sets offscreen for itself.
+PLATFORM = os.environ.get("QT_QPA_PLATFORM")
 
 GOALS = {"rss_mb": 350.0, "ready_s": 1.5, "detect_ms": 3.0, "visible_s": 1.0}
 
@@ -51,6 +53,9 @@ def save_model(path: Path) -> Path:
 def run_app(model: Path, video: Path, cache: Path, ini: Path, seconds: float, *extra: str) -> dict[str, str]:
     """One start of the app; its ``--quit-after`` report, plus ``launched at`` (this clock, before Popen)."""
     env = dict(os.environ, FACETRACKER_CACHE=str(cache), PYTHONPATH=str(ROOT))
+    env.pop("QT_QPA_PLATFORM", None)
+    if PLATFORM:
+        env["QT_QPA_PLATFORM"] = PLATFORM
     launched = time.time()
     done = subprocess.run([sys.executable, "-m", "desktop", "--source", str(video), "--model", str(model),
                            "--settings", str(ini), "--quit-after", str(seconds), *extra],
@@ -127,7 +132,7 @@ def main() -> int:
         settings.sync()
 
         print(f"model {model} ({model.stat().st_size / 1e6:.1f} MB), video 640x480, platform "
-              f"{os.environ.get('QT_QPA_PLATFORM') or 'xcb (DISPLAY=' + os.environ.get('DISPLAY', '') + ')'}")
+              f"{PLATFORM or 'xcb (DISPLAY=' + os.environ.get('DISPLAY', '') + ')'}")
         first = run_app(model, video, cache, ini, 600, "--quit-after-ready", "3")
         print(f"first start (LiteRT copy made by an export child): model ready "
               f"{ms(first.get('model ready', ''), 'ready') / 1000:.1f} s after the window showed; "
