@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from training.augment import CACHE_SCALE, make_batches  # noqa: E402
-from training.data import load_dataset, write_labelme  # noqa: E402
-from training.demo import make_demo_data  # noqa: E402
+from training.data.augment import CACHE_SCALE, make_batches  # noqa: E402
+from training.data.dataset import load_dataset, write_labelme  # noqa: E402
+from training.data.demo import make_demo_data  # noqa: E402
 
 
 def box_correct(images: np.ndarray, classes: np.ndarray, boxes: np.ndarray) -> float:

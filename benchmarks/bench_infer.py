@@ -11,7 +11,7 @@ batch of one. Also shown for context: the tiny model called eagerly (``model(x)`
 the Detector, which separates the gain of the compiled call from the gain of the smaller network.
 Untrained weights (``weights=None``): latency does not depend on what a network has learned.
 
-Runtimes: the default model is also exported (``training.export``: ONNX and TFLite, each checked
+Runtimes: the default model is also exported (``training.inference.export``: ONNX and TFLite, each checked
 against the .keras model) and timed through the same ``Detector.detect`` on the same frame in ONNX
 Runtime and LiteRT, beside Keras/TensorFlow. ``--runtimes-only`` times just those three.
 
@@ -67,9 +67,9 @@ def time_runtimes(frame: np.ndarray, frames: int, warmup: int) -> dict[str, dict
     60 % slower (9.4 against 5.9 ms), as ONNX Runtime's worker threads keep spinning on the cores for a
     while after each of its calls.
     """
-    from training.export import export_model
-    from training.inference import Detector
-    from training.model import build_model
+    from training.inference.detector import Detector
+    from training.inference.export import export_model
+    from training.model.build import build_model
 
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -92,9 +92,9 @@ MULTIFACE_GOAL_MS = 6.0
 
 def time_multiface(frame: np.ndarray, frames: int, warmup: int, exports: bool = True) -> dict[str, dict]:
     """``Detector.detect_all`` of the multiface model on ``frame`` in each runtime, one runtime at a time."""
-    from training.export import export_model
-    from training.inference import Detector
-    from training.model import build_model
+    from training.inference.detector import Detector
+    from training.inference.export import export_model
+    from training.model.build import build_model
 
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -123,7 +123,7 @@ def time_multiface(frame: np.ndarray, frames: int, warmup: int, exports: bool = 
 
 
 def _preprocessed(frame: np.ndarray, size: int) -> np.ndarray:
-    from training.preprocess import preprocess_frame
+    from training.core.preprocess import preprocess_frame
 
     return preprocess_frame(frame, size)
 
@@ -131,9 +131,9 @@ def _preprocessed(frame: np.ndarray, size: int) -> np.ndarray:
 def run(frames: int = 200, tutorial_frames: int = 40, warmup: int = 10) -> dict[str, dict]:
     import keras
 
-    from training.inference import Detector
-    from training.model import build_model
-    from training.preprocess import preprocess_frame
+    from training.core.preprocess import preprocess_frame
+    from training.inference.detector import Detector
+    from training.model.build import build_model
 
     frame = np.random.default_rng(0).integers(0, 256, size=(480, 640, 3), dtype=np.uint8)
     results: dict[str, dict] = time_runtimes(frame, frames, warmup)

@@ -60,8 +60,8 @@ from desktop.workers import (
     abandon,
     box_style,
 )
-from training.classic import ClassicFaceFinder
-from training.drawing import draw_detections
+from training.core import draw_detections
+from training.inference import ClassicFaceFinder
 
 ERROR_STYLE = "QFrame#banner { background: #fde2e1; border: 1px solid #d9534f; border-radius: 4px; } QLabel { color: #5a1411; }"
 INFO_STYLE = "QFrame#banner { background: #e8f1fb; border: 1px solid #6aa0d8; border-radius: 4px; } QLabel { color: #12324f; }"

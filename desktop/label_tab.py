@@ -5,9 +5,9 @@ with suggested boxes, one per face (from MTCNN, a pretrained face detector; or B
 detector a new run starts from; or the user's model, or the classic LBP face finder), so labelling is mostly
 pressing → and correcting now and then.
 "Suggest all" pre-labels every unlabelled picture in a background thread
-(``training.autolabel.autolabel_dataset``); those labels are marked as suggested, shown as such, and
+(``training.inference.autolabel.autolabel_dataset``); those labels are marked as suggested, shown as such, and
 become the user's own once accepted (→) or corrected. Labels are written with
-``training.data.write_labelme``, so they are the labelme JSON the trainer reads and labelme opens:
+``training.data.dataset.write_labelme``, so they are the labelme JSON the trainer reads and labelme opens:
 ``DATASET/images/x.jpg`` gets ``DATASET/labels/x.json``. A picture counts as labelled when its JSON
 exists; a "no face" picture gets a JSON with no shapes, so it is told apart from one not yet seen.
 
@@ -84,8 +84,8 @@ from desktop.label_session import (
 )
 from desktop.settings import read_str
 from desktop.widgets import FolderField
-from training.autolabel import AutolabelReport, autolabel_dataset, find_faces, mtcnn_available
 from training.data import label_path_for
+from training.inference import AutolabelReport, autolabel_dataset, find_faces, mtcnn_available
 
 # The names the tab has always offered (tests and callers import them from here).
 __all__ = [
@@ -790,22 +790,22 @@ class LabelTab(QWidget):
         if engine == MODEL:
             return _ModelFinder(detector)
         if engine in (MTCNN, BLAZEFACE):
-            from training.device import import_tensorflow
+            from training.core import import_tensorflow
 
             import_tensorflow()  # never beside another thread's first import (the Detect tab's loader)
         with self._finders_lock:
             finder = self._finders.get(engine)
             if finder is None:
                 if engine == MTCNN:
-                    from training.autolabel import PretrainedFaceFinder
+                    from training.inference import PretrainedFaceFinder
 
                     finder = PretrainedFaceFinder()
                 elif engine == BLAZEFACE:
-                    from training.autolabel import BlazeFaceFinder
+                    from training.inference import BlazeFaceFinder
 
                     finder = BlazeFaceFinder()
                 else:
-                    from training.classic import ClassicFaceFinder
+                    from training.inference import ClassicFaceFinder
 
                     finder = ClassicFaceFinder()
                 self._finders[engine] = finder

@@ -47,22 +47,33 @@ from desktop.exporter import ModelExporter
 from desktop.plots import LossPlots
 from desktop.settings import read_bool, read_int, read_str
 from desktop.widgets import FolderField
-from training.defaults import GRID_BACKBONES, default_epochs, start_text
-from training.events import BATCH, END, EPOCH, ERROR, START, WARNING
-from training.inputs import InputError, read_json_object, read_text
-from training.run_folder import (
+from training.core import (
+    BATCH,
+    END,
+    EPOCH,
+    ERROR,
+    START,
+    WARNING,
+    InputError,
+    format_duration,
+    read_json_object,
+    read_text,
+)
+from training.engine import (
     BEST_MODEL,
     CONFIG_JSON,
     HISTORY_CSV,
     PR_CURVE_PNG,
     TEST_PREDICTIONS_JPG,
+    TrainConfig,
     can_resume,
+    config_to_args,
     run_folder_for,
+    setting,
 )
-from training.settings import TrainConfig, config_to_args, setting
-from training.text import format_duration
+from training.model import GRID_BACKBONES, default_epochs, start_text
 
-#: The engine's backbones and defaults (training.settings is plain Python: no Keras import here).
+#: The engine's backbones and defaults (training.engine.settings is plain Python: no Keras import here).
 BACKBONE_CHOICES = setting("backbone").choices
 #: Empty means "auto": the CLI's default, the backbone's own rate (the tutorial's 1e-4 for vgg16 and
 #: mobilenetv2; 1e-3 for tiny, which learns from scratch), so the app trains exactly like the CLI.
@@ -175,7 +186,7 @@ def run_dataset(run_dir: Path) -> Path | None:
 
 class ResultPictures(QGroupBox):
     """A run's result pictures as thumbnails (``test_predictions.jpg``, ``pr_curve.png``, written by
-    :mod:`training.report`); a click opens the file full size in the system's viewer. Hidden without them."""
+    :mod:`training.evaluation.report`); a click opens the file full size in the system's viewer. Hidden without them."""
 
     THUMB_HEIGHT = 120
     PICTURES = ((TEST_PREDICTIONS_JPG, "Test pictures, worst first"),
@@ -233,7 +244,7 @@ class TrainTab(QWidget):
         self._pool.setMaxThreadCount(1)
         self._scan_number = 0
         self._summary_in_flight = False
-        self.dataset_summary = None  # the last training.data.Dataset read, or None
+        self.dataset_summary = None  # the last training.data.dataset.Dataset read, or None
         self.run_dir: Path | None = None
         self.best_model: Path | None = None
         self._epochs_total = 0
@@ -291,7 +302,7 @@ class TrainTab(QWidget):
         self.summary_view.setPlaceholderText("Choose a dataset folder to see its pictures and problems.")
         self.summary_view.setMaximumHeight(150)
 
-        # Choices, defaults and tooltips come from training.settings, the table the CLI's parser is built from.
+        # Choices, defaults and tooltips come from training.engine.settings, the table the CLI's parser is built from.
         self.epochs_spin = QSpinBox()
         self.epochs_spin.setRange(1, 10_000)
         self.epochs_spin.setToolTip(setting("epochs").tip())
@@ -430,7 +441,7 @@ class TrainTab(QWidget):
 
     @Slot(str)
     def _on_backbone_changed(self, backbone: str) -> None:
-        """Epochs follow the backbone's default (training.defaults.DEFAULT_EPOCHS) unless the user set them;
+        """Epochs follow the backbone's default (training.model.backbones.DEFAULT_EPOCHS) unless the user set them;
         the tutorial-exact loss exists only for the single-box backbones."""
         if self.epochs_spin.value() == default_epochs(self._backbone):
             self.epochs_spin.setValue(default_epochs(backbone))
@@ -439,7 +450,7 @@ class TrainTab(QWidget):
 
     @Slot()
     def _update_start_label(self) -> None:
-        """Say what a new run with the chosen backbone and weights starts from (training.defaults.start_text,
+        """Say what a new run with the chosen backbone and weights starts from (training.model.backbones.start_text,
         the words config.json's ``started_from`` uses), so it is known before Start."""
         text, possible = start_text(self.backbone_combo.currentText(), self.weights_combo.currentText())
         self.start_label.setText(text)
@@ -505,7 +516,7 @@ class TrainTab(QWidget):
 
     @Slot()
     def refresh_summary(self) -> None:
-        """Read the dataset in a worker thread (training.data, no TensorFlow) and show what it holds."""
+        """Read the dataset in a worker thread (training.data.dataset, no TensorFlow) and show what it holds."""
         path = self.dataset_path()
         self._scan_number += 1
         self.dataset_summary = None

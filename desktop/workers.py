@@ -34,14 +34,14 @@ from desktop.detector_state import PRETRAINED
 from desktop.face_tracks import FaceTracks, Track, preload_matcher
 from desktop.imaging import bgr_to_qimage
 from desktop.sources import FrameSource, SourceError, list_cameras
-from training.device import filtered_native_stderr
-from training.drawing import (
+from training.core import (
     BOX_COLOUR_BGR,
     CLASSIC_BOX_COLOUR_BGR,
     PRETRAINED_BOX_COLOUR_BGR,
     draw_detections,
+    filtered_native_stderr,
 )
-from training.pretrained import PRETRAINED_TAG
+from training.inference import PRETRAINED_TAG
 
 T = TypeVar("T")
 
@@ -245,7 +245,7 @@ class InferenceWorker(QThread):
 
     Frames submitted while the detector is busy replace each other in a one-slot inbox; every
     replaced frame is counted in :attr:`dropped`. The detector is any object with
-    ``detect(frame) -> Detection | None`` (a :class:`training.inference.Detector` or the classic
+    ``detect(frame) -> Detection | None`` (a :class:`training.inference.detector.Detector` or the classic
     face finder); one with ``detect_all(frame) -> list[Detection]`` reports every face (a
     single-face model, ``multi_face`` False, keeps ``detect``: its score is drawn whatever the
     threshold). The faces go through :class:`~desktop.face_tracks.FaceTracks`, so each keeps a
@@ -507,26 +507,26 @@ def _no_full_collections() -> Iterator[None]:
 
 
 def load_detector(model_path: str | os.PathLike | None) -> Any:
-    """Build the live detector: the model file's :class:`training.inference.Detector`, the pretrained face
+    """Build the live detector: the model file's :class:`training.inference.detector.Detector`, the pretrained face
     detector (``model_path`` :data:`~desktop.detector_state.PRETRAINED`), or the classic finder (None).
 
     Slow (TensorFlow import, model load, one warm-up frame so the first live frame is not late):
-    call it from :class:`DetectorLoader`. Raises ``training.detection.ModelFileError`` for a file
+    call it from :class:`DetectorLoader`. Raises ``training.core.detection.ModelFileError`` for a file
     that is not a FaceTracker model.
     """
-    preload_tensorflow_native_libraries()  # both need training.inference, which imports TensorFlow
+    preload_tensorflow_native_libraries()  # both need training.inference.detector, which imports TensorFlow
     if model_path is not None:
-        from training.device import import_tensorflow
+        from training.core import import_tensorflow
 
         import_tensorflow()  # never beside another thread's first import (the Label tab's engines)
     with _no_full_collections():
         preload_matcher()  # the face tracks' solver, here in the background rather than on the first face
         if model_path is None:
-            from training.classic import ClassicFaceFinder
+            from training.inference import ClassicFaceFinder
 
             return ClassicFaceFinder()
         if str(model_path) == PRETRAINED:
-            from training.pretrained import pretrained_detector
+            from training.inference import pretrained_detector
 
             detector = pretrained_detector()  # raises WeightsUnavailableError when its weights are missing
         else:
@@ -582,7 +582,7 @@ def _load_error_message(model_path: str | None, exc: Exception) -> str:
     if model_path == PRETRAINED:  # the cause names the missing or damaged weights file
         cause = exc.__cause__ or exc
         return f"{type(cause).__name__}: {cause}"
-    from training.detection import ModelFileError
+    from training.core import ModelFileError
 
     if isinstance(exc, ModelFileError):  # its message already names the file and the problem
         return str(exc)

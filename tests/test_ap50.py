@@ -1,4 +1,4 @@
-"""AP50 as PASCAL VOC / WIDER FACE compute it (training.metrics.average_precision), checked on cases
+"""AP50 as PASCAL VOC / WIDER FACE compute it (training.evaluation.metrics.average_precision), checked on cases
 worked out by hand and against an independent translation of the VOC evaluation code."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.metrics import FaceMatches, average_precision
+from training.evaluation.metrics import FaceMatches, average_precision
 
 A = (0.0, 0.0, 10.0, 10.0)
 B = (20.0, 20.0, 30.0, 30.0)

@@ -27,7 +27,7 @@ SCREENSHOTS = REPO / "test-output" / "screenshots"
 @pytest.fixture(scope="module")
 def model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Two untrained models (different files), enough for the wiring."""
-    from training.model import build_model
+    from training.model.build import build_model
 
     folder = tmp_path_factory.mktemp("models")
     first, second = folder / "first.keras", folder / "second.keras"
@@ -394,7 +394,7 @@ RACE = """
 import sys, threading
 from desktop.detector_state import PRETRAINED
 from desktop.workers import load_detector
-from training.device import import_tensorflow
+from training.core.device import import_tensorflow
 errors = []
 
 def detect_tab_loader():  # what DetectorLoader runs at start without a model of the user's
@@ -407,7 +407,7 @@ def label_tab_engine():  # what LabelTab._finder_for runs for MTCNN
     try:
         if sys.argv[1] == "guarded":
             import_tensorflow()
-        from training.autolabel import PretrainedFaceFinder
+        from training.inference.autolabel import PretrainedFaceFinder
         PretrainedFaceFinder()
     except Exception as exc:
         errors.append(f"engine: {type(exc).__name__}: {exc}")
@@ -425,7 +425,7 @@ def test_tensorflow_is_imported_by_one_thread_at_a_time() -> None:
     """The Detect tab's loader (the pretrained detector at start) and the Label tab's engine (MTCNN) import
     TensorFlow on two threads at once in a fresh app. Unguarded, that broke it for the process (a deadlock
     in one thread, "dataset_ops has no attribute 'DatasetV2'" in the other: the app then fell back to the
-    classic finder and no model loaded); both go through training.device.import_tensorflow now. (Run with
+    classic finder and no model loaded); both go through training.core.device.import_tensorflow now. (Run with
     "unguarded", the script shows the race: it did on 4 of 4 tries on a 2-core machine; not asserted here, as
     a race need not happen on every machine.)"""
     done = subprocess.run([sys.executable, "-c", RACE, "guarded"], capture_output=True, text=True, timeout=300,

@@ -1,4 +1,4 @@
-"""training.augment: batch shapes, boxes that follow the picture through augmentation, determinism, preview."""
+"""training.data.augment: batch shapes, boxes that follow the picture through augmentation, determinism, preview."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from training import augment
-from training.augment import CACHE_SCALE, make_batches, write_preview
-from training.data import DataError, Sample, load_dataset, load_image, write_labelme
-from training.preprocess import preprocess_frame
+from training.core.preprocess import preprocess_frame
+from training.data import augment
+from training.data.augment import CACHE_SCALE, make_batches, write_preview
+from training.data.dataset import DataError, Sample, load_dataset, load_image, write_labelme
 
 SIZE = 48
 

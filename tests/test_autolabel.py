@@ -20,7 +20,11 @@ import pytest
 import skimage.data
 from matplotlib import cbook
 
-from training.autolabel import (
+from training.core.preprocess import box_to_pixels
+from training.data.dataset import DataError, load_dataset, write_labelme
+from training.evaluation.evaluate import evaluate_finder
+from training.evaluation.metrics import box_iou
+from training.inference.autolabel import (
     DEFAULT_MIN_SCORE,
     BlazeFaceFinder,
     MtcnnUnavailableError,
@@ -33,10 +37,6 @@ from training.autolabel import (
     read_suggestion_mark,
     run_autolabel,
 )
-from training.data import DataError, load_dataset, write_labelme
-from training.evaluate import evaluate_finder
-from training.metrics import box_iou
-from training.preprocess import box_to_pixels
 
 FRAME_W, FRAME_H = 640, 480
 
@@ -509,11 +509,11 @@ def test_the_autolabel_command_with_blazeface_writes_labels_that_name_it(tmp_pat
 
 
 def test_the_blazeface_command_without_its_weights_says_which_file_is_missing(tmp_path, capsys, monkeypatch):
-    import training.blazeface
+    import training.model.blazeface
 
     write_pictures(tmp_path / "images", count_faces=1, count_empty=0)
     missing = tmp_path / "assets" / "face_detection_full_range.npz"
-    monkeypatch.setattr(training.blazeface, "weights_path", lambda: missing)
+    monkeypatch.setattr(training.model.blazeface, "weights_path", lambda: missing)
     assert run_autolabel(parse(["autolabel", str(tmp_path), "--engine", "blazeface"])) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("facetracker-train autolabel: error: blazeface cannot be loaded:") and str(missing) in err

@@ -12,11 +12,11 @@ from keras import ops
 from matplotlib import cbook
 from PIL import Image
 
-from training import blazeface
-from training.losses import multi_face_losses
-from training.metrics import box_iou
-from training.model import BACKBONES, WeightsUnavailableError, backbone_of, build_model, describe_start
-from training.realfaces import ASTRONAUT_FACE, GRACE_HOPPER_FACE
+from training.data.realfaces import ASTRONAUT_FACE, GRACE_HOPPER_FACE
+from training.evaluation.metrics import box_iou
+from training.model import blazeface
+from training.model.build import BACKBONES, WeightsUnavailableError, backbone_of, build_model, describe_start
+from training.model.losses import multi_face_losses
 
 SKIMAGE_DATA = Path(skimage.__file__).parent / "data"
 
@@ -38,7 +38,7 @@ def in_webcam_frame(image: np.ndarray, box, height: int = 420, x: int = 100, gre
 
 @pytest.fixture(scope="module")
 def pretrained():
-    from training.pretrained import pretrained_detector
+    from training.inference.pretrained import pretrained_detector
 
     return pretrained_detector()
 
@@ -87,8 +87,8 @@ def test_weights_that_do_not_fit_are_refused_naming_the_file(tmp_path, monkeypat
 
 
 def test_the_pretrained_model_saves_as_an_ordinary_model_file(pretrained, tmp_path):
-    from training.inference import Detector
-    from training.pretrained import PRETRAINED_LABEL, save_pretrained_model
+    from training.inference.detector import Detector
+    from training.inference.pretrained import PRETRAINED_LABEL, save_pretrained_model
 
     path = save_pretrained_model(tmp_path / "pretrained.keras")
     loaded = Detector.from_file(path)
@@ -120,7 +120,7 @@ def test_describe_start_names_what_a_run_starts_from():
 
 def test_a_blazeface_run_fine_tunes_the_pretrained_detector_and_says_so(tmp_path):
     from training.cli import main
-    from training.realfaces import make_real_demo_data
+    from training.data.realfaces import make_real_demo_data
 
     data = make_real_demo_data(tmp_path / "data", count=40, seed=3, max_faces=2)
     code = main([str(data), "--out", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "8"])

@@ -1,12 +1,12 @@
 """Box geometry without Qt: which handle a press grabs, where a drag takes the box, and how corners are
-ordered and kept inside the picture (``desktop.box_handles``, ``training.boxes``)."""
+ordered and kept inside the picture (``desktop.box_handles``, ``training.core.boxes``)."""
 
 from __future__ import annotations
 
 import pytest
 
 from desktop.box_handles import Handle, dragged_box, hit_test
-from training.boxes import clamp_box, clipped, ordered
+from training.core.boxes import clamp_box, clipped, ordered
 
 BOX = (100.0, 50.0, 200.0, 150.0)  # left, top, right, bottom
 REACH = 8.0

@@ -126,7 +126,7 @@ def test_gui_starts_shows_frames_and_closes_without_errors(bundle, tmp_path):
         cv2.circle(frame, (160, 120), 50, tuple(int(v) for v in rng.integers(100, 255, 3)), -1)
         writer.write(frame)
     writer.release()
-    from training.model import build_model
+    from training.model.build import build_model
 
     model_path = tmp_path / "model.keras"
     build_model(weights=None, input_size=64).save(model_path)

@@ -234,9 +234,9 @@ def test_preview_writes_a_grid(demo_data, tmp_path):
 
 
 def test_evaluate_json_agrees_with_the_library(trained_run, demo_data):
-    from training.data import load_dataset
-    from training.evaluate import evaluate_model
-    from training.inference import Detector
+    from training.data.dataset import load_dataset
+    from training.evaluation.evaluate import evaluate_model
+    from training.inference.detector import Detector
 
     run_dir = trained_run.run_dir
     code, out, err = _run_main(["evaluate", str(run_dir / "best.keras"), str(demo_data), "--split", "val", "--json"])

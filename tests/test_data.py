@@ -1,4 +1,4 @@
-"""training.data: reading the three layouts, pairing by name, and a specific Problem for every bad file."""
+"""training.data.dataset: reading the three layouts, pairing by name, and a specific Problem for every bad file."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from training.data import (
+from training.data.dataset import (
     SPLITS,
     DataError,
     Problem,
@@ -462,7 +462,7 @@ def test_image_size_follows_exif_orientation_like_the_decoder(tmp_path: Path):
 
 
 def test_data_module_does_not_import_tensorflow():
-    code = ("import sys, training, training.data, training.demo; "
+    code = ("import sys, training, training.data.dataset, training.data.demo; "
             "sys.exit(bool({'tensorflow', 'keras'} & set(sys.modules)))")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     assert subprocess.run([sys.executable, "-c", code], env=env, timeout=60).returncode == 0

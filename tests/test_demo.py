@@ -1,4 +1,4 @@
-"""training.demo: a synthetic dataset in the tutorial layout that load_dataset reads without a problem."""
+"""training.data.demo: a synthetic dataset in the tutorial layout that load_dataset reads without a problem."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from training.data import SPLITS, DataError, load_dataset
-from training.demo import SKIN_TONES, make_demo_data
+from training.data.dataset import SPLITS, DataError, load_dataset
+from training.data.demo import SKIN_TONES, make_demo_data
 
 
 @pytest.fixture(scope="module")

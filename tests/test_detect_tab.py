@@ -23,14 +23,14 @@ from desktop.detect_tab import DetectTab
 from desktop.settings import make_settings
 from desktop.sources import VideoFileSource
 from desktop.workers import CaptureWorker, InferenceWorker, LatestSlot
-from training.classic import ClassicFaceFinder
+from training.inference.classic import ClassicFaceFinder
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
 
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from training.model import build_model
+    from training.model.build import build_model
 
     path = tmp_path_factory.mktemp("model") / "m.keras"
     build_model("multiface", weights=None, input_size=48).save(path)
@@ -235,8 +235,8 @@ def test_an_unplugged_camera_shows_the_message(qtbot, make_tab, face_video, monk
 
 def test_without_a_model_the_pretrained_detector_finds_the_face_and_says_it_is_not_yet_yours(
         qtbot, make_tab, face_video) -> None:
-    """No model yet: MediaPipe's BlazeFace (training.pretrained) detects, in blue, marked "not yet yours"."""
-    from training.drawing import PRETRAINED_BOX_COLOUR_BGR
+    """No model yet: MediaPipe's BlazeFace (training.inference.pretrained) detects, in blue, marked "not yet yours"."""
+    from training.core.drawing import PRETRAINED_BOX_COLOUR_BGR
 
     tab = make_tab()
     tab.loop_box.setChecked(True)  # the 2 s video plays on while TensorFlow and the detector load
@@ -269,17 +269,17 @@ def test_without_a_model_the_pretrained_detector_finds_the_face_and_says_it_is_n
 
 
 def missing_pretrained_weights(monkeypatch, tmp_path: Path) -> Path:
-    """BlazeFace's weights file gone (a broken install): where training.blazeface looks finds nothing."""
-    import training.blazeface
+    """BlazeFace's weights file gone (a broken install): where training.model.blazeface looks finds nothing."""
+    import training.model.blazeface
 
     missing = tmp_path / "gone" / "face_detection_full_range.npz"
-    monkeypatch.setattr(training.blazeface, "weights_path", lambda: missing)
+    monkeypatch.setattr(training.model.blazeface, "weights_path", lambda: missing)
     return missing
 
 
 def test_without_the_pretrained_weights_the_classic_finder_stands_in_and_says_why(
         qtbot, make_tab, face_video, tmp_path, monkeypatch) -> None:
-    from training.drawing import CLASSIC_BOX_COLOUR_BGR
+    from training.core.drawing import CLASSIC_BOX_COLOUR_BGR
 
     missing = missing_pretrained_weights(monkeypatch, tmp_path)
     tab = make_tab()
@@ -397,7 +397,7 @@ def test_a_model_with_a_stored_threshold_sets_the_slider(qtbot, make_tab, face_v
     """A trained model carries the threshold chosen on validation: the Detect tab starts from it."""
     import shutil
 
-    from training.detection import write_model_metadata
+    from training.core.detection import write_model_metadata
 
     trained = tmp_path / "trained.keras"
     shutil.copyfile(model_file, trained)
@@ -461,7 +461,7 @@ def test_every_face_is_tracked_boxed_counted_snapshotted_and_recorded(qtbot, mak
     for the pretrained detector, whose weights are made missing: its scores are all 1.0, which the
     slider checks below rely on): three boxes on screen, in the snapshot and the recording, "3 faces" in
     the status line, and each face keeps one id while the video plays."""
-    from training.drawing import CLASSIC_BOX_COLOUR_BGR
+    from training.core.drawing import CLASSIC_BOX_COLOUR_BGR
 
     missing_pretrained_weights(monkeypatch, tmp_path)
     video = write_three_face_video(tmp_path / "three.avi")

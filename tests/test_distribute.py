@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from training.cli import build_parser
-from training.demo import make_demo_data
-from training.distribute import devices_argument, make_strategy, parse_devices, read_cluster
-from training.errors import TrainingError
-from training.settings import TrainConfig, config_from_args, config_to_args
+from training.core.errors import TrainingError
+from training.data.demo import make_demo_data
+from training.engine.distribute import devices_argument, make_strategy, parse_devices, read_cluster
+from training.engine.settings import TrainConfig, config_from_args, config_to_args
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
@@ -38,15 +38,15 @@ SAME_STEP = """
     import json
     import tensorflow as tf
 
-    from training.distribute import make_strategy, whole_replica_batches
+    from training.engine.distribute import make_strategy, whole_replica_batches
     strategy, note = make_strategy("2")  # before anything else touches TensorFlow's devices
     import contextlib
 
     import keras
     import numpy as np
 
-    from training.model import build_model
-    from training.trainer import FaceTrackerModel
+    from training.model.build import build_model
+    from training.engine.trainer import FaceTrackerModel
 
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
@@ -197,7 +197,7 @@ def test_command_line_training_on_two_devices(tmp_path):
 
 
 def test_a_time_limit_is_refused_for_several_workers(monkeypatch, tmp_path):
-    from training.trainer import train
+    from training.engine.trainer import train
 
     cluster = {"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", "index": 0}}
     monkeypatch.setenv("TF_CONFIG", json.dumps(cluster))

@@ -1,4 +1,4 @@
-"""The one way a detection is drawn (``training.drawing``: the app's live view, snapshots, recordings and
+"""The one way a detection is drawn (``training.core.drawing``: the app's live view, snapshots, recordings and
 ``facetracker-train predict``), the channel helpers it and the models share, and shared wordings."""
 
 from __future__ import annotations
@@ -6,16 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.detection import Detection
-from training.drawing import (
+from training.core.detection import Detection
+from training.core.drawing import (
     BOX_COLOUR_BGR,
     CLASSIC_BOX_COLOUR_BGR,
     NO_FACE_COLOUR_BGR,
     draw_detection,
     draw_detections,
 )
-from training.preprocess import as_bgr, as_rgb, as_uint8
-from training.text import format_duration
+from training.core.preprocess import as_bgr, as_rgb, as_uint8
+from training.core.text import format_duration
 
 FRAME = np.full((240, 320, 3), 100, np.uint8)
 

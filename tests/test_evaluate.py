@@ -12,9 +12,9 @@ import keras
 import numpy as np
 import pytest
 
-from training.data import DataError, Sample
-from training.evaluate import evaluate_model, format_table
-from training.inference import Detector
+from training.data.dataset import DataError, Sample
+from training.evaluation.evaluate import evaluate_model, format_table
+from training.inference.detector import Detector
 
 
 def _colour_model(input_size: int = 32) -> keras.Model:
@@ -97,7 +97,7 @@ def test_counts_and_ratios_match_the_hand_worked_answer(colour_detector, samples
 
 def test_the_colour_detector_really_gives_the_planned_outputs(colour_detector, samples):
     """Guards the test's own premise: the scores and boxes are the ones the cases above assume."""
-    from training.data import load_image
+    from training.data.dataset import load_image
 
     detections = colour_detector.detect_batch([load_image(s.image_path) for s in samples])
     for (red, green, _, _), sample, detection in zip(CASES, samples, detections, strict=True):
@@ -133,7 +133,7 @@ def test_an_unreadable_picture_is_a_data_error_naming_it(colour_detector, sample
 
 
 def test_large_sets_are_evaluated_in_chunks_with_the_same_result(colour_detector, samples, monkeypatch):
-    import training.evaluate as evaluate
+    import training.evaluation.evaluate as evaluate
 
     whole = evaluate_model(colour_detector, samples)
     monkeypatch.setattr(evaluate, "_EVAL_CHUNK", 3)
@@ -155,8 +155,8 @@ def test_the_detectors_own_threshold_is_the_default(colour_detector, samples):
 
 def test_a_finder_is_measured_like_a_model(samples):
     """evaluate_finder: a finder answering None counts as score 0 (no face), boxes are judged the same way."""
-    from training.detection import Detection
-    from training.evaluate import evaluate_finder
+    from training.core.detection import Detection
+    from training.evaluation.evaluate import evaluate_finder
 
     class AlwaysTopLeft:
         def detect(self, frame):
@@ -173,7 +173,7 @@ def test_a_finder_is_measured_like_a_model(samples):
 
 
 def test_verdict_says_where_the_model_stands():
-    from training.evaluate import verdict
+    from training.evaluation.evaluate import verdict
 
     model = {"f1": 0.94, "mean_iou": 0.81, "images": 200, "faces": 110, "no_faces": 90, "false_alarms": 0}
     classic = {"f1": 0.88, "mean_iou": 0.67}
@@ -189,7 +189,7 @@ def test_verdict_says_where_the_model_stands():
 def test_a_model_is_only_called_better_when_real_photographs_agree(multi_face):
     """Honest verdicts: a model that beats the classic finder on its (pasted) test pictures but finds
     fewer faces in real photographs is told so, not congratulated."""
-    from training.evaluate import verdict
+    from training.evaluation.evaluate import verdict
 
     model = {"f1": 0.97, "mean_iou": 0.8, "images": 150, "faces": 219, "no_faces": 68, "false_alarms": 0,
              "ap50": 0.98, "multi_face": multi_face}

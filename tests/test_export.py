@@ -22,14 +22,19 @@ import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QFileDialog
 
-from training import export as export_module
 from training.cli import main as cli_main
-from training.defaults import DEFAULT_BACKBONE
-from training.detection import MissingRuntimeError, ModelFileError, metadata_sidecar, write_model_metadata
-from training.export import ExportError, export_model, portable_signbit, verification_frames
-from training.inference import Detector
-from training.model import BACKBONES, build_model
-from training.realfaces import make_real_demo_data
+from training.core.detection import (
+    MissingRuntimeError,
+    ModelFileError,
+    metadata_sidecar,
+    write_model_metadata,
+)
+from training.data.realfaces import make_real_demo_data
+from training.inference import export as export_module
+from training.inference.detector import Detector
+from training.inference.export import ExportError, export_model, portable_signbit, verification_frames
+from training.model.backbones import DEFAULT_BACKBONE
+from training.model.build import BACKBONES, build_model
 
 DEFAULT_SIZE = BACKBONES[DEFAULT_BACKBONE].default_input_size
 
@@ -362,7 +367,7 @@ def test_light_runtimes_do_not_load_tensorflow(grid_exports):
     script = textwrap.dedent(f"""
         import sys
         import numpy as np
-        from training.inference import Detector
+        from training.inference.detector import Detector
         for path in ({str(grid_exports["onnx"])!r}, {str(grid_exports["tflite"])!r}):
             detection = Detector.from_file(path).detect(np.full((480, 640, 3), 128, np.uint8))
             assert 0.0 <= detection.score <= 1.0

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import skimage.data
 
-from training.classic import ClassicFaceFinder
-from training.inference import Detection
-from training.metrics import box_iou
+from training.evaluation.metrics import box_iou
+from training.inference.classic import ClassicFaceFinder
+from training.inference.detector import Detection
 
 # Where the face is in skimage.data.astronaut() (512x512), measured by eye: forehead to chin, ear to ear.
 ASTRONAUT_FACE = (170.0, 60.0, 280.0, 175.0)

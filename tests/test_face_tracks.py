@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from desktop.face_tracks import BoxSmoother, FaceTracks, iou_matrix
-from training.detection import Detection
+from training.core.detection import Detection
 
 
 def face(x: float, y: float, side: float = 60.0, score: float = 0.9) -> Detection:

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from training.files import atomic_path, atomic_write_bytes, remove_stale_temporaries
+from training.core.files import atomic_path, atomic_write_bytes, remove_stale_temporaries
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_debris(tmp_path):

@@ -13,12 +13,12 @@ import cv2
 import pytest
 import skimage.data
 
-from training.boxes import ordered
 from training.cli import main
-from training.data import DataError, load_dataset, write_labelme
-from training.formats import FORMATS, READ_FORMATS, convert, detect_format, read_dataset
-from training.preprocess import box_to_pixels
-from training.realfaces import make_real_demo_data
+from training.core.boxes import ordered
+from training.core.preprocess import box_to_pixels
+from training.data.dataset import DataError, load_dataset, write_labelme
+from training.data.formats import FORMATS, READ_FORMATS, convert, detect_format, read_dataset
+from training.data.realfaces import make_real_demo_data
 
 ASTRONAUT_BOX = (80.25, 20.5, 130.75, 85.4)  # her face in the 256x256 picture, in fractional pixels
 

@@ -16,10 +16,10 @@ import cv2
 import numpy as np
 import pytest
 
-from training.data import DataError
-from training.detection import MODEL_FINGERPRINT, ModelFileError, file_fingerprint, read_model_metadata
-from training.formats import read_dataset
-from training.inputs import parse_json
+from training.core.detection import MODEL_FINGERPRINT, ModelFileError, file_fingerprint, read_model_metadata
+from training.core.inputs import parse_json
+from training.data.dataset import DataError
+from training.data.formats import read_dataset
 
 SEED = 20270119
 CASES = 120  # per reader

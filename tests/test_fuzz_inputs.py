@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from training.cli import main
-from training.data import (
+from training.data.dataset import (
     DataError,
     Problem,
     check_picture,
@@ -422,7 +422,7 @@ def test_hundreds_of_damaged_pictures_are_told_apart_before_training(picture_dat
 
 
 def test_the_data_loader_only_ever_sees_pictures_that_decode(picture_dataset):
-    from training.augment import make_batches
+    from training.data.augment import make_batches
 
     root, corpus = picture_dataset
     dataset = load_dataset(root)

@@ -1,5 +1,5 @@
 """Issue 19, files from other tools and odd file systems: every file FaceTracker reads goes through
-``training.inputs`` (regular files only, sizes, JSON depth and number length, UTF-8, pictures named
+``training.core.inputs`` (regular files only, sizes, JSON depth and number length, UTF-8, pictures named
 inside the source), and what each reader makes of it keeps its meaning or is refused by name.
 
 Real files throughout: named pipes made with ``os.mkfifo``, a real UNIX socket, ``/dev/zero``,
@@ -23,11 +23,11 @@ import numpy as np
 import pytest
 
 from training.cli import main
-from training.data import DataError, grouped_problem_lines, load_dataset, write_labelme
-from training.detection import MODEL_FINGERPRINT, ModelFileError, file_fingerprint, read_model_metadata
-from training.files import atomic_write_bytes, temporary_name
-from training.formats import convert, read_dataset
-from training.inputs import InputError, read_bytes, read_json, read_text, resolve_inside
+from training.core.detection import MODEL_FINGERPRINT, ModelFileError, file_fingerprint, read_model_metadata
+from training.core.files import atomic_write_bytes, temporary_name
+from training.core.inputs import InputError, read_bytes, read_json, read_text, resolve_inside
+from training.data.dataset import DataError, grouped_problem_lines, load_dataset, write_labelme
+from training.data.formats import convert, read_dataset
 
 W, H = 64, 48
 posix_only = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes and sockets are POSIX")
@@ -401,7 +401,7 @@ def test_many_problems_of_one_kind_are_one_line_and_the_full_list_goes_to_a_file
 
 @posix_only
 def test_a_named_pipe_for_a_model_or_its_sidecar_is_named_not_waited_on(tmp_path):
-    from training.inference import Detector
+    from training.inference.detector import Detector
 
     for name in ("m.keras", "m.onnx", "m.tflite"):
         os.mkfifo(tmp_path / name)

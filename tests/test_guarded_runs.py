@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from training.cli import main
-from training.errors import TrainingError
-from training.files import STAGING_MARKER, remove_stale_staging, remove_stale_temporaries, temporary_name
+from training.core.errors import TrainingError
+from training.core.files import STAGING_MARKER, remove_stale_staging, remove_stale_temporaries, temporary_name
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -70,7 +70,7 @@ def test_an_ordinary_folder_as_the_run_folder_is_refused_and_left_untouched(tmp_
 
 
 def test_the_debris_sweep_removes_only_our_marked_files_whose_writer_ended(tmp_path):
-    from training.checkpoints import remove_debris
+    from training.engine.checkpoints import remove_debris
 
     run = users_folder(tmp_path / "run")
     (run / "config.json").write_text(json.dumps({"config": {"data": "d"}}))
@@ -150,7 +150,7 @@ def test_make_demo_data_killed_half_way_leaves_no_dataset_and_the_next_run_clean
 
 
 def test_convert_cleans_a_dead_conversions_staging_folder_and_refuses_a_used_destination(tmp_path):
-    from training.demo import make_demo_data
+    from training.data.demo import make_demo_data
 
     src = make_demo_data(tmp_path / "src", count=8, width=64, height=48)
     gone = dead_pid()
@@ -176,7 +176,7 @@ def test_odd_devices_values_are_one_line(tmp_path, value, message):
 
 
 def test_a_batch_smaller_than_the_devices_is_refused_before_tensorflow():
-    from training.distribute import make_strategy
+    from training.engine.distribute import make_strategy
 
     with pytest.raises(TrainingError, match=r"--batch-size 1 with --devices 2: each device needs at least one picture"):
         make_strategy("2", batch_size=1)
@@ -198,7 +198,7 @@ def _tf_config(workers: list, index=0, task_type: str = "worker") -> str:
     (_tf_config(["a:1", "b:2"], task_type="ps"), "task type must be \"worker\""),
 ])
 def test_tf_config_is_checked_before_tensorflow_sees_it(text, message):
-    from training.distribute import read_cluster
+    from training.engine.distribute import read_cluster
 
     with pytest.raises(TrainingError) as caught:
         read_cluster({"TF_CONFIG": text})
@@ -206,7 +206,7 @@ def test_tf_config_is_checked_before_tensorflow_sees_it(text, message):
 
 
 def test_a_valid_tf_config_names_every_member():
-    from training.distribute import read_cluster
+    from training.engine.distribute import read_cluster
 
     cluster = read_cluster({"TF_CONFIG": _tf_config(["10.0.0.1:12345", "[::1]:23456"], index=1)})
     assert cluster is not None and not cluster.is_chief and str(cluster.me) == "worker 1 ([::1]:23456)"
@@ -216,7 +216,7 @@ def test_a_valid_tf_config_names_every_member():
 WAITER = """
 import sys
 from training.cli import _InterruptWatch
-from training.distribute import read_cluster, wait_for_workers
+from training.engine.distribute import read_cluster, wait_for_workers
 with _InterruptWatch():
     try:
         wait_for_workers(read_cluster(), lambda message: print(message, flush=True), poll_s=0.1)
@@ -271,7 +271,7 @@ def test_workers_that_start_apart_find_each_other():
 def test_training_that_waits_for_a_missing_worker_ends_on_sigterm_within_10_s(tmp_path):
     """The whole command line, TensorFlow loaded: the wait happens before TensorFlow's own (which swallows
     SIGTERM), so the training ends, names the missing worker, and leaves no run folder behind."""
-    from training.demo import make_demo_data
+    from training.data.demo import make_demo_data
 
     data = make_demo_data(tmp_path / "data", count=12, width=64, height=48)
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
@@ -380,7 +380,7 @@ def test_the_window_closes_while_a_model_load_is_stuck_in_a_read(qtbot, tmp_path
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
 def test_a_run_lock_that_is_a_pipe_or_a_link_is_refused_and_never_written_through(tmp_path):
-    from training.checkpoints import RunFolderLock
+    from training.engine.checkpoints import RunFolderLock
 
     run = tmp_path / "run"
     run.mkdir()

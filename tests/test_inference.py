@@ -9,9 +9,9 @@ import keras
 import numpy as np
 import pytest
 
-from training.inference import Detection, Detector, ModelFileError, load_detector_model
-from training.model import build_model
-from training.preprocess import preprocess_frames
+from training.core.preprocess import preprocess_frames
+from training.inference.detector import Detection, Detector, ModelFileError, load_detector_model
+from training.model.build import build_model
 
 INPUT_SIZE = 48
 
@@ -74,7 +74,7 @@ def test_detect_accepts_gray_and_bgra_frames(detector, convert):
 
 
 def test_detect_batch_equals_detect_one_by_one(detector, monkeypatch):
-    import training.inference as inference
+    import training.inference.detector as inference
 
     monkeypatch.setattr(inference, "_BATCH_CHUNK", 3)  # 7 frames -> chunks of 3, 3, 1
     frames = _frames(7, seed=5)
@@ -218,7 +218,7 @@ def test_bad_model_files_raise_model_file_error_naming_the_file(case, tmp_path, 
 def test_the_threshold_stored_in_the_model_file_is_the_detectors_default(model_path, tmp_path):
     import shutil
 
-    from training.detection import read_model_metadata, write_model_metadata
+    from training.core.detection import read_model_metadata, write_model_metadata
 
     assert Detector.from_file(model_path).threshold == 0.5  # no stored threshold: the tutorial's rule
     copy = tmp_path / "with_threshold.keras"

@@ -24,7 +24,8 @@ import numpy as np
 import pytest
 
 from training.cli import main
-from training.data import (
+from training.core.files import TEMP_PREFIX
+from training.data.dataset import (
     MAX_PIXELS,
     DataError,
     Problem,
@@ -35,7 +36,6 @@ from training.data import (
     read_label,
     write_labelme,
 )
-from training.files import TEMP_PREFIX
 
 REPO = Path(__file__).resolve().parents[1]
 W, H = 64, 48
@@ -117,7 +117,7 @@ def test_a_label_save_that_fails_half_way_keeps_the_old_label(tmp_path):
     write_labelme(label, image, (10, 10, 40, 30), W, H)
     before = label.read_bytes()
     done = run_with_file_size_limit(
-        "from training.data import write_labelme\n"
+        "from training.data.dataset import write_labelme\n"
         "limit()\n"
         "try:\n"
         f"    write_labelme({str(label)!r}, {str(image)!r}, (1.5, 2.5, 33.25, 44.75), {W}, {H})\n"
@@ -160,7 +160,7 @@ def test_a_suggested_label_that_fails_half_way_keeps_the_old_one(tmp_path):
     before = label.read_bytes()
     code = (
         "from pathlib import Path\n"
-        "from training.autolabel import SuggestionMark, write_suggested_label\n"
+        "from training.inference.autolabel import SuggestionMark, write_suggested_label\n"
         "limit()\n"
         "for overwrite, path in ((True, {label!r}), (False, {new!r})):\n"
         "    try:\n"
@@ -178,7 +178,7 @@ def test_a_suggested_label_that_fails_half_way_keeps_the_old_one(tmp_path):
 
 
 def test_suggested_label_is_never_written_over_a_label_that_appeared(tmp_path):
-    from training.autolabel import SuggestionMark, write_suggested_label
+    from training.inference.autolabel import SuggestionMark, write_suggested_label
 
     image = picture(tmp_path / "a.jpg")
     label = tmp_path / "a.json"
@@ -505,7 +505,7 @@ def skipped_paths(stderr: str) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
-    from training.model import build_model
+    from training.model.build import build_model
 
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     build_model("tiny", input_size=32, weights=None).save(path)
@@ -590,7 +590,7 @@ def load_error(path: Path) -> str:
 
 
 def test_training_skips_and_names_odd_files_or_stops_at_the_first_with_strict(tmp_path):
-    from training.trainer import TrainConfig, train
+    from training.engine.trainer import TrainConfig, train
 
     root, odd = odd_dataset(tmp_path / "data")
     events: list[dict] = []
@@ -620,7 +620,7 @@ def settings(tmp_path):
 
 
 def test_label_tab_lists_an_odd_label_and_a_failed_save_keeps_the_old_one(qtbot, settings, tmp_path, monkeypatch):
-    import training.files
+    import training.core.files
     from desktop.label_tab import CLASSIC, FACE, UNLABELLED, LabelTab
 
     root = tmp_path / "data"
@@ -651,7 +651,7 @@ def test_label_tab_lists_an_odd_label_and_a_failed_save_keeps_the_old_one(qtbot,
     def no_space(fd: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(training.files.os, "fsync", no_space)
+    monkeypatch.setattr(training.core.files.os, "fsync", no_space)
     tab.mark_no_face()
     monkeypatch.undo()
     assert tab.status_label.text() == f"{label}: cannot write the label: {os.strerror(errno.ENOSPC)}"

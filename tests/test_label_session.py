@@ -34,9 +34,9 @@ from desktop.label_session import (
     make_suggestion,
     scan_dataset,
 )
-from training.autolabel import SuggestionMark, read_suggestion_mark, write_suggested_label
-from training.data import label_path_for, load_dataset, write_labelme
-from training.detection import Detection
+from training.core.detection import Detection
+from training.data.dataset import label_path_for, load_dataset, write_labelme
+from training.inference.autolabel import SuggestionMark, read_suggestion_mark, write_suggested_label
 
 W, H = 80, 60
 
@@ -370,7 +370,7 @@ def test_the_tab_models_load_without_qt_or_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys, desktop.label_session, desktop.detector_state, desktop.box_handles, training.drawing; "
+    code = ("import sys, desktop.label_session, desktop.detector_state, desktop.box_handles, training.core.drawing; "
             "sys.exit(sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'tensorflow', 'keras')) or 0)")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)

@@ -32,9 +32,9 @@ from desktop.label_tab import (
     UNLABELLED,
     LabelTab,
 )
-from training.autolabel import read_suggestion_mark
-from training.data import load_dataset, load_image
-from training.demo import make_demo_data
+from training.data.dataset import load_dataset, load_image
+from training.data.demo import make_demo_data
+from training.inference.autolabel import read_suggestion_mark
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots"
 W, H = 160, 120
@@ -256,8 +256,8 @@ def test_several_boxes_are_drawn_selected_deleted_undone_and_redone(qtbot, tab, 
 
 def confident_detector(box_norm: tuple[float, float, float, float]):
     """A real Keras detector whose heads are set to say "face" at ``box_norm`` for any picture."""
-    from training.inference import Detector
-    from training.model import build_model
+    from training.inference.detector import Detector
+    from training.model.build import build_model
 
     model = build_model("tiny", input_size=48, weights=None)
     for name, bias in (("class", [10.0]), ("box", [float(np.log(v / (1 - v))) for v in box_norm])):
@@ -507,9 +507,9 @@ def test_blazeface_suggests_every_real_face_fast_and_suggest_all_names_it(qtbot,
 
 def test_without_blazeface_weights_the_tab_says_so_and_mtcnn_suggests(qtbot, settings, face_dataset, monkeypatch,
                                                                      tmp_path):
-    import training.blazeface
+    import training.model.blazeface
 
-    monkeypatch.setattr(training.blazeface, "weights_path", lambda: tmp_path / "gone.npz")
+    monkeypatch.setattr(training.model.blazeface, "weights_path", lambda: tmp_path / "gone.npz")
     root, truth = face_dataset
     tab = open_tab(qtbot, settings, root, pictures=len(truth) + 1)
     tab.set_engine(BLAZEFACE)
@@ -526,7 +526,7 @@ def test_without_blazeface_weights_the_tab_says_so_and_mtcnn_suggests(qtbot, set
 def test_without_mtcnn_the_tab_falls_back_and_says_so(qtbot, settings, face_dataset, monkeypatch, tmp_path):
     import sys
 
-    import training.blazeface
+    import training.model.blazeface
 
     root, truth = face_dataset
     # MTCNN is installed but fails to load once the tab runs, and BlazeFace's weights are missing too: the first
@@ -535,7 +535,7 @@ def test_without_mtcnn_the_tab_falls_back_and_says_so(qtbot, settings, face_data
     qtbot.addWidget(tab)
     assert tab.engine() == MTCNN
     monkeypatch.setitem(sys.modules, "mtcnn", None)  # what `import mtcnn` meets when it cannot be loaded
-    monkeypatch.setattr(training.blazeface, "weights_path", lambda: tmp_path / "gone.npz")
+    monkeypatch.setattr(training.model.blazeface, "weights_path", lambda: tmp_path / "gone.npz")
     tab.set_dataset(root)
     qtbot.waitUntil(lambda: tab.engine() == CLASSIC, timeout=60_000)
     assert "MTCNN is unavailable (it cannot be loaded" in tab.source_label.text()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from training.losses import CLASS_LOSS_WEIGHT, classification_loss, localization_loss, total_loss
+from training.model.losses import CLASS_LOSS_WEIGHT, classification_loss, localization_loss, total_loss
 
 # Boxes [x1, y1, x2, y2]: a typical face, boxes at the frame's corners, a whole-frame box and a
 # no-face row (zeros), so corner, size and empty cases all count.
@@ -123,7 +123,7 @@ GRID = 4
 
 def _grid_case(face_logit: float, other_logit: float, box_map_value: float = 0.0):
     """One face picture (face centred in cell row 1, column 2 of a 4x4 grid) and one picture without a face."""
-    from training.model import grid_cell_boxes
+    from training.model.build import grid_cell_boxes
 
     class_true = np.array([[1.0], [0.0]], np.float32)
     box_true = np.array([[0.55, 0.30, 0.70, 0.45], [0, 0, 0, 0]], np.float32)  # centre (0.625, 0.375): cell 1*4+2
@@ -134,7 +134,7 @@ def _grid_case(face_logit: float, other_logit: float, box_map_value: float = 0.0
 
 
 def test_grid_box_loss_is_the_tutorial_localization_loss_of_the_face_cell_and_its_neighbours():
-    from training.losses import grid_losses
+    from training.model.losses import grid_losses
 
     class_true, box_true, logits, cells = _grid_case(5.0, -5.0)
     _, regress_l, picked = grid_losses(class_true, box_true, logits, cells, GRID)
@@ -151,7 +151,7 @@ def test_grid_box_loss_is_the_tutorial_localization_loss_of_the_face_cell_and_it
 
 
 def test_grid_class_loss_rewards_the_face_cell_and_ignores_its_neighbours():
-    from training.losses import grid_losses
+    from training.model.losses import grid_losses
 
     good = grid_losses(*_grid_case(6.0, -6.0)[:3], _grid_case(6.0, -6.0)[3], GRID)[0]
     wrong = grid_losses(*_grid_case(-6.0, -6.0)[:3], _grid_case(-6.0, -6.0)[3], GRID)[0]

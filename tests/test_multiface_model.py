@@ -12,19 +12,19 @@ import pytest
 import skimage.data
 from keras import ops
 
-from training.boxes import faces_from_cells, iou_matrix, non_max_suppression
-from training.classic import ClassicFaceFinder, merge_same_faces
-from training.detection import Detection, ModelFileError
-from training.inference import Detector, _io_problem, load_detector_model
-from training.losses import grid_losses, multi_face_losses
-from training.model import (
+from training.core.boxes import faces_from_cells, iou_matrix, non_max_suppression
+from training.core.detection import Detection, ModelFileError
+from training.core.preprocess import box_to_pixels, preprocess_frames
+from training.inference.classic import ClassicFaceFinder, merge_same_faces
+from training.inference.detector import Detector, _io_problem, load_detector_model
+from training.model.build import (
     build_model,
     grid_cell_boxes,
     grid_maps_model,
     is_grid_model,
     is_multi_face_model,
 )
-from training.preprocess import box_to_pixels, preprocess_frames
+from training.model.losses import grid_losses, multi_face_losses
 
 GRID = 6
 
@@ -318,7 +318,7 @@ def test_detect_all_of_a_single_face_model_is_its_one_face_or_nothing(tmp_path):
 # loader tells them apart by shape.
 @pytest.mark.parametrize("fmt", ["tflite", "onnx"])
 def test_exports_keep_four_outputs_and_detect_all(fmt, multiface_path, tmp_path):
-    from training.export import export_model
+    from training.inference.export import export_model
 
     threshold = 0.5
     keras_detector = Detector.from_file(multiface_path, threshold=threshold)
@@ -335,7 +335,7 @@ def test_exports_keep_four_outputs_and_detect_all(fmt, multiface_path, tmp_path)
 
 
 def test_an_export_check_refuses_a_single_face_answer_for_a_multi_face_model(multiface_path):
-    from training.export import compare_detectors
+    from training.inference.export import compare_detectors
 
     frames = _frames(1)
     single = Detector(build_model("grid", weights=None))

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from keras import ops
 
-from training.data import load_dataset, write_labelme
-from training.defaults import MAX_FACES
-from training.metrics import AP_MIN_SCORE, FaceMatches, average_precision
-from training.trainer import RunResult, TrainConfig, train
+from training.data.dataset import load_dataset, write_labelme
+from training.engine.trainer import RunResult, TrainConfig, train
+from training.evaluation.metrics import AP_MIN_SCORE, FaceMatches, average_precision
+from training.model.backbones import MAX_FACES
 
 SIZE = 96  # picture side in pixels
 INPUT = 64  # the model's input: an 8x8 grid
@@ -102,10 +102,10 @@ def history_rows(run_dir: Path) -> tuple[list[str], list[dict]]:
 def test_batches_carry_every_face_and_the_loss_is_the_multi_face_one(tmp_path):
     """compute_loss of a multi-face network is multi_face_losses' regress + 0.5 * class on every face,
     not the single-face grid loss on the largest."""
-    from training.augment import make_batches
-    from training.losses import CLASS_LOSS_WEIGHT, grid_losses, multi_face_losses
-    from training.model import build_model, grid_cell_boxes
-    from training.trainer import FaceTrackerModel
+    from training.data.augment import make_batches
+    from training.engine.trainer import FaceTrackerModel
+    from training.model.build import build_model, grid_cell_boxes
+    from training.model.losses import CLASS_LOSS_WEIGHT, grid_losses, multi_face_losses
 
     data = write_faces_dataset(tmp_path / "data", counts=(8, 1, 1))
     samples = load_dataset(data).require_split("train")
@@ -128,7 +128,7 @@ def test_batches_carry_every_face_and_the_loss_is_the_multi_face_one(tmp_path):
     single_class, single_regress, _ = grid_losses(targets[0], targets[1], score_logits, cells, grid)
     assert total != pytest.approx(float(single_regress + CLASS_LOSS_WEIGHT * single_class), rel=1e-3)
     # The logged IoU: the best cell's box against the face it overlaps most (not always the largest).
-    from training.metrics import box_iou
+    from training.evaluation.metrics import box_iou
 
     cells = ops.convert_to_numpy(cells)
     best = cells[np.arange(8), np.argmax(ops.convert_to_numpy(score_logits).reshape(8, -1), axis=1)]
@@ -159,8 +159,8 @@ def test_validation_ap50_every_epoch_and_the_best_epoch_by_it(trained):
 def test_the_stored_threshold_maximises_f1_over_every_validation_face(trained):
     """The threshold stored with best.keras is the best-F1 one over all faces, measured here afresh
     through the Detector on the validation pictures."""
-    from training.evaluate import predict_faces
-    from training.inference import Detector
+    from training.evaluation.evaluate import predict_faces
+    from training.inference.detector import Detector
 
     with zipfile.ZipFile(trained.run.best_model) as archive:
         stored = json.loads(archive.read("facetracker.json"))
@@ -178,7 +178,7 @@ def test_the_stored_threshold_maximises_f1_over_every_validation_face(trained):
 
 
 def test_the_test_split_is_measured_by_ap50_over_every_face(trained):
-    from training.inference import Detector
+    from training.inference.detector import Detector
 
     metrics = trained.run.metrics
     test, classic = metrics["test"], metrics["test_classic"]
@@ -238,8 +238,8 @@ def test_evaluate_prints_ap50_for_a_multi_face_model_and_the_classic_finders(tra
 def test_a_single_face_backbone_names_each_picture_with_several_faces(tmp_path):
     """The largest face of each such picture is what it trains on, and the warning says so (before any
     network is built: the data step alone)."""
-    from training.checkpoints import RunFolderLock
-    from training.trainer import _Training
+    from training.engine.checkpoints import RunFolderLock
+    from training.engine.trainer import _Training
 
     data = write_faces_dataset(tmp_path / "data", counts=(8, 4, 0))
     several = [s for split in ("train", "val") for s in load_dataset(data).require_split(split) if s.face_count > 1]
@@ -258,9 +258,9 @@ def test_a_single_face_backbone_names_each_picture_with_several_faces(tmp_path):
 
 def test_the_run_draws_every_face_of_the_test_pictures(trained):
     """test_predictions.jpg of a multi-face run is the every-face grid of its best model on the test split."""
-    from training.evaluate import predict_faces
-    from training.inference import Detector
-    from training.report import faces_predictions_jpg
+    from training.evaluation.evaluate import predict_faces
+    from training.evaluation.report import faces_predictions_jpg
+    from training.inference.detector import Detector
 
     detector = Detector.from_file(trained.run.best_model)
     found = predict_faces(detector, load_dataset(trained.data).require_split("test"))
@@ -271,9 +271,9 @@ def test_the_run_draws_every_face_of_the_test_pictures(trained):
 def test_the_every_face_grid_draws_each_face_and_box_worst_first(tmp_path):
     """Hand-made answers: the picture with a face missed and a false box comes first, and every labelled
     face of a picture (not only the largest) is outlined in the label colour."""
-    from training.detection import Detection
-    from training.evaluate import FacePredictions, summarize_faces
-    from training.report import GAP, LEGEND_H, TILE_H, TILE_W, TRUE_BGR, faces_predictions_jpg
+    from training.core.detection import Detection
+    from training.evaluation.evaluate import FacePredictions, summarize_faces
+    from training.evaluation.report import GAP, LEGEND_H, TILE_H, TILE_W, TRUE_BGR, faces_predictions_jpg
 
     data = write_faces_dataset(tmp_path / "data", counts=(0, 0, 4))
     samples = load_dataset(data).require_split("test")  # p000: no face, p001..p003: 1, 2, 3 faces
@@ -298,7 +298,7 @@ def test_the_every_face_grid_draws_each_face_and_box_worst_first(tmp_path):
 
 def test_predict_draws_and_lists_every_face_of_a_multi_face_model(trained, tmp_path, capsys):
     from training.cli import main
-    from training.inference import Detector
+    from training.inference.detector import Detector
 
     pictures = sorted((trained.data / "test" / "images").glob("*.png"))[:4]
     assert main(["predict", str(trained.run.best_model), *map(str, pictures), "--out", str(tmp_path / "out")]) == 0

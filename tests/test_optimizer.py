@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from training.optimizer import DEFAULT_LEARNING_RATE, make_optimizer, tutorial_lr_schedule
+from training.model.optimizer import DEFAULT_LEARNING_RATE, make_optimizer, tutorial_lr_schedule
 
 BATCHES_PER_EPOCH = 7
 
@@ -51,7 +51,7 @@ def test_needs_at_least_one_batch(batches):
 
 
 def test_cosine_schedule_warms_up_then_decays_to_its_floor():
-    from training.optimizer import cosine_lr_schedule
+    from training.model.optimizer import cosine_lr_schedule
 
     schedule = cosine_lr_schedule(total_steps=100, initial_learning_rate=1e-3, warmup_steps=10, final_fraction=0.02)
     rates = [float(schedule(step)) for step in (0, 5, 10, 55, 100, 150)]

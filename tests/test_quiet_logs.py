@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from training.device import is_hidden_native_log_line
+from training.core.device import is_hidden_native_log_line
 
 REPO = Path(__file__).resolve().parent.parent
 NATIVE_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+\s+\S+:\d+\] ")
@@ -56,7 +56,7 @@ def test_filtered_native_stderr_drops_native_lines_and_keeps_everything_else():
     """Lines written to file descriptor 2 from C level (as TensorFlow's libraries do) are filtered."""
     code = textwrap.dedent("""
         import os, sys
-        from training.device import filtered_native_stderr
+        from training.core.device import filtered_native_stderr
         with filtered_native_stderr():
             os.write(2, b"I0000 00:00:1795649216.840084    2472 port.cc:153] oneDNN custom operations are on\\n")
             os.write(2, b"keep me: a real problem\\n")
@@ -71,7 +71,7 @@ def test_filtered_native_stderr_drops_native_lines_and_keeps_everything_else():
 
 
 def test_cli_stderr_has_no_tensorflow_start_up_lines(tmp_path):
-    from training.model import build_model
+    from training.model.build import build_model
 
     model = tmp_path / "model.keras"
     build_model(weights=None, input_size=32).save(model)
@@ -96,7 +96,7 @@ def test_cli_stderr_has_no_tensorflow_start_up_lines(tmp_path):
 
 
 def test_app_stderr_has_no_tensorflow_start_up_lines(tmp_path, face_video):
-    from training.model import build_model
+    from training.model.build import build_model
 
     model = tmp_path / "model.keras"
     build_model(weights=None, input_size=32).save(model)

@@ -17,12 +17,12 @@ import csv
 
 import pytest
 
-from training.data import load_dataset
-from training.evaluate import evaluate_model
-from training.inference import Detector
-from training.pretrained import pretrained_detector
-from training.realfaces import make_real_demo_data
-from training.trainer import TrainConfig, train
+from training.data.dataset import load_dataset
+from training.data.realfaces import make_real_demo_data
+from training.engine.trainer import TrainConfig, train
+from training.evaluation.evaluate import evaluate_model
+from training.inference.detector import Detector
+from training.inference.pretrained import pretrained_detector
 
 EPOCHS = 4
 

@@ -17,8 +17,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from training import realphotos as real_photos  # noqa: E402
-from training.realphotos import FRAME_H, FRAME_W, MAX_FACE_PX, MIN_FACE_PX, Frame, Photo  # noqa: E402
+from training.evaluation import realphotos as real_photos  # noqa: E402
+from training.evaluation.realphotos import FRAME_H, FRAME_W, MAX_FACE_PX, MIN_FACE_PX, Frame, Photo  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_our_dependencies_alone_give_every_kind_of_frame(frames: list[Frame]) ->
 
 
 def test_no_benchmark_photo_is_a_training_photo() -> None:
-    from training import realfaces
+    from training.data import realfaces
 
     # grace_hopper is in realfaces' *test* split only; astronaut and camera train, and are not used here.
     assert not real_photos.BENCHMARK_ONLY & set(realfaces.POOLS["trainval"]["photos"])
@@ -136,7 +136,7 @@ def test_a_photo_is_read_from_a_source_archive_and_checked(tmp_path: Path) -> No
 
 
 def test_frames_written_as_labelme_load_back_with_their_faces(frames: list[Frame], tmp_path: Path) -> None:
-    from training.data import load_dataset
+    from training.data.dataset import load_dataset
 
     some = frames[:3] + [f for f in frames if not f.faces][:1]
     real_photos.write_labelme_folder(some, tmp_path)

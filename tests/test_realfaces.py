@@ -1,4 +1,4 @@
-"""training.realfaces: a benchmark of real face photos in the tutorial layout, honest by identity."""
+"""training.data.realfaces: a benchmark of real face photos in the tutorial layout, honest by identity."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training import realfaces
-from training.data import SPLITS, DataError, load_dataset
-from training.realfaces import make_real_demo_data, real_face_sources
+from training.data import realfaces
+from training.data.dataset import SPLITS, DataError, load_dataset
+from training.data.realfaces import make_real_demo_data, real_face_sources
 
 WIDTH, HEIGHT = 320, 240  # half of 640x480: face boxes 20-160 px wide
 
@@ -46,7 +46,7 @@ def test_a_clean_tutorial_layout_split_60_15_25_with_45_percent_no_face(real: Pa
             s.image_path.name for s in dataset.splits[name])
     samples = [s for split in dataset.splits.values() for s in split]
     assert all((s.width, s.height) == (WIDTH, HEIGHT) for s in samples)
-    assert all(s.label_path is None for s in samples if not s.has_face)  # as training.demo: no JSON
+    assert all(s.label_path is None for s in samples if not s.has_face)  # as training.data.demo: no JSON
     label = json.loads(next(s.label_path for s in samples if s.has_face).read_text())
     assert [(shape["label"], shape["shape_type"]) for shape in label["shapes"]] == [("face", "rectangle")]
 

@@ -14,11 +14,11 @@ from test_evaluate import _colour_model  # a model whose score and box are known
 
 from desktop.train_tab import TrainTab
 from training.cli import main
-from training.data import load_dataset, write_labelme
-from training.demo import make_demo_data
-from training.evaluate import evaluate_model, predict_samples
-from training.inference import Detector
-from training.report import (
+from training.data.dataset import load_dataset, write_labelme
+from training.data.demo import make_demo_data
+from training.engine.trainer import TrainConfig, train
+from training.evaluation.evaluate import evaluate_model, predict_samples
+from training.evaluation.report import (
     CAPTION_H,
     GAP,
     LEGEND_H,
@@ -33,7 +33,7 @@ from training.report import (
     worst_first,
     write_result_pictures,
 )
-from training.trainer import TrainConfig, train
+from training.inference.detector import Detector
 
 HIGH, LOW = 230, 40  # red: score 0.902 or 0.157
 # (red, green, has face, label box); the predicted box is [0, 0, .5, .5] of the frame at green 0, [.5, 0, 1, .5] at 255

@@ -23,11 +23,11 @@ import keras
 import numpy as np
 import pytest
 
-import training.checkpoints as checkpoints
-import training.trainer as trainer
+import training.engine.checkpoints as checkpoints
+import training.engine.trainer as trainer
 from training.cli import main
-from training.demo import make_demo_data
-from training.trainer import (
+from training.data.demo import make_demo_data
+from training.engine.trainer import (
     LOCK_FILE,
     STATE_DIR,
     RunFolderLock,

@@ -1,5 +1,5 @@
-"""One source for training settings, progress events and the run folder's rules (training.settings,
-training.events, training.run_folder): the CLI, the trainer's config and the Train tab all follow it."""
+"""One source for training settings, progress events and the run folder's rules (training.engine.settings,
+training.core.events, training.engine.run_folder): the CLI, the trainer's config and the Train tab all follow it."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from training.cli import build_parser
-from training.defaults import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_LEARNING_RATES, WEIGHT_CHOICES
-from training.events import EVENT_NAMES, error_event, warning_event
-from training.run_folder import (
+from training.core.events import EVENT_NAMES, error_event, warning_event
+from training.engine.run_folder import (
     LAST_MODEL,
     STATE_DIR,
     can_resume,
@@ -23,7 +22,13 @@ from training.run_folder import (
     next_run_dir,
     run_folder_for,
 )
-from training.settings import TRAIN_SETTINGS, TrainConfig, config_from_args, config_to_args, setting
+from training.engine.settings import TRAIN_SETTINGS, TrainConfig, config_from_args, config_to_args, setting
+from training.model.backbones import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_EPOCHS,
+    DEFAULT_LEARNING_RATES,
+    WEIGHT_CHOICES,
+)
 
 CONFIGS = [
     TrainConfig(data="data"),

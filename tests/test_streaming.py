@@ -1,4 +1,4 @@
-"""training.augment streaming: tf.data batches read from disk equal the in-memory ones, train under
+"""training.data.augment streaming: tf.data batches read from disk equal the in-memory ones, train under
 keras fit epoch after epoch (also resumed, also under a distribution strategy), keep decoded pictures
 in a disk cache (read back in later epochs, never stale, optional on a read-only dataset), and "auto"
 picks by size."""
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from training import augment
-from training.augment import (
+from training.data import augment
+from training.data.augment import (
     CACHE_CHOICES,
     DISK_CACHE_FOLDER,
     FaceBatches,
@@ -28,8 +28,8 @@ from training.augment import (
     make_batches,
     read_cached_picture,
 )
-from training.data import DataError, Sample, load_dataset, write_labelme
-from training.settings import setting
+from training.data.dataset import DataError, Sample, load_dataset, write_labelme
+from training.engine.settings import setting
 
 SIZE = 48
 

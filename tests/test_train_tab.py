@@ -21,8 +21,8 @@ from desktop.train_tab import (
     run_dataset,
     run_folder_for,
 )
-from training.defaults import DEFAULT_EPOCHS
-from training.demo import make_demo_data
+from training.data.demo import make_demo_data
+from training.model.backbones import DEFAULT_EPOCHS
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots"
 
@@ -124,8 +124,8 @@ def test_train_stop_resume_then_use_the_model(qtbot, settings, demo_dataset):
     best = Path(ready.args[0])
     assert best == run_dir / "best.keras" and best.is_file()
 
-    from training.data import load_image
-    from training.inference import Detector
+    from training.data.dataset import load_image
+    from training.inference.detector import Detector
 
     detector = Detector.from_file(best)
     assert detector.input_size == 48
@@ -263,8 +263,8 @@ def test_run_folders_sit_beside_the_dataset(tmp_path):
 
 
 def test_backbone_choices_are_the_engines():
-    from training.defaults import DEFAULT_LEARNING_RATES
-    from training.model import BACKBONES
+    from training.model.backbones import DEFAULT_LEARNING_RATES
+    from training.model.build import BACKBONES
 
     assert BACKBONE_CHOICES == tuple(BACKBONES)
     assert set(DEFAULT_EPOCHS) == set(DEFAULT_LEARNING_RATES) == set(BACKBONES)
@@ -289,7 +289,7 @@ def test_epochs_follow_the_backbone_unless_the_user_set_them(qtbot, settings):
 def test_the_tab_says_what_a_new_run_starts_from_before_start(qtbot, settings):
     """The backbone and weights chosen say, in config.json's words, what a new run starts from; a run's own
     start event (what it really started from) replaces it."""
-    from training.model import describe_start
+    from training.model.build import describe_start
 
     tab = make_tab(qtbot, settings)
     assert (tab.backbone_combo.currentText(), tab.weights_combo.currentText()) == ("blazeface", "auto")
@@ -321,18 +321,18 @@ def test_the_tab_says_what_a_new_run_starts_from_before_start(qtbot, settings):
 
 
 def test_the_keras_free_start_table_matches_the_backbones():
-    from training.defaults import BLAZEFACE_START, PRETRAINED_WEIGHTS
-    from training.model import BACKBONES
+    from training.model.backbones import BLAZEFACE_START, PRETRAINED_WEIGHTS
+    from training.model.build import BACKBONES
 
     assert PRETRAINED_WEIGHTS == {name: spec.pretrained for name, spec in BACKBONES.items()}
-    from training.blazeface import PRETRAINED_NAME
+    from training.model.blazeface import PRETRAINED_NAME
 
     assert PRETRAINED_NAME == BLAZEFACE_START
 
 
 def test_history_refill_reads_what_the_trainer_writes(tmp_path):
     from desktop.train_tab import read_history_csv
-    from training.trainer import HISTORY_COLUMNS, _history_csv  # the trainer's own writer
+    from training.engine.trainer import HISTORY_COLUMNS, _history_csv  # the trainer's own writer
 
     written = [{name: float(i + 1) / (j + 1) for j, name in enumerate(HISTORY_COLUMNS)} for i in range(3)]
     for row in written:
@@ -367,7 +367,7 @@ def test_shutdown_ends_the_child(qtbot, stubborn):
 @pytest.mark.parametrize("behind", [False, True])
 def test_the_end_of_a_run_says_how_the_model_compares_with_the_classic_finder(qtbot, settings, tmp_path, behind):
     """The trainer's verdict (test F1 and mean IoU beside the classic finder's) reaches the status line and log."""
-    from training.evaluate import verdict
+    from training.evaluation.evaluate import verdict
 
     tab = make_tab(qtbot, settings)
     model = {"f1": 0.52 if behind else 0.94, "mean_iou": 0.61, "images": 200, "faces": 110, "no_faces": 90,
@@ -388,7 +388,7 @@ def test_the_end_of_a_run_says_how_the_model_compares_with_the_classic_finder(qt
 def test_a_multi_face_run_shows_ap50_where_a_single_face_run_shows_f1(qtbot, settings, tmp_path):
     """Epoch events of a multi-face run carry val_ap50: the tab and its log show AP50 (a single-face run: F1);
     at the end, a model behind the classic finder on AP50 is shown as a warning."""
-    from training.evaluate import verdict
+    from training.evaluation.evaluate import verdict
 
     tab = make_tab(qtbot, settings)
     assert "multiface" in BACKBONE_CHOICES

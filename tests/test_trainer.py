@@ -11,14 +11,11 @@ import keras
 import numpy as np
 import pytest
 
-from training.augment import make_batches
-from training.data import DataError, load_dataset
-from training.demo import make_demo_data
-from training.detection import read_model_metadata
-from training.inference import Detector
-from training.metrics import box_iou
-from training.model import build_model
-from training.trainer import (
+from training.core.detection import read_model_metadata
+from training.data.augment import make_batches
+from training.data.dataset import DataError, load_dataset
+from training.data.demo import make_demo_data
+from training.engine.trainer import (
     HISTORY_COLUMNS,
     METRIC_NAMES,
     FaceTrackerModel,
@@ -27,6 +24,9 @@ from training.trainer import (
     next_run_dir,
     train,
 )
+from training.evaluation.metrics import box_iou
+from training.inference.detector import Detector
+from training.model.build import build_model
 
 SIZE = 48
 EPOCHS = 15

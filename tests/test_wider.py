@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from training.cli import main
-from training.data import DataError, load_dataset
-from training.formats import convert, detect_format, read_dataset
+from training.data.dataset import DataError, load_dataset
+from training.data.formats import convert, detect_format, read_dataset
 
 W, H = 200, 150
 

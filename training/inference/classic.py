@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from training.detection import Detection
+from training.core.detection import Detection
 
 CLASSIC_LABEL = "face (classic)"
 CLASSIC_DEVICE = "CPU (classic face finder)"

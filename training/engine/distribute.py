@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from training.errors import TrainingError
-from training.inputs import parse_json
+from training.core.errors import TrainingError
+from training.core.inputs import parse_json
 
 ALL_DEVICES = "all"
 TF_CONFIG = "TF_CONFIG"
@@ -358,7 +358,7 @@ def make_strategy(devices: str | int = "1", batch_size: int | None = None,
                                 "on one machine; each worker of a cluster trains on its whole CPU: use --devices 1")
         if gpus and used < len(gpus):
             _show_only(tf, gpus[:used])
-        from training.events import warning_event
+        from training.core.events import warning_event
 
         wait_for_workers(cluster, (lambda message: emit(warning_event(message))) if emit is not None else None)
         with _signals_reach_python():

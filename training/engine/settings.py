@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from training.defaults import (
+from training.engine.distribute import devices_argument
+from training.model.backbones import (
     BACKBONE_NAMES,
     DEFAULT_BACKBONE,
     DEFAULT_BATCH_SIZE,
@@ -28,7 +29,6 @@ from training.defaults import (
     DEFAULT_PATIENCE,
     WEIGHT_CHOICES,
 )
-from training.distribute import devices_argument
 
 
 def positive_int(text: str) -> int:
@@ -239,7 +239,7 @@ def _check_table() -> None:
     """Every TrainConfig field has exactly one setting (checked at import: a new field cannot be forgotten)."""
     names = {f.name for f in fields(TrainConfig)}
     if names != set(SETTINGS_BY_NAME):
-        raise RuntimeError(f"training.settings: TrainConfig and TRAIN_SETTINGS differ: {names ^ set(SETTINGS_BY_NAME)}")
+        raise RuntimeError(f"training.engine.settings: TrainConfig and TRAIN_SETTINGS differ: {names ^ set(SETTINGS_BY_NAME)}")
 
 
 _check_table()

@@ -35,9 +35,9 @@ import numpy as np
 import simplejpeg
 from PIL import BmpImagePlugin, Image, JpegImagePlugin, PngImagePlugin
 
-from training.boxes import clipped, ordered
-from training.files import atomic_write_text
-from training.inputs import has_undecodable_name, read_bytes, read_json, shown
+from training.core.boxes import clipped, ordered
+from training.core.files import atomic_write_text
+from training.core.inputs import has_undecodable_name, read_bytes, read_json, shown
 
 SPLITS = ("train", "val", "test")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -603,7 +603,7 @@ def write_labelme(
 ) -> None:
     """Write a labelme JSON for one picture (see :func:`labelme_document`: one box, several, or None).
 
-    Atomic (``training.files``): a write that fails (a full disk) leaves the old label as it was and
+    Atomic (``training.core.files``): a write that fails (a full disk) leaves the old label as it was and
     no temporary file behind; the OSError names the label.
     """
     json_path = Path(json_path)
@@ -666,7 +666,7 @@ def _is_number(value: Any) -> bool:
 
 def _read_json(json_path: Path) -> Any:
     """The parsed JSON of a label file; DataError naming it for anything that is not reasonable JSON
-    (through :func:`training.inputs.read_json`: regular files only, size, depth and number length bounded)."""
+    (through :func:`training.core.inputs.read_json`: regular files only, size, depth and number length bounded)."""
     return read_json(json_path, max_bytes=MAX_LABEL_BYTES, error=DataError, what="label file")
 
 
@@ -730,7 +730,7 @@ def checked_box(path: Path, corners, width: int, height: int, what: str = "box",
                 frame: str = "image") -> tuple[float, float, float, float]:
     """A box given by two corners in any order, sorted and clipped to the ``width`` x ``height`` picture;
     DataError naming ``path`` when it lies or reaches outside (beyond BOX_TOLERANCE_PX) or has no size.
-    The one rule every label reader (labelme here, COCO/YOLO/VOC in training.formats) applies."""
+    The one rule every label reader (labelme here, COCO/YOLO/VOC in training.data.formats) applies."""
     x1, y1, x2, y2 = ordered(corners)  # a rectangle may be dragged from any corner
     shown = f"[{_fmt(x1)}, {_fmt(y1)}, {_fmt(x2)}, {_fmt(y2)}]"
     tol = BOX_TOLERANCE_PX
@@ -826,7 +826,7 @@ def is_run_folder(folder: Path) -> bool:
     """
     try:
         document = read_json(folder / "config.json", max_bytes=2**24)
-    except ValueError:  # training.inputs.InputError: missing, a named pipe, not JSON...
+    except ValueError:  # training.core.inputs.InputError: missing, a named pipe, not JSON...
         return False
     return isinstance(document, dict) and isinstance(document.get("config"), dict) and "shapes" not in document
 

@@ -1,6 +1,6 @@
 """What a detector answers, and the error for an unusable model file: plain Python, no TensorFlow.
 
-They live apart from :mod:`training.inference` so the desktop app (its classic face finder, its
+They live apart from :mod:`training.inference.detector` so the desktop app (its classic face finder, its
 drawing code, its error messages) can use them before, or without, loading TensorFlow.
 """
 
@@ -12,7 +12,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.inputs import check_regular_file, parse_json, read_json, shown
+from training.core.inputs import check_regular_file, parse_json, read_json, shown
 
 #: The file inside a ``.keras`` archive with what FaceTracker knows of the model beyond Keras's own
 #: files: its score threshold (chosen on validation), the epoch and figures it was chosen at.
@@ -100,7 +100,7 @@ def write_model_metadata(path: str | Path, metadata: dict) -> None:
     Keras ignores the extra file; any program can read it back with :func:`read_model_metadata`
     (a zip reader and a JSON parser), no custom objects or TensorFlow needed.
     """
-    from training.files import atomic_path
+    from training.core.files import atomic_path
 
     path = Path(path)
     with zipfile.ZipFile(path) as archive:

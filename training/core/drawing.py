@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from training.detection import Detection
+from training.core.detection import Detection
 
 BOX_COLOUR_BGR = (80, 220, 60)  # green, like the tutorial's box
 CLASSIC_BOX_COLOUR_BGR = (0, 200, 255)  # amber: the classic face finder, not a trained model

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from training.defaults import BLAZEFACE_START
+from training.model.backbones import BLAZEFACE_START
 
 INPUT_SIZE = 192
 GRID = 48  # cells a side of the score/box maps: one anchor each, 4 input pixels apart
@@ -33,7 +33,7 @@ GRID = 48  # cells a side of the score/box maps: one anchor each, 4 input pixels
 BOX_SCALE = float(INPUT_SIZE)
 PREFIX = "blazeface"
 WEIGHTS_FILE = "face_detection_full_range.npz"
-#: What the start is called in messages, config.json and the Train tab (kept Keras-free in training.defaults).
+#: What the start is called in messages, config.json and the Train tab (kept Keras-free in training.model.backbones).
 PRETRAINED_NAME = BLAZEFACE_START
 
 # (residual blocks, bottleneck width, output width) of each stage after the stem, finest first;
@@ -135,7 +135,7 @@ def decode_boxes(raw, grid: int = GRID, scale: float = BOX_SCALE):
 def weights_path() -> Path:
     """Where the converted weights are: ``assets/blazeface/`` beside the code in a checkout, under the
     bundle's own folder in a PyInstaller app."""
-    candidates = [Path(__file__).resolve().parents[1] / "assets" / "blazeface" / WEIGHTS_FILE]
+    candidates = [Path(__file__).resolve().parents[2] / "assets" / "blazeface" / WEIGHTS_FILE]
     bundle = getattr(sys, "_MEIPASS", None)
     if bundle:
         candidates.insert(0, Path(bundle) / "assets" / "blazeface" / WEIGHTS_FILE)

@@ -3,7 +3,7 @@
 It finds real faces (from far away to selfie size) out of the box, so the app has a real detector
 before the user has a model of their own (the Detect tab, the Label tab's suggestions, ``autolabel``),
 and every new ``blazeface`` run fine-tunes it rather than learning faces from a few hundred pictures.
-See :mod:`training.blazeface` for the network and ``assets/blazeface/`` for its weights and licence.
+See :mod:`training.model.blazeface` for the network and ``assets/blazeface/`` for its weights and licence.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from training.detection import write_model_metadata
+from training.core.detection import write_model_metadata
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
-    from training.inference import Detector
+    from training.inference.detector import Detector
 
 PRETRAINED_BACKBONE = "blazeface"
 #: Its score threshold before any training (MediaPipe's full-range graph uses 0.6).
@@ -29,14 +29,14 @@ PRETRAINED_TAG = "face (pretrained)"
 
 def build_pretrained_model() -> keras.Model:
     """The blazeface network with MediaPipe's trained weights (raises WeightsUnavailableError when missing)."""
-    from training.model import build_model
+    from training.model.build import build_model
 
     return build_model(PRETRAINED_BACKBONE, weights="face")
 
 
 def pretrained_detector(threshold: float | None = None) -> Detector:
-    """A :class:`~training.inference.Detector` running the pretrained model (its threshold unless given)."""
-    from training.inference import Detector
+    """A :class:`~training.inference.detector.Detector` running the pretrained model (its threshold unless given)."""
+    from training.inference.detector import Detector
 
     detector = Detector(build_pretrained_model(), threshold=PRETRAINED_THRESHOLD if threshold is None else threshold)
     detector.metadata = {"pretrained": True, "score_threshold": detector.threshold, "label": PRETRAINED_LABEL}
@@ -46,7 +46,7 @@ def pretrained_detector(threshold: float | None = None) -> Detector:
 def save_pretrained_model(path: str | Path) -> Path:
     """Write the pretrained model as an ordinary ``.keras`` file (with its threshold), so everything that
     takes a model file (the Detect tab, ``evaluate``, ``export``) takes it too."""
-    from training.files import atomic_path
+    from training.core.files import atomic_path
 
     path = Path(path)
     model = build_pretrained_model()

@@ -12,7 +12,7 @@ underneath), with two adjustments, both checked by running the exported file:
   which LiteRT's interpreter cannot run), and a model trained under mixed precision is exported in
   float32 (the same weights; ONNX export requires it, and the answers then match the float32 model).
 
-Every export is then loaded with :meth:`training.inference.Detector.from_file` and run on real
+Every export is then loaded with :meth:`training.inference.detector.Detector.from_file` and run on real
 pictures beside the ``.keras`` model; unless score and box agree within :data:`TOLERANCE` the file is
 not written. A multi-face model's export keeps its four outputs (best score, best box, every cell's
 score, every cell's box), and every cell's score and box are checked too. The model's metadata (its
@@ -35,15 +35,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from training.detection import (
+from training.core.detection import (
     MODEL_FINGERPRINT,
     file_fingerprint,
     install_hint,
     metadata_sidecar,
     read_model_metadata,
 )
-from training.files import atomic_path, atomic_write_text, remove_stale_temporaries
-from training.inputs import read_json_object
+from training.core.files import atomic_path, atomic_write_text, remove_stale_temporaries
+from training.core.inputs import read_json_object
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -206,7 +206,7 @@ def _convert(model: keras.Model, fmt: str, target: Path) -> None:
     """Write ``model`` as ``fmt`` to ``target`` with Keras 3's exporter (see the module docstring)."""
     import tensorflow as tf
 
-    from training.device import filtered_native_stderr
+    from training.core.device import filtered_native_stderr
 
     # The converters print warnings and native log lines meant for their developers (tf2onnx's NumPy
     # shims, MLIR's pass statistics); real failures arrive as exceptions.
@@ -250,7 +250,7 @@ def compare_detectors(reference: Any, candidate: Any, frames: list[np.ndarray]) 
             score_diff = max(score_diff, abs(a.score - b.score))
             box_diff = max(box_diff, float(np.max(np.abs(np.subtract(a.box, b.box)) / scale)))
     if getattr(reference, "multi_face", False):
-        from training.preprocess import preprocess_frames
+        from training.core.preprocess import preprocess_frames
 
         x = preprocess_frames(frames, reference.input_size)
         ours, theirs = reference._forward(x), candidate._forward(x)
@@ -268,7 +268,7 @@ def export_model(model_path: str | Path, fmt: str | None = None, out: str | Path
     file of that name stays untouched until then.
 
     The two files are committed model first, sidecar second, and the sidecar records the model file's
-    size and SHA-256 (:data:`training.detection.MODEL_FINGERPRINT`): an export killed between the two
+    size and SHA-256 (:data:`training.core.detection.MODEL_FINGERPRINT`): an export killed between the two
     renames leaves the new model beside the old sidecar, which the loaders refuse (it names another
     model file; an old sidecar without a fingerprint is removed before the model is committed), or
     beside none; never a new sidecar beside the old model. What a killed export left (our
@@ -276,11 +276,11 @@ def export_model(model_path: str | Path, fmt: str | None = None, out: str | Path
 
     Raises:
         ValueError: no or an unknown format, or an ``out`` whose suffix does not match it.
-        training.detection.ModelFileError: ``model_path`` is not a usable ``.keras`` detector.
+        training.core.detection.ModelFileError: ``model_path`` is not a usable ``.keras`` detector.
         ExportError: the converter is not installed, the conversion failed, or the export does
             not reproduce the model.
     """
-    from training.inference import Detector, load_detector_model
+    from training.inference.detector import Detector, load_detector_model
 
     model_path = Path(model_path)
     if fmt is None:
@@ -323,7 +323,7 @@ def export_model(model_path: str | Path, fmt: str | None = None, out: str | Path
             raise ExportError(out, f"could not be converted to {fmt} ({text[0] if text else type(exc).__name__})") from exc
         if fmt == "onnx":
             _embed_onnx_metadata(tmp, metadata)
-        from training.detection import ModelFileError
+        from training.core.detection import ModelFileError
 
         try:
             exported = Detector.from_file(tmp)

@@ -15,7 +15,7 @@ does not fill the frame.
 
 Photos (none of them is used by any training set of the project; keep it so, see ``BENCHMARK_ONLY``):
 
-* our own dependencies, always there: matplotlib's ``grace_hopper.jpg`` (``training.realfaces`` shows
+* our own dependencies, always there: matplotlib's ``grace_hopper.jpg`` (``training.data.realfaces`` shows
   her only in its *test* split); scikit-image's ``coffee``, ``chelsea`` (a cat), ``rocket``,
   ``motorcycle_left`` (no face).
 * source archives that a user downloads once, without installing anything (the photos are in the
@@ -49,7 +49,7 @@ edge are "ignore" boxes: a detection on them is neither a face found nor a false
 does), and so is one on a face under ``MIN_FACE_PX`` or one that a frame cuts to a sliver.
 
 :func:`score` runs any ``detect_all(frame_bgr) -> [(score, (x1, y1, x2, y2)), ...]`` on every frame:
-AP50 over every face (``training.metrics``, PASCAL VOC all-point), AP50 per face-size band, recall and
+AP50 over every face (``training.evaluation.metrics``, PASCAL VOC all-point), AP50 per face-size band, recall and
 false alarms at the detector's own threshold, ms per frame.
 """
 
@@ -506,7 +506,7 @@ def _band_name(band: tuple[float, float]) -> str:
 
 
 def _iou(box: Sequence[float], others: np.ndarray) -> np.ndarray:
-    from training.metrics import box_iou
+    from training.evaluation.metrics import box_iou
 
     return box_iou(np.repeat(np.asarray(box, np.float64).reshape(1, 4), len(others), axis=0), others)
 
@@ -558,7 +558,7 @@ def band_ap(detections: Sequence[Detections], frames: Sequence[Frame], band: tup
     counts against the band of its size (tiny false boxes do not lower the selfie figure, nor big ones
     the far figure).
     """
-    from training.metrics import average_precision
+    from training.evaluation.metrics import average_precision
 
     kept, truths = [], []
     for found, frame in zip(detections, frames, strict=True):
@@ -588,7 +588,7 @@ def score(detect_all: Callable[[np.ndarray], Iterable], frames: Sequence[Frame],
     no-face frames) and ``false_alarm_frames`` (no-face frames with one), ``no_face_frames``, ``faces``,
     ``frames``, ``ms_per_frame`` (median) and ``detections`` (per frame, what :func:`score` counted).
     """
-    from training.metrics import FaceMatches
+    from training.evaluation.metrics import FaceMatches
 
     detections: list[Detections] = []
     times = []
@@ -629,8 +629,8 @@ def measure_detector(detector, photo_dirs: Sequence[Path | str] | None = None) -
     """:func:`score` of a FaceTracker detector (``detect_all(frame, threshold)``, its ``threshold``) on every
     frame that can be had, as a run's ``metrics.json`` keeps it (no per-frame detections); None without frames.
 
-    Every box down to ``training.metrics.AP_MIN_SCORE`` counts for AP50, as on the test split."""
-    from training.metrics import AP_MIN_SCORE
+    Every box down to ``training.evaluation.metrics.AP_MIN_SCORE`` counts for AP50, as on the test split."""
+    from training.evaluation.metrics import AP_MIN_SCORE
 
     frames = real_photo_frames(photo_dirs)
     if not frames:
@@ -657,8 +657,8 @@ def write_labelme_folder(frames: Sequence[Frame], out: Path | str) -> Path:
     a false alarm."""
     import json
 
-    from training.data import labelme_document
-    from training.files import atomic_write_text
+    from training.core.files import atomic_write_text
+    from training.data.dataset import labelme_document
 
     root = Path(out) / "test"
     images, labels = root / "images", root / "labels"

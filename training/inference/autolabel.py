@@ -31,8 +31,11 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from training.boxes import clipped
-from training.data import (
+from training.core.boxes import clipped
+from training.core.detection import Detection
+from training.core.files import atomic_write_text, temporary_name
+from training.core.preprocess import as_rgb
+from training.data.dataset import (
     DataError,
     Problem,
     image_size,
@@ -40,9 +43,6 @@ from training.data import (
     load_image,
     picture_label_paths,
 )
-from training.detection import Detection
-from training.files import atomic_write_text, temporary_name
-from training.preprocess import as_rgb
 
 MTCNN_LABEL = "face (MTCNN)"
 MTCNN_NAME = "MTCNN"
@@ -56,7 +56,7 @@ PROGRESS_EVERY = 10               # the command line prints a progress line per 
 
 
 class FaceFinder(Protocol):
-    """What suggests a face: :class:`PretrainedFaceFinder`, ``training.classic.ClassicFaceFinder``.
+    """What suggests a face: :class:`PretrainedFaceFinder`, ``training.inference.classic.ClassicFaceFinder``.
     A finder with ``detect_all(frame) -> list[Detection]`` gives every face (see :func:`find_faces`)."""
 
     label: str
@@ -164,7 +164,7 @@ class PretrainedFaceFinder:
 
 
 class BlazeFaceFinder:
-    """MediaPipe's BlazeFace (:func:`training.pretrained.pretrained_detector`) behind the finders' interface.
+    """MediaPipe's BlazeFace (:func:`training.inference.pretrained.pretrained_detector`) behind the finders' interface.
 
     About 10 ms a picture on a CPU against MTCNN's ~200 ms, so "Suggest all" over a few hundred pictures
     takes seconds; its boxes are those of the network every new run starts from. MTCNN is the surer on
@@ -174,7 +174,7 @@ class BlazeFaceFinder:
         threshold: the score from which a cell is a face (default: the pretrained model's own, 0.6).
 
     Raises:
-        training.model.WeightsUnavailableError: its weights (``assets/blazeface/``) are missing or damaged.
+        training.model.build.WeightsUnavailableError: its weights (``assets/blazeface/``) are missing or damaged.
     """
 
     label = BLAZEFACE_LABEL
@@ -183,8 +183,8 @@ class BlazeFaceFinder:
     path = None
 
     def __init__(self, threshold: float | None = None) -> None:
-        from training.model import WeightsUnavailableError
-        from training.pretrained import PRETRAINED_THRESHOLD, pretrained_detector
+        from training.inference.pretrained import PRETRAINED_THRESHOLD, pretrained_detector
+        from training.model.build import WeightsUnavailableError
 
         try:
             self._detector = pretrained_detector(threshold)
@@ -261,13 +261,13 @@ class SuggestionMark:
 
 def read_suggestion_mark(json_path: Path | str) -> SuggestionMark | None:
     """The mark of a label written by :func:`autolabel_dataset` and not reviewed since; None for a
-    reviewed label (or one that cannot be read: reading labels is ``training.data``'s job)."""
-    from training.data import MAX_LABEL_BYTES
-    from training.inputs import read_json
+    reviewed label (or one that cannot be read: reading labels is ``training.data.dataset``'s job)."""
+    from training.core.inputs import read_json
+    from training.data.dataset import MAX_LABEL_BYTES
 
     try:
         document = read_json(json_path, max_bytes=MAX_LABEL_BYTES)
-    except ValueError:  # training.inputs.InputError: not a regular file, too large, not JSON
+    except ValueError:  # training.core.inputs.InputError: not a regular file, too large, not JSON
         return None
     if not isinstance(document, dict):
         return None
@@ -292,7 +292,7 @@ def write_suggested_label(
     overwrite: bool = False,
     scores: Sequence[float | None] | None = None,
 ) -> bool:
-    """Write a labelme JSON (``training.data.labelme_document``) marked as suggested by ``mark``, atomically.
+    """Write a labelme JSON (``training.data.dataset.labelme_document``) marked as suggested by ``mark``, atomically.
 
     ``box_px``: None (no face), one box or a sequence of boxes in pixels; ``scores``, one per box, go in
     each rectangle's description (else the mark's score does).
@@ -319,7 +319,7 @@ def write_suggested_label(
 def _create_new_file(path: Path, data: bytes) -> bool:
     """Writes a file that does not exist yet, whole or not at all; False (nothing written) if it exists.
 
-    The data goes to a temporary file beside it (``training.files``' naming, so an interrupted write
+    The data goes to a temporary file beside it (``training.core.files``' naming, so an interrupted write
     is cleaned up like theirs), then is hard-linked into place: the link fails if the file appeared
     meanwhile, so a label a person saved is never replaced. Where hard links are not supported
     (FAT drives) a rename after an existence check stands in for it.
@@ -434,7 +434,7 @@ def autolabel_dataset(
 ) -> AutolabelReport:
     """Write a suggested labelme label for every picture of a dataset folder that has none.
 
-    Finds the pictures as training does (any of the three layouts, :func:`training.data.picture_label_paths`)
+    Finds the pictures as training does (any of the three layouts, :func:`training.data.dataset.picture_label_paths`)
     and asks ``finder`` (default: a new :class:`PretrainedFaceFinder`) for each picture without a
     label: every face scoring at least ``min_score`` (default: the finder's own, :func:`min_score_of`) becomes
     one of the label's rectangles (all the faces :func:`find_faces` gives), a picture without one a label with

@@ -21,7 +21,7 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-from training.inputs import read_json_object as _read_json_object
+from training.core.inputs import read_json_object as _read_json_object
 
 LAST_MODEL = "last.keras"
 BEST_MODEL = "best.keras"
@@ -30,7 +30,7 @@ CONFIG_JSON = "config.json"
 METRICS_JSON = "metrics.json"
 LOSSES_PNG = "losses.png"
 TENSORBOARD_DIR = "tensorboard"
-TEST_PREDICTIONS_JPG = "test_predictions.jpg"  # training.report writes <split>_predictions.jpg
+TEST_PREDICTIONS_JPG = "test_predictions.jpg"  # training.evaluation.report writes <split>_predictions.jpg
 PR_CURVE_PNG = "pr_curve.png"
 LOCK_FILE = "run.lock"
 STATE_DIR = "train_state"
@@ -87,7 +87,7 @@ def run_folder_for(dataset: Path, now: datetime | None = None) -> Path:
 
 def read_json_object(path: Path) -> dict:
     """A JSON file's object, or {} when it is missing, unreadable, not a regular file (a named pipe is
-    never waited on) or not an object; never raises (see :func:`training.inputs.read_json_object`)."""
+    never waited on) or not an object; never raises (see :func:`training.core.inputs.read_json_object`)."""
     return _read_json_object(path, max_bytes=64 * 2**20)
 
 

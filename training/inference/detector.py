@@ -7,7 +7,7 @@ the active Keras backend and reuses it, so a frame costs what the network itself
 :meth:`Detector.from_file` also runs the files ``facetracker-train export`` writes, each in its light
 runtime, an optional extra: ``.onnx`` in ONNX Runtime (``pip install "facetracker[onnx]"``) and
 ``.tflite`` in LiteRT (``"facetracker[litert]"``; TensorFlow's own ``tf.lite.Interpreter`` stands in
-when LiteRT is missing). Frames go through the same :mod:`training.preprocess` functions whatever the
+when LiteRT is missing). Frames go through the same :mod:`training.core.preprocess` functions whatever the
 runtime, so a box is the same box. Keras (and so TensorFlow) is only imported for ``.keras`` files.
 """
 
@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from training.boxes import NMS_IOU, faces_from_cells
-from training.detection import (
+from training.core.boxes import NMS_IOU, faces_from_cells
+from training.core.detection import (
     DEFAULT_SCORE_THRESHOLD,
     Detection,
     MissingRuntimeError,
@@ -35,8 +35,8 @@ from training.detection import (
     score_threshold_of,
     sniff_model_format,
 )
-from training.inputs import check_regular_file, parse_json
-from training.preprocess import box_to_pixels, preprocess_frame, preprocess_frames
+from training.core.inputs import check_regular_file, parse_json
+from training.core.preprocess import box_to_pixels, preprocess_frame, preprocess_frames
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -175,7 +175,7 @@ def _compile_forward(model: keras.Model, input_size: int) -> Callable[[np.ndarra
 
 def _wants_xla(model: keras.Model) -> bool:
     """Whether the model's backbone runs faster under XLA (its spec says; a model of unknown make: yes)."""
-    from training.model import BACKBONES, backbone_of
+    from training.model.build import BACKBONES, backbone_of
 
     try:
         return BACKBONES[backbone_of(model)].xla
@@ -189,7 +189,7 @@ def _device_name() -> str:
 
     backend = keras.backend.backend()
     if backend == "tensorflow":
-        from training.device import device_name
+        from training.core.device import device_name
 
         return device_name()
     if backend == "jax":
@@ -222,7 +222,7 @@ class Detector:
     def _setup(self, path: Path | None, threshold: float | None, input_size: int, device: str,
                forward: Callable[[np.ndarray], list[np.ndarray]], metadata: dict, multi_face: bool) -> None:
         self.path = Path(path) if path is not None else None
-        #: What the model file says of itself (training.detection.write_model_metadata, or the JSON
+        #: What the model file says of itself (training.core.detection.write_model_metadata, or the JSON
         #: beside an exported file); {} for none.
         self.metadata: dict = metadata
         #: The score above which a detection is a face: the one chosen on validation when the model
@@ -248,7 +248,7 @@ class Detector:
 
         Raises:
             ModelFileError: the file is missing, damaged, of another format than its name says, or
-                not a FaceTracker detector. :class:`~training.detection.MissingRuntimeError` (a
+                not a FaceTracker detector. :class:`~training.core.detection.MissingRuntimeError` (a
                 ModelFileError) when the runtime for its format is not installed; it names the extra.
         """
         path = Path(path)
@@ -301,7 +301,7 @@ class Detector:
         boxes in its pixels. (The Detect tab passes its slider's value: one Detector may serve two tabs.)
 
         A multi-face model's cells are thresholded and thinned out by non-maximum suppression
-        (:func:`training.boxes.faces_from_cells`); a single-face model gives ``[detect(frame)]`` when
+        (:func:`training.core.boxes.faces_from_cells`); a single-face model gives ``[detect(frame)]`` when
         that is a face, else ``[]``.
         """
         _check_frame(frame_bgr)

@@ -7,15 +7,15 @@
 * ``pr_curve.png``: precision against recall as the score threshold sweeps from 1 to 0 (left), and
   precision, recall and F1 against the threshold (right), with the model's own threshold marked.
 
-The numbers come from :mod:`training.evaluate` (one pass of the detector over the pictures) and
-:func:`training.metrics.detection_counts` (the TP/FP/FN rules ``evaluate`` reports), so a picture
+The numbers come from :mod:`training.evaluation.evaluate` (one pass of the detector over the pictures) and
+:func:`training.evaluation.metrics.detection_counts` (the TP/FP/FN rules ``evaluate`` reports), so a picture
 never disagrees with ``facetracker-train evaluate``. Every run folder gets both for its test split
 (:func:`write_run_pictures`, which never fails a run); ``facetracker-train evaluate --pictures DIR``
 draws them for any model and split.
 
 For a multi-face model both show every face: the grid draws every labelled face and every box kept
 at the threshold (worst first: the most faces missed and false boxes), and the curve is over every
-face (:class:`training.metrics.FaceMatches`, the AP50 that ``evaluate`` reports).
+face (:class:`training.evaluation.metrics.FaceMatches`, the AP50 that ``evaluate`` reports).
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from training.data import Sample, load_image
-from training.evaluate import (
+from training.core.files import atomic_write_bytes
+from training.data.dataset import Sample, load_image
+from training.evaluation.evaluate import (
     FacePredictions,
     Predictions,
     predict_faces,
@@ -37,8 +38,7 @@ from training.evaluate import (
     summarize,
     summarize_faces,
 )
-from training.files import atomic_write_bytes
-from training.metrics import detection_counts
+from training.evaluation.metrics import detection_counts
 
 PREDICTIONS_SUFFIX = "_predictions.jpg"
 PR_CURVE_NAME = "pr_curve.png"
@@ -87,7 +87,7 @@ def pr_sweep(predictions: Predictions, iou_threshold: float = 0.5, max_points: i
     """Precision, recall and F1 at every score threshold that changes them (plus a 0..1 grid for the plot).
 
     Candidate thresholds are the midpoints between neighbouring distinct scores, as in
-    :func:`training.metrics.best_f1_threshold`; each point is :func:`detection_counts` at that threshold.
+    :func:`training.evaluation.metrics.best_f1_threshold`; each point is :func:`detection_counts` at that threshold.
     """
     scores = np.clip(predictions.scores, 0.0, 1.0)
     distinct = np.unique(np.concatenate([[0.0, 1.0], scores]))
@@ -383,7 +383,7 @@ def write_result_pictures(
     iou_threshold: float = 0.5,
     title: str = "",
 ) -> dict[str, Path]:
-    """Run ``detector`` (a :class:`training.inference.Detector`) once over ``samples`` and write
+    """Run ``detector`` (a :class:`training.inference.detector.Detector`) once over ``samples`` and write
     ``<split>_predictions.jpg`` and ``pr_curve.png`` into ``out_dir`` (created; each file atomic).
 
     ``threshold`` defaults to the detector's own (stored with the model). Returns the two paths by kind
@@ -391,7 +391,7 @@ def write_result_pictures(
 
     Raises:
         ValueError: no samples.
-        training.data.DataError: a picture cannot be read.
+        training.data.dataset.DataError: a picture cannot be read.
         OSError: the folder cannot be written.
     """
     threshold = float(detector.threshold if threshold is None else threshold)
@@ -420,7 +420,7 @@ def write_run_pictures(model_path: str | Path, samples: Sequence[Sample], run_di
     ``warn`` message and an empty result.
     """
     try:
-        from training.inference import Detector
+        from training.inference.detector import Detector
 
         return write_result_pictures(Detector.from_file(model_path), samples, run_dir, split=RUN_SPLIT,
                                      title=f"{Path(model_path).name} on the test split")

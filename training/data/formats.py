@@ -13,7 +13,7 @@ What each format is read from and written to (``SPLIT`` is train, val or test; `
 =========  ======================================================  ============================================
 format     read                                                    written
 =========  ======================================================  ============================================
-labelme    whatever :func:`training.data.load_dataset` reads       ``SPLIT/images`` + ``SPLIT/labels/*.json``
+labelme    whatever :func:`training.data.dataset.load_dataset` reads       ``SPLIT/images`` + ``SPLIT/labels/*.json``
                                                                    (or ``images`` + ``labels`` without splits)
 coco       ``annotations/instances_SPLIT.json`` + ``images/SPLIT``  ``annotations/instances_SPLIT.json`` +
            (or ``SPLIT/`` or ``images/``); ``SPLIT/*.json`` with   ``images/SPLIT/`` (``instances_default.json``
@@ -36,7 +36,7 @@ The face is the class named "face" (or "faces", any case); a dataset with a sing
 is taken as faces. A picture keeps all its faces (one COCO annotation, YOLO line, VOC object or labelme
 rectangle each). WIDER FACE boxes marked invalid or of zero size are skipped and counted in the
 conversion's notes. A label without its picture, a box outside its
-picture or an unreadable file stop the conversion with a :class:`~training.data.DataError` that names the
+picture or an unreadable file stop the conversion with a :class:`~training.data.dataset.DataError` that names the
 file. The result is written into a temporary folder beside the destination and renamed into place at the
 end, so a failed conversion leaves no half-written dataset.
 
@@ -57,18 +57,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.data import (
-    IMAGE_EXTENSIONS,
-    SPLITS,
-    DataError,
-    checked_box,
-    image_size,
-    label_path_for,
-    load_dataset,
-    write_labelme,
-)
-from training.files import staging_folder
-from training.inputs import (
+from training.core.files import staging_folder
+from training.core.inputs import (
     MAX_ANNOTATION_BYTES,
     MAX_SMALL_FILE_BYTES,
     is_inside,
@@ -79,8 +69,18 @@ from training.inputs import (
     read_text,
     shown,
 )
-from training.inputs import resolve_inside as _resolve_inside
-from training.preprocess import box_to_pixels
+from training.core.inputs import resolve_inside as _resolve_inside
+from training.core.preprocess import box_to_pixels
+from training.data.dataset import (
+    IMAGE_EXTENSIONS,
+    SPLITS,
+    DataError,
+    checked_box,
+    image_size,
+    label_path_for,
+    load_dataset,
+    write_labelme,
+)
 
 FORMATS = ("labelme", "coco", "yolo", "voc")  # read and written
 READ_FORMATS = (*FORMATS, "wider")  # WIDER FACE is read only (its test split has no boxes to write)
@@ -267,7 +267,7 @@ def _peek_json(path: Path) -> Any:
     """A JSON file's content for format detection (None when it cannot be read: detection is no place to fail)."""
     try:
         return parse_json(read_bytes(path, max_bytes=MAX_ANNOTATION_BYTES).decode("utf-8-sig"))
-    except ValueError:  # training.inputs.InputError, UnicodeDecodeError, bad JSON
+    except ValueError:  # training.core.inputs.InputError, UnicodeDecodeError, bad JSON
         return None
 
 
@@ -416,7 +416,7 @@ def _require_folder(root: Path) -> None:
 
 
 def read_labelme(root: Path, reading: _Reading | None = None) -> list[LabelledPicture]:
-    """A labelme dataset as :func:`training.data.load_dataset` reads it (strictly: a bad file stops).
+    """A labelme dataset as :func:`training.data.dataset.load_dataset` reads it (strictly: a bad file stops).
 
     Splits are kept for the tutorial's ``train/val/test`` layout; flat datasets stay without splits.
     """
@@ -859,7 +859,7 @@ def read_wider(root: Path, notes: list[str] | None = None, reading: _Reading | N
 
     Boxes marked invalid, and boxes of zero width or height, are skipped (a picture whose every face is
     skipped is left out: kept, it would teach "no face" on faces); the rest pass
-    :func:`training.data.checked_box`. What was skipped is added to ``notes`` (the conversion summary),
+    :func:`training.data.dataset.checked_box`. What was skipped is added to ``notes`` (the conversion summary),
     and so is the test split, which WIDER FACE gives without boxes.
     """
     reading = reading or _Reading(root)
@@ -1109,7 +1109,7 @@ def convert(src: Path | str, dst: Path | str, to: str, source_format: str | None
     :func:`read_dataset`.
 
     The new dataset is built in a staging folder beside ``dst`` and renamed into place at the end
-    (:func:`training.files.staging_folder`): ``dst`` appears complete or not at all, and the staging
+    (:func:`training.core.files.staging_folder`): ``dst`` appears complete or not at all, and the staging
     folder of a conversion that was killed is removed by the next one.
 
     Raises:

@@ -2,7 +2,7 @@
 
 Written like ``keras.applications`` builders: one function, every argument defaulted, a plain
 functional model that ``keras.models.load_model`` reads back with no custom objects. Input pixels
-are RGB in 0..255 (see :mod:`training.preprocess`); the scaling to the backbone's range is the
+are RGB in 0..255 (see :mod:`training.core.preprocess`); the scaling to the backbone's range is the
 model's first layer, so it travels inside the ``.keras`` file.
 """
 
@@ -14,8 +14,10 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from training.defaults import DEFAULT_BACKBONE, MULTI_FACE_BACKBONES
-from training.defaults import describe_start as describe_start  # the words live Keras-free, for the Train tab
+from training.model.backbones import DEFAULT_BACKBONE, MULTI_FACE_BACKBONES
+from training.model.backbones import (
+    describe_start as describe_start,  # the words live Keras-free, for the Train tab
+)
 
 
 class WeightsUnavailableError(RuntimeError):
@@ -63,7 +65,7 @@ class BackboneSpec:
 
 
 BACKBONES: dict[str, BackboneSpec] = {
-    # The default: MediaPipe's full-range BlazeFace (training.blazeface), pretrained on real faces and
+    # The default: MediaPipe's full-range BlazeFace (training.model.blazeface), pretrained on real faces and
     # fine-tuned on the user's pictures with the seed's losses per face. A score and a box for each cell
     # of a 48x48 map (4 input pixels apart) at 192 px, as multiface has; it already finds real faces
     # from far away to selfie size before any training.
@@ -71,7 +73,7 @@ BACKBONES: dict[str, BackboneSpec] = {
                               cell_stride=4, xla=False, box_loss_size=0.25),
     # The grid network below answering for every face: besides grid's best face it outputs
     # every cell's score and box (``scores``, ``boxes``), which detect_all thresholds and thins out with
-    # non-maximum suppression (training.boxes.faces_from_cells). Trained on every labelled face; on
+    # non-maximum suppression (training.core.boxes.faces_from_cells). Trained on every labelled face; on
     # the real-face benchmarks it finds one face as well as grid and every face of a crowded frame.
     "multiface": BackboneSpec(128, FACE_STEM_SCALE, FACE_STEM_OFFSET, 64, "grid", "face"),
     # A small CNN whose head gives every cell of a 16x16 map (8 input pixels apart) its own face
@@ -185,7 +187,7 @@ def load_pretrained_face_detector(model: keras.Model) -> None:
     Raises:
         WeightsUnavailableError: the weights file is missing or does not fit the network.
     """
-    from training.blazeface import load_blazeface_weights
+    from training.model.blazeface import load_blazeface_weights
 
     try:
         load_blazeface_weights(model)
@@ -262,8 +264,8 @@ def _cell_outputs(score_map, cell_boxes, grid: int, every_cell: bool) -> list[ke
 
 
 def _blazeface_heads(pixels: keras.KerasTensor, size: int) -> list[keras.KerasTensor]:
-    """BlazeFace's network and raw maps (training.blazeface), answered as multiface answers."""
-    from training import blazeface
+    """BlazeFace's network and raw maps (training.model.blazeface), answered as multiface answers."""
+    from training.model import blazeface
 
     score_raw, box_raw = blazeface.blazeface_maps(pixels)
     grid = size // BACKBONES["blazeface"].cell_stride
@@ -313,7 +315,7 @@ def cell_maps_model(model: keras.Model, backbone: str) -> keras.Model:
     score_map, box_map = (model.get_layer(name).output for name in (SCORE_MAP, BOX_MAP))
     grid = int(score_map.shape[1])
     if BACKBONES[backbone].box_decoding == "anchor":
-        from training.blazeface import decode_boxes
+        from training.model.blazeface import decode_boxes
 
         cell_boxes = decode_boxes(box_map, grid, float(model_input_size(model)))
     else:

@@ -9,7 +9,7 @@ minutes; 2e-3 sometimes stalled for 25 epochs with the box sigmoids saturated, s
 
 from __future__ import annotations
 
-#: Backbone names, the default first (training.model.BACKBONES holds their specs).
+#: Backbone names, the default first (training.model.build.BACKBONES holds their specs).
 BACKBONE_NAMES = ("blazeface", "multiface", "grid", "tiny", "mobilenetv2", "vgg16")
 # blazeface: it starts from a detector pretrained on real faces, so what it learns from a user's few
 # hundred pictures adds to knowing faces instead of replacing it (benchmarks/bench_real_photos.py, README).
@@ -29,7 +29,7 @@ DEFAULT_BATCH_SIZE = 8  # the tutorial's
 #: scratch), imagenet (mobilenetv2, vgg16; downloaded once), face (grid: MTCNN's face-trained stem,
 #: shipped in the mtcnn package), none (from scratch).
 WEIGHT_CHOICES = ("auto", "imagenet", "face", "none")
-#: The pretrained start each backbone can have (what ``auto`` takes): ``training.model.BACKBONES``' ``pretrained``,
+#: The pretrained start each backbone can have (what ``auto`` takes): ``training.model.build.BACKBONES``' ``pretrained``,
 #: spelled out here so the Train tab can say what a run starts from without importing Keras.
 PRETRAINED_WEIGHTS: dict[str, str | None] = {
     "blazeface": "face", "multiface": "face", "grid": "face", "tiny": None, "mobilenetv2": "imagenet", "vgg16": "imagenet",

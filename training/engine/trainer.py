@@ -38,8 +38,12 @@ import keras
 import numpy as np
 from keras import ops
 
-from training.boxes import faces_from_cells
-from training.checkpoints import (
+from training.core.boxes import faces_from_cells
+from training.core.errors import TrainingError
+from training.core.events import BATCH, END, EPOCH, START, warning_event
+from training.core.files import atomic_path, atomic_write_text
+from training.core.inputs import read_json
+from training.engine.checkpoints import (
     JSON_TYPE_NAMES,
     KEPT_CHECKPOINTS,  # noqa: F401  (re-exported)
     PUBLISHED_FILES,  # noqa: F401  (re-exported)
@@ -56,42 +60,14 @@ from training.checkpoints import (
     settle_checkpoints,
     write_checkpoint,
 )
-from training.defaults import (
-    DEFAULT_PATIENCE,
-    MAX_FACES,
-    MULTI_FACE_BACKBONES,
-    WEIGHT_CHOICES,
-    default_epochs,
-    default_learning_rate,
-    describe_start,
-)
-from training.distribute import (
+from training.engine.distribute import (
     make_strategy,
     read_cluster,
     replica_loss_parts,
     step_logs,
     whole_replica_batches,
 )
-from training.errors import TrainingError
-from training.events import BATCH, END, EPOCH, START, warning_event
-from training.files import atomic_path, atomic_write_text
-from training.inputs import read_json
-from training.losses import CLASS_LOSS_WEIGHT, grid_losses, multi_face_losses, total_loss
-from training.metrics import AP_MIN_SCORE, FaceMatches, best_f1_threshold, box_iou, box_iou_tensor
-from training.model import (
-    BACKBONES,
-    WEIGHT_NAMES,
-    WeightsUnavailableError,
-    backbone_of,
-    build_model,
-    cell_maps_model,
-    freeze_leading_layers,
-    is_grid_model,
-    is_multi_face_model,
-    model_input_size,
-)
-from training.optimizer import make_optimizer
-from training.run_folder import (  # noqa: F401  (re-exported)
+from training.engine.run_folder import (  # noqa: F401  (re-exported)
     BEST_MODEL,
     CHECKPOINT_NAME,
     CONFIG_JSON,
@@ -112,13 +88,37 @@ from training.run_folder import (  # noqa: F401  (re-exported)
     TENSORBOARD_DIR,
     checkpoint_folders,
     checkpoint_name,
-    committed_epoch,  # noqa: F401  (re-exported: training.trainer.committed_epoch)
+    committed_epoch,  # noqa: F401  (re-exported: training.engine.trainer.committed_epoch)
     holds_run,
     next_run_dir,
     read_json_object,
     resume_checkpoints,
 )
-from training.settings import TrainConfig  # defined with the settings table; re-exported here
+from training.engine.settings import TrainConfig  # defined with the settings table; re-exported here
+from training.evaluation.metrics import AP_MIN_SCORE, FaceMatches, best_f1_threshold, box_iou, box_iou_tensor
+from training.model.backbones import (
+    DEFAULT_PATIENCE,
+    MAX_FACES,
+    MULTI_FACE_BACKBONES,
+    WEIGHT_CHOICES,
+    default_epochs,
+    default_learning_rate,
+    describe_start,
+)
+from training.model.build import (
+    BACKBONES,
+    WEIGHT_NAMES,
+    WeightsUnavailableError,
+    backbone_of,
+    build_model,
+    cell_maps_model,
+    freeze_leading_layers,
+    is_grid_model,
+    is_multi_face_model,
+    model_input_size,
+)
+from training.model.losses import CLASS_LOSS_WEIGHT, grid_losses, multi_face_losses, total_loss
+from training.model.optimizer import make_optimizer
 
 EventCallback = Callable[[dict], None]
 
@@ -145,7 +145,7 @@ class FaceTrackerModel(keras.Model):
     def __init__(self, network: keras.Model, face_only: bool = True, backbone: str | None = None, **kwargs):
         super().__init__(**kwargs)
         # A per-cell head trains on its raw score map and every cell's box (same weights, see
-        # training.model.cell_maps_model), decoded as its backbone's spec says.
+        # training.model.build.cell_maps_model), decoded as its backbone's spec says.
         self.grid = is_grid_model(network)
         # A multi-face network trains on every labelled face (batches made with max_faces).
         self.multi_face = is_multi_face_model(network)
@@ -624,7 +624,7 @@ def train(
     Raises:
         TrainingError: a bad setting, a run folder in use by another training, a run that cannot be
             resumed, a loss or output that became NaN/inf, or a model that learned nothing.
-        training.data.DataError: the dataset cannot be used (a missing split, an unreadable file...).
+        training.data.dataset.DataError: the dataset cannot be used (a missing split, an unreadable file...).
     """
     with RunFolderLock() as lock:  # released, and run.lock removed, however the run ends
         training = _Training(config, on_event, should_stop)
@@ -651,7 +651,7 @@ class _Training:
         self.saved_config: dict = {}  # the resumed run's config.json
         self.state: dict = {}  # the resumed checkpoint's state.json
         self.checkpoint: Checkpoint | None = None
-        self.strategy: Any = None  # a tf.distribute strategy on several devices (training.distribute), else None
+        self.strategy: Any = None  # a tf.distribute strategy on several devices (training.engine.distribute), else None
         self.worker_folder: Path | None = None  # a non-chief worker's temporary run folder, removed at the end
 
     def emit(self, event: dict) -> None:
@@ -740,8 +740,8 @@ class _Training:
     # -- 2. the data ---------------------------------------------------------------------------------
     def build_data(self) -> None:
         """Pick the device, read and check the dataset, and pass on what it skipped."""
-        from training.data import grouped_problem_lines, load_dataset
-        from training.device import configure_device
+        from training.core.device import configure_device
+        from training.data.dataset import grouped_problem_lines, load_dataset
 
         self.device = configure_device(mixed_precision=self.config.mixed_precision)
         self.strategy, devices_note = make_strategy(self.config.devices, batch_size=self.config.batch_size,
@@ -806,7 +806,7 @@ class _Training:
 
     def build_batches(self) -> None:
         """The training and validation batches; a resume goes on with the order a straight run would use."""
-        from training.augment import make_batches
+        from training.data.augment import make_batches
 
         config = self.config
         self.grid = is_grid_model(self.network)
@@ -956,8 +956,10 @@ class _Training:
 
     def _test(self, best_model: Path, test_samples: list) -> dict[str, Any]:
         """The best model and the classic finder on the test pictures, the verdict, and the result pictures."""
-        from training.evaluate import verdict
-        from training.report import write_run_pictures  # test_predictions.jpg, pr_curve.png; never raises
+        from training.evaluation.evaluate import verdict
+        from training.evaluation.report import (
+            write_run_pictures,  # test_predictions.jpg, pr_curve.png; never raises
+        )
 
         figures: dict[str, Any] = {"test": _evaluate_test_split(best_model, test_samples),
                                    "test_classic": _evaluate_classic_finder(test_samples, self.multi_face)}
@@ -977,19 +979,19 @@ def _saved_best(state: dict, multi_face: bool) -> tuple[float, float]:
 
 def _evaluate_test_split(model_path: Path, samples: list) -> dict:
     """Detection quality of the best checkpoint on the held-out test pictures, at its stored threshold."""
-    from training.evaluate import evaluate_model
-    from training.inference import Detector
+    from training.evaluation.evaluate import evaluate_model
+    from training.inference.detector import Detector
 
     return evaluate_model(Detector.from_file(model_path), samples)
 
 
 def _evaluate_real_photos(model_path: Path) -> tuple[dict | None, dict | None]:
     """The best model and the classic finder on real photographs that no training set uses
-    (training.realphotos): what the test split cannot tell, whether the model learned faces or the look
+    (training.evaluation.realphotos): what the test split cannot tell, whether the model learned faces or the look
     of its training pictures. (None, None) when no such photo can be read."""
-    from training.classic import ClassicFaceFinder
-    from training.inference import Detector
-    from training.realphotos import measure_detector
+    from training.evaluation.realphotos import measure_detector
+    from training.inference.classic import ClassicFaceFinder
+    from training.inference.detector import Detector
 
     try:
         model = measure_detector(Detector.from_file(model_path))
@@ -1005,8 +1007,8 @@ def _evaluate_real_photos(model_path: Path) -> tuple[dict | None, dict | None]:
 def _evaluate_classic_finder(samples: list, every_face: bool = False) -> dict | None:
     """The classic face finder (the app's stand-in) on the same test pictures: the bar to beat
     (``every_face``: all the faces it finds, measured as a multi-face model is, by AP50)."""
-    from training.classic import ClassicFaceFinder
-    from training.evaluate import evaluate_finder
+    from training.evaluation.evaluate import evaluate_finder
+    from training.inference.classic import ClassicFaceFinder
 
     try:
         return evaluate_finder(ClassicFaceFinder(), samples, every_face=every_face)

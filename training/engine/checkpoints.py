@@ -1,7 +1,7 @@
 """A run folder's lock and checkpoints: one training per folder, and every epoch's files one complete unit.
 
-Split from :mod:`training.trainer`, which calls these between epochs; the folder's file names and the
-resume rule live in :mod:`training.run_folder` (free of Keras, for the app).
+Split from :mod:`training.engine.trainer`, which calls these between epochs; the folder's file names and the
+resume rule live in :mod:`training.engine.run_folder` (free of Keras, for the app).
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from typing import Any
 import keras
 import numpy as np
 
-from training.detection import write_model_metadata
-from training.errors import TrainingError
-from training.events import warning_event
-from training.files import atomic_path, is_temporary_name, pid_alive, remove_stale_temporaries
-from training.inputs import is_regular_file, kind_of, read_json
-from training.run_folder import (
+from training.core.detection import write_model_metadata
+from training.core.errors import TrainingError
+from training.core.events import warning_event
+from training.core.files import atomic_path, is_temporary_name, pid_alive, remove_stale_temporaries
+from training.core.inputs import is_regular_file, kind_of, read_json
+from training.engine.run_folder import (
     BEST_MODEL,
     CHECKPOINT_NAME,
     CONFIG_JSON,
@@ -55,7 +55,7 @@ EventCallback = Callable[[dict], None]
 
 # ----------------------------------------------------------------------------------------------
 # the run folder: one owner at a time, and every epoch's checkpoint one complete unit
-# (its file names and the resume rule: training.run_folder)
+# (its file names and the resume rule: training.engine.run_folder)
 #
 #   run.lock                  who trains here now (pid, host, start); held with an OS lock while training
 #   train_state/epoch-000007/ the newest complete checkpoint: last.keras, best.keras, optimizer.npz,
@@ -328,7 +328,7 @@ def remove_debris(run_dir: Path) -> list[int]:
     """Remove what interrupted writes left (temporary files, ``epoch-N.partial/``); returns those epochs' numbers.
 
     Only in a folder that holds a training run (:func:`run_folder_evidence`; elsewhere nothing is touched),
-    and only files whose names carry our marker (:func:`training.files.is_temporary_name`) or are
+    and only files whose names carry our marker (:func:`training.core.files.is_temporary_name`) or are
     earlier versions' exact temporary names, and whose writer has ended.
     """
     if run_folder_evidence(run_dir) is None:

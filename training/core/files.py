@@ -180,7 +180,7 @@ def remove_stale_staging(parent: str | os.PathLike, target_name: str) -> list[Pa
                 continue
         except OSError:
             continue
-        from training.inputs import read_json_object
+        from training.core.inputs import read_json_object
 
         owner = read_json_object(Path(entry.path) / STAGING_MARKER)
         if owner.get("host") != socket.gethostname() or owner.get("target") != target_name:

@@ -47,8 +47,8 @@ import skimage
 from matplotlib import cbook
 from PIL import Image
 
-from training.data import SPLITS
-from training.demo import refuse_folder_with_pictures, write_demo_picture
+from training.data.dataset import SPLITS
+from training.data.demo import refuse_folder_with_pictures, write_demo_picture
 
 SPLIT_FRACTIONS = {"train": 0.60, "val": 0.15, "test": 0.25}
 NO_FACE_FRACTION = 0.45
@@ -523,7 +523,7 @@ def make_real_demo_data(out: str | Path, count: int = 600, *, seed: int = 0, wid
 
     A benchmark, not a toy: test faces come from other photos than train/val faces, and ``out/sources.json``
     records where every picture came from. Each split gets ``round(n * no_face_fraction)`` no-face
-    pictures, which have no JSON (as in the tutorial and training.demo). The same seed gives the same
+    pictures, which have no JSON (as in the tutorial and training.data.demo). The same seed gives the same
     bytes. Refuses a folder that already holds pictures, so two datasets never mix.
 
     ``test_people="seen"`` draws the test split from the train/val people instead (new pictures of

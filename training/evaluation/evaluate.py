@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from training.data import Sample, load_image
-from training.detection import Detection
-from training.inference import Detector
-from training.metrics import AP_MIN_SCORE, FaceMatches, box_iou, detection_counts
-from training.preprocess import box_to_pixels
+from training.core.detection import Detection
+from training.core.preprocess import box_to_pixels
+from training.data.dataset import Sample, load_image
+from training.evaluation.metrics import AP_MIN_SCORE, FaceMatches, box_iou, detection_counts
+from training.inference.detector import Detector
 
 # Pictures decoded and sent through the network at once.
 _EVAL_CHUNK = 32
@@ -51,7 +51,7 @@ def evaluate_model(
 
     Raises:
         ValueError: no samples.
-        training.data.DataError: a picture cannot be read.
+        training.data.dataset.DataError: a picture cannot be read.
     """
     threshold = detector.threshold if threshold is None else threshold
     if getattr(detector, "multi_face", False):
@@ -86,7 +86,7 @@ def evaluate_finder(
 @dataclass
 class Predictions:
     """One pass of a detector over labelled pictures, picture by picture: what the figures of
-    :func:`evaluate_model` and the result pictures of :mod:`training.report` are both made from."""
+    :func:`evaluate_model` and the result pictures of :mod:`training.evaluation.report` are both made from."""
 
     samples: list[Sample]
     has_face: np.ndarray  # (N,) bool: the label shows a face
@@ -101,7 +101,7 @@ def predict_samples(detector: Detector, samples: Sequence[Sample]) -> Prediction
 
     Raises:
         ValueError: no samples.
-        training.data.DataError: a picture cannot be read.
+        training.data.dataset.DataError: a picture cannot be read.
     """
     return _predict(detector.detect_batch, samples, chunk=_EVAL_CHUNK)
 
@@ -179,7 +179,7 @@ def _evaluate(
 @dataclass
 class FacePredictions:
     """One pass of a detector over labelled pictures, every face: what :func:`summarize_faces` and the
-    multi-face result pictures of :mod:`training.report` are made from."""
+    multi-face result pictures of :mod:`training.evaluation.report` are made from."""
 
     samples: list[Sample]
     found: list[list[Detection]]  # per picture, every box scoring at least AP_MIN_SCORE, best first (pixels)
@@ -187,18 +187,18 @@ class FacePredictions:
     seconds: float  # time spent in the detector itself
 
     def matches(self, iou_threshold: float = 0.5) -> FaceMatches:
-        """Every box matched to the labelled faces (see :class:`training.metrics.FaceMatches`)."""
+        """Every box matched to the labelled faces (see :class:`training.evaluation.metrics.FaceMatches`)."""
         return FaceMatches([[(d.score, d.box) for d in boxes] for boxes in self.found], self.truths, iou_threshold)
 
 
 def predict_faces(detector: Detector, samples: Sequence[Sample]) -> FacePredictions:
     """Run a multi-face ``detector`` once over ``samples``, keeping every box that scores at least
-    :data:`~training.metrics.AP_MIN_SCORE` (AP needs the whole curve, not only the boxes above the
+    :data:`~training.evaluation.metrics.AP_MIN_SCORE` (AP needs the whole curve, not only the boxes above the
     model's threshold; the boxes kept above it are the ones ``detect_all`` gives).
 
     Raises:
         ValueError: no samples.
-        training.data.DataError: a picture cannot be read.
+        training.data.dataset.DataError: a picture cannot be read.
     """
     def detect_all(frames: list[np.ndarray]) -> list[list[Detection]]:
         return detector.detect_all_batch(frames, threshold=AP_MIN_SCORE)
@@ -312,7 +312,7 @@ def verdict(model: dict, classic: dict | None, real: dict | None = None, real_cl
     """Where a freshly trained model stands, in words: its test figures beside the classic finder's
     on the same pictures, and what usually helps when it is behind. A multi-face model is compared by AP50.
 
-    ``real`` / ``real_classic``: both on real photographs no training set uses (training.realphotos). A
+    ``real`` / ``real_classic``: both on real photographs no training set uses (training.evaluation.realphotos). A
     model is only called better than the classic finder when it is on those too: the test split shows
     the training pictures' look, and a model can learn that look instead of faces. ``pretrained_start``:
     the model started from the pretrained face detector (the advice then is about the pictures)."""
