@@ -38,3 +38,10 @@ def face_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def long_face_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The face video at 12 s, for an app that must still be playing it after 10 s."""
     return write_face_video(tmp_path_factory.mktemp("video") / "long.avi", frames=240)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that drives a Qt widget (uses ``qtbot``) is a ``gui`` test: ``-m "not gui"`` leaves them out."""
+    for item in items:
+        if "qtbot" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.gui)
