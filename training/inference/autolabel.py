@@ -35,14 +35,10 @@ from training.core.boxes import clipped
 from training.core.detection import Detection
 from training.core.files import atomic_write_text, temporary_name
 from training.core.preprocess import as_rgb
-from training.data.dataset import (
-    DataError,
-    Problem,
-    image_size,
-    labelme_document,
-    load_image,
-    picture_label_paths,
-)
+from training.data.dataset import picture_label_paths
+from training.data.errors import DataError, Problem
+from training.data.formats.labelme import labelme_document
+from training.data.pictures import image_size, load_image
 
 MTCNN_LABEL = "face (MTCNN)"
 MTCNN_NAME = "MTCNN"
@@ -261,9 +257,9 @@ class SuggestionMark:
 
 def read_suggestion_mark(json_path: Path | str) -> SuggestionMark | None:
     """The mark of a label written by :func:`autolabel_dataset` and not reviewed since; None for a
-    reviewed label (or one that cannot be read: reading labels is ``training.data.dataset``'s job)."""
+    reviewed label (or one that cannot be read: reading labels is ``training.data.formats.labelme``'s job)."""
     from training.core.inputs import read_json
-    from training.data.dataset import MAX_LABEL_BYTES
+    from training.data.formats.labelme import MAX_LABEL_BYTES
 
     try:
         document = read_json(json_path, max_bytes=MAX_LABEL_BYTES)
@@ -292,7 +288,7 @@ def write_suggested_label(
     overwrite: bool = False,
     scores: Sequence[float | None] | None = None,
 ) -> bool:
-    """Write a labelme JSON (``training.data.dataset.labelme_document``) marked as suggested by ``mark``, atomically.
+    """Write a labelme JSON (``training.data.formats.labelme.labelme_document``) marked as suggested by ``mark``, atomically.
 
     ``box_px``: None (no face), one box or a sequence of boxes in pixels; ``scores``, one per box, go in
     each rectangle's description (else the mark's score does).
