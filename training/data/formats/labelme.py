@@ -1,25 +1,29 @@
 """labelme, the format FaceTracker trains on: one JSON per picture with a "face" rectangle per face.
 
 Everything about it lives here: writing one label (:func:`write_labelme`, :func:`labelme_document`, as
-labelme 5 writes it), reading one (:func:`read_faces`, :func:`read_label`: every odd content a
-DataError naming the file), and the dataset-level reader and writer that ``training.data.formats``
-converts with (:func:`read_labelme`: a folder as :func:`training.data.dataset.load_dataset` reads it;
-:func:`write_labelme_dataset`: the tutorial's layout). Where a new label goes beside its picture is
-:func:`training.data.dataset.label_path_for` (the layouts are the dataset's).
+labelme 5 writes it); reading one (:func:`read_faces`, :func:`read_label`: every odd content a
+DataError naming the file); suggested labels (:func:`write_suggested_label`, :func:`read_suggestion_mark`:
+an image flag that ``training.inference.autolabel`` ticks and a person's save clears); and the
+dataset-level reader and writer that ``training.data.formats`` converts with (:func:`read_labelme`: a
+folder as :func:`training.data.dataset.load_dataset` reads it; :func:`write_labelme_dataset`: the
+tutorial's layout). Where a new label goes beside its picture is :func:`training.data.dataset.label_path_for`
+(the layouts are the dataset's).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from training.core.files import atomic_write_text
+from training.core.files import atomic_write_text, temporary_name
 from training.core.inputs import read_json
 from training.core.preprocess import box_to_pixels
 from training.data.dataset import NO_BOX, SPLITS, Box, label_path_for, load_dataset
@@ -41,6 +45,8 @@ from training.data.formats.common import (
 FACE_LABEL = "face"
 LABELME_VERSION = "5.5.0"
 MAX_LABEL_BYTES = 64 * 2**20  # labelme JSON with the picture embedded (imageData) is a few MB
+SUGGESTED_FLAG = "suggested"      # labelme image flag: ticked until a person has reviewed the label
+SUGGESTED_BY_KEY = "suggestedBy"  # top-level: {"engine": "MTCNN", "score": 0.99 or null}
 
 
 # ------------------------------------------------------------------------------------------ one label: writing
@@ -278,7 +284,110 @@ def read_label(
     return boxes[0]
 
 
-# ------------------------------------------------------------------------------------------ a labelme dataset (training.data.formats)
+# ------------------------------------------------------------------------------------------ suggested labels (autolabel)
+
+
+@dataclass(frozen=True)
+class SuggestionMark:
+    """What a suggested, not yet reviewed label says about where it came from."""
+
+    engine: str
+    score: float | None
+
+    def __str__(self) -> str:
+        return self.engine if self.score is None else f"{self.engine} {self.score:.2f}"
+
+
+def read_suggestion_mark(json_path: Path | str) -> SuggestionMark | None:
+    """The mark of a label written by :func:`training.inference.autolabel.autolabel_dataset` and not reviewed
+    since; None for a reviewed label (or one that cannot be read: :func:`read_faces` says why)."""
+    try:
+        document = read_json(json_path, max_bytes=MAX_LABEL_BYTES)
+    except ValueError:  # training.core.inputs.InputError: not a regular file, too large, not JSON
+        return None
+    if not isinstance(document, dict):
+        return None
+    flags = document.get("flags")
+    if not isinstance(flags, dict) or flags.get(SUGGESTED_FLAG) is not True:
+        return None
+    origin = document.get(SUGGESTED_BY_KEY)
+    origin = origin if isinstance(origin, dict) else {}
+    score = origin.get("score")
+    score = float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) else None
+    return SuggestionMark(str(origin.get("engine") or "a face finder"), score)
+
+
+def write_suggested_label(
+    json_path: Path,
+    image_path: Path,
+    box_px: Any,
+    width: int,
+    height: int,
+    mark: SuggestionMark,
+    *,
+    overwrite: bool = False,
+    scores: Sequence[float | None] | None = None,
+) -> bool:
+    """Write a labelme JSON (:func:`labelme_document`) marked as suggested by ``mark``, atomically.
+
+    ``box_px``: None (no face), one box or a sequence of boxes in pixels; ``scores``, one per box, go in
+    each rectangle's description (else the mark's score does).
+
+    Without ``overwrite`` the file is created only if it does not exist at that moment, so a label
+    a person saves meanwhile (the Label tab, while "Suggest all" runs) is never replaced; returns
+    False then.
+    """
+    json_path = Path(json_path)
+    document = labelme_document(json_path, image_path, box_px, width, height)
+    document["flags"] = {**document.get("flags", {}), SUGGESTED_FLAG: True}
+    document[SUGGESTED_BY_KEY] = {"engine": mark.engine, "score": mark.score}
+    shapes = document["shapes"]
+    own = list(scores) if scores is not None and len(scores) == len(shapes) else [None] * len(shapes)
+    for shape, score in zip(shapes, own, strict=True):
+        shape["description"] = f"suggested by {mark if score is None else SuggestionMark(mark.engine, score)}"
+    text = json.dumps(document, indent=2)
+    if overwrite:
+        atomic_write_text(json_path, text)
+        return True
+    return _create_new_file(json_path, text.encode("utf-8"))
+
+
+def _create_new_file(path: Path, data: bytes) -> bool:
+    """Writes a file that does not exist yet, whole or not at all; False (nothing written) if it exists.
+
+    The data goes to a temporary file beside it (``training.core.files``' naming, so an interrupted write
+    is cleaned up like theirs), then is hard-linked into place: the link fails if the file appeared
+    meanwhile, so a label a person saved is never replaced. Where hard links are not supported
+    (FAT drives) a rename after an existence check stands in for it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:  # our temporary name (marker, owner pid, cut to fit a long name), mode 0666 less the umask
+        tmp = path.parent / temporary_name(path.name)
+        try:
+            fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_BINARY", 0), 0o666)
+            break
+        except FileExistsError:
+            continue
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links on this file system
+            if path.exists():
+                return False
+            os.replace(tmp, path)
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+# ------------------------------------------------------------------------------------------ a labelme dataset
 
 
 def _labelme_evidence(root: Path) -> str | None:
