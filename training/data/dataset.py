@@ -11,6 +11,10 @@ shifts every pair when one file is missing). Flat and beside datasets are split 
 so adding pictures never moves an old picture to another split. Every bad file becomes a
 :class:`Problem` (skipped and reported) or, with ``strict=True``, a :class:`DataError`.
 
+This module is the sample model (:class:`Sample`, :class:`Dataset`) and the folder discovery; each
+picture is checked by :mod:`training.data.pictures` and each label read by
+:mod:`training.data.formats.labelme` (which builds on this module, so it is imported where it is used).
+
 No TensorFlow here: the desktop app reads datasets without loading it.
 """
 
