@@ -31,8 +31,9 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from training.data.augment import CACHE_SCALE, make_batches  # noqa: E402
-from training.data.dataset import load_dataset, write_labelme  # noqa: E402
+from training.data.dataset import load_dataset  # noqa: E402
 from training.data.demo import make_demo_data  # noqa: E402
+from training.data.formats.labelme import write_labelme  # noqa: E402
 
 
 def box_correct(images: np.ndarray, classes: np.ndarray, boxes: np.ndarray) -> float:

@@ -14,7 +14,9 @@ import pytest
 from training.core.preprocess import preprocess_frame
 from training.data import augment
 from training.data.augment import CACHE_SCALE, make_batches, write_preview
-from training.data.dataset import DataError, Sample, load_dataset, load_image, write_labelme
+from training.data.dataset import DataError, Sample, load_dataset
+from training.data.formats.labelme import write_labelme
+from training.data.pictures import load_image
 
 SIZE = 48
 

@@ -21,7 +21,8 @@ import skimage.data
 from matplotlib import cbook
 
 from training.core.preprocess import box_to_pixels
-from training.data.dataset import DataError, load_dataset, write_labelme
+from training.data.dataset import DataError, load_dataset
+from training.data.formats.labelme import write_labelme
 from training.evaluation.evaluate import evaluate_finder
 from training.evaluation.metrics import box_iou
 from training.inference.autolabel import (

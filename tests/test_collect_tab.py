@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import QSettings, Qt, QTimer
 
 from desktop.collect_tab import CollectTab, unique_picture_name
-from training.data.dataset import load_image
+from training.data.pictures import load_image
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots"
 FRAME_W, FRAME_H, FRAME_COUNT = 160, 120, 24

@@ -14,16 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
-from training.data.dataset import (
-    SPLITS,
-    DataError,
-    Problem,
-    image_size,
-    load_dataset,
-    load_image,
-    split_of,
-    write_labelme,
-)
+from training.data.dataset import SPLITS, DataError, Problem, load_dataset, split_of
+from training.data.formats.labelme import write_labelme
+from training.data.pictures import image_size, load_image
 
 
 def picture(path: Path, width: int = 64, height: int = 48, value: int = 128) -> Path:

@@ -97,7 +97,7 @@ def test_counts_and_ratios_match_the_hand_worked_answer(colour_detector, samples
 
 def test_the_colour_detector_really_gives_the_planned_outputs(colour_detector, samples):
     """Guards the test's own premise: the scores and boxes are the ones the cases above assume."""
-    from training.data.dataset import load_image
+    from training.data.pictures import load_image
 
     detections = colour_detector.detect_batch([load_image(s.image_path) for s in samples])
     for (red, green, _, _), sample, detection in zip(CASES, samples, detections, strict=True):

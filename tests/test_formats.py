@@ -16,8 +16,9 @@ import skimage.data
 from training.cli import main
 from training.core.boxes import ordered
 from training.core.preprocess import box_to_pixels
-from training.data.dataset import DataError, load_dataset, write_labelme
+from training.data.dataset import DataError, load_dataset
 from training.data.formats import FORMATS, READ_FORMATS, convert, detect_format, read_dataset
+from training.data.formats.labelme import write_labelme
 from training.data.realfaces import make_real_demo_data
 
 ASTRONAUT_BOX = (80.25, 20.5, 130.75, 85.4)  # her face in the 256x256 picture, in fractional pixels

@@ -24,17 +24,9 @@ import numpy as np
 import pytest
 
 from training.cli import main
-from training.data.dataset import (
-    DataError,
-    Problem,
-    check_picture,
-    grouped_problem_lines,
-    image_size,
-    labelme_document,
-    load_dataset,
-    load_image,
-    read_label,
-)
+from training.data.dataset import DataError, Problem, grouped_problem_lines, load_dataset
+from training.data.formats.labelme import labelme_document, read_label
+from training.data.pictures import check_picture, image_size, load_image
 
 SEED = 20261126
 LABELS = 2000

@@ -26,8 +26,9 @@ from training.cli import main
 from training.core.detection import MODEL_FINGERPRINT, ModelFileError, file_fingerprint, read_model_metadata
 from training.core.files import atomic_write_bytes, temporary_name
 from training.core.inputs import InputError, read_bytes, read_json, read_text, resolve_inside
-from training.data.dataset import DataError, grouped_problem_lines, load_dataset, write_labelme
+from training.data.dataset import DataError, grouped_problem_lines, load_dataset
 from training.data.formats import convert, read_dataset
+from training.data.formats.labelme import write_labelme
 
 W, H = 64, 48
 posix_only = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes and sockets are POSIX")

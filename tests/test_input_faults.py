@@ -25,17 +25,9 @@ import pytest
 
 from training.cli import main
 from training.core.files import TEMP_PREFIX
-from training.data.dataset import (
-    MAX_PIXELS,
-    DataError,
-    Problem,
-    check_picture,
-    image_size,
-    load_dataset,
-    load_image,
-    read_label,
-    write_labelme,
-)
+from training.data.dataset import DataError, Problem, load_dataset
+from training.data.formats.labelme import read_label, write_labelme
+from training.data.pictures import MAX_PIXELS, check_picture, image_size, load_image
 
 REPO = Path(__file__).resolve().parents[1]
 W, H = 64, 48
@@ -117,7 +109,7 @@ def test_a_label_save_that_fails_half_way_keeps_the_old_label(tmp_path):
     write_labelme(label, image, (10, 10, 40, 30), W, H)
     before = label.read_bytes()
     done = run_with_file_size_limit(
-        "from training.data.dataset import write_labelme\n"
+        "from training.data.formats.labelme import write_labelme\n"
         "limit()\n"
         "try:\n"
         f"    write_labelme({str(label)!r}, {str(image)!r}, (1.5, 2.5, 33.25, 44.75), {W}, {H})\n"

@@ -35,7 +35,8 @@ from desktop.label_session import (
     scan_dataset,
 )
 from training.core.detection import Detection
-from training.data.dataset import label_path_for, load_dataset, write_labelme
+from training.data.dataset import label_path_for, load_dataset
+from training.data.formats.labelme import write_labelme
 from training.inference.autolabel import SuggestionMark, read_suggestion_mark, write_suggested_label
 
 W, H = 80, 60

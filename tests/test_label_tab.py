@@ -32,8 +32,9 @@ from desktop.label_tab import (
     UNLABELLED,
     LabelTab,
 )
-from training.data.dataset import load_dataset, load_image
+from training.data.dataset import load_dataset
 from training.data.demo import make_demo_data
+from training.data.pictures import load_image
 from training.inference.autolabel import read_suggestion_mark
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots"

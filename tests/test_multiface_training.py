@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from training.data.dataset import load_dataset, write_labelme
+from training.data.dataset import load_dataset
+from training.data.formats.labelme import write_labelme
 from training.engine.trainer import RunResult, TrainConfig, train
 from training.evaluation.metrics import AP_MIN_SCORE, FaceMatches, average_precision
 from training.model.backbones import MAX_FACES

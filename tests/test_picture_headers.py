@@ -1,4 +1,4 @@
-"""Picture headers read with Pillow (``training.data.dataset.image_size``), and the checks of a file's end that a
+"""Picture headers read with Pillow (``training.data.pictures.image_size``), and the checks of a file's end that a
 header alone cannot make: the JPEG end-of-image marker, the PNG IEND chunk, the BMP's declared size."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training.data.dataset import DataError, check_picture, image_size, load_image
+from training.data.dataset import DataError
+from training.data.pictures import check_picture, image_size, load_image
 
 W, H = 96, 64
 

@@ -14,8 +14,9 @@ from test_evaluate import _colour_model  # a model whose score and box are known
 
 from desktop.train_tab import TrainTab
 from training.cli import main
-from training.data.dataset import load_dataset, write_labelme
+from training.data.dataset import load_dataset
 from training.data.demo import make_demo_data
+from training.data.formats.labelme import write_labelme
 from training.engine.trainer import TrainConfig, train
 from training.evaluation.evaluate import evaluate_model, predict_samples
 from training.evaluation.report import (

@@ -28,7 +28,8 @@ from training.data.augment import (
     make_batches,
     read_cached_picture,
 )
-from training.data.dataset import DataError, Sample, load_dataset, write_labelme
+from training.data.dataset import DataError, Sample, load_dataset
+from training.data.formats.labelme import write_labelme
 from training.engine.settings import setting
 
 SIZE = 48

@@ -124,7 +124,7 @@ def test_train_stop_resume_then_use_the_model(qtbot, settings, demo_dataset):
     best = Path(ready.args[0])
     assert best == run_dir / "best.keras" and best.is_file()
 
-    from training.data.dataset import load_image
+    from training.data.pictures import load_image
     from training.inference.detector import Detector
 
     detector = Detector.from_file(best)

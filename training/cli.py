@@ -480,7 +480,8 @@ def _classic_line(metrics: dict, classic: dict) -> str:
 
 def _collect_images(inputs: list[str]) -> list[Path]:
     """The pictures named, and those directly inside the folders named (sorted)."""
-    from training.data.dataset import IMAGE_EXTENSIONS, DataError
+    from training.data.errors import DataError
+    from training.data.pictures import IMAGE_EXTENSIONS
 
     images: list[Path] = []
     for item in inputs:
@@ -504,7 +505,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     from training.core.drawing import draw_detection, draw_detections
     from training.core.files import atomic_write_bytes
-    from training.data.dataset import DataError, load_image
+    from training.data.errors import DataError
+    from training.data.pictures import load_image
     from training.inference.detector import Detector
 
     images = _collect_images(args.inputs)
@@ -623,7 +625,7 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     """FaceTracker's own error types that mean "fix your input", from the modules already imported
     (a module that was never imported cannot have raised its error, and importing it would load TensorFlow)."""
     names = {
-        "training.data.dataset": ("DataError",),
+        "training.data.errors": ("DataError",),
         "training.inference.detector": ("ModelFileError",),
         "training.core.errors": ("TrainingError",),
         "training.model.build": ("WeightsUnavailableError",),

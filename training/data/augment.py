@@ -48,7 +48,8 @@ from albumentations.augmentations.crops.transforms import BaseCrop  # noqa: E402
 
 from training.core.files import atomic_path, atomic_write_bytes, remove_stale_temporaries  # noqa: E402
 from training.core.preprocess import box_to_pixels, preprocess_frame  # noqa: E402
-from training.data.dataset import NO_BOX, Sample, load_image  # noqa: E402
+from training.data.dataset import NO_BOX, Sample  # noqa: E402
+from training.data.pictures import load_image  # noqa: E402
 
 CACHE_SCALE = 2.0  # cached pictures keep a shorter side of CACHE_SCALE * input_size pixels
 PREFETCH_BATCHES = 2  # streamed batches made ahead of training (bounded: what an abandoned pass wastes)

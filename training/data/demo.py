@@ -14,7 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from training.data.dataset import SPLITS, DataError, label_path_for, write_labelme
+from training.data.dataset import SPLITS, DataError, label_path_for
+from training.data.formats.labelme import write_labelme
 
 NO_FACE_FRACTION = 0.2
 SPLIT_FRACTIONS = {"val": 0.15, "test": 0.15}  # the rest is train

@@ -22,7 +22,8 @@ import numpy as np
 
 from training.core.detection import Detection
 from training.core.preprocess import box_to_pixels
-from training.data.dataset import Sample, load_image
+from training.data.dataset import Sample
+from training.data.pictures import load_image
 from training.evaluation.metrics import AP_MIN_SCORE, FaceMatches, box_iou, detection_counts
 from training.inference.detector import Detector
 

@@ -658,7 +658,7 @@ def write_labelme_folder(frames: Sequence[Frame], out: Path | str) -> Path:
     import json
 
     from training.core.files import atomic_write_text
-    from training.data.dataset import labelme_document
+    from training.data.formats.labelme import labelme_document
 
     root = Path(out) / "test"
     images, labels = root / "images", root / "labels"

@@ -29,7 +29,8 @@ import cv2
 import numpy as np
 
 from training.core.files import atomic_write_bytes
-from training.data.dataset import Sample, load_image
+from training.data.dataset import Sample
+from training.data.pictures import load_image
 from training.evaluation.evaluate import (
     FacePredictions,
     Predictions,

@@ -15,10 +15,7 @@ No Qt here, and no TensorFlow until a finder is built: the Label tab reads the m
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
-import json
-import os
 import signal
 import sys
 import threading
@@ -33,16 +30,11 @@ import numpy as np
 
 from training.core.boxes import clipped
 from training.core.detection import Detection
-from training.core.files import atomic_write_text, temporary_name
 from training.core.preprocess import as_rgb
-from training.data.dataset import (
-    DataError,
-    Problem,
-    image_size,
-    labelme_document,
-    load_image,
-    picture_label_paths,
-)
+from training.data.dataset import picture_label_paths
+from training.data.errors import DataError, Problem
+from training.data.formats.labelme import SuggestionMark, read_suggestion_mark, write_suggested_label
+from training.data.pictures import image_size, load_image
 
 MTCNN_LABEL = "face (MTCNN)"
 MTCNN_NAME = "MTCNN"
@@ -50,8 +42,6 @@ MTCNN_DEVICE = "CPU (MTCNN, pretrained)"
 BLAZEFACE_LABEL = "face (BlazeFace)"
 BLAZEFACE_NAME = "BlazeFace"  # the suggested-by mark's engine
 DEFAULT_MIN_SCORE = 0.9
-SUGGESTED_FLAG = "suggested"      # labelme image flag: ticked until a person has reviewed the label
-SUGGESTED_BY_KEY = "suggestedBy"  # top-level: {"engine": "MTCNN", "score": 0.99 or null}
 PROGRESS_EVERY = 10               # the command line prints a progress line per this many pictures
 
 
@@ -243,112 +233,6 @@ def finder_name(finder: object) -> str:
 def _has_score(finder: object) -> bool:
     """The classic finder answers 1.0 for every face: such a score means nothing to show."""
     return getattr(finder, "label", None) != "face (classic)"
-
-
-# ------------------------------------------------------------------------------------------- marks
-
-
-@dataclass(frozen=True)
-class SuggestionMark:
-    """What a suggested, not yet reviewed label says about where it came from."""
-
-    engine: str
-    score: float | None
-
-    def __str__(self) -> str:
-        return self.engine if self.score is None else f"{self.engine} {self.score:.2f}"
-
-
-def read_suggestion_mark(json_path: Path | str) -> SuggestionMark | None:
-    """The mark of a label written by :func:`autolabel_dataset` and not reviewed since; None for a
-    reviewed label (or one that cannot be read: reading labels is ``training.data.dataset``'s job)."""
-    from training.core.inputs import read_json
-    from training.data.dataset import MAX_LABEL_BYTES
-
-    try:
-        document = read_json(json_path, max_bytes=MAX_LABEL_BYTES)
-    except ValueError:  # training.core.inputs.InputError: not a regular file, too large, not JSON
-        return None
-    if not isinstance(document, dict):
-        return None
-    flags = document.get("flags")
-    if not isinstance(flags, dict) or flags.get(SUGGESTED_FLAG) is not True:
-        return None
-    origin = document.get(SUGGESTED_BY_KEY)
-    origin = origin if isinstance(origin, dict) else {}
-    score = origin.get("score")
-    score = float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) else None
-    return SuggestionMark(str(origin.get("engine") or "a face finder"), score)
-
-
-def write_suggested_label(
-    json_path: Path,
-    image_path: Path,
-    box_px: Any,
-    width: int,
-    height: int,
-    mark: SuggestionMark,
-    *,
-    overwrite: bool = False,
-    scores: Sequence[float | None] | None = None,
-) -> bool:
-    """Write a labelme JSON (``training.data.dataset.labelme_document``) marked as suggested by ``mark``, atomically.
-
-    ``box_px``: None (no face), one box or a sequence of boxes in pixels; ``scores``, one per box, go in
-    each rectangle's description (else the mark's score does).
-
-    Without ``overwrite`` the file is created only if it does not exist at that moment, so a label
-    a person saves meanwhile (the Label tab, while "Suggest all" runs) is never replaced; returns
-    False then.
-    """
-    json_path = Path(json_path)
-    document = labelme_document(json_path, image_path, box_px, width, height)
-    document["flags"] = {**document.get("flags", {}), SUGGESTED_FLAG: True}
-    document[SUGGESTED_BY_KEY] = {"engine": mark.engine, "score": mark.score}
-    shapes = document["shapes"]
-    own = list(scores) if scores is not None and len(scores) == len(shapes) else [None] * len(shapes)
-    for shape, score in zip(shapes, own, strict=True):
-        shape["description"] = f"suggested by {mark if score is None else SuggestionMark(mark.engine, score)}"
-    text = json.dumps(document, indent=2)
-    if overwrite:
-        atomic_write_text(json_path, text)
-        return True
-    return _create_new_file(json_path, text.encode("utf-8"))
-
-
-def _create_new_file(path: Path, data: bytes) -> bool:
-    """Writes a file that does not exist yet, whole or not at all; False (nothing written) if it exists.
-
-    The data goes to a temporary file beside it (``training.core.files``' naming, so an interrupted write
-    is cleaned up like theirs), then is hard-linked into place: the link fails if the file appeared
-    meanwhile, so a label a person saved is never replaced. Where hard links are not supported
-    (FAT drives) a rename after an existence check stands in for it.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    while True:  # our temporary name (marker, owner pid, cut to fit a long name), mode 0666 less the umask
-        tmp = path.parent / temporary_name(path.name)
-        try:
-            fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_BINARY", 0), 0o666)
-            break
-        except FileExistsError:
-            continue
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return False
-        except OSError:  # no hard links on this file system
-            if path.exists():
-                return False
-            os.replace(tmp, path)
-        return True
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
 
 
 # ------------------------------------------------------------------------------------------- dataset
