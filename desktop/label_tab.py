@@ -19,13 +19,11 @@ suggestion, U jumps to the next unlabelled or not yet reviewed picture.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, QSettings, QSize, Qt, QThreadPool, Signal, Slot
+from PySide6.QtCore import QPointF, QRectF, QSettings, QSize, Qt, Signal, Slot
 from PySide6.QtGui import (
     QAction,
     QColor,
@@ -54,6 +52,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop import settings as keys
+from desktop.background import LatestOnly
 from desktop.box_handles import Handle, dragged_box, hit_test
 from desktop.imaging import bgr_to_qimage
 from desktop.label_session import (
@@ -79,13 +78,13 @@ from desktop.label_session import (
     clamp_box,
     list_text,
     list_tooltip,
-    make_suggestion,
     scan_dataset,
 )
 from desktop.settings import read_str
+from desktop.suggestions import Suggester, run_suggest_all
 from desktop.widgets import FolderField
 from training.data import label_path_for
-from training.inference import AutolabelReport, autolabel_dataset, find_faces, mtcnn_available
+from training.inference import AutolabelReport, mtcnn_available
 
 # The names the tab has always offered (tests and callers import them from here).
 __all__ = [
@@ -367,40 +366,6 @@ class BoxCanvas(QWidget):
                 painter.drawRect(QRectF(point.x() - h, point.y() - h, 2 * h, 2 * h))
 
 
-# ------------------------------------------------------------------------------------------------ suggest all
-
-
-class _ModelFinder:
-    """A trained Detector behind the finders' interface, so "Suggest all" can use the user's model."""
-
-    label = "face (your model)"
-    name = ENGINE_NAMES[MODEL]
-
-    def __init__(self, detector) -> None:
-        self._detector = detector
-
-    def detect(self, frame_bgr: np.ndarray):
-        return self._detector.detect(frame_bgr)
-
-    def detect_all(self, frame_bgr: np.ndarray):
-        """Every face the model finds (a single-face model: its one answer, kept only when it is a face)."""
-        detect_all = getattr(self._detector, "detect_all", None)
-        return list(detect_all(frame_bgr)) if detect_all is not None else [self._detector.detect(frame_bgr)]
-
-
-def run_suggest_all(
-    root: Path,
-    make_finder: Callable[[], object],
-    min_score: float,
-    stop: threading.Event,
-    on_progress: Callable[[int, int, Path], None],
-) -> AutolabelReport:
-    """What "Suggest all" runs off the UI thread: build the finder (MTCNN loads TensorFlow: seconds),
-    then pre-label every unlabelled picture, stopping between two pictures once ``stop`` is set."""
-    return autolabel_dataset(root, finder=make_finder(), min_score=min_score, on_progress=on_progress,
-                             should_stop=stop.is_set)
-
-
 # ------------------------------------------------------------------------------------------------ tab
 
 
@@ -415,35 +380,18 @@ class LabelTab(QWidget):
     labels_changed = Signal()           # a label was written or a picture moved away
     dataset_chosen = Signal(str)
     suggest_all_finished = Signal(object)                # AutolabelReport, or None when it failed
-    _scan_done = Signal(int, object, object, str)        # scan number, entries, problems, error
-    _suggestion_done = Signal(int, str, object)          # engine generation, image path, Suggestion
-    _engine_failed = Signal(int, str, str)               # engine generation, engine, why it cannot load
-    _suggest_all_progress = Signal(int, int, str)        # pictures done, pictures to label, the last picture
-    _suggest_all_done = Signal(object, str)              # AutolabelReport (None when it failed), error
 
     def __init__(self, settings: QSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
         self.session = LabelSession("" if mtcnn_available() else "MTCNN is not installed: pip install mtcnn")
-        self._scan_pool = QThreadPool(self)
-        self._scan_pool.setMaxThreadCount(1)
-        # Suggestion engines run TensorFlow (MTCNN, your model) on Python threads, not QThreadPool's: TensorFlow's
-        # pybind11 code re-takes the GIL by the thread's registered state, and a Qt-made thread froze the
-        # whole app once that way (under Xvfb; both threads waiting for the GIL). One thread owns the finder,
-        # so suggestions come in order.
-        self._suggest_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facetracker-suggest")
-        self._scan_number = 0
-        self._scanning = False
-        self._finders: dict[str, object] = {}  # MTCNN / BlazeFace / classic finder, made off the UI thread on first use
-        self._finders_lock = threading.Lock()   # the suggestion thread and "Suggest all" share them
-        self._suggest_all_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facetracker-suggest-all")
-        self._suggest_all_stop: threading.Event | None = None  # set while "Suggest all" runs; set() cancels
-        self._suggest_engine = self.session.engine
-        self._scan_done.connect(self._on_scan_done)
-        self._suggestion_done.connect(self._on_suggestion_done)
-        self._engine_failed.connect(self._on_engine_failed)
-        self._suggest_all_progress.connect(self._on_suggest_progress)
-        self._suggest_all_done.connect(self._on_suggest_all_done)
+        self._scanner = LatestOnly(self)  # reads the dataset in a worker thread
+        self.suggester = Suggester(self)  # the engines and their threads (desktop.suggestions)
+        self._scanner.done.connect(self._on_scan_done)
+        self.suggester.suggestion_done.connect(self._on_suggestion_done)
+        self.suggester.engine_failed.connect(self._on_engine_failed)
+        self.suggester.suggest_all_progress.connect(self._on_suggest_progress)
+        self.suggester.suggest_all_done.connect(self._on_suggest_all_done)
         self._build_ui()
         self._build_actions()
         events = self.session.events
@@ -629,31 +577,18 @@ class LabelTab(QWidget):
         """Read the dataset again (new pictures from Collect, labels written elsewhere)."""
         if self.root is None:
             return
-        self._scan_number += 1
-        scan, root = self._scan_number, self.root
-        self._scanning = True
+        root = self.root
         self._set_status(f"Reading {root} …")
+        self._scanner.start(lambda: scan_dataset(root))
 
-        def read() -> None:
-            try:
-                entries, problems = scan_dataset(root)
-            except Exception as exc:  # a missing folder, no pictures yet: said in the status line
-                self._scan_done.emit(scan, None, None, str(exc) or type(exc).__name__)
-            else:
-                self._scan_done.emit(scan, entries, problems, "")
-
-        self._scan_pool.start(read)
-
-    @Slot(int, object, object, str)
-    def _on_scan_done(self, scan: int, entries: object, problems: object, error: str) -> None:
-        if scan != self._scan_number:
-            return
-        self._scanning = False
-        if entries is None:
+    @Slot(object, str)
+    def _on_scan_done(self, scanned: object, error: str) -> None:
+        if scanned is None:  # a missing folder, no pictures yet: said in the status line
             self.session.scan_failed()
             self.session.go_to(-1)
             self._set_status(f"Nothing to label: {error}. Take pictures in the Collect tab first.", error=True)
             return
+        entries, problems = scanned
         index, review = self.session.apply_scan(entries, problems)
         self.problems_view.setVisible(bool(problems))
         self.problems_view.setPlainText("Problems in this dataset:\n" + "\n".join(problems) if problems else "")
@@ -785,56 +720,10 @@ class LabelTab(QWidget):
         self.source_label.setText(session.source_text())
         combo.setToolTip(session.engine_tip())
 
-    def _finder_for(self, engine: str, detector=None):
-        """The finder of an engine, made once (MTCNN and BlazeFace load TensorFlow: call this off the UI thread)."""
-        if engine == MODEL:
-            return _ModelFinder(detector)
-        if engine in (MTCNN, BLAZEFACE):
-            from training.core import import_tensorflow
-
-            import_tensorflow()  # never beside another thread's first import (the Detect tab's loader)
-        with self._finders_lock:
-            finder = self._finders.get(engine)
-            if finder is None:
-                if engine == MTCNN:
-                    from training.inference import PretrainedFaceFinder
-
-                    finder = PretrainedFaceFinder()
-                elif engine == BLAZEFACE:
-                    from training.inference import BlazeFaceFinder
-
-                    finder = BlazeFaceFinder()
-                else:
-                    from training.inference import ClassicFaceFinder
-
-                    finder = ClassicFaceFinder()
-                self._finders[engine] = finder
-            return finder
-
     def _request_suggestion(self, entry: LabelEntry) -> None:
-        if not self.session.ask(entry):
-            return
-        path = entry.image_path
-        generation, engine, detector = self.session.generation, self.session.engine, self.session.detector
-
-        def suggest() -> None:
-            try:
-                finder = self._finder_for(engine, detector)
-            except Exception as exc:  # MTCNN not installed, BlazeFace's weights missing: the tab falls back, says so
-                self._engine_failed.emit(generation, engine, str(exc) or type(exc).__name__)
-                return
-            try:
-                from training.data import load_image
-
-                result = make_suggestion(engine, find_faces(finder, load_image(path)), detector)
-            except Exception as exc:  # a suggestion is a help, never a crash
-                result = Suggestion(None, None, ENGINE_NAMES[engine], error=str(exc) or type(exc).__name__)
-            self._suggestion_done.emit(generation, str(path), result)
-
-        try:
-            self._suggest_pool.submit(suggest)
-        except RuntimeError:  # the tab is closing (shutdown): nothing more starts
-            return
+        if self.session.ask(entry):
+            self.suggester.request(self.session.generation, self.session.engine, self.session.detector,
+                                   entry.image_path)
 
     @Slot(int, str, str)
     def _on_engine_failed(self, generation: int, engine: str, message: str) -> None:
@@ -976,11 +865,10 @@ class LabelTab(QWidget):
         """Pre-label every unlabelled picture in the background with the current engine (False: not started)."""
         if self.root is None or self.is_suggesting_all():
             return False
-        engine, detector = self.session.engine, self.session.detector
-        min_score = self.session.suggest_all_min_score()
-        root, stop = self.root, threading.Event()
-        self._suggest_all_stop = stop
-        self._suggest_engine = engine
+        engine = self.session.engine
+        if not self.suggester.start_suggest_all(self.root, engine, self.session.detector,
+                                                self.session.suggest_all_min_score()):
+            return False
         self.suggest_all_button.setEnabled(False)
         self.engine_combo.setEnabled(False)
         self.suggest_progress.setRange(0, 0)  # busy until the first picture: loading the engine
@@ -990,32 +878,15 @@ class LabelTab(QWidget):
         self.cancel_button.show()
         self._set_status(f"Suggest all: {ENGINE_NAMES[engine]} is looking at every unlabelled picture "
                          "(you can go on labelling meanwhile) …")
-
-        def job() -> None:
-            try:
-                report = run_suggest_all(
-                    root, lambda: self._finder_for(engine, detector), min_score, stop,
-                    lambda done, total, path: self._suggest_all_progress.emit(done, total, str(path)),
-                )
-            except Exception as exc:  # the engine cannot load, the folder went away: said, never a crash
-                self._suggest_all_done.emit(None, str(exc) or type(exc).__name__)
-            else:
-                self._suggest_all_done.emit(report, "")
-
-        try:
-            self._suggest_all_pool.submit(job)
-        except RuntimeError:  # the tab is closing (shutdown): nothing more starts
-            return False
         return True
 
     def is_suggesting_all(self) -> bool:
-        return self._suggest_all_stop is not None
+        return self.suggester.is_suggesting_all()
 
     @Slot()
     def cancel_suggest_all(self) -> None:
         """Stop "Suggest all" after the picture in hand; the labels written so far stay."""
-        if self._suggest_all_stop is not None:
-            self._suggest_all_stop.set()
+        if self.suggester.cancel_suggest_all():
             self.cancel_button.setEnabled(False)
             self._set_status("Suggest all: stopping after this picture …")
 
@@ -1027,21 +898,20 @@ class LabelTab(QWidget):
         self.suggest_progress.setValue(done)
         self.suggest_progress.setFormat(f"{done} / {total}")
         if self.cancel_button.isEnabled():
-            self._set_status(f"Suggest all: {ENGINE_NAMES[self._suggest_engine]} looked at {done} of {total} "
+            self._set_status(f"Suggest all: {ENGINE_NAMES[self.suggester.suggest_all_engine]} looked at {done} of {total} "
                              f"unlabelled pictures ({Path(path).name})")
 
     @Slot(object, str)
     def _on_suggest_all_done(self, report: AutolabelReport | None, error: str) -> None:
         """Put the buttons back, say what was done, and read the dataset again to show the new labels."""
-        self._suggest_all_stop = None
         self.suggest_progress.hide()
         self.cancel_button.hide()
         self.suggest_all_button.setEnabled(True)
         self.engine_combo.setEnabled(True)
-        engine = self._suggest_engine
+        engine = self.suggester.suggest_all_engine
         if report is None:
             self._set_status(f"Suggest all: {ENGINE_NAMES[engine]} could not run: {error}", error=True)
-            if engine in (MTCNN, BLAZEFACE) and engine not in self._finders:  # it never loaded: use another engine
+            if engine in (MTCNN, BLAZEFACE) and not self.suggester.has_loaded(engine):  # it never loaded: use another engine
                 if self.session.engine_failed(engine, error):
                     self._ask_again()
             self.suggest_all_finished.emit(None)
@@ -1084,7 +954,7 @@ class LabelTab(QWidget):
     def showEvent(self, event) -> None:
         """Coming back to the tab reads the dataset again: Collect may have added pictures meanwhile."""
         super().showEvent(event)
-        if self.root is not None and not self._scanning:
+        if self.root is not None and not self._scanner.busy:
             self.refresh()
 
     def _set_status(self, text: str, error: bool = False) -> None:
@@ -1095,10 +965,5 @@ class LabelTab(QWidget):
         """Stop "Suggest all" and let running scans and suggestions end (they are short), so no thread
         outlives the window."""
         self.session.generation += 1
-        if self._suggest_all_stop is not None:
-            self._suggest_all_stop.set()
-        self._scan_pool.clear()
-        self._suggest_pool.shutdown(wait=False, cancel_futures=True)  # what has not started never will
-        self._suggest_all_pool.shutdown(wait=True)  # stops between two pictures; loading MTCNN takes seconds
-        self._suggest_pool.shutdown(wait=True)
-        self._scan_pool.waitForDone(5000)
+        self.suggester.shutdown()
+        self._scanner.shutdown()
