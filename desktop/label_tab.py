@@ -20,33 +20,28 @@ suggestion, U jumps to the next unlabelled or not yet reviewed picture.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSettings, QSize, Qt, Signal, Slot
 from PySide6.QtGui import (
-    QAction,
     QColor,
     QFont,
     QImage,
-    QKeySequence,
     QMouseEvent,
     QPainter,
     QPaintEvent,
     QPen,
 )
 from PySide6.QtWidgets import (
-    QComboBox,
     QHBoxLayout,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QSizePolicy,
     QSplitter,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -60,7 +55,6 @@ from desktop.label_session import (
     BROKEN,
     CLASSIC,
     ENGINE_NAMES,
-    ENGINE_TIP,
     FACE,
     FACE_THRESHOLD,
     MIN_BOX_PX,
@@ -74,15 +68,14 @@ from desktop.label_session import (
     LabelSession,
     Suggestion,
     Tone,
-    capitalised,
     clamp_box,
-    list_text,
-    list_tooltip,
+    history_text,
+    saved_text,
     scan_dataset,
 )
 from desktop.settings import read_str
-from desktop.suggestions import Suggester, run_suggest_all
-from desktop.widgets import FolderField
+from desktop.suggestions import SuggestBar, Suggester, run_suggest_all, suggest_all_text
+from desktop.widgets import FolderField, PictureList, action_button, add_action
 from training.data import label_path_for
 from training.inference import AutolabelReport, mtcnn_available
 
@@ -366,6 +359,32 @@ class BoxCanvas(QWidget):
                 painter.drawRect(QRectF(point.x() - h, point.y() - h, 2 * h, 2 * h))
 
 
+class PicturePane(QSplitter):
+    """The dataset's pictures (a :class:`PictureList`) beside the :class:`BoxCanvas` and a line of hints."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.list = PictureList()
+        self.canvas = BoxCanvas()
+        self.hint = QLabel(
+            "Drag on the picture to draw a face box (one per face); click a box to select it, drag it or its "
+            "handles to adjust.  Del removes the selected box  Ctrl+Z undo  Ctrl+Shift+Z redo  "
+            "→/D next (accepts the suggestions)  ←/A previous  N no face  Ctrl+Del picture to trash/  "
+            "U next unlabelled or unreviewed"
+        )
+        self.hint.setWordWrap(True)
+        self.hint.setStyleSheet("color: #606060;")
+        canvas_col = QWidget()
+        canvas_layout = QVBoxLayout(canvas_col)
+        canvas_layout.setContentsMargins(0, 0, 0, 0)
+        canvas_layout.addWidget(self.canvas, 1)
+        canvas_layout.addWidget(self.hint)
+        self.addWidget(self.list)
+        self.addWidget(canvas_col)
+        self.setStretchFactor(1, 1)
+        self.setSizes([220, 700])
+
+
 # ------------------------------------------------------------------------------------------------ tab
 
 
@@ -386,18 +405,18 @@ class LabelTab(QWidget):
         self.settings = settings
         self.session = LabelSession("" if mtcnn_available() else "MTCNN is not installed: pip install mtcnn")
         self._scanner = LatestOnly(self)  # reads the dataset in a worker thread
-        self.suggester = Suggester(self)  # the engines and their threads (desktop.suggestions)
+        self.suggester = Suggester(self.session, self)  # the engines and their threads (desktop.suggestions)
         self._scanner.done.connect(self._on_scan_done)
-        self.suggester.suggestion_done.connect(self._on_suggestion_done)
-        self.suggester.engine_failed.connect(self._on_engine_failed)
-        self.suggester.suggest_all_progress.connect(self._on_suggest_progress)
-        self.suggester.suggest_all_done.connect(self._on_suggest_all_done)
-        self._build_ui()
+        self.suggester.arrived.connect(self._render_canvas)
+        self.suggester.ask_again.connect(self._ask_again)
+        self.suggester.status.connect(self._set_status)
         self._build_actions()
+        self._build_ui()
         events = self.session.events
-        events.entries.connect(self._fill_list)
-        events.entry.connect(self._refresh_item)
-        events.removed.connect(self._remove_item)
+        self.picture_list.follow(self.session)  # its lines follow the session's pictures
+        for signal in (events.entries, events.entry, events.removed):
+            signal.connect(self._update_progress)
+        events.removed.connect(lambda _index: self.labels_changed.emit())  # a picture moved away
         events.current.connect(self._show_current)
         events.engine.connect(self._show_engine)
         folder = read_str(self.settings, keys.DATASET)
@@ -433,52 +452,24 @@ class LabelTab(QWidget):
         top.addWidget(self.dataset_field, 1)
         top.addWidget(rescan)
 
-        self.picture_list = QListWidget()
-        self.picture_list.setMinimumWidth(180)
+        self.pictures = PicturePane()  # the picture list beside the canvas and its hint
+        self.picture_list, self.canvas, self.hint_label = self.pictures.list, self.pictures.canvas, self.pictures.hint
         self.picture_list.currentRowChanged.connect(self._on_row_changed)
-        self.canvas = BoxCanvas()
         self.canvas.box_added.connect(self._on_box_added)
         self.canvas.box_changed.connect(self._on_box_changed)
         self.canvas.selection_changed.connect(self._on_selection_changed)
-        self.hint_label = QLabel(
-            "Drag on the picture to draw a face box (one per face); click a box to select it, drag it or its "
-            "handles to adjust.  Del removes the selected box  Ctrl+Z undo  Ctrl+Shift+Z redo  "
-            "→/D next (accepts the suggestions)  ←/A previous  N no face  Ctrl+Del picture to trash/  "
-            "U next unlabelled or unreviewed"
-        )
-        self.hint_label.setWordWrap(True)
-        self.hint_label.setStyleSheet("color: #606060;")
-        canvas_col = QWidget()
-        canvas_layout = QVBoxLayout(canvas_col)
-        canvas_layout.setContentsMargins(0, 0, 0, 0)
-        canvas_layout.addWidget(self.canvas, 1)
-        canvas_layout.addWidget(self.hint_label)
-        splitter = QSplitter()
-        splitter.addWidget(self.picture_list)
-        splitter.addWidget(canvas_col)
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([220, 700])
 
-        self.previous_button = QToolButton()
-        self.no_face_button = QToolButton()
-        self.delete_box_button = QToolButton()
-        self.undo_button = QToolButton()
-        self.redo_button = QToolButton()
-        self.delete_button = QToolButton()
-        self.next_button = QToolButton()
+        self.previous_button, self.no_face_button, self.delete_box_button, self.undo_button, self.redo_button, \
+            self.delete_button, self.next_button = (action_button(action) for action in (
+                self.previous_action, self.no_face_action, self.delete_box_action, self.undo_action,
+                self.redo_action, self.delete_action, self.next_action))
         self.progress_bar = QProgressBar()
         self.progress_label = QLabel("No dataset.")
-        self.source_label = QLabel()
-        self.source_label.setStyleSheet("color: #606060;")
-        self.source_label.setWordWrap(True)
         # Two rows (editing, then the picture as a whole and the progress), so the window can still be
         # made as narrow as a laptop's half screen (720 px).
         buttons = QHBoxLayout()
         for button in (self.previous_button, self.no_face_button, self.delete_box_button, self.undo_button,
-                       self.redo_button, self.next_button, self.delete_button):
-            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        for button in (self.previous_button, self.no_face_button, self.delete_box_button, self.undo_button,
-                       self.redo_button, self.next_button):
+                       self.redo_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
         progress_row = QHBoxLayout()
@@ -489,32 +480,13 @@ class LabelTab(QWidget):
         progress_row.addWidget(self.progress_bar, 1)
         progress_row.addWidget(self.progress_label, 1)
 
-        self.engine_combo = QComboBox()
-        self.engine_combo.addItem("MTCNN (pretrained)", MTCNN)
-        self.engine_combo.addItem("BlazeFace (pretrained, fast)", BLAZEFACE)
-        self.engine_combo.addItem("your model", MODEL)
-        self.engine_combo.addItem("classic finder", CLASSIC)
-        self.engine_combo.setToolTip(ENGINE_TIP)
-        self.engine_combo.model().item(self.engine_combo.findData(MODEL)).setEnabled(False)  # until a model
+        self.suggest_bar = bar = SuggestBar(self.suggester)  # who suggests, the engines, Suggest all and its run
+        self.source_label, self.engine_combo, self.suggest_all_button = bar.source_label, bar.engine_combo, bar.suggest_all_button
+        self.suggest_progress, self.cancel_button = bar.progress, bar.cancel_button
         self.engine_combo.activated.connect(self._on_engine_chosen)
-        self.suggest_all_button = QPushButton("Suggest all")
-        self.suggest_all_button.setToolTip("Pre-label every unlabelled picture in the background; "
-                                           "then review them one by one (→ accepts, or correct the box)")
         self.suggest_all_button.clicked.connect(self.suggest_all)
-        self.suggest_progress = QProgressBar()
-        self.suggest_progress.setMaximumWidth(220)
-        self.suggest_progress.hide()
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop after the picture in hand; the labels written so far stay")
-        self.cancel_button.clicked.connect(self.cancel_suggest_all)
-        self.cancel_button.hide()
-        engine_row = QHBoxLayout()
-        engine_row.addWidget(self.source_label, 1)
-        engine_row.addWidget(QLabel("Suggest with:"))
-        engine_row.addWidget(self.engine_combo)
-        engine_row.addWidget(self.suggest_all_button)
-        engine_row.addWidget(self.suggest_progress)
-        engine_row.addWidget(self.cancel_button)
+        bar.status.connect(self._set_status)
+        bar.finished.connect(self._on_suggest_all_done)
 
         self.status_label = QLabel()
         self.status_label.setWordWrap(True)
@@ -525,41 +497,32 @@ class LabelTab(QWidget):
 
         layout = QVBoxLayout(self)
         layout.addLayout(top)
-        layout.addWidget(splitter, 1)
+        layout.addWidget(self.pictures, 1)
         layout.addLayout(buttons)
         layout.addLayout(progress_row)
-        layout.addLayout(engine_row)
+        layout.addWidget(self.suggest_bar)
         layout.addWidget(self.status_label)
         layout.addWidget(self.problems_view)
         self._show_engine()
 
     def _build_actions(self) -> None:
-        def action(text: str, keys: list[QKeySequence | Qt.Key | str], slot, button: QToolButton | None) -> QAction:
-            act = QAction(text, self)
-            act.setShortcuts([QKeySequence(k) for k in keys])
-            act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            act.triggered.connect(slot)
-            self.addAction(act)
-            if button is not None:
-                button.setDefaultAction(act)
-            return act
-
-        self.previous_action = action("◀ Previous (←)", [Qt.Key.Key_Left, Qt.Key.Key_A], self.previous, self.previous_button)
-        self.no_face_action = action("No face (N)", [Qt.Key.Key_N], self.mark_no_face, self.no_face_button)
+        action = partial(add_action, self)  # a shortcut of this tab (its buttons are made from them: _build_ui)
+        self.previous_action = action("◀ Previous (←)", [Qt.Key.Key_Left, Qt.Key.Key_A], self.previous)
+        self.no_face_action = action("No face (N)", [Qt.Key.Key_N], self.mark_no_face)
         self.delete_box_action = action("Delete box (Del)", [Qt.Key.Key_Delete, Qt.Key.Key_Backspace],
-                                        self.delete_selected_box, self.delete_box_button)
-        self.undo_action = action("Undo (Ctrl+Z)", ["Ctrl+Z"], self.undo, self.undo_button)
-        self.redo_action = action("Redo (Ctrl+Shift+Z)", ["Ctrl+Shift+Z", "Ctrl+Y"], self.redo, self.redo_button)
+                                        self.delete_selected_box)
+        self.undo_action = action("Undo (Ctrl+Z)", ["Ctrl+Z"], self.undo)
+        self.redo_action = action("Redo (Ctrl+Shift+Z)", ["Ctrl+Shift+Z", "Ctrl+Y"], self.redo)
         self.delete_action = action("Picture to trash (Ctrl+Del)", ["Ctrl+Delete", "Ctrl+Backspace"],
-                                    self.delete_current, self.delete_button)
+                                    self.delete_current)
         self.delete_box_action.setToolTip("Remove the selected face box (click a box to select it)")
         self.undo_action.setToolTip("Undo this picture's last edit (Ctrl+Z)")
         self.redo_action.setToolTip("Redo what Undo took back (Ctrl+Shift+Z or Ctrl+Y)")
         self.delete_action.setToolTip("Move the picture and its label to the dataset's trash/ folder")
-        self.next_action = action("Next ▶ (→)", [Qt.Key.Key_Right, Qt.Key.Key_D], self.next, self.next_button)
+        self.next_action = action("Next ▶ (→)", [Qt.Key.Key_Right, Qt.Key.Key_D], self.next)
         self.accept_action = action("Accept suggestion", [Qt.Key.Key_Return, Qt.Key.Key_Enter],
-                                    self.accept_suggestion, None)
-        self.next_unlabelled_action = action("Next unlabelled", [Qt.Key.Key_U], self.next_unlabelled, None)
+                                    self.accept_suggestion)
+        self.next_unlabelled_action = action("Next unlabelled", [Qt.Key.Key_U], self.next_unlabelled)
 
     # ------------------------------------------------------------------------------------ dataset
     def set_dataset(self, path: str | Path) -> None:
@@ -596,38 +559,10 @@ class LabelTab(QWidget):
             self._set_status("")
         self.session.go_to(index)
 
-    def _fill_list(self) -> None:
-        self.picture_list.blockSignals(True)
-        self.picture_list.clear()
-        for entry in self.entries:
-            item = QListWidgetItem()
-            self._decorate(item, entry)
-            self.picture_list.addItem(item)
-        self.picture_list.blockSignals(False)
-        self._update_progress()
-
-    @staticmethod
-    def _decorate(item: QListWidgetItem, entry: LabelEntry) -> None:
-        item.setText(list_text(entry))
-        item.setToolTip(list_tooltip(entry))
-
-    def _refresh_item(self, index: int) -> None:
-        item = self.picture_list.item(index)
-        if item is not None:
-            self._decorate(item, self.entries[index])
-        self._update_progress()
-
-    def _remove_item(self, index: int) -> None:
-        self.picture_list.blockSignals(True)
-        self.picture_list.takeItem(index)
-        self.picture_list.blockSignals(False)
-        self._update_progress()
-        self.labels_changed.emit()
-
     def labelled_count(self) -> int:
         return self.session.counts().labelled
 
-    def _update_progress(self) -> None:
+    def _update_progress(self, *_changed) -> None:
         counts = self.session.counts()
         self.progress_bar.setRange(0, max(1, counts.total))
         self.progress_bar.setValue(counts.labelled)
@@ -649,9 +584,7 @@ class LabelTab(QWidget):
 
     def _show_current(self, index: int) -> None:
         """The session moved to picture ``index``: select it, decode it, show its label or ask for a box."""
-        self.picture_list.blockSignals(True)
-        self.picture_list.setCurrentRow(index)
-        self.picture_list.blockSignals(False)
+        self.picture_list.select(index)
         entry = self.current_entry()
         image = self.session.open_current() if entry is not None else None
         self.canvas.set_image(image)
@@ -661,7 +594,7 @@ class LabelTab(QWidget):
         self._show_label(entry)
         prefetch = self.session.to_prefetch()
         if prefetch is not None:
-            self._request_suggestion(prefetch)
+            self.suggester.request(prefetch)
 
     def _render_canvas(self) -> None:
         view = self.session.canvas_view()
@@ -679,7 +612,7 @@ class LabelTab(QWidget):
         """Show the current picture's label (or suggestion; asked for when there is none yet) and its note."""
         self._render_canvas()
         if not entry.labelled and entry.image_path not in self.session.suggestions:
-            self._request_suggestion(entry)
+            self.suggester.request(entry)
         if entry.note:
             self._set_status(f"{entry.image_path.name}: {entry.note}", error=True)
 
@@ -710,32 +643,7 @@ class LabelTab(QWidget):
             self._show_label(entry)
 
     def _show_engine(self) -> None:
-        """Show the engine: the list's choice and which items can be chosen, the line under the picture."""
-        session, combo = self.session, self.engine_combo
-        combo.setCurrentIndex(combo.findData(session.engine))
-        for engine in (MTCNN, BLAZEFACE):
-            combo.model().item(combo.findData(engine)).setEnabled(not session.engine_error(engine))
-        combo.model().item(combo.findData(MODEL)).setEnabled(session.detector is not None)
-        combo.setItemText(combo.findData(MODEL), session.model_name())
-        self.source_label.setText(session.source_text())
-        combo.setToolTip(session.engine_tip())
-
-    def _request_suggestion(self, entry: LabelEntry) -> None:
-        if self.session.ask(entry):
-            self.suggester.request(self.session.generation, self.session.engine, self.session.detector,
-                                   entry.image_path)
-
-    @Slot(int, str, str)
-    def _on_engine_failed(self, generation: int, engine: str, message: str) -> None:
-        if not self.session.engine_error(engine) and self.session.engine_failed(engine, message):
-            self._ask_again()
-        if generation == self.session.generation:
-            self._set_status(f"{ENGINE_NAMES[engine]} cannot suggest: {message}", error=True)
-
-    @Slot(int, str, object)
-    def _on_suggestion_done(self, generation: int, path: str, suggestion: object) -> None:
-        if self.session.suggestion_arrived(generation, Path(path), suggestion):
-            self._render_canvas()
+        self.suggest_bar.show_engine(self.session)  # the list's choice, which items can be chosen, who suggests
 
     def suggestion_for(self, image_path: Path) -> Suggestion | None:
         return self.session.suggestions.get(Path(image_path))
@@ -765,10 +673,7 @@ class LabelTab(QWidget):
         if done is None or done is False:
             return False
         self.labels_changed.emit()
-        entry = self.current_entry()
-        faces = entry.face_count
-        self._set_status(f"Saved {entry.label_path.name} ({faces} {'face' if faces == 1 else 'faces'})"
-                         if faces else f"Saved {entry.label_path.name} (no face)")
+        self._set_status(saved_text(self.current_entry()))
         return True
 
     @Slot(tuple)
@@ -813,12 +718,7 @@ class LabelTab(QWidget):
         entry = self.current_entry()
         if entry.status == UNLABELLED:
             self._show_label(entry)  # its suggestion again (asked for if there is none)
-            self._set_status(f"{what}: {entry.image_path.name} is unlabelled again")
-        elif entry.status == NO_FACE:
-            self._set_status(f"{what}: {entry.label_path.name} says no face")
-        else:
-            faces = entry.face_count
-            self._set_status(f"{what}: {entry.label_path.name} has {faces} {'face' if faces == 1 else 'faces'}")
+        self._set_status(history_text(what, entry))
 
     @Slot()
     def accept_suggestion(self) -> bool:
@@ -865,20 +765,8 @@ class LabelTab(QWidget):
         """Pre-label every unlabelled picture in the background with the current engine (False: not started)."""
         if self.root is None or self.is_suggesting_all():
             return False
-        engine = self.session.engine
-        if not self.suggester.start_suggest_all(self.root, engine, self.session.detector,
-                                                self.session.suggest_all_min_score()):
-            return False
-        self.suggest_all_button.setEnabled(False)
-        self.engine_combo.setEnabled(False)
-        self.suggest_progress.setRange(0, 0)  # busy until the first picture: loading the engine
-        self.suggest_progress.setFormat("")
-        self.suggest_progress.show()
-        self.cancel_button.setEnabled(True)
-        self.cancel_button.show()
-        self._set_status(f"Suggest all: {ENGINE_NAMES[engine]} is looking at every unlabelled picture "
-                         "(you can go on labelling meanwhile) …")
-        return True
+        return self.suggest_bar.start(self.root, self.session.engine, self.session.detector,
+                                      self.session.suggest_all_min_score())
 
     def is_suggesting_all(self) -> bool:
         return self.suggester.is_suggesting_all()
@@ -886,44 +774,20 @@ class LabelTab(QWidget):
     @Slot()
     def cancel_suggest_all(self) -> None:
         """Stop "Suggest all" after the picture in hand; the labels written so far stay."""
-        if self.suggester.cancel_suggest_all():
-            self.cancel_button.setEnabled(False)
-            self._set_status("Suggest all: stopping after this picture …")
-
-    @Slot(int, int, str)
-    def _on_suggest_progress(self, done: int, total: int, path: str) -> None:
-        if not self.is_suggesting_all():
-            return
-        self.suggest_progress.setRange(0, max(1, total))
-        self.suggest_progress.setValue(done)
-        self.suggest_progress.setFormat(f"{done} / {total}")
-        if self.cancel_button.isEnabled():
-            self._set_status(f"Suggest all: {ENGINE_NAMES[self.suggester.suggest_all_engine]} looked at {done} of {total} "
-                             f"unlabelled pictures ({Path(path).name})")
+        self.suggest_bar.cancel()
 
     @Slot(object, str)
     def _on_suggest_all_done(self, report: AutolabelReport | None, error: str) -> None:
-        """Put the buttons back, say what was done, and read the dataset again to show the new labels."""
-        self.suggest_progress.hide()
-        self.cancel_button.hide()
-        self.suggest_all_button.setEnabled(True)
-        self.engine_combo.setEnabled(True)
+        """Say what was done, and read the dataset again to show the new labels."""
         engine = self.suggester.suggest_all_engine
-        if report is None:
-            self._set_status(f"Suggest all: {ENGINE_NAMES[engine]} could not run: {error}", error=True)
-            if engine in (MTCNN, BLAZEFACE) and not self.suggester.has_loaded(engine):  # it never loaded: use another engine
-                if self.session.engine_failed(engine, error):
-                    self._ask_again()
-            self.suggest_all_finished.emit(None)
-            return
-        text = report.summary_text()
-        if report.written:
-            text += "\nReview them one by one: → accepts a suggestion, or correct the box (U: next to review)."
-        if report.root == self.root:  # not when the user opened another dataset meanwhile
+        if report is not None and report.root == self.root:  # not when the user opened another dataset meanwhile
             self.session.review_next_scan = True
             self.refresh()
-        self._set_status(f"{capitalised(report.engine)}: {text}", error=bool(report.skipped))
-        if report.written:
+        self._set_status(*suggest_all_text(engine, report, error))
+        if report is None and engine in (MTCNN, BLAZEFACE) and not self.suggester.has_loaded(engine):
+            if self.session.engine_failed(engine, error):  # it never loaded: use another engine
+                self._ask_again()
+        elif report is not None and report.written:
             self.labels_changed.emit()
         self.suggest_all_finished.emit(report)
 
