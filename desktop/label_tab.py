@@ -391,9 +391,9 @@ class PicturePane(QSplitter):
 class LabelTab(QWidget):
     """Picture list, the canvas, Previous / No face / Delete / Next, and labelled / total.
 
-    The state is a :class:`desktop.label_session.LabelSession` (Qt-free): the tab shows it, forwards
-    the user's input to it, and runs what takes time (reading the dataset, suggestions, "Suggest all")
-    in worker threads.
+    The state is a :class:`desktop.label_session.LabelSession` (Qt-free): the tab shows it and forwards
+    the user's input to it. What takes time runs in worker threads: reading the dataset
+    (:class:`desktop.background.LatestOnly`), suggestions and "Suggest all" (:class:`desktop.suggestions.Suggester`).
     """
 
     labels_changed = Signal()           # a label was written or a picture moved away

@@ -78,8 +78,7 @@ def widget_for(s: Setting) -> QWidget:
         widget.setSuffix(s.suffix)
         widget.setValue(s.default if s.default is not None else widget.minimum())
     elif s.kind is str and s.folder:
-        widget = FolderField("", s.auto or "", f"Choose the {s.label.rstrip(':').lower()} folder")
-        widget.layout().itemAt(0).widget().hide()  # the form row has the label already
+        widget = FolderField("", s.auto or "", f"{s.label.rstrip(':')}: choose a folder")
     else:  # a float typed as text (a learning rate: 1e-4), or a plain text
         widget = QLineEdit()
         if s.kind is float:

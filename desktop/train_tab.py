@@ -69,7 +69,7 @@ from training.model import GRID_BACKBONES, default_epochs, start_text
 
 # Names the tab has always offered (tests and callers import them from here).
 __all__ = [
-    "AUTO_INPUT_SIZE", "BACKBONE_CHOICES", "FORM_SETTINGS", "EtaEstimator", "ResultPictures", "TrainTab",
+    "BACKBONE_CHOICES", "FORM_SETTINGS", "EtaEstimator", "ResultPictures", "TrainTab",
     "epoch_quality_text", "format_duration", "read_history_csv", "run_dataset", "run_folder_for",
 ]
 
@@ -78,9 +78,6 @@ BACKBONE_CHOICES = setting("backbone").choices
 #: The settings the tab shows, in this order (their widgets are made from the table: desktop.settings_form).
 FORM_SETTINGS = ("epochs", "batch_size", "backbone", "input_size", "learning_rate", "weights", "augment",
                  "tutorial_exact")
-#: "auto" on the input-size spin box (the backbone's own size); real sizes start at 32 (the table's range).
-AUTO_INPUT_SIZE = setting("input_size").range[0] - 1
-MIN_INPUT_SIZE = setting("input_size").range[0]
 
 # Keys of this tab's settings (the dataset folder is shared: desktop.settings.DATASET); the form's are train/<name>.
 SETTINGS_LAST_RUN = "train/last_run"

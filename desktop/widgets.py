@@ -20,7 +20,8 @@ from PySide6.QtWidgets import (
 
 
 class FolderField(QWidget):
-    """"Label: [folder path] Browse…": ``chosen`` fires with the path once the user settles on one.
+    """"Label: [folder path] Browse…" (``label`` "": without it): ``chosen`` fires with the path once the user
+    settles on one.
 
     Typing fires it when editing finishes (Enter or leaving the field); Browse fires it when the
     dialog returns a folder (Cancel changes nothing). ``edit`` is the line edit itself.
@@ -38,7 +39,8 @@ class FolderField(QWidget):
         self.browse_button.clicked.connect(self.browse)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(QLabel(label))
+        if label:  # none where a form row has the words already
+            layout.addWidget(QLabel(label))
         layout.addWidget(self.edit, 1)
         layout.addWidget(self.browse_button)
 

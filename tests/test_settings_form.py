@@ -52,6 +52,9 @@ def test_every_setting_of_the_table_gets_a_widget_of_its_kind(qtbot):
             assert widget.text() == s.label and widget.isChecked() is s.default
         else:  # a labelled row: the table's words
             assert form.form.labelForField(widget).text() == s.label
+        if isinstance(widget, FolderField):  # the row's label only; Browse… says which setting it asks for
+            assert widget.findChild(QLabel) is None and widget.dialog_title == f"{s.label.rstrip(':')}: choose a folder"
+            assert widget.edit.placeholderText() == s.auto
         if isinstance(widget, QComboBox):
             assert [widget.itemText(i) for i in range(widget.count())] == list(s.choices)
             assert widget.currentText() == s.default
