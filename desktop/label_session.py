@@ -197,6 +197,21 @@ def list_tooltip(entry: LabelEntry) -> str:
     return f"{entry.image_path}\n{status}" + (f"\n{entry.note}" if entry.note else "")
 
 
+def saved_text(entry: LabelEntry) -> str:
+    """The status line once an edit of ``entry`` is written: "Saved x.json (2 faces)", "Saved x.json (no face)"."""
+    faces = entry.face_count
+    return f"Saved {entry.label_path.name} ({_faces_text(faces)})" if faces else f"Saved {entry.label_path.name} (no face)"
+
+
+def history_text(what: str, entry: LabelEntry) -> str:
+    """The status line after Undo or Redo (``what``: "Undone", "Redone") left ``entry`` as it is now."""
+    if entry.status == UNLABELLED:
+        return f"{what}: {entry.image_path.name} is unlabelled again"
+    if entry.status == NO_FACE:
+        return f"{what}: {entry.label_path.name} says no face"
+    return f"{what}: {entry.label_path.name} has {_faces_text(entry.face_count)}"
+
+
 def scan_dataset(root: Path) -> tuple[list[LabelEntry], list[str]]:
     """Every picture of a dataset with its label status, and the dataset's problems (file: message).
 

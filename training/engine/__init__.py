@@ -13,6 +13,8 @@ _EXPORTS = {
     "TEST_PREDICTIONS_JPG": "training.engine.run_folder",
     "can_resume": "training.engine.run_folder",
     "run_folder_for": "training.engine.run_folder",
+    "Setting": "training.engine.settings",
+    "TRAIN_SETTINGS": "training.engine.settings",
     "TrainConfig": "training.engine.settings",
     "config_to_args": "training.engine.settings",
     "setting": "training.engine.settings",

@@ -5,8 +5,8 @@ itself, in the manner of Ultralytics' ``cfg/default.yaml``:
 
 * the ``facetracker-train train`` parser (:func:`add_train_arguments`),
 * :class:`TrainConfig`'s defaults,
-* the desktop Train tab's child command (:func:`config_to_args`) and its widgets' defaults,
-  choices and tooltips (:func:`setting`),
+* the desktop Train tab's child command (:func:`config_to_args`) and its settings form, built from
+  each setting's kind, default, choices, range, label and help (``desktop.settings_form``),
 * the command line back into a config (:func:`config_from_args`).
 
 Plain Python, free of Qt and Keras, so ``--help`` answers at once and the app imports it freely.
@@ -78,6 +78,13 @@ class Setting:
     choices: tuple[str, ...] | None = None
     cli_checks_choices: bool = True  # False: the trainer checks, with its own message (exit 1, not 2)
     tooltip: str | None = None  # the Train tab's words, where they differ from ``help``
+    # What a form needs to show it (desktop.settings_form builds the Train tab's widgets from these):
+    label: str = ""  # the form row's label ("Epochs:"); a bool's check box text
+    range: tuple[float, float] | None = None  # lowest and highest value a number may take
+    auto: str | None = None  # shown for None (the value left to the trainer): a spin box's first entry, a placeholder
+    suffix: str = ""  # after a number (" px")
+    decimals: int = 0  # a float's spin box decimals; 0: typed as text (1e-4), in scientific notation
+    folder: bool = False  # a str that names a folder: a folder field with Browse…
 
     @property
     def dest(self) -> str:
@@ -95,13 +102,17 @@ class Setting:
 #: The table, in the order ``facetracker-train train --help`` lists it.
 TRAIN_SETTINGS: tuple[Setting, ...] = (
     Setting("data", str, None, "dataset folder: data/{train,val,test}/{images,labels}, images/ + labels/, "
-            "or pictures with labelme JSON beside them"),
+            "or pictures with labelme JSON beside them",
+            label="Dataset:", auto="dataset folder (images/ + labels/, or train/val/test)", folder=True),
     Setting("epochs", int, None, "total passes over the training pictures (default: the backbone's, "
             f"{_per_backbone(DEFAULT_EPOCHS)}; resuming: the run's own)",
-            flag="--epochs", metavar="N", parse=positive_int),
-    Setting("out", str, None, "run folder (default runs/train, runs/train2, ...)", flag="--out", metavar="DIR"),
+            flag="--epochs", metavar="N", parse=positive_int,
+            label="Epochs:", range=(1, 10_000)),
+    Setting("out", str, None, "run folder (default runs/train, runs/train2, ...)", flag="--out", metavar="DIR",
+            label="Run folder:", auto="runs/train, runs/train2, ...", folder=True),
     Setting("batch_size", int, DEFAULT_BATCH_SIZE, f"pictures per step (default {DEFAULT_BATCH_SIZE})",
-            flag="--batch-size", metavar="N", parse=positive_int),
+            flag="--batch-size", metavar="N", parse=positive_int,
+            label="Batch size:", range=(1, 1024)),
     Setting("backbone", str, DEFAULT_BACKBONE,
             "network: multiface (default: finds every face, a score and box per cell, fast on a CPU), grid (the "
             "same network answering one face), tiny (one box from a small CNN), mobilenetv2, or vgg16 (the "
@@ -110,46 +121,61 @@ TRAIN_SETTINGS: tuple[Setting, ...] = (
             tooltip="multiface: a small network with a face score and box per cell that finds every face (the "
             "default); grid: the same network trained to answer the best face only; "
             "tiny: one box from a small network; mobilenetv2: fast, with ImageNet weights when online; "
-            "vgg16: the tutorial's model (heavy)"),
+            "vgg16: the tutorial's model (heavy)",
+            label="Backbone:"),
     Setting("input_size", int, None, "square input side in pixels (default: the backbone's own: 128 for multiface "
-            "and grid, 80 for tiny, 120 for vgg16)", flag="--input-size", metavar="PX", parse=positive_int),
+            "and grid, 80 for tiny, 120 for vgg16)", flag="--input-size", metavar="PX", parse=positive_int,
+            label="Input size:", range=(32, 1024), auto="auto (backbone's size)", suffix=" px"),
     Setting("learning_rate", float, None, "starting learning rate (default: the backbone's, "
             f"{_per_backbone(DEFAULT_LEARNING_RATES)})", flag="--lr", metavar="RATE", parse=positive_float,
             tooltip="Starting learning rate, e.g. 1e-4. Empty: the backbone's default "
-            f"({_per_backbone(DEFAULT_LEARNING_RATES)})"),
+            f"({_per_backbone(DEFAULT_LEARNING_RATES)})",
+            label="Learning rate:", range=(1e-8, 10.0), auto="auto (the backbone's own)"),
     Setting("patience", int, None, f"stop after N epochs without a better validation AP50 (multiface) or F1 (default {DEFAULT_PATIENCE}; "
-            "0: never stop early)", flag="--patience", metavar="N"),
+            "0: never stop early)", flag="--patience", metavar="N",
+            label="Patience:", range=(0, 10_000), auto=f"auto ({DEFAULT_PATIENCE})", suffix=" epochs"),
     Setting("freeze", int, 0, "keep the first N weighted layers of the pretrained start as they are (default 0: "
             "train them all; keeping blazeface's stem and stages, --freeze 64, lost more on real photographs)",
             flag="--freeze", metavar="N", parse=non_negative_int,
             tooltip="Layers of the pretrained start kept as they are. 0 (the default): every layer learns, at the "
-            "backbone's low learning rate"),
+            "backbone's low learning rate",
+            label="Frozen layers:", range=(0, 10_000)),
     Setting("time_limit", float, None, "stop after the epoch that passes this many minutes (the best model so far "
-            "is kept)", flag="--time-limit", metavar="MINUTES", parse=positive_float),
+            "is kept)", flag="--time-limit", metavar="MINUTES", parse=positive_float,
+            label="Time limit:", range=(0.1, 100_000.0), auto="none", suffix=" min", decimals=1),
     Setting("weights", str, "auto", "backbone start: imagenet (mobilenetv2, vgg16; downloaded once), face (multiface, "
             "grid: MTCNN's face-trained stem, shipped in the mtcnn package), none (from scratch), or auto (the backbone's "
             "pretrained weights when they can be had; default)", flag="--weights", choices=WEIGHT_CHOICES,
             tooltip="auto: the backbone's pretrained weights when they can be had, else from scratch (multiface, "
-            "grid: MTCNN's face-trained stem, shipped with the app; mobilenetv2, vgg16: ImageNet, downloaded once)"),
+            "grid: MTCNN's face-trained stem, shipped with the app; mobilenetv2, vgg16: ImageNet, downloaded once)",
+            label="Weights:"),
     Setting("tutorial_exact", bool, False, "also train the box on pictures without a face, as the tutorial did",
-            flag="--tutorial-exact"),
+            flag="--tutorial-exact",
+            label="Tutorial-exact loss (box loss on no-face pictures too)"),
     Setting("augment", bool, True, "train on the pictures as they are (no random crops, flips, colour changes)",
             flag="--no-augment", tooltip="random crops, flips and colour changes of every training picture, "
-            "fresh each epoch"),
+            "fresh each epoch",
+            label="Augment (random crops, flips, colour)"),
     Setting("cache", str, "auto", "where the training pictures are kept between epochs: memory (decoded once), "
             "stream (read from disk every epoch, for datasets larger than memory; the same batches), or auto "
             "(memory when they fit in a quarter of the machine's memory; default)", flag="--cache",
             choices=("auto", "memory", "stream"), tooltip="auto: keep the decoded pictures in memory when they fit "
-            "in a quarter of it, else read them from disk every epoch (the same batches, for large datasets)"),
+            "in a quarter of it, else read them from disk every epoch (the same batches, for large datasets)",
+            label="Picture cache:"),
     Setting("mixed_precision", bool, True, "keep float32 on a GPU (mixed precision is on by default there; no effect "
-            "on a CPU)", flag="--no-mixed-precision"),
+            "on a CPU)", flag="--no-mixed-precision",
+            label="Mixed precision on a GPU"),
     Setting("devices", str, "1", "devices to train on: 1 (default), N, or all GPUs (tf.distribute.MirroredStrategy; "
             "--batch-size stays the whole step's batch, split between them). Without a GPU, N > 1 splits the CPU into "
             "N devices: it shows the path, it is not faster. With TF_CONFIG: each machine's devices (see the README)",
-            flag="--devices", metavar="N|all", parse=devices_argument),
-    Setting("strict", bool, False, "stop at the first bad picture or label instead of skipping it", flag="--strict"),
-    Setting("resume", str, None, "continue an interrupted run folder", flag="--resume", metavar="RUN_DIR"),
-    Setting("seed", int, 0, "random seed for shuffling and augmentation (default 0)", flag="--seed", metavar="N"),
+            flag="--devices", metavar="N|all", parse=devices_argument,
+            label="Devices:"),
+    Setting("strict", bool, False, "stop at the first bad picture or label instead of skipping it", flag="--strict",
+            label="Stop at the first bad picture or label"),
+    Setting("resume", str, None, "continue an interrupted run folder", flag="--resume", metavar="RUN_DIR",
+            label="Resume run:", auto="a run folder to continue", folder=True),
+    Setting("seed", int, 0, "random seed for shuffling and augmentation (default 0)", flag="--seed", metavar="N",
+            label="Seed:", range=(0, 2**31 - 1)),
 )
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in TRAIN_SETTINGS}
 
@@ -236,10 +262,14 @@ def config_to_args(config: TrainConfig) -> list[str]:
 
 
 def _check_table() -> None:
-    """Every TrainConfig field has exactly one setting (checked at import: a new field cannot be forgotten)."""
+    """Every TrainConfig field has exactly one setting, with a label (checked at import: a new field cannot be
+    forgotten)."""
     names = {f.name for f in fields(TrainConfig)}
     if names != set(SETTINGS_BY_NAME):
         raise RuntimeError(f"training.engine.settings: TrainConfig and TRAIN_SETTINGS differ: {names ^ set(SETTINGS_BY_NAME)}")
+    unlabelled = [s.name for s in TRAIN_SETTINGS if not s.label]
+    if unlabelled:  # a form shows every setting it is given: each needs words
+        raise RuntimeError(f"training.engine.settings: settings without a label: {unlabelled}")
 
 
 _check_table()
