@@ -25,7 +25,7 @@ from desktop.sources import VideoFileSource
 from desktop.workers import CaptureWorker, InferenceWorker, LatestSlot
 from training.inference.classic import ClassicFaceFinder
 
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from desktop.train_tab import (
 from training.data.demo import make_demo_data
 from training.model.backbones import DEFAULT_EPOCHS
 
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 
 
 @pytest.fixture

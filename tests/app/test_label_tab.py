@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QSettings, Qt
-from test_autolabel import (  # real faces in frames (tests/test_autolabel.py)
+from real_frames import (  # real faces in frames (tests/real_frames.py)
     FRAME_H,
     FRAME_W,
     compose_faces_frame,
@@ -37,7 +37,7 @@ from training.data.demo import make_demo_data
 from training.data.pictures import load_image
 from training.inference.autolabel import read_suggestion_mark
 
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 W, H = 160, 120
 LABELME_KEYS = {"version", "flags", "shapes", "imagePath", "imageData", "imageHeight", "imageWidth"}
 LABELME_SHAPE_KEYS = {"label", "points", "group_id", "shape_type", "flags"}

@@ -15,7 +15,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SOAK_SECONDS = 20  # at least this long...
 MIN_EVENTS = 1500  # ...and at least this many batch events (a loaded machine repaints slower), at most:
 MAX_SECONDS = 180

@@ -373,7 +373,7 @@ def test_the_tab_models_load_without_qt_or_tensorflow():
 
     code = ("import sys, desktop.label_session, desktop.detector_state, desktop.box_handles, training.core.drawing; "
             "sys.exit(sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'tensorflow', 'keras')) or 0)")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
 

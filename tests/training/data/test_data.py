@@ -457,5 +457,5 @@ def test_image_size_follows_exif_orientation_like_the_decoder(tmp_path: Path):
 def test_data_module_does_not_import_tensorflow():
     code = ("import sys, training, training.data.dataset, training.data.demo; "
             "sys.exit(bool({'tensorflow', 'keras'} & set(sys.modules)))")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
     assert subprocess.run([sys.executable, "-c", code], env=env, timeout=60).returncode == 0

@@ -23,7 +23,7 @@ from training.cli import main
 from training.core.errors import TrainingError
 from training.core.files import STAGING_MARKER, remove_stale_staging, remove_stale_temporaries, temporary_name
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 

@@ -29,7 +29,7 @@ from training.data.dataset import DataError, Problem, load_dataset
 from training.data.formats.labelme import read_label, write_labelme
 from training.data.pictures import MAX_PIXELS, check_picture, image_size, load_image
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 W, H = 64, 48
 
 

@@ -20,7 +20,7 @@ from desktop.platform_check import (
     xcb_plugin_paths,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PLUGIN = Path("/qt/plugins/platforms/libqxcb.so")
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Qt's xcb plugin is Linux's")
 

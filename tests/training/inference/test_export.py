@@ -375,7 +375,7 @@ def test_light_runtimes_do_not_load_tensorflow(grid_exports):
         print("heavy modules:", loaded)
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                          cwd=Path(__file__).resolve().parents[1])
+                          cwd=Path(__file__).resolve().parents[3])
     assert done.returncode == 0, done.stderr
     assert "heavy modules: []" in done.stdout
 

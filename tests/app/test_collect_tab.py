@@ -12,7 +12,7 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from desktop.collect_tab import CollectTab, unique_picture_name
 from training.data.pictures import load_image
 
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 FRAME_W, FRAME_H, FRAME_COUNT = 160, 120, 24
 
 

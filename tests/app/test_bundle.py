@@ -23,7 +23,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXE_NAME = "FaceTracker.exe" if os.name == "nt" else "FaceTracker"
 BUILD_TIMEOUT_S = 1500
 

@@ -20,7 +20,7 @@ from desktop.app import MainWindow, first_size, main, parse_args
 from desktop.detect_tab import NOTICE_STYLE
 from desktop.settings import make_settings
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-output" / "screenshots"
 
 

@@ -32,7 +32,7 @@ SEED = 20261126
 LABELS = 2000
 PICTURES = 500
 W, H = 64, 48
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def run_cli(argv: list[str]) -> tuple[int, str, str]:
