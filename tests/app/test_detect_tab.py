@@ -28,14 +28,6 @@ from training.inference.classic import ClassicFaceFinder
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from training.model.build import build_model
-
-    path = tmp_path_factory.mktemp("model") / "m.keras"
-    build_model("multiface", weights=None, input_size=48).save(path)
-    return path
-
 
 @pytest.fixture
 def settings(tmp_path: Path):
@@ -110,10 +102,10 @@ def test_a_camera_that_stops_delivering_is_reported(qtbot, face_video: Path, mon
     assert worker.frames_captured == 40
 
 
-def test_inference_drops_frames_instead_of_queueing_them(qtbot, face_video: Path, model_file: Path) -> None:
+def test_inference_drops_frames_instead_of_queueing_them(qtbot, face_video: Path, multiface_model_file: Path) -> None:
     """Capture as fast as the file decodes, with a model that is slower: frames are dropped and counted."""
     inference = InferenceWorker(threshold=0.0)
-    inference.set_detector(workers.load_detector(model_file))
+    inference.set_detector(workers.load_detector(multiface_model_file))
     capture = CaptureWorker(VideoFileSource(face_video), realtime=False)
     capture.add_sink(inference.submit)
     inference.start()
@@ -132,24 +124,24 @@ def test_inference_drops_frames_instead_of_queueing_them(qtbot, face_video: Path
 
 
 # --- the tab --------------------------------------------------------------------------------------
-def test_detect_run_over_a_video_draws_boxes_and_moves_the_counters(qtbot, make_tab, face_video, model_file) -> None:
+def test_detect_run_over_a_video_draws_boxes_and_moves_the_counters(qtbot, make_tab, face_video, multiface_model_file) -> None:
     tab = make_tab()
     tab.threshold_slider.setValue(0)  # an untrained model: draw whatever the score
     tab.loop_box.setChecked(True)  # keep playing while the model loads
-    tab.start(source=str(face_video), model=str(model_file))
+    tab.start(source=str(face_video), model=str(multiface_model_file))
     assert tab.model_state == "loading" and "loading" in tab.model_label.text().lower()
     wait_for_model(qtbot, tab)
     qtbot.waitUntil(lambda: tab.boxes_drawn >= 5, timeout=20_000)
 
     status = tab.status_text()
     assert "face.avi" in status and "inference" in status and " ms" in status
-    assert "dropped" in status and "CPU" in status and "model: m.keras" in status
+    assert "dropped" in status and "CPU" in status and "model: multiface.keras" in status
     assert tab.inference.inference_ms() is not None
     result = tab.last_result()
     assert result is not None and result.shown is not None
     assert not np.array_equal(result.annotated, result.frame), "a box was drawn"
     assert tab.view.image() is not None and tab.view.image().width() == 320
-    assert tab.settings.value(keys.LAST_MODEL) == str(model_file)
+    assert tab.settings.value(keys.LAST_MODEL) == str(multiface_model_file)
 
     # Without Loop the 2-second video ends: a message and a Play again button, which plays it again.
     tab.loop_box.setChecked(False)
@@ -163,11 +155,11 @@ def test_detect_run_over_a_video_draws_boxes_and_moves_the_counters(qtbot, make_
     qtbot.waitUntil(lambda: tab.frames_shown > shown + 5, timeout=20_000)
 
 
-def test_threshold_decides_what_is_drawn(qtbot, make_tab, face_video, model_file) -> None:
+def test_threshold_decides_what_is_drawn(qtbot, make_tab, face_video, multiface_model_file) -> None:
     tab = make_tab(realtime=False)
     tab.smoothing_box.setChecked(False)
     tab.threshold_slider.setValue(0)
-    tab.start(source=str(face_video), model=str(model_file))
+    tab.start(source=str(face_video), model=str(multiface_model_file))
     wait_for_model(qtbot, tab)
     tab.retry()  # play the file again now that the model is in (the first pass may have had none)
     wait_until_played(qtbot, tab)
@@ -298,7 +290,7 @@ def test_without_the_pretrained_weights_the_classic_finder_stands_in_and_says_wh
     tab.grab().save(str(SCREENSHOTS / "detect_tab_classic.png"))
 
 
-def test_one_open_model_button_is_in_view_at_a_time(qtbot, make_tab, face_video, model_file, tmp_path) -> None:
+def test_one_open_model_button_is_in_view_at_a_time(qtbot, make_tab, face_video, multiface_model_file, tmp_path) -> None:
     """The banner's "Open model…" when it offers one (no model yet, a model that failed), else the top
     row's: never both, never none."""
 
@@ -311,7 +303,7 @@ def test_one_open_model_button_is_in_view_at_a_time(qtbot, make_tab, face_video,
     assert len(shown()) == 1
     assert (shown()[0] is tab.model_banner.button) is tab.model_banner.isVisible()
 
-    tab.load_model(str(model_file))
+    tab.load_model(str(multiface_model_file))
     wait_for_model(qtbot, tab)
     assert not tab.model_banner.isVisible() and shown() == [tab.open_model_button]
 
@@ -352,11 +344,11 @@ def test_a_file_that_is_not_a_model_is_a_message_not_a_crash(qtbot, make_tab, tm
     assert tab.settings.value(keys.LAST_MODEL) is None  # a bad file is not remembered
 
 
-def test_snapshot_and_recording_write_files(qtbot, make_tab, tmp_path, face_video, model_file) -> None:
+def test_snapshot_and_recording_write_files(qtbot, make_tab, tmp_path, face_video, multiface_model_file) -> None:
     tab = make_tab()
     tab.loop_box.setChecked(True)
     tab.threshold_slider.setValue(0)
-    tab.start(source=str(face_video), model=str(model_file))
+    tab.start(source=str(face_video), model=str(multiface_model_file))
     wait_for_model(qtbot, tab)
     qtbot.waitUntil(lambda: tab.snapshot_button.isEnabled() and tab.boxes_drawn > 0, timeout=20_000)
 
@@ -393,14 +385,14 @@ def test_shutdown_stops_every_worker(qtbot, make_tab, face_video) -> None:
     assert tab.capture is None and tab.loader is None and not tab._retiring
 
 
-def test_a_model_with_a_stored_threshold_sets_the_slider(qtbot, make_tab, face_video, model_file, tmp_path) -> None:
+def test_a_model_with_a_stored_threshold_sets_the_slider(qtbot, make_tab, face_video, multiface_model_file, tmp_path) -> None:
     """A trained model carries the threshold chosen on validation: the Detect tab starts from it."""
     import shutil
 
     from training.core.detection import write_model_metadata
 
     trained = tmp_path / "trained.keras"
-    shutil.copyfile(model_file, trained)
+    shutil.copyfile(multiface_model_file, trained)
     write_model_metadata(trained, {"score_threshold": 0.37})
     tab = make_tab(realtime=False)
     tab.threshold_slider.setValue(80)

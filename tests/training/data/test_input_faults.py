@@ -495,14 +495,6 @@ def skipped_paths(stderr: str) -> list[Path]:
                   if line.startswith("skipped "))
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    from training.model.build import build_model
-
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    build_model("tiny", input_size=32, weights=None).save(path)
-    return path
-
 
 def test_summary_in_a_real_process_lists_every_odd_file_without_a_traceback(tmp_path):
     root, odd = odd_dataset(tmp_path / "data")
@@ -518,14 +510,14 @@ def test_summary_in_a_real_process_lists_every_odd_file_without_a_traceback(tmp_
             assert all(str(path) in done.stdout for path in odd)
 
 
-def test_evaluate_skips_and_lists_odd_files_and_strict_stops(tmp_path, tiny_model):
+def test_evaluate_skips_and_lists_odd_files_and_strict_stops(tmp_path, tiny_model_file):
     root, odd = odd_dataset(tmp_path / "data")
-    code, out, err = run_cli(["evaluate", str(tiny_model), str(root), "--json"])
+    code, out, err = run_cli(["evaluate", str(tiny_model_file), str(root), "--json"])
     assert code == 0, err
     report = json.loads(out)
     assert report["images"] == 3 and sorted(Path(p.split(": ")[0]) for p in report["skipped"]) == odd
     assert skipped_paths(err) == odd
-    code, out, err = run_cli(["evaluate", str(tiny_model), str(root), "--strict"])
+    code, out, err = run_cli(["evaluate", str(tiny_model_file), str(root), "--strict"])
     assert code == 1 and len(err.strip().splitlines()) == 1 and any(str(p) in err for p in odd)
 
 
@@ -540,7 +532,7 @@ def test_preview_skips_and_lists_odd_files(tmp_path):
     assert code == 1 and len(err.strip().splitlines()) == 1
 
 
-def test_predict_goes_on_past_bad_pictures_and_fails_at_the_end(tmp_path, tiny_model):
+def test_predict_goes_on_past_bad_pictures_and_fails_at_the_end(tmp_path, tiny_model_file):
     folder = tmp_path / "photos"
     picture(folder / "a.jpg")
     _garbled_jpeg(folder / "b.jpg")
@@ -549,7 +541,7 @@ def test_predict_goes_on_past_bad_pictures_and_fails_at_the_end(tmp_path, tiny_m
     _png_bad_checksum(folder / "e.png")
     picture(folder / "f.jpg", seed=3)
     out_dir = tmp_path / "drawn"
-    code, out, err = run_cli(["predict", str(tiny_model), str(folder), "--out", str(out_dir)])
+    code, out, err = run_cli(["predict", str(tiny_model_file), str(folder), "--out", str(out_dir)])
     assert code == 1
     assert sorted(p.name for p in out_dir.iterdir()) == ["a.jpg", "d.png", "f.jpg"]  # everything after b too
     assert [line.split(": ")[1] for line in err.splitlines() if line.startswith("facetracker-train")] == [
@@ -561,14 +553,14 @@ def test_predict_goes_on_past_bad_pictures_and_fails_at_the_end(tmp_path, tiny_m
     assert [line.split(": ")[0] for line in lines[:-2]] == [str(folder / n) for n in ("a.jpg", "d.png", "f.jpg")]
 
     strict_dir = tmp_path / "strict"
-    code, out, err = run_cli(["predict", str(tiny_model), str(folder), "--out", str(strict_dir), "--strict"])
+    code, out, err = run_cli(["predict", str(tiny_model_file), str(folder), "--out", str(strict_dir), "--strict"])
     assert code == 1 and [p.name for p in strict_dir.iterdir()] == ["a.jpg"]
     assert [line for line in err.splitlines() if line.startswith("facetracker-train")] == [
         f"facetracker-train predict: error: {folder / 'b.jpg'}: {load_error(folder / 'b.jpg')}"]
 
     # Drawing into the pictures' own folder would replace them: each is refused, none is touched.
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
-    code, out, err = run_cli(["predict", str(tiny_model), str(folder / "a.jpg"), "--out", str(folder)])
+    code, out, err = run_cli(["predict", str(tiny_model_file), str(folder / "a.jpg"), "--out", str(folder)])
     assert code == 1 and "would replace the picture itself" in err
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 

@@ -75,11 +75,6 @@ def grid_exports(grid_model) -> dict[str, Path]:
     return {"onnx": grid_model.with_suffix(".onnx"), "tflite": tflite}
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    keras.utils.set_random_seed(3)
-    return _save(build_model("tiny", input_size=48, weights=None), tmp_path_factory.mktemp("tiny") / "tiny.keras")
-
 
 def _largest_differences(reference: Detector, candidate: Detector, frames: list[np.ndarray]) -> tuple[float, float]:
     """Largest score and box differences (box in [0, 1] of the frame), frame by frame and as one batch."""
@@ -115,13 +110,13 @@ def test_the_export_gives_the_keras_models_score_and_box_on_real_faces(fmt, grid
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_the_tiny_backbone_exports_too(fmt, tiny_model, real_frames, tmp_path):
-    result = export_model(tiny_model, fmt, tmp_path / f"tiny.{fmt}")
+def test_the_tiny_backbone_exports_too(fmt, tiny_model_file, real_frames, tmp_path):
+    result = export_model(tiny_model_file, fmt, tmp_path / f"tiny.{fmt}")
     assert result.path.is_file() and result.max_score_difference <= TOLERANCE and result.max_box_difference <= TOLERANCE
     assert result.frames_checked == len(verification_frames())
     exported = Detector.from_file(result.path)
     assert exported.input_size == 48 and exported.threshold == 0.5  # the tiny model stores no threshold
-    score_diff, box_diff = _largest_differences(Detector.from_file(tiny_model), exported, real_frames)
+    score_diff, box_diff = _largest_differences(Detector.from_file(tiny_model_file), exported, real_frames)
     assert score_diff <= TOLERANCE and box_diff <= TOLERANCE
     assert "Wrote" in result.summary() and result.as_dict()["format"] == fmt
 
@@ -157,12 +152,12 @@ def test_portable_signbit_is_the_sign_bit_of_every_float():
     assert keras.ops.convert_to_numpy(keras.ops.signbit(values)).tolist() == np.signbit(values).tolist()
 
 
-def test_an_export_that_does_not_reproduce_the_model_is_not_written(tiny_model, tmp_path, monkeypatch):
+def test_an_export_that_does_not_reproduce_the_model_is_not_written(tiny_model_file, tmp_path, monkeypatch):
     target = tmp_path / "old.onnx"
     target.write_bytes(b"the previous export")
     monkeypatch.setattr(export_module, "compare_detectors", lambda *args: (0.02, 0.0))
     with pytest.raises(ExportError, match="does not reproduce") as info:
-        export_model(tiny_model, "onnx", target)
+        export_model(tiny_model_file, "onnx", target)
     assert str(target) in str(info.value)
     assert target.read_bytes() == b"the previous export"
     assert not metadata_sidecar(target).exists()
@@ -171,10 +166,10 @@ def test_an_export_that_does_not_reproduce_the_model_is_not_written(tiny_model, 
 
 @pytest.mark.slow  # three exports: about 20 s
 def test_an_export_killed_between_its_two_commits_never_pairs_the_new_model_with_an_old_sidecar(
-        tiny_model, tmp_path, monkeypatch):
+        tiny_model_file, tmp_path, monkeypatch):
     """Issue 19: the model is committed first, then its sidecar, which names the model by size and SHA-256;
     killed in between, the old sidecar is refused beside the new model (never a silent wrong threshold)."""
-    first = _save(keras.models.load_model(tiny_model), tmp_path / "first.keras", {"score_threshold": 0.3})
+    first = _save(keras.models.load_model(tiny_model_file), tmp_path / "first.keras", {"score_threshold": 0.3})
     keras.utils.set_random_seed(11)
     second = _save(build_model("tiny", input_size=48, weights=None), tmp_path / "second.keras",
                    {"score_threshold": 0.7})
@@ -392,9 +387,9 @@ def train_tab(qtbot, tmp_path):
     tab.shutdown()
 
 
-def test_the_train_tab_exports_the_best_model(qtbot, train_tab, tiny_model, tmp_path, monkeypatch):
+def test_the_train_tab_exports_the_best_model(qtbot, train_tab, tiny_model_file, tmp_path, monkeypatch):
     assert not train_tab.export_button.isEnabled()  # no run, no model
-    model = shutil.copyfile(tiny_model, tmp_path / "best.keras")
+    model = shutil.copyfile(tiny_model_file, tmp_path / "best.keras")
     train_tab.best_model = model
     train_tab._update_buttons()
     assert train_tab.export_button.isEnabled() and train_tab.export_button.text() == "Export…"
