@@ -104,7 +104,7 @@ def time_multiface(frame: np.ndarray, frames: int, warmup: int, exports: bool = 
         score_map.set_weights([score_map.get_weights()[0], np.zeros(1, np.float32)])  # scores spread widely
         model.save(path)
         probe = Detector.from_file(path)
-        cell_scores = probe._forward(np.asarray([_preprocessed(frame, probe.input_size)]))[2][0]
+        cell_scores = probe.forward(np.asarray([_preprocessed(frame, probe.input_size)]))[2][0]
         threshold = float(np.quantile(cell_scores, 0.9))
         paths = {"keras": path}
         if exports:

@@ -81,8 +81,8 @@ def throughput(data: Path, timed_steps: int) -> dict:
     from training.data.augment import make_batches
     from training.data.dataset import load_dataset
     from training.engine.trainer import FaceTrackerModel, TrainConfig
-    from training.model.backbones import default_learning_rate
-    from training.model.build import BACKBONES, DEFAULT_BACKBONE, build_model
+    from training.model.backbones import BACKBONES, DEFAULT_BACKBONE
+    from training.model.build import build_model
     from training.model.optimizer import make_optimizer
 
     samples = load_dataset(data).require_split("train")
@@ -98,7 +98,7 @@ def throughput(data: Path, timed_steps: int) -> dict:
             batches = _premade(batches)
         network = build_model(backbone, size, weights=None)
         model = FaceTrackerModel(network)
-        model.compile(optimizer=make_optimizer(len(batches), default_learning_rate(backbone)))
+        model.compile(optimizer=make_optimizer(len(batches), BACKBONES[backbone].learning_rate))
         steps = timed_steps if label == "default" else max(4, timed_steps // 8)
         sizes = [min(batch_size, len(samples) - i * batch_size) for i in range(len(batches))]
         rate = _images_per_second(model, batches, sizes, warmup_steps=3, timed_steps=steps)
@@ -146,8 +146,8 @@ def streaming(data: Path, epochs: int, rounds: int = 6) -> dict:
     from training.data.augment import make_batches
     from training.data.dataset import load_dataset
     from training.engine.trainer import FaceTrackerModel, TrainConfig
-    from training.model.backbones import default_learning_rate
-    from training.model.build import BACKBONES, DEFAULT_BACKBONE, build_model
+    from training.model.backbones import BACKBONES, DEFAULT_BACKBONE
+    from training.model.build import build_model
     from training.model.optimizer import make_optimizer
 
     samples = load_dataset(data).require_split("train")
@@ -159,7 +159,7 @@ def streaming(data: Path, epochs: int, rounds: int = 6) -> dict:
         batches = make_batches(samples, input_size=size, batch_size=batch_size, augment=True, shuffle=True,
                                jitter=True, **options)
         model = FaceTrackerModel(build_model(DEFAULT_BACKBONE, size, weights=None))
-        model.compile(optimizer=make_optimizer(len(batches), default_learning_rate(DEFAULT_BACKBONE)))
+        model.compile(optimizer=make_optimizer(len(batches), BACKBONES[DEFAULT_BACKBONE].learning_rate))
         started = time.perf_counter()
         model.fit(batches, epochs=1, verbose=0, shuffle=False)  # builds the graph; fills the memory or disk cache
         print(f"{label:>22}: first epoch (graph built, cache filled) {time.perf_counter() - started:.1f} s", flush=True)

@@ -467,7 +467,7 @@ class DetectTab(QWidget):
         self.loader = None
         self._retire(loader)
         self.inference.set_detector(detector)
-        metadata = getattr(detector, "metadata", None) or {}
+        metadata = {} if isinstance(detector, ClassicFaceFinder) else detector.metadata  # a Detector's file's
         if "score_threshold" in metadata:
             # The threshold chosen on validation when the model was trained (the pretrained one's own): the best start.
             self.threshold_slider.setValue(round(detector.threshold * 100))
@@ -478,7 +478,7 @@ class DetectTab(QWidget):
             self.detector_state.loaded_pretrained()
             self.detector_changed.emit(None)  # not the user's model: the Label tab has its own pretrained engines
         else:
-            self.detector_state.loaded_model(str(detector.path) if getattr(detector, "path", None)
+            self.detector_state.loaded_model(str(detector.path) if detector.path
                                              else loader.model_path, pretrained=bool(metadata.get("pretrained")))
             self.settings.setValue(keys.LAST_MODEL, self.model_path)
             self.detector_changed.emit(detector)
@@ -754,7 +754,8 @@ class DetectTab(QWidget):
         line = status_line(
             source, live, running, self.capture.frames_per_second() if running else 0.0,
             self.inference.inference_ms(), self.inference.dropped,
-            getattr(self.inference.detector, "device", None), self.detector_state.status_part(),
+            self.inference.detector.device if self.inference.detector is not None else None,
+            self.detector_state.status_part(),
         )
         result = self._last_result
         if result is None or self.inference.detector is None:

@@ -71,7 +71,7 @@ from training.engine import (
     run_folder_for,
     setting,
 )
-from training.model import GRID_BACKBONES, default_epochs, start_text
+from training.model import BACKBONES, start_text
 
 #: The engine's backbones and defaults (training.engine.settings is plain Python: no Keras import here).
 BACKBONE_CHOICES = setting("backbone").choices
@@ -430,7 +430,7 @@ class TrainTab(QWidget):
         backbone = backbone if backbone in BACKBONE_CHOICES else default_backbone
         self.backbone_combo.setCurrentText(backbone)
         self._backbone = backbone
-        self.epochs_spin.setValue(read_int(s, SETTINGS_EPOCHS, default_epochs(backbone)))
+        self.epochs_spin.setValue(read_int(s, SETTINGS_EPOCHS, BACKBONES[backbone].epochs))
         size = read_int(s, SETTINGS_INPUT_SIZE, 0)
         self.input_spin.setValue(size if size >= MIN_INPUT_SIZE else AUTO_INPUT_SIZE)
         self.lr_edit.setText(read_str(s, SETTINGS_LEARNING_RATE, DEFAULT_LEARNING_RATE))
@@ -441,10 +441,10 @@ class TrainTab(QWidget):
 
     @Slot(str)
     def _on_backbone_changed(self, backbone: str) -> None:
-        """Epochs follow the backbone's default (training.model.backbones.DEFAULT_EPOCHS) unless the user set them;
+        """Epochs follow the backbone's default (training.model.backbones.BACKBONES' epochs) unless the user set them;
         the tutorial-exact loss exists only for the single-box backbones."""
-        if self.epochs_spin.value() == default_epochs(self._backbone):
-            self.epochs_spin.setValue(default_epochs(backbone))
+        if self.epochs_spin.value() == BACKBONES[self._backbone].epochs:
+            self.epochs_spin.setValue(BACKBONES[backbone].epochs)
         self._backbone = backbone
         self._update_tutorial_check()
 
@@ -458,7 +458,8 @@ class TrainTab(QWidget):
         self.start_label.setToolTip("What a new run starts from. Resume carries on from the run's last epoch.")
 
     def _update_tutorial_check(self) -> None:
-        single_box = self.backbone_combo.currentText() not in GRID_BACKBONES  # grid, multiface: one box a cell
+        spec = BACKBONES.get(self.backbone_combo.currentText())
+        single_box = spec is None or not spec.grid  # blazeface, multiface, grid: a box a cell
         self.tutorial_check.setEnabled(single_box and not self.is_training())
         if not single_box:
             self.tutorial_check.setChecked(False)

@@ -22,11 +22,10 @@ from typing import Any
 from training.engine.distribute import devices_argument
 from training.model.backbones import (
     BACKBONE_NAMES,
+    BACKBONES,
     DEFAULT_BACKBONE,
     DEFAULT_BATCH_SIZE,
-    DEFAULT_EPOCHS,
-    DEFAULT_LEARNING_RATES,
-    DEFAULT_PATIENCE,
+    MULTI_FACE_BACKBONES,
     WEIGHT_CHOICES,
 )
 
@@ -55,12 +54,28 @@ def positive_float(text: str) -> float:
     return value
 
 
-def _per_backbone(values: dict[str, Any]) -> str:
-    """``40 for grid, 60 for tiny, ...`` from a per-backbone table, so help texts never go stale."""
+def _per_backbone(field: str) -> str:
+    """``40 for grid, 60 for tiny, ...``: one field of every backbone's spec (training.model.backbones.BACKBONES),
+    so help texts never go stale."""
     def text(value: Any) -> str:
         return f"{value:.0e}".replace("e-0", "e-") if isinstance(value, float) else str(value)  # 0.002 -> 2e-3
 
-    return ", ".join(f"{text(value)} for {name}" for name, value in values.items())
+    specs = sorted(BACKBONES.values(), key=lambda spec: getattr(spec, field))  # equal values side by side
+    return ", ".join(f"{text(getattr(spec, field))} for {spec.name}" for spec in specs)
+
+
+def _same_or_per_backbone(field: str) -> str:
+    """A spec field's value where every backbone has the same (``15``), else :func:`_per_backbone`'s list."""
+    values = {getattr(spec, field) for spec in BACKBONES.values()}
+    return str(values.pop()) if len(values) == 1 else _per_backbone(field)
+
+
+def _input_sizes() -> str:
+    """``192 for blazeface, 128 for multiface and grid, ...``: the backbones' own input sizes, grouped."""
+    sizes: dict[int, list[str]] = {}
+    for name, spec in BACKBONES.items():
+        sizes.setdefault(spec.default_input_size, []).append(name)
+    return ", ".join(f"{size} for {'/'.join(names)}" for size, names in sizes.items())
 
 
 @dataclass(frozen=True)
@@ -97,28 +112,30 @@ TRAIN_SETTINGS: tuple[Setting, ...] = (
     Setting("data", str, None, "dataset folder: data/{train,val,test}/{images,labels}, images/ + labels/, "
             "or pictures with labelme JSON beside them"),
     Setting("epochs", int, None, "total passes over the training pictures (default: the backbone's, "
-            f"{_per_backbone(DEFAULT_EPOCHS)}; resuming: the run's own)",
+            f"{_per_backbone('epochs')}; resuming: the run's own)",
             flag="--epochs", metavar="N", parse=positive_int),
     Setting("out", str, None, "run folder (default runs/train, runs/train2, ...)", flag="--out", metavar="DIR"),
     Setting("batch_size", int, DEFAULT_BATCH_SIZE, f"pictures per step (default {DEFAULT_BATCH_SIZE})",
             flag="--batch-size", metavar="N", parse=positive_int),
     Setting("backbone", str, DEFAULT_BACKBONE,
-            "network: multiface (default: finds every face, a score and box per cell, fast on a CPU), grid (the "
-            "same network answering one face), tiny (one box from a small CNN), mobilenetv2, or vgg16 (the "
-            f"tutorial's); one of {', '.join(BACKBONE_NAMES)}",
+            "network: blazeface (default: MediaPipe's BlazeFace, pretrained on real faces, fine-tuned on yours; finds "
+            "every face), multiface (a small network with a score and box per cell that finds every face, fast on a "
+            "CPU), grid (the same network answering one face), tiny (one box from a small CNN), mobilenetv2, or vgg16 "
+            f"(the tutorial's); one of {', '.join(BACKBONE_NAMES)}",
             flag="--backbone", metavar="NAME", choices=BACKBONE_NAMES, cli_checks_choices=False,
-            tooltip="multiface: a small network with a face score and box per cell that finds every face (the "
-            "default); grid: the same network trained to answer the best face only; "
+            tooltip="blazeface (the default): MediaPipe's BlazeFace, pretrained on real faces and fine-tuned on "
+            "yours, finds every face; multiface: a small network with a face score and box per cell that finds "
+            "every face; grid: the same network trained to answer the best face only; "
             "tiny: one box from a small network; mobilenetv2: fast, with ImageNet weights when online; "
             "vgg16: the tutorial's model (heavy)"),
-    Setting("input_size", int, None, "square input side in pixels (default: the backbone's own: 128 for multiface "
-            "and grid, 80 for tiny, 120 for vgg16)", flag="--input-size", metavar="PX", parse=positive_int),
+    Setting("input_size", int, None, "square input side in pixels (default: the backbone's own: "
+            f"{_input_sizes()})", flag="--input-size", metavar="PX", parse=positive_int),
     Setting("learning_rate", float, None, "starting learning rate (default: the backbone's, "
-            f"{_per_backbone(DEFAULT_LEARNING_RATES)})", flag="--lr", metavar="RATE", parse=positive_float,
+            f"{_per_backbone('learning_rate')})", flag="--lr", metavar="RATE", parse=positive_float,
             tooltip="Starting learning rate, e.g. 1e-4. Empty: the backbone's default "
-            f"({_per_backbone(DEFAULT_LEARNING_RATES)})"),
-    Setting("patience", int, None, f"stop after N epochs without a better validation AP50 (multiface) or F1 (default {DEFAULT_PATIENCE}; "
-            "0: never stop early)", flag="--patience", metavar="N"),
+            f"({_per_backbone('learning_rate')})"),
+    Setting("patience", int, None, "stop after N epochs without a better validation AP50 "
+            f"({', '.join(MULTI_FACE_BACKBONES)}) or F1 (default: the backbone's, {_same_or_per_backbone('patience')}; 0: never stop early)", flag="--patience", metavar="N"),
     Setting("freeze", int, 0, "keep the first N weighted layers of the pretrained start as they are (default 0: "
             "train them all; keeping blazeface's stem and stages, --freeze 64, lost more on real photographs)",
             flag="--freeze", metavar="N", parse=non_negative_int,
@@ -126,11 +143,11 @@ TRAIN_SETTINGS: tuple[Setting, ...] = (
             "backbone's low learning rate"),
     Setting("time_limit", float, None, "stop after the epoch that passes this many minutes (the best model so far "
             "is kept)", flag="--time-limit", metavar="MINUTES", parse=positive_float),
-    Setting("weights", str, "auto", "backbone start: imagenet (mobilenetv2, vgg16; downloaded once), face (multiface, "
-            "grid: MTCNN's face-trained stem, shipped in the mtcnn package), none (from scratch), or auto (the backbone's "
+    Setting("weights", str, "auto", "backbone start: imagenet (mobilenetv2, vgg16; downloaded once), face (blazeface: "
+            "MediaPipe's weights, shipped; multiface, grid: MTCNN's face-trained stem, shipped in the mtcnn package), none (from scratch), or auto (the backbone's "
             "pretrained weights when they can be had; default)", flag="--weights", choices=WEIGHT_CHOICES,
-            tooltip="auto: the backbone's pretrained weights when they can be had, else from scratch (multiface, "
-            "grid: MTCNN's face-trained stem, shipped with the app; mobilenetv2, vgg16: ImageNet, downloaded once)"),
+            tooltip="auto: the backbone's pretrained weights when they can be had, else from scratch (blazeface: "
+            "MediaPipe's weights; multiface, grid: MTCNN's face-trained stem, shipped with the app; mobilenetv2, vgg16: ImageNet, downloaded once)"),
     Setting("tutorial_exact", bool, False, "also train the box on pictures without a face, as the tutorial did",
             flag="--tutorial-exact"),
     Setting("augment", bool, True, "train on the pictures as they are (no random crops, flips, colour changes)",
@@ -168,7 +185,7 @@ class TrainConfig:
     """Everything one training run needs; saved as ``config.json`` in the run folder.
 
     Defaults come from :data:`TRAIN_SETTINGS`. ``epochs`` None: the backbone's (resuming: the run's
-    own); ``learning_rate`` None: the backbone's; ``patience`` None: DEFAULT_PATIENCE, 0: never stop
+    own); ``learning_rate`` None: the backbone's; ``patience`` None: the backbone's (its spec's), 0: never stop
     early; ``time_limit`` in minutes, training ends after the epoch that passes it.
     """
 
