@@ -7,7 +7,7 @@ Run on demand (not part of the tests)::
     python benchmarks/bench_train.py --skip-throughput --skip-accuracy --streaming  # memory against streaming
 
 Part 1, throughput (same machine, same process): training images/s of the default configuration
-(``tiny`` backbone, its default input size, batch 8, augmentation on the fly) and of the tutorial's
+(the default backbone, its default input size, batch 8, augmentation on the fly) and of the tutorial's
 (VGG16 from scratch at 120x120, batch 8, pictures already made, as the notebook's offline
 augmentation left them on disk; here even kept in memory, which only flatters the tutorial), and
 their ratio. The goal is a ratio of at least 5.
@@ -16,7 +16,7 @@ Part 2, accuracy: :func:`training.engine.trainer.train` with the default setting
 pictures (640x480), stopped after ``--minutes`` at the latest; prints the test split's mean IoU
 (goal: at least 0.7), detection figures and the time taken.
 
-Part 3 (``--streaming``), streaming from disk: training images/s of the default model (grid, its
+Part 3 (``--streaming``), streaming from disk: training images/s of the default model (its
 input size, batch 8, augmentation on the fly) on the same pictures kept in memory
 (``cache="memory"``, decoded once) and read from disk every epoch (``cache="stream"``, a tf.data
 pipeline; with its disk cache of decoded arrays, filled by the untimed first epoch, and without it,
