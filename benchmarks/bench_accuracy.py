@@ -58,7 +58,7 @@ def print_real_photos(rows: list[tuple[str, object]]) -> None:
 
     from training.evaluation.realphotos import measure_detector, missing_photos
 
-    results = [(name, float(getattr(detector, "threshold", 0.5)), measure_detector(detector)) for name, detector in rows]
+    results = [(name, float(detector.threshold), measure_detector(detector)) for name, detector in rows]
     first = results[0][2]
     if first is None:
         print("\nno real photograph could be read")

@@ -4,7 +4,7 @@ Run on demand (about a minute on two CPU cores)::
 
     python benchmarks/bench_augment.py [--count 120] [--input-size 96] [--epochs 3] [--jitter]
 
-``--jitter`` measures the grid models' pipeline (what the default multiface model trains with: zoom on
+``--jitter`` measures the grid models' pipeline (what the per-cell models, blazeface, multiface and grid, train with: zoom on
 a face, affine jitter, grey, blur, noise, JPEG) instead of the tutorial's.
 
 Both pipelines start from the same pictures, already decoded and shrunk (the cache ``make_batches``

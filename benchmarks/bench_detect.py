@@ -156,7 +156,7 @@ def bench_tutorial(video: Path, frames: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", help="a .keras model (default: the default model, tiny at 96 px, untrained)")
+    parser.add_argument("--model", help="a .keras model (default: the default backbone's model, untrained)")
     parser.add_argument("--frames", type=int, default=300, help="frames for our sequential loop (default 300)")
     parser.add_argument("--threaded-seconds", type=float, default=4.0, help="seconds of the threaded pipeline")
     parser.add_argument("--tutorial-frames", type=int, default=40, help="frames for the tutorial's loop (default 40)")

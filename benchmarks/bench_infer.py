@@ -5,8 +5,8 @@ Run on demand (not part of the test suite)::
     python benchmarks/bench_infer.py            # add --json for machine-readable figures
 
 It times, on one 640x480 BGR frame (the webcam size), the whole ``Detector.detect`` call
-(preprocessing, the compiled forward pass, scaling the box to pixels) for the default model (grid,
-128 px; goal: median <= 5 ms) and the previous default (tiny, 80 px), and the tutorial's loop for VGG16 at 120 px: the same preprocessing, then ``model.predict`` on a
+(preprocessing, the compiled forward pass, scaling the box to pixels) for the default model (the default backbone at its
+input size; goal: median <= 5 ms) and the tiny model (80 px), and the tutorial's loop for VGG16 at 120 px: the same preprocessing, then ``model.predict`` on a
 batch of one. Also shown for context: the tiny model called eagerly (``model(x)``) and VGG16 through
 the Detector, which separates the gain of the compiled call from the gain of the smaller network.
 Untrained weights (``weights=None``): latency does not depend on what a network has learned.
@@ -104,7 +104,7 @@ def time_multiface(frame: np.ndarray, frames: int, warmup: int, exports: bool = 
         score_map.set_weights([score_map.get_weights()[0], np.zeros(1, np.float32)])  # scores spread widely
         model.save(path)
         probe = Detector.from_file(path)
-        cell_scores = probe._forward(np.asarray([_preprocessed(frame, probe.input_size)]))[2][0]
+        cell_scores = probe.forward(np.asarray([_preprocessed(frame, probe.input_size)]))[2][0]
         threshold = float(np.quantile(cell_scores, 0.9))
         paths = {"keras": path}
         if exports:
@@ -196,7 +196,7 @@ def main() -> None:
         print(json.dumps(results, indent=2))
         return
     names = {
-        "detector_default": "Detector.detect, grid 128 px (default)",
+        "detector_default": "Detector.detect, the default backbone",
         "runtime_onnx": "  the same model, .onnx in ONNX Runtime",
         "runtime_litert": "  the same model, .tflite in LiteRT",
         "detector_tiny": "Detector.detect, tiny 80 px",

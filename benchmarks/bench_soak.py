@@ -203,7 +203,7 @@ def drift(rows: list[dict]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=30, help="how long to soak, in minutes (default 30)")
-    parser.add_argument("--model", help="a .keras model (default: the default grid model at 128 px, untrained)")
+    parser.add_argument("--model", help="a .keras model (default: the default backbone's model, untrained)")
     parser.add_argument("--video", help="a video file to loop (default: a 640x480, 30 fps face video written here)")
     parser.add_argument("--json", action="store_true", help="also print every figure as JSON at the end")
     args = parser.parse_args(argv)

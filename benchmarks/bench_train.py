@@ -7,7 +7,7 @@ Run on demand (not part of the tests)::
     python benchmarks/bench_train.py --skip-throughput --skip-accuracy --streaming  # memory against streaming
 
 Part 1, throughput (same machine, same process): training images/s of the default configuration
-(``tiny`` backbone, its default input size, batch 8, augmentation on the fly) and of the tutorial's
+(the default backbone, its default input size, batch 8, augmentation on the fly) and of the tutorial's
 (VGG16 from scratch at 120x120, batch 8, pictures already made, as the notebook's offline
 augmentation left them on disk; here even kept in memory, which only flatters the tutorial), and
 their ratio. The goal is a ratio of at least 5.
@@ -16,7 +16,7 @@ Part 2, accuracy: :func:`training.engine.trainer.train` with the default setting
 pictures (640x480), stopped after ``--minutes`` at the latest; prints the test split's mean IoU
 (goal: at least 0.7), detection figures and the time taken.
 
-Part 3 (``--streaming``), streaming from disk: training images/s of the default model (grid, its
+Part 3 (``--streaming``), streaming from disk: training images/s of the default model (its
 input size, batch 8, augmentation on the fly) on the same pictures kept in memory
 (``cache="memory"``, decoded once) and read from disk every epoch (``cache="stream"``, a tf.data
 pipeline; with its disk cache of decoded arrays, filled by the untimed first epoch, and without it,
@@ -81,8 +81,8 @@ def throughput(data: Path, timed_steps: int) -> dict:
     from training.data.augment import make_batches
     from training.data.dataset import load_dataset
     from training.engine.trainer import FaceTrackerModel, TrainConfig
-    from training.model.backbones import default_learning_rate
-    from training.model.build import BACKBONES, DEFAULT_BACKBONE, build_model
+    from training.model.backbones import BACKBONES, DEFAULT_BACKBONE
+    from training.model.build import build_model
     from training.model.optimizer import make_optimizer
 
     samples = load_dataset(data).require_split("train")
@@ -98,7 +98,7 @@ def throughput(data: Path, timed_steps: int) -> dict:
             batches = _premade(batches)
         network = build_model(backbone, size, weights=None)
         model = FaceTrackerModel(network)
-        model.compile(optimizer=make_optimizer(len(batches), default_learning_rate(backbone)))
+        model.compile(optimizer=make_optimizer(len(batches), BACKBONES[backbone].learning_rate))
         steps = timed_steps if label == "default" else max(4, timed_steps // 8)
         sizes = [min(batch_size, len(samples) - i * batch_size) for i in range(len(batches))]
         rate = _images_per_second(model, batches, sizes, warmup_steps=3, timed_steps=steps)
@@ -146,8 +146,8 @@ def streaming(data: Path, epochs: int, rounds: int = 6) -> dict:
     from training.data.augment import make_batches
     from training.data.dataset import load_dataset
     from training.engine.trainer import FaceTrackerModel, TrainConfig
-    from training.model.backbones import default_learning_rate
-    from training.model.build import BACKBONES, DEFAULT_BACKBONE, build_model
+    from training.model.backbones import BACKBONES, DEFAULT_BACKBONE
+    from training.model.build import build_model
     from training.model.optimizer import make_optimizer
 
     samples = load_dataset(data).require_split("train")
@@ -159,7 +159,7 @@ def streaming(data: Path, epochs: int, rounds: int = 6) -> dict:
         batches = make_batches(samples, input_size=size, batch_size=batch_size, augment=True, shuffle=True,
                                jitter=True, **options)
         model = FaceTrackerModel(build_model(DEFAULT_BACKBONE, size, weights=None))
-        model.compile(optimizer=make_optimizer(len(batches), default_learning_rate(DEFAULT_BACKBONE)))
+        model.compile(optimizer=make_optimizer(len(batches), BACKBONES[DEFAULT_BACKBONE].learning_rate))
         started = time.perf_counter()
         model.fit(batches, epochs=1, verbose=0, shuffle=False)  # builds the graph; fills the memory or disk cache
         print(f"{label:>22}: first epoch (graph built, cache filled) {time.perf_counter() - started:.1f} s", flush=True)

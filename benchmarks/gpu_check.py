@@ -1,7 +1,7 @@
-"""GPU check of the default model and its losses on a non-TensorFlow Keras backend (run on demand).
+"""GPU check of the grid model and its losses on a non-TensorFlow Keras backend (run on demand).
 
 The model (``training.model.build``) and the losses (``training.model.losses``) are written in ``keras.ops`` so that
-they run wherever Keras 3 runs. This fits the default grid model with the grid losses on the GPU through
+they run wherever Keras 3 runs. This fits the grid model with the grid losses on the GPU through
 JAX or PyTorch (``KERAS_BACKEND=jax python benchmarks/gpu_check.py``) on generated plumbing data (a bright
 square on noise: it proves the code path and the speed, not accuracy), and prints the device, the
 throughput and the losses before and after.

@@ -58,6 +58,7 @@ from desktop.workers import (
     box_style,
 )
 from training.core import draw_detections
+from training.inference import ClassicFaceFinder
 
 ERROR_STYLE = "QFrame#banner { background: #fde2e1; border: 1px solid #d9534f; border-radius: 4px; } QLabel { color: #5a1411; }"
 INFO_STYLE = "QFrame#banner { background: #e8f1fb; border: 1px solid #6aa0d8; border-radius: 4px; } QLabel { color: #12324f; }"
@@ -425,7 +426,7 @@ class DetectTab(QWidget):
     @Slot(object, object)
     def _on_detector_loaded(self, detector: Any, users_model: Any) -> None:
         self.inference.set_detector(detector)
-        if "score_threshold" in (getattr(detector, "metadata", None) or {}):
+        if "score_threshold" in ({} if isinstance(detector, ClassicFaceFinder) else detector.metadata):
             # The threshold chosen on validation when the model was trained (the pretrained one's own): the best start.
             self.threshold_slider.setValue(round(detector.threshold * 100))
         self.detector_changed.emit(users_model)  # None: not the user's model (the pretrained one, the classic finder)
@@ -575,7 +576,8 @@ class DetectTab(QWidget):
         line = status_line(
             source, live, running, self.capture.frames_per_second() if running else 0.0,
             self.inference.inference_ms(), self.inference.dropped,
-            getattr(self.inference.detector, "device", None), self.detector_state.status_part(),
+            self.inference.detector.device if self.inference.detector is not None else None,
+            self.detector_state.status_part(),
         )
         result = self._last_result
         if result is None or self.inference.detector is None:

@@ -163,7 +163,7 @@ def make_suggestion(engine: Engine, detections: Any, detector: Any = None) -> Su
         found = [d for d in detections if d is not None]
     found.sort(key=lambda d: -float(d.score))
     if engine == MODEL:
-        threshold = getattr(detector, "threshold", FACE_THRESHOLD)
+        threshold = detector.threshold if detector is not None else FACE_THRESHOLD
         faces = [d for d in found if d.is_face(threshold)]
     elif engine == MTCNN:
         faces = [d for d in found if d.score >= DEFAULT_MIN_SCORE]
@@ -810,12 +810,12 @@ class LabelSession:
 
     def model_name(self) -> str:
         """"your model (best.keras)", or "your model" without a file name."""
-        path = getattr(self.detector, "path", None)
+        path = self.detector.path if self.detector is not None else None
         return f"your model ({Path(path).name})" if path else "your model"
 
     def source_text(self) -> str:
         """The line that says who suggests boxes, and why a pretrained engine does not where it cannot."""
-        path = getattr(self.detector, "path", None)
+        path = self.detector.path if self.detector is not None else None
         model = f"your model {Path(path).name}" if path else "your model"
         if self.engine == MTCNN:
             text = "Suggestions: MTCNN, a pretrained face detector"
@@ -842,7 +842,7 @@ class LabelSession:
         """The score from which "Suggest all" writes a face: the model's own threshold, BlazeFace's own, else
         MTCNN's minimum."""
         if self.engine == MODEL:
-            return float(getattr(self.detector, "threshold", FACE_THRESHOLD))
+            return float(self.detector.threshold if self.detector is not None else FACE_THRESHOLD)
         if self.engine == BLAZEFACE:
             return PRETRAINED_THRESHOLD
         return DEFAULT_MIN_SCORE

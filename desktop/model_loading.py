@@ -60,14 +60,14 @@ class ModelLoading(QObject):
             return
         self.loader = None
         self.retire(loader)
-        metadata = getattr(detector, "metadata", None) or {}
+        metadata = {} if isinstance(detector, ClassicFaceFinder) else detector.metadata  # a Detector's file's
         users_model = None
         if isinstance(detector, ClassicFaceFinder):
             self.state.loaded_classic()
         elif loader.model_path == PRETRAINED:
             self.state.loaded_pretrained()  # not the user's model: the Label tab has its own pretrained engines
         else:
-            self.state.loaded_model(str(detector.path) if getattr(detector, "path", None)
+            self.state.loaded_model(str(detector.path) if detector.path
                                     else loader.model_path, pretrained=bool(metadata.get("pretrained")))
             self.settings.setValue(keys.LAST_MODEL, self.state.model_path)
             users_model = detector

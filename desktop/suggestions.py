@@ -34,21 +34,22 @@ from training.inference import AutolabelReport, autolabel_dataset, find_faces
 
 
 class _ModelFinder:
-    """A trained Detector behind the finders' interface, so "Suggest all" can use the user's model."""
+    """A trained Detector as a suggestion engine (a FaceDetector named "your model"), so "Suggest all" can use
+    the user's model."""
 
     label = "face (your model)"
     name = ENGINE_NAMES[MODEL]
 
     def __init__(self, detector) -> None:
         self._detector = detector
+        self.threshold, self.device, self.multi_face = detector.threshold, detector.device, detector.multi_face
 
     def detect(self, frame_bgr: np.ndarray):
         return self._detector.detect(frame_bgr)
 
-    def detect_all(self, frame_bgr: np.ndarray):
+    def detect_all(self, frame_bgr: np.ndarray, threshold: float | None = None):
         """Every face the model finds (a single-face model: its one answer, kept only when it is a face)."""
-        detect_all = getattr(self._detector, "detect_all", None)
-        return list(detect_all(frame_bgr)) if detect_all is not None else [self._detector.detect(frame_bgr)]
+        return self._detector.detect_all(frame_bgr, threshold=threshold)
 
 
 def run_suggest_all(

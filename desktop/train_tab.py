@@ -65,7 +65,7 @@ from training.engine import (
     run_folder_for,
     setting,
 )
-from training.model import GRID_BACKBONES, default_epochs, start_text
+from training.model import BACKBONES, start_text
 
 # Names the tab has always offered (tests and callers import them from here).
 __all__ = [
@@ -300,16 +300,16 @@ class TrainTab(QWidget):
     # ------------------------------------------------------------------------------------ settings
     def _restore_settings(self) -> None:
         self.dataset_edit.setText(read_str(self.settings, keys.DATASET))
-        # Epochs default to the restored backbone's own (training.model.backbones.DEFAULT_EPOCHS).
-        self.form.restore(self.settings, {"epochs": lambda: default_epochs(self.backbone_combo.currentText())})
+        # Epochs default to the restored backbone's own (its spec in training.model.backbones.BACKBONES).
+        self.form.restore(self.settings, {"epochs": lambda: BACKBONES[self.backbone_combo.currentText()].epochs})
         self._backbone = self.backbone_combo.currentText()
 
     @Slot(str)
     def _on_backbone_changed(self, backbone: str) -> None:
-        """Epochs follow the backbone's default (training.model.backbones.DEFAULT_EPOCHS) unless the user set them;
+        """Epochs follow the backbone's default (training.model.backbones.BACKBONES' epochs) unless the user set them;
         the tutorial-exact loss exists only for the single-box backbones."""
-        if self.epochs_spin.value() == default_epochs(self._backbone):
-            self.epochs_spin.setValue(default_epochs(backbone))
+        if self.epochs_spin.value() == BACKBONES[self._backbone].epochs:
+            self.epochs_spin.setValue(BACKBONES[backbone].epochs)
         self._backbone = backbone
         self._update_tutorial_check()
 
@@ -323,7 +323,8 @@ class TrainTab(QWidget):
         self.start_label.setToolTip("What a new run starts from. Resume carries on from the run's last epoch.")
 
     def _update_tutorial_check(self) -> None:
-        single_box = self.backbone_combo.currentText() not in GRID_BACKBONES  # grid, multiface: one box a cell
+        spec = BACKBONES.get(self.backbone_combo.currentText())
+        single_box = spec is None or not spec.grid  # blazeface, multiface, grid: a box a cell
         self.tutorial_check.setEnabled(single_box and not self.is_training())
         if not single_box:
             self.tutorial_check.setChecked(False)

@@ -22,8 +22,9 @@ _EXPORTS = {
     "preprocess_frames": "training.core.preprocess",
     # model, losses, optimizer, metrics
     "build_model": "training.model.build",
-    "BACKBONES": "training.model.build",
-    "WeightsUnavailableError": "training.model.build",
+    "BACKBONES": "training.model.backbones",
+    "BackboneSpec": "training.model.backbones",
+    "WeightsUnavailableError": "training.model.backbones",
     "localization_loss": "training.model.losses",
     "classification_loss": "training.model.losses",
     "total_loss": "training.model.losses",
@@ -60,6 +61,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from training.evaluation.evaluate import evaluate_model  # noqa: F401
     from training.evaluation.metrics import box_iou  # noqa: F401
     from training.inference.detector import Detector, load_detector_model  # noqa: F401
-    from training.model.build import BACKBONES, WeightsUnavailableError, build_model  # noqa: F401
+    from training.model.backbones import BACKBONES, BackboneSpec, WeightsUnavailableError  # noqa: F401
+    from training.model.build import build_model  # noqa: F401
     from training.model.losses import classification_loss, localization_loss, total_loss  # noqa: F401
     from training.model.optimizer import make_optimizer, tutorial_lr_schedule  # noqa: F401

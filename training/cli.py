@@ -38,10 +38,6 @@ EXIT_BAD_ARGUMENTS = 2
 EXIT_INTERRUPTED = 130
 
 
-class UsageError(ValueError):
-    """An option value that makes no sense (exit code 2)."""
-
-
 # ----------------------------------------------------------------------------- argument parsing
 
 
@@ -628,7 +624,7 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
         "training.data.errors": ("DataError",),
         "training.inference.detector": ("ModelFileError",),
         "training.core.errors": ("TrainingError",),
-        "training.model.build": ("WeightsUnavailableError",),
+        "training.model.backbones": ("WeightsUnavailableError",),
         "training.inference.export": ("ExportError",),
         "training.core.inputs": ("InputError",),
     }

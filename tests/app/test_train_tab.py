@@ -22,7 +22,9 @@ from desktop.train_tab import (
     run_folder_for,
 )
 from training.data.demo import make_demo_data
-from training.model.backbones import DEFAULT_EPOCHS
+from training.model.backbones import BACKBONES
+
+DEFAULT_EPOCHS = {name: spec.epochs for name, spec in BACKBONES.items()}
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 
@@ -263,8 +265,7 @@ def test_run_folders_sit_beside_the_dataset(tmp_path):
 
 
 def test_backbone_choices_are_the_engines():
-    from training.model.backbones import DEFAULT_LEARNING_RATES
-    from training.model.build import BACKBONES
+    DEFAULT_LEARNING_RATES = {name: spec.learning_rate for name, spec in BACKBONES.items()}
 
     assert BACKBONE_CHOICES == tuple(BACKBONES)
     assert set(DEFAULT_EPOCHS) == set(DEFAULT_LEARNING_RATES) == set(BACKBONES)
@@ -321,10 +322,10 @@ def test_the_tab_says_what_a_new_run_starts_from_before_start(qtbot, settings):
 
 
 def test_the_keras_free_start_table_matches_the_backbones():
-    from training.model.backbones import BLAZEFACE_START, PRETRAINED_WEIGHTS
-    from training.model.build import BACKBONES
+    from training.model import build
+    from training.model.backbones import BLAZEFACE_START
 
-    assert PRETRAINED_WEIGHTS == {name: spec.pretrained for name, spec in BACKBONES.items()}
+    assert build.BACKBONES is BACKBONES  # the builders read the Keras-free table itself
     from training.model.blazeface import PRETRAINED_NAME
 
     assert PRETRAINED_NAME == BLAZEFACE_START

@@ -12,6 +12,8 @@ _EXPORTS = {
     "iou_matrix": "training.core.boxes",
     "ordered": "training.core.boxes",
     "Detection": "training.core.detection",
+    "FaceDetector": "training.core.detection",
+    "MODEL_LABEL": "training.core.detection",
     "ModelFileError": "training.core.detection",
     "configure_device": "training.core.device",
     "filtered_native_stderr": "training.core.device",

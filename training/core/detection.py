@@ -11,17 +11,18 @@ import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from training.core.inputs import check_regular_file, parse_json, read_json, shown
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
 
 #: The file inside a ``.keras`` archive with what FaceTracker knows of the model beyond Keras's own
 #: files: its score threshold (chosen on validation), the epoch and figures it was chosen at.
 MODEL_METADATA = "facetracker.json"
 DEFAULT_SCORE_THRESHOLD = 0.5  # the tutorial's rule, for models that carry no threshold
 
-#: The model files FaceTracker runs, by suffix: Keras' own, and the two exported formats
-#: (``facetracker-train export``) that light runtimes read.
-MODEL_SUFFIXES = (".keras", ".onnx", ".tflite")
 #: Exported files carry their metadata in a JSON file beside them: ``best.onnx`` -> ``best.onnx.json``.
 SIDECAR_SUFFIX = ".json"
 #: What to install for each exported format's runtime (the package's optional extras).
@@ -92,6 +93,43 @@ class Detection:
     def is_face(self, threshold: float = 0.5) -> bool:
         """The tutorial's rule: a face when the score is above the threshold."""
         return self.score > threshold
+
+
+#: The tag on the boxes of the user's own model (other detectors name themselves: "face (classic)"...).
+MODEL_LABEL = "face"
+
+
+@runtime_checkable
+class FaceDetector(Protocol):
+    """What finds faces in a frame, whatever runs it: a trained or exported model
+    (:class:`training.inference.detector.Detector`, the pretrained BlazeFace among them), the classic finder
+    (:class:`training.inference.classic.ClassicFaceFinder`), the Label tab's suggestion engines
+    (:class:`training.inference.autolabel.PretrainedFaceFinder` (MTCNN), ``BlazeFaceFinder``).
+
+    The live view, the Label tab, ``autolabel``, evaluation and export take any of them through these
+    names only: nothing asks a detector at run time what it can do.
+    """
+
+    #: The score above which a detection is a face (a model's: chosen on validation, stored with it).
+    threshold: float
+    #: The tag on its boxes: :data:`MODEL_LABEL` for the user's model, "face (pretrained)", "face (classic)"...
+    label: str
+    #: Who it is, in words, for people and the suggested-by marks: "your model", "MTCNN", "the classic finder"...
+    name: str
+    #: What it runs on, in words: "CPU (...)", "GPU: ...", "CPU (LiteRT)", "CPU (classic face finder)"...
+    device: str
+    #: Whether it answers for every face in a frame; False: a single-face model, whose :meth:`detect`
+    #: gives its one score and box whatever the score (the live view shows it under the threshold too).
+    multi_face: bool
+
+    def detect(self, frame_bgr: np.ndarray) -> Detection | None:
+        """Its one best face in a BGR frame (box in the frame's pixels), or None where it finds none."""
+        ...
+
+    def detect_all(self, frame_bgr: np.ndarray, threshold: float | None = None) -> list[Detection]:
+        """Every face in a BGR frame scoring above ``threshold``, best first (a single-face model: at most
+        one). ``threshold`` None: its own rule (a model's :attr:`threshold`; MTCNN: every face it finds)."""
+        ...
 
 
 def write_model_metadata(path: str | Path, metadata: dict) -> None:

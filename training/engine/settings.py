@@ -22,11 +22,10 @@ from typing import Any
 from training.engine.distribute import devices_argument
 from training.model.backbones import (
     BACKBONE_NAMES,
+    BACKBONES,
     DEFAULT_BACKBONE,
     DEFAULT_BATCH_SIZE,
-    DEFAULT_EPOCHS,
-    DEFAULT_LEARNING_RATES,
-    DEFAULT_PATIENCE,
+    MULTI_FACE_BACKBONES,
     WEIGHT_CHOICES,
 )
 
@@ -55,12 +54,28 @@ def positive_float(text: str) -> float:
     return value
 
 
-def _per_backbone(values: dict[str, Any]) -> str:
-    """``40 for grid, 60 for tiny, ...`` from a per-backbone table, so help texts never go stale."""
+def _per_backbone(field: str) -> str:
+    """``40 for grid, 60 for tiny, ...``: one field of every backbone's spec (training.model.backbones.BACKBONES),
+    so help texts never go stale."""
     def text(value: Any) -> str:
         return f"{value:.0e}".replace("e-0", "e-") if isinstance(value, float) else str(value)  # 0.002 -> 2e-3
 
-    return ", ".join(f"{text(value)} for {name}" for name, value in values.items())
+    specs = sorted(BACKBONES.values(), key=lambda spec: getattr(spec, field))  # equal values side by side
+    return ", ".join(f"{text(getattr(spec, field))} for {spec.name}" for spec in specs)
+
+
+def _same_or_per_backbone(field: str) -> str:
+    """A spec field's value where every backbone has the same (``15``), else :func:`_per_backbone`'s list."""
+    values = {getattr(spec, field) for spec in BACKBONES.values()}
+    return str(values.pop()) if len(values) == 1 else _per_backbone(field)
+
+
+def _input_sizes() -> str:
+    """``192 for blazeface, 128 for multiface and grid, ...``: the backbones' own input sizes, grouped."""
+    sizes: dict[int, list[str]] = {}
+    for name, spec in BACKBONES.items():
+        sizes.setdefault(spec.default_input_size, []).append(name)
+    return ", ".join(f"{size} for {'/'.join(names)}" for size, names in sizes.items())
 
 
 @dataclass(frozen=True)
@@ -105,7 +120,7 @@ TRAIN_SETTINGS: tuple[Setting, ...] = (
             "or pictures with labelme JSON beside them",
             label="Dataset:", auto="dataset folder (images/ + labels/, or train/val/test)", folder=True),
     Setting("epochs", int, None, "total passes over the training pictures (default: the backbone's, "
-            f"{_per_backbone(DEFAULT_EPOCHS)}; resuming: the run's own)",
+            f"{_per_backbone('epochs')}; resuming: the run's own)",
             flag="--epochs", metavar="N", parse=positive_int,
             label="Epochs:", range=(1, 10_000)),
     Setting("out", str, None, "run folder (default runs/train, runs/train2, ...)", flag="--out", metavar="DIR",
@@ -114,26 +129,29 @@ TRAIN_SETTINGS: tuple[Setting, ...] = (
             flag="--batch-size", metavar="N", parse=positive_int,
             label="Batch size:", range=(1, 1024)),
     Setting("backbone", str, DEFAULT_BACKBONE,
-            "network: multiface (default: finds every face, a score and box per cell, fast on a CPU), grid (the "
-            "same network answering one face), tiny (one box from a small CNN), mobilenetv2, or vgg16 (the "
-            f"tutorial's); one of {', '.join(BACKBONE_NAMES)}",
+            "network: blazeface (default: MediaPipe's BlazeFace, pretrained on real faces, fine-tuned on yours; finds "
+            "every face), multiface (a small network with a score and box per cell that finds every face, fast on a "
+            "CPU), grid (the same network answering one face), tiny (one box from a small CNN), mobilenetv2, or vgg16 "
+            f"(the tutorial's); one of {', '.join(BACKBONE_NAMES)}",
             flag="--backbone", metavar="NAME", choices=BACKBONE_NAMES, cli_checks_choices=False,
-            tooltip="multiface: a small network with a face score and box per cell that finds every face (the "
-            "default); grid: the same network trained to answer the best face only; "
+            tooltip="blazeface (the default): MediaPipe's BlazeFace, pretrained on real faces and fine-tuned on "
+            "yours, finds every face; multiface: a small network with a face score and box per cell that finds "
+            "every face; grid: the same network trained to answer the best face only; "
             "tiny: one box from a small network; mobilenetv2: fast, with ImageNet weights when online; "
             "vgg16: the tutorial's model (heavy)",
             label="Backbone:"),
-    Setting("input_size", int, None, "square input side in pixels (default: the backbone's own: 128 for multiface "
-            "and grid, 80 for tiny, 120 for vgg16)", flag="--input-size", metavar="PX", parse=positive_int,
+    Setting("input_size", int, None, "square input side in pixels (default: the backbone's own: "
+            f"{_input_sizes()})", flag="--input-size", metavar="PX", parse=positive_int,
             label="Input size:", range=(32, 1024), auto="auto (backbone's size)", suffix=" px"),
     Setting("learning_rate", float, None, "starting learning rate (default: the backbone's, "
-            f"{_per_backbone(DEFAULT_LEARNING_RATES)})", flag="--lr", metavar="RATE", parse=positive_float,
+            f"{_per_backbone('learning_rate')})", flag="--lr", metavar="RATE", parse=positive_float,
             tooltip="Starting learning rate, e.g. 1e-4. Empty: the backbone's default "
-            f"({_per_backbone(DEFAULT_LEARNING_RATES)})",
+            f"({_per_backbone('learning_rate')})",
             label="Learning rate:", range=(1e-8, 10.0), auto="auto (the backbone's own)"),
-    Setting("patience", int, None, f"stop after N epochs without a better validation AP50 (multiface) or F1 (default {DEFAULT_PATIENCE}; "
+    Setting("patience", int, None, "stop after N epochs without a better validation AP50 "
+            f"({', '.join(MULTI_FACE_BACKBONES)}) or F1 (default: the backbone's, {_same_or_per_backbone('patience')}; "
             "0: never stop early)", flag="--patience", metavar="N",
-            label="Patience:", range=(0, 10_000), auto=f"auto ({DEFAULT_PATIENCE})", suffix=" epochs"),
+            label="Patience:", range=(0, 10_000), auto="auto (the backbone's own)", suffix=" epochs"),
     Setting("freeze", int, 0, "keep the first N weighted layers of the pretrained start as they are (default 0: "
             "train them all; keeping blazeface's stem and stages, --freeze 64, lost more on real photographs)",
             flag="--freeze", metavar="N", parse=non_negative_int,
@@ -143,11 +161,13 @@ TRAIN_SETTINGS: tuple[Setting, ...] = (
     Setting("time_limit", float, None, "stop after the epoch that passes this many minutes (the best model so far "
             "is kept)", flag="--time-limit", metavar="MINUTES", parse=positive_float,
             label="Time limit:", range=(0.1, 100_000.0), auto="none", suffix=" min", decimals=1),
-    Setting("weights", str, "auto", "backbone start: imagenet (mobilenetv2, vgg16; downloaded once), face (multiface, "
-            "grid: MTCNN's face-trained stem, shipped in the mtcnn package), none (from scratch), or auto (the backbone's "
-            "pretrained weights when they can be had; default)", flag="--weights", choices=WEIGHT_CHOICES,
-            tooltip="auto: the backbone's pretrained weights when they can be had, else from scratch (multiface, "
-            "grid: MTCNN's face-trained stem, shipped with the app; mobilenetv2, vgg16: ImageNet, downloaded once)",
+    Setting("weights", str, "auto", "backbone start: imagenet (mobilenetv2, vgg16; downloaded once), face (blazeface: "
+            "MediaPipe's weights, shipped; multiface, grid: MTCNN's face-trained stem, shipped in the mtcnn package), "
+            "none (from scratch), or auto (the backbone's pretrained weights when they can be had; default)",
+            flag="--weights", choices=WEIGHT_CHOICES,
+            tooltip="auto: the backbone's pretrained weights when they can be had, else from scratch (blazeface: "
+            "MediaPipe's weights; multiface, grid: MTCNN's face-trained stem, shipped with the app; mobilenetv2, "
+            "vgg16: ImageNet, downloaded once)",
             label="Weights:"),
     Setting("tutorial_exact", bool, False, "also train the box on pictures without a face, as the tutorial did",
             flag="--tutorial-exact",
@@ -194,7 +214,7 @@ class TrainConfig:
     """Everything one training run needs; saved as ``config.json`` in the run folder.
 
     Defaults come from :data:`TRAIN_SETTINGS`. ``epochs`` None: the backbone's (resuming: the run's
-    own); ``learning_rate`` None: the backbone's; ``patience`` None: DEFAULT_PATIENCE, 0: never stop
+    own); ``learning_rate`` None: the backbone's; ``patience`` None: the backbone's (its spec's), 0: never stop
     early; ``time_limit`` in minutes, training ends after the epoch that passes it.
     """
 

@@ -97,18 +97,14 @@ from training.engine.run_folder import (  # noqa: F401  (re-exported)
 from training.engine.settings import TrainConfig  # defined with the settings table; re-exported here
 from training.evaluation.metrics import AP_MIN_SCORE, FaceMatches, best_f1_threshold, box_iou, box_iou_tensor
 from training.model.backbones import (
-    DEFAULT_PATIENCE,
+    BACKBONES,
     MAX_FACES,
-    MULTI_FACE_BACKBONES,
     WEIGHT_CHOICES,
-    default_epochs,
-    default_learning_rate,
+    WeightsUnavailableError,
     describe_start,
 )
 from training.model.build import (
-    BACKBONES,
     WEIGHT_NAMES,
-    WeightsUnavailableError,
     backbone_of,
     build_model,
     cell_maps_model,
@@ -263,7 +259,7 @@ def _validate(config: TrainConfig) -> None:
         raise TrainingError(f"learning_rate must be a positive number, got {config.learning_rate!r}")
     if config.input_size is not None and (not isinstance(config.input_size, int) or config.input_size < 32):
         raise TrainingError(f"input_size must be a whole number of at least 32 pixels, got {config.input_size!r}")
-    if BACKBONES[config.backbone].box_pooling == "grid":
+    if BACKBONES[config.backbone].grid:
         if config.tutorial_exact:
             raise TrainingError(f"--tutorial-exact is the tutorial's single-box training; the {config.backbone} "
                                 "backbone has one box per cell: use it with --backbone vgg16 (or tiny)")
@@ -686,7 +682,7 @@ class _Training:
             self._open_resumed(lock)
         else:
             self._open_new(lock)
-        config = self.config = replace(self.config, epochs=self.config.epochs or default_epochs(self.config.backbone))
+        config = self.config = replace(self.config, epochs=self.config.epochs or BACKBONES[self.config.backbone].epochs)
         if config.resume:
             for message in _resume_warnings(self.requested, config):
                 self.emit(warning_event(message))
@@ -757,7 +753,7 @@ class _Training:
         # A single-face model trains on the largest face of a picture with several: each such picture is
         # named (a multi-face model learns every face, so for it they are no warning).
         several = [str(note) for note in dataset.several_faces_notes()]
-        multi_face = self.config.backbone in MULTI_FACE_BACKBONES
+        multi_face = BACKBONES[self.config.backbone].multi_face
         for warning in dataset.warnings:
             if str(warning) not in several:
                 self.emit(warning_event(f"warning: {warning}"))
@@ -771,7 +767,7 @@ class _Training:
         config = self.config
         keras.utils.set_random_seed(config.seed)
         spec = BACKBONES[config.backbone]
-        self.learning_rate = float(config.learning_rate or default_learning_rate(config.backbone))
+        self.learning_rate = float(config.learning_rate or spec.learning_rate)
         if self.checkpoint is not None:
             self.network = load_network(self.checkpoint)
             self.weights_used = self.saved_config.get("weights_used", "none")
@@ -862,7 +858,7 @@ class _Training:
             batch_size=config.batch_size, train_images=len(self.train_samples), history=self.history,
             best=_saved_best(state, self.multi_face),
             best_epoch=int(state.get("best_epoch", 0)), val_batches=self.val_batches,
-            patience=DEFAULT_PATIENCE if config.patience is None else config.patience,
+            patience=BACKBONES[config.backbone].patience if config.patience is None else config.patience,
             deadline=self.started + 60 * config.time_limit if config.time_limit else None,
             emit=self.emit, should_stop=self.should_stop,
             state_extra={"batches_per_epoch": self.batches_per_epoch},

@@ -55,7 +55,7 @@ def evaluate_model(
         training.data.dataset.DataError: a picture cannot be read.
     """
     threshold = detector.threshold if threshold is None else threshold
-    if getattr(detector, "multi_face", False):
+    if detector.multi_face:
         return summarize_faces(predict_faces(detector, samples), threshold, iou_threshold)
     return _evaluate(detector.detect_batch, samples, threshold, iou_threshold, chunk=_EVAL_CHUNK)
 

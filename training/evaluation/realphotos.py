@@ -70,6 +70,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from training.core.detection import Detection, FaceDetector
+
 Box = tuple[float, float, float, float]
 
 FRAME_W, FRAME_H = 640, 480
@@ -598,7 +600,7 @@ def score(detect_all: Callable[[np.ndarray], Iterable], frames: Sequence[Frame],
         started = time.perf_counter()
         found = list(detect_all(frame.image))
         times.append(time.perf_counter() - started)
-        pairs = [(float(d.score), d.box) if hasattr(d, "score") else (float(d[0]), d[1]) for d in found]
+        pairs = [(float(d.score), d.box) if isinstance(d, Detection) else (float(d[0]), d[1]) for d in found]
         # Clipped to the frame as the labels are: a face cut by the edge may be boxed whole by a detector.
         clipped = [(s, _clip([float(v) for v in box])) for s, box in pairs]
         detections.append(_without_ignored([(s, box) for s, box in clipped if _area(box) > 0], frame))
@@ -625,7 +627,7 @@ def score(detect_all: Callable[[np.ndarray], Iterable], frames: Sequence[Frame],
     }
 
 
-def measure_detector(detector, photo_dirs: Sequence[Path | str] | None = None) -> dict | None:
+def measure_detector(detector: FaceDetector, photo_dirs: Sequence[Path | str] | None = None) -> dict | None:
     """:func:`score` of a FaceTracker detector (``detect_all(frame, threshold)``, its ``threshold``) on every
     frame that can be had, as a run's ``metrics.json`` keeps it (no per-frame detections); None without frames.
 
@@ -635,11 +637,8 @@ def measure_detector(detector, photo_dirs: Sequence[Path | str] | None = None) -
     frames = real_photo_frames(photo_dirs)
     if not frames:
         return None
-    threshold = float(getattr(detector, "threshold", 0.5))
-    if hasattr(detector, "nms_iou"):  # a trained model or the pretrained one: every box down to AP_MIN_SCORE
-        result = score(lambda frame: detector.detect_all(frame, threshold=AP_MIN_SCORE), frames, threshold)
-    else:  # the classic finder: what it finds is all it has
-        result = score(detector.detect_all, frames, threshold)
+    # Every box down to AP_MIN_SCORE (the classic finder's all score 1.0: what it finds is all it has).
+    result = score(lambda frame: detector.detect_all(frame, threshold=AP_MIN_SCORE), frames, float(detector.threshold))
     del result["detections"]
     result["photos"] = len({frame.photo for frame in frames})
     return result

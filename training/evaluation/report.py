@@ -397,7 +397,7 @@ def write_result_pictures(
     """
     threshold = float(detector.threshold if threshold is None else threshold)
     heading = title or f"{split} split"
-    if getattr(detector, "multi_face", False):  # every face, every box
+    if detector.multi_face:  # every face, every box
         found = predict_faces(detector, samples)
         grid = faces_predictions_jpg(found, threshold, iou_threshold, title=heading)
         curve = faces_pr_curve_png(found, threshold, iou_threshold, title=heading)

@@ -23,18 +23,19 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import cv2
 import numpy as np
 
 from training.core.boxes import clipped
-from training.core.detection import Detection
+from training.core.detection import Detection, FaceDetector
 from training.core.preprocess import as_rgb
 from training.data.dataset import picture_label_paths
 from training.data.errors import DataError, Problem
 from training.data.formats.labelme import SuggestionMark, read_suggestion_mark, write_suggested_label
 from training.data.pictures import image_size, load_image
+from training.inference.classic import CLASSIC_LABEL
 
 MTCNN_LABEL = "face (MTCNN)"
 MTCNN_NAME = "MTCNN"
@@ -45,22 +46,10 @@ DEFAULT_MIN_SCORE = 0.9
 PROGRESS_EVERY = 10               # the command line prints a progress line per this many pictures
 
 
-class FaceFinder(Protocol):
-    """What suggests a face: :class:`PretrainedFaceFinder`, ``training.inference.classic.ClassicFaceFinder``.
-    A finder with ``detect_all(frame) -> list[Detection]`` gives every face (see :func:`find_faces`)."""
-
-    label: str
-
-    def detect(self, frame_bgr: np.ndarray) -> Detection | None: ...
-
-
-def find_faces(finder: Any, frame_bgr: np.ndarray) -> list[Detection]:
-    """Every face a finder reports, most confident first: its ``detect_all`` where it has one, else its
-    single ``detect`` answer (none when that is None). Finders that gained ``detect_all`` later (the
-    user's model, the classic finder) thus give every face as soon as they have it."""
-    detect_all = getattr(finder, "detect_all", None)
-    found = list(detect_all(frame_bgr)) if detect_all is not None else [finder.detect(frame_bgr)]
-    return sorted((d for d in found if d is not None), key=lambda d: -float(d.score))
+def find_faces(finder: FaceDetector, frame_bgr: np.ndarray) -> list[Detection]:
+    """Every face a finder (any :class:`~training.core.detection.FaceDetector`) reports by its own rule, most
+    confident first: its ``detect_all`` (a single-face model: its one face, when it is one)."""
+    return sorted(finder.detect_all(frame_bgr), key=lambda d: -float(d.score))
 
 
 class MtcnnUnavailableError(ImportError):
@@ -76,7 +65,7 @@ def mtcnn_available() -> bool:
 
 
 class PretrainedFaceFinder:
-    """MTCNN, a pretrained face detector, behind the classic finder's interface.
+    """MTCNN, a pretrained face detector, as a :class:`~training.core.detection.FaceDetector`.
 
     ``detect`` answers the single face a person would label: the most confident one, and of faces
     about as confident (within ``tie_margin``) the biggest, i.e. the user in front of the camera
@@ -103,8 +92,9 @@ class PretrainedFaceFinder:
     name = MTCNN_NAME
     description = "MTCNN, a pretrained face detector"
     device = MTCNN_DEVICE
+    multi_face = True
     path = None
-    min_score = DEFAULT_MIN_SCORE  # MTCNN's confidence from which a face is written as a label
+    threshold = DEFAULT_MIN_SCORE  # MTCNN's confidence from which a face is written as a label
 
     def __init__(self, *, min_face_fraction: float = 0.1, max_side: int = 640, tie_margin: float = 0.05,
                  device: str = "CPU:0") -> None:
@@ -131,7 +121,12 @@ class PretrainedFaceFinder:
         close = [face for face in faces if face.score >= best - self.tie_margin]
         return max(close, key=lambda face: (face.box[2] - face.box[0]) * (face.box[3] - face.box[1]))
 
-    def detect_all(self, frame_bgr: np.ndarray) -> list[Detection]:
+    def detect_all(self, frame_bgr: np.ndarray, threshold: float | None = None) -> list[Detection]:
+        """Every face MTCNN finds (scoring above ``threshold`` when one is given), most confident first."""
+        faces = self._faces(frame_bgr)
+        return faces if threshold is None else [face for face in faces if face.is_face(threshold)]
+
+    def _faces(self, frame_bgr: np.ndarray) -> list[Detection]:
         """Every face MTCNN finds, most confident first."""
         height, width = frame_bgr.shape[:2]
         if height < 12 or width < 12:  # smaller than MTCNN's smallest window
@@ -154,7 +149,8 @@ class PretrainedFaceFinder:
 
 
 class BlazeFaceFinder:
-    """MediaPipe's BlazeFace (:func:`training.inference.pretrained.pretrained_detector`) behind the finders' interface.
+    """MediaPipe's BlazeFace (:func:`training.inference.pretrained.pretrained_detector`) as a suggestion engine
+    (a :class:`~training.core.detection.FaceDetector`), boxes clipped to the picture.
 
     About 10 ms a picture on a CPU against MTCNN's ~200 ms, so "Suggest all" over a few hundred pictures
     takes seconds; its boxes are those of the network every new run starts from. MTCNN is the surer on
@@ -164,23 +160,24 @@ class BlazeFaceFinder:
         threshold: the score from which a cell is a face (default: the pretrained model's own, 0.6).
 
     Raises:
-        training.model.build.WeightsUnavailableError: its weights (``assets/blazeface/``) are missing or damaged.
+        training.model.backbones.WeightsUnavailableError: its weights (``assets/blazeface/``) are missing or damaged.
     """
 
     label = BLAZEFACE_LABEL
     name = BLAZEFACE_NAME
     description = "BlazeFace, MediaPipe's pretrained face detector"
+    multi_face = True
     path = None
 
     def __init__(self, threshold: float | None = None) -> None:
-        from training.inference.pretrained import PRETRAINED_THRESHOLD, pretrained_detector
-        from training.model.build import WeightsUnavailableError
+        from training.inference.pretrained import pretrained_detector
+        from training.model.backbones import WeightsUnavailableError
 
         try:
             self._detector = pretrained_detector(threshold)
         except WeightsUnavailableError as exc:  # say which file is missing, without the trainer's advice
             raise WeightsUnavailableError(str(exc.__cause__ or exc)) from exc
-        self.min_score = float(PRETRAINED_THRESHOLD if threshold is None else threshold)
+        self.threshold = float(self._detector.threshold)
         self.device = f"{self._detector.device} (BlazeFace, pretrained)"
         self._lock = threading.Lock()
 
@@ -189,11 +186,11 @@ class BlazeFaceFinder:
         faces = self.detect_all(frame_bgr)
         return faces[0] if faces else None
 
-    def detect_all(self, frame_bgr: np.ndarray) -> list[Detection]:
-        """Every face over its threshold, most confident first, boxes in the frame's pixels."""
+    def detect_all(self, frame_bgr: np.ndarray, threshold: float | None = None) -> list[Detection]:
+        """Every face over ``threshold`` (default: its own), most confident first, boxes in the frame's pixels."""
         height, width = frame_bgr.shape[:2]
         with self._lock:
-            found = self._detector.detect_all(frame_bgr)
+            found = self._detector.detect_all(frame_bgr, threshold=self.threshold if threshold is None else threshold)
         faces = [Detection(d.score, clipped(d.box, width, height)) for d in found]
         return sorted((f for f in faces if min(f.box[2] - f.box[0], f.box[3] - f.box[1]) >= 1),
                       key=lambda face: -face.score)
@@ -204,7 +201,7 @@ ENGINES: dict[str, type] = {"mtcnn": PretrainedFaceFinder, "blazeface": BlazeFac
 DEFAULT_ENGINE = "mtcnn"
 
 
-def make_finder(engine: str = DEFAULT_ENGINE) -> FaceFinder:
+def make_finder(engine: str = DEFAULT_ENGINE) -> FaceDetector:
     """The finder an ``--engine`` name stands for (slow: loads TensorFlow and the network).
 
     Raises:
@@ -215,24 +212,19 @@ def make_finder(engine: str = DEFAULT_ENGINE) -> FaceFinder:
     return ENGINES[engine]()
 
 
-def min_score_of(finder: object) -> float:
-    """The score from which a finder's face is written as a label: its own (BlazeFace: 0.6), else MTCNN's 0.9."""
-    return float(getattr(finder, "min_score", DEFAULT_MIN_SCORE))
+def min_score_of(finder: FaceDetector) -> float:
+    """The score from which a finder's face is written as a label: its own threshold (MTCNN: 0.9, BlazeFace: 0.6)."""
+    return float(finder.threshold)
 
 
-def finder_name(finder: object) -> str:
+def finder_name(finder: FaceDetector) -> str:
     """How a finder is named to people: "MTCNN", "the classic finder", "your model"..."""
-    name = getattr(finder, "name", None)
-    if name:
-        return str(name)
-    if getattr(finder, "label", None) == "face (classic)":
-        return "the classic finder"
-    return type(finder).__name__
+    return str(finder.name)
 
 
-def _has_score(finder: object) -> bool:
+def _has_score(finder: FaceDetector) -> bool:
     """The classic finder answers 1.0 for every face: such a score means nothing to show."""
-    return getattr(finder, "label", None) != "face (classic)"
+    return finder.label != CLASSIC_LABEL
 
 
 # ------------------------------------------------------------------------------------------- dataset
@@ -310,7 +302,7 @@ def _plural(count: int, word: str) -> str:
 def autolabel_dataset(
     data: Path | str,
     *,
-    finder: FaceFinder | None = None,
+    finder: FaceDetector | None = None,
     overwrite: bool = False,
     min_score: float | None = None,
     on_progress: Callable[[int, int, Path], None] | None = None,

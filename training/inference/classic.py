@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from training.core.detection import Detection
+from training.core.detection import DEFAULT_SCORE_THRESHOLD, Detection
 
 CLASSIC_LABEL = "face (classic)"
 CLASSIC_DEVICE = "CPU (classic face finder)"
@@ -25,7 +25,8 @@ SAME_FACE_OVERLAP = 0.5
 
 class ClassicFaceFinder:
     """Find frontal faces in a frame with an LBP cascade, on a downscaled gray copy: the biggest
-    (:meth:`detect`) or every one (:meth:`detect_all`).
+    (:meth:`detect`) or every one (:meth:`detect_all`): a :class:`~training.core.detection.FaceDetector`,
+    every face scoring 1.0.
 
     Args:
         work_width: the frame is shrunk to this width first; the cascade's cost grows with the
@@ -35,7 +36,10 @@ class ClassicFaceFinder:
     """
 
     label = CLASSIC_LABEL
+    name = "the classic finder"
     device = CLASSIC_DEVICE
+    multi_face = True
+    threshold = DEFAULT_SCORE_THRESHOLD  # its faces all score 1.0: any threshold below 1 keeps them
     path = None
 
     def __init__(self, work_width: int = 240, scale_factor: float = 1.3, min_neighbours: int = 2) -> None:
@@ -53,13 +57,15 @@ class ClassicFaceFinder:
         faces = self._faces(frame_bgr)
         return faces[0] if faces else None
 
-    def detect_all(self, frame_bgr: np.ndarray) -> list[Detection]:
-        """Every face the cascade finds (score 1.0, boxes in the frame's pixels), biggest first.
+    def detect_all(self, frame_bgr: np.ndarray, threshold: float | None = None) -> list[Detection]:
+        """Every face the cascade finds (score 1.0, boxes in the frame's pixels), biggest first; with a
+        ``threshold`` of 1 or more, none.
 
         A window lying mostly (:data:`SAME_FACE_OVERLAP` of its area) inside a bigger one is the
         same face seen a scale step away, and is dropped.
         """
-        return merge_same_faces(self._faces(frame_bgr))
+        faces = merge_same_faces(self._faces(frame_bgr))
+        return faces if threshold is None else [face for face in faces if face.is_face(threshold)]
 
     def _faces(self, frame_bgr: np.ndarray) -> list[Detection]:
         """The cascade's faces (windows grouped by the cascade), biggest first, in the frame's pixels."""

@@ -27,6 +27,7 @@ import numpy as np
 from training.core.boxes import NMS_IOU, faces_from_cells
 from training.core.detection import (
     DEFAULT_SCORE_THRESHOLD,
+    MODEL_LABEL,
     Detection,
     MissingRuntimeError,
     ModelFileError,
@@ -37,6 +38,7 @@ from training.core.detection import (
 )
 from training.core.inputs import check_regular_file, parse_json
 from training.core.preprocess import box_to_pixels, preprocess_frame, preprocess_frames
+from training.inference.pretrained import PRETRAINED_TAG
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -144,9 +146,9 @@ def _compile_forward(model: keras.Model, input_size: int) -> Callable[[np.ndarra
             function = tf.function(lambda x: model(x, training=False), autograph=False, jit_compile=jit_compile)
             return function.get_concrete_function(spec)
 
-        # XLA fuses the small convolutions and normalisations of the grid models (4.9 -> 4.1 ms a frame on a
-        # 2-core CPU) but runs depthwise convolutions (BlazeFace) six times slower than the plain graph; each
-        # backbone's spec says which (BackboneSpec.xla). Where XLA cannot compile the model, the plain graph runs it.
+        # XLA fuses the small convolutions and normalisations of the grid models but runs depthwise convolutions
+        # (BlazeFace) several times slower than the plain graph (docs/models.md); each backbone's spec says which
+        # (BackboneSpec.xla). Where XLA cannot compile the model, the plain graph runs it.
         forward = concrete(False)
         if _wants_xla(model):
             try:
@@ -175,7 +177,8 @@ def _compile_forward(model: keras.Model, input_size: int) -> Callable[[np.ndarra
 
 def _wants_xla(model: keras.Model) -> bool:
     """Whether the model's backbone runs faster under XLA (its spec says; a model of unknown make: yes)."""
-    from training.model.build import BACKBONES, backbone_of
+    from training.model.backbones import BACKBONES
+    from training.model.build import backbone_of
 
     try:
         return BACKBONES[backbone_of(model)].xla
@@ -201,7 +204,8 @@ def _device_name() -> str:
 
 
 class Detector:
-    """A loaded detector ready for frames: preprocessing, a compiled forward pass, pixel boxes.
+    """A loaded detector ready for frames: preprocessing, a compiled forward pass, pixel boxes. A
+    :class:`~training.core.detection.FaceDetector`, as the classic finder and the suggestion engines are.
 
     ``runtime`` says what runs the network: ``"keras"`` (a ``.keras`` file or a built model),
     ``"onnxruntime"`` (``.onnx``), ``"litert"`` or ``"tensorflow-lite"`` (``.tflite``). ``model`` is the
@@ -238,6 +242,23 @@ class Detector:
         self._forward = forward
         # Trace once now, so the first real frame is as fast as the rest.
         self._forward(np.zeros((1, self.input_size, self.input_size, 3), dtype=np.float32))
+
+    @property
+    def label(self) -> str:
+        """The tag on its boxes: "face (pretrained)" for the pretrained detector (its metadata says so), else
+        the user's model's plain "face"."""
+        return PRETRAINED_TAG if self.metadata.get("pretrained") else MODEL_LABEL
+
+    @property
+    def name(self) -> str:
+        """Who it is, in words: "the pretrained detector" or "your model"."""
+        return "the pretrained detector" if self.metadata.get("pretrained") else "your model"
+
+    def forward(self, x: np.ndarray) -> list[np.ndarray]:
+        """The network's raw outputs for preprocessed frames ``x`` (N, S, S, 3) float32 (see
+        :func:`training.core.preprocess.preprocess_frames`): ``[scores (N, 1), boxes (N, 4)]`` in [0, 1] of the
+        input, and for a multi-face model every cell's ``scores (N, C)`` and ``boxes (N, C, 4)`` after them."""
+        return self._forward(x)
 
     @classmethod
     def from_file(cls, path: str | Path, threshold: float | None = None) -> Detector:

@@ -48,6 +48,8 @@ from training.core.inputs import read_json_object
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
+    from training.inference.detector import Detector
+
 #: Export formats and the suffix each file must have (Detector.from_file picks the runtime by it).
 FORMATS = {"onnx": ".onnx", "tflite": ".tflite"}
 #: Largest difference allowed between the export and the ``.keras`` model, on the score and on each
@@ -231,7 +233,7 @@ def _embed_onnx_metadata(path: Path, metadata: dict) -> None:
     onnx.save(proto, str(path))
 
 
-def compare_detectors(reference: Any, candidate: Any, frames: list[np.ndarray]) -> tuple[float, float]:
+def compare_detectors(reference: Detector, candidate: Detector, frames: list[np.ndarray]) -> tuple[float, float]:
     """The largest score difference and box difference (in [0, 1] of each frame) between two detectors,
     over ``frames`` one by one and as one batch (both paths of the Detector API); for multi-face
     models also over every cell's score and box (what ``detect_all`` reads).
@@ -239,7 +241,7 @@ def compare_detectors(reference: Any, candidate: Any, frames: list[np.ndarray]) 
     Raises:
         ValueError: one detector answers for every face and the other does not.
     """
-    if getattr(reference, "multi_face", False) != getattr(candidate, "multi_face", False):
+    if reference.multi_face != candidate.multi_face:
         raise ValueError("one model answers for every face (four outputs) and the other does not")
     score_diff = box_diff = 0.0
     for ours, theirs in ((reference.detect_batch(frames), candidate.detect_batch(frames)),
@@ -249,11 +251,11 @@ def compare_detectors(reference: Any, candidate: Any, frames: list[np.ndarray]) 
             scale = np.array([width, height, width, height], dtype=np.float64)
             score_diff = max(score_diff, abs(a.score - b.score))
             box_diff = max(box_diff, float(np.max(np.abs(np.subtract(a.box, b.box)) / scale)))
-    if getattr(reference, "multi_face", False):
+    if reference.multi_face:
         from training.core.preprocess import preprocess_frames
 
         x = preprocess_frames(frames, reference.input_size)
-        ours, theirs = reference._forward(x), candidate._forward(x)
+        ours, theirs = reference.forward(x), candidate.forward(x)
         score_diff = max(score_diff, float(np.max(np.abs(ours[2] - theirs[2]))))
         box_diff = max(box_diff, float(np.max(np.abs(ours[3] - theirs[3]))))
     return score_diff, box_diff

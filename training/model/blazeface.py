@@ -25,7 +25,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from training.model.backbones import BLAZEFACE_START
+from training.model.backbones import BLAZEFACE_START, BackboneSpec, WeightsUnavailableError
+from training.model.heads import BOX_MAP, SCORE_MAP, cell_outputs
 
 INPUT_SIZE = 192
 GRID = 48  # cells a side of the score/box maps: one anchor each, 4 input pixels apart
@@ -168,3 +169,31 @@ def load_blazeface_weights(model: keras.Model, path: str | Path | None = None) -
             raise ValueError(f"{path}: weights {index:03d} are shaped {kernel.shape}, {bias.shape}; "
                              f"layer {layer.name} needs {expected}")
         layer.set_weights([kernel, bias])
+
+
+def blazeface_outputs(inputs: keras.KerasTensor, spec: BackboneSpec, size: int,
+                      weights: str | None) -> list[keras.KerasTensor]:
+    """BlazeFace's network and raw maps (:func:`blazeface_maps`), answered as multiface answers: the best
+    cell's score and box, then every cell's score and box (decoded at MediaPipe's anchors)."""
+    score_raw, box_raw = blazeface_maps(inputs)
+    grid = size // spec.cell_stride
+    score_map = layers.Identity(name=SCORE_MAP, dtype="float32")(score_raw)
+    box_map = layers.Identity(name=BOX_MAP, dtype="float32")(box_raw)
+    return cell_outputs(score_map, decode_boxes(box_map, grid, float(size)), grid, every_cell=True)
+
+
+def load_pretrained_face_detector(model: keras.Model, weights: str | None = "face") -> None:
+    """Copies MediaPipe's trained BlazeFace weights (shipped in ``assets/blazeface/``) into the blazeface
+    model when ``weights`` is "face" (None: from scratch).
+
+    Raises:
+        WeightsUnavailableError: the weights file is missing or does not fit the network.
+    """
+    if weights != "face":
+        return
+    try:
+        load_blazeface_weights(model)
+    except (OSError, ValueError, KeyError) as exc:
+        raise WeightsUnavailableError(
+            f"could not load the pretrained face detector's weights ({exc}); train from scratch with weights=None"
+        ) from exc

@@ -24,11 +24,13 @@ from training.engine.run_folder import (
 )
 from training.engine.settings import TRAIN_SETTINGS, TrainConfig, config_from_args, config_to_args, setting
 from training.model.backbones import (
+    BACKBONES,
     DEFAULT_BATCH_SIZE,
-    DEFAULT_EPOCHS,
-    DEFAULT_LEARNING_RATES,
     WEIGHT_CHOICES,
 )
+
+DEFAULT_EPOCHS = {name: spec.epochs for name, spec in BACKBONES.items()}
+DEFAULT_LEARNING_RATES = {name: spec.learning_rate for name, spec in BACKBONES.items()}
 
 CONFIGS = [
     TrainConfig(data="data"),

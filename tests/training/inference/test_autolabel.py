@@ -357,6 +357,14 @@ def blazeface() -> BlazeFaceFinder:
     return BlazeFaceFinder()
 
 
+def test_the_suggestion_engines_are_face_detectors(blazeface):
+    """Declared, not guessed: what the live view, autolabel and the Label tab take of a detector."""
+    from training.core.detection import FaceDetector
+
+    assert isinstance(blazeface, FaceDetector) and blazeface.multi_face and blazeface.threshold == 0.6
+    assert PretrainedFaceFinder.threshold == DEFAULT_MIN_SCORE and PretrainedFaceFinder.multi_face
+
+
 def test_blazeface_finds_each_real_face_where_it_is_and_none_where_there_is_none(blazeface):
     assert blazeface.name == "BlazeFace" and min_score_of(blazeface) == 0.6  # its own threshold, not MTCNN's 0.9
     for case in FACE_FRAMES:

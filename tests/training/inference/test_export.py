@@ -33,8 +33,8 @@ from training.data.realfaces import make_real_demo_data
 from training.inference import export as export_module
 from training.inference.detector import Detector
 from training.inference.export import ExportError, export_model, portable_signbit, verification_frames
-from training.model.backbones import DEFAULT_BACKBONE
-from training.model.build import BACKBONES, build_model
+from training.model.backbones import BACKBONES, DEFAULT_BACKBONE
+from training.model.build import build_model
 
 DEFAULT_SIZE = BACKBONES[DEFAULT_BACKBONE].default_input_size
 

@@ -55,3 +55,12 @@ def test_grayscale_frames_work(finder: ClassicFaceFinder, astronaut_bgr: np.ndar
     gray = cv2.cvtColor(astronaut_bgr, cv2.COLOR_BGR2GRAY)
     detection = finder.detect(gray)
     assert detection is not None and iou(detection.box, ASTRONAUT_FACE) > 0.5
+
+
+def test_it_is_a_face_detector_answering_every_face(finder: ClassicFaceFinder, astronaut_bgr: np.ndarray) -> None:
+    """The FaceDetector shape the live view and the Label tab take, declared rather than guessed."""
+    from training.core.detection import FaceDetector
+
+    assert isinstance(finder, FaceDetector) and finder.multi_face and finder.label == "face (classic)"
+    assert [d.box for d in finder.detect_all(astronaut_bgr, threshold=0.5)] == [d.box for d in finder.detect_all(astronaut_bgr)]
+    assert finder.detect_all(astronaut_bgr, threshold=1.0) == []  # its faces all score 1.0

@@ -49,6 +49,14 @@ def test_detector_reports_what_it_loaded(detector, model_path):
     assert str(model_path) in repr(detector)
 
 
+def test_a_detector_is_a_face_detector(detector):
+    from training.core.detection import MODEL_LABEL, FaceDetector
+
+    assert isinstance(detector, FaceDetector) and detector.label == MODEL_LABEL and detector.name == "your model"
+    x = np.zeros((2, detector.input_size, detector.input_size, 3), np.float32)
+    assert [o.shape for o in detector.forward(x)[:2]] == [(2, 1), (2, 4)]
+
+
 def test_detect_gives_the_models_output_in_frame_pixels(detector):
     frames = _frames(5)
     scores, boxes = _raw_outputs(detector.model, frames)

@@ -15,7 +15,8 @@ from PIL import Image
 from training.data.realfaces import ASTRONAUT_FACE, GRACE_HOPPER_FACE
 from training.evaluation.metrics import box_iou
 from training.model import blazeface
-from training.model.build import BACKBONES, WeightsUnavailableError, backbone_of, build_model, describe_start
+from training.model.backbones import BACKBONES, WeightsUnavailableError, describe_start
+from training.model.build import backbone_of, build_model
 from training.model.losses import multi_face_losses
 
 SKIMAGE_DATA = Path(skimage.__file__).parent / "data"

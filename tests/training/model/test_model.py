@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from training.model.backbones import MULTI_FACE_BACKBONES
-from training.model.build import BACKBONES, WeightsUnavailableError, build_model, model_input_size
+from training.model.backbones import BACKBONES, MULTI_FACE_BACKBONES, WeightsUnavailableError
+from training.model.build import build_model, model_input_size
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +144,8 @@ def test_missing_face_weights_raise_weights_unavailable(monkeypatch):
 
 def test_grid_model_answers_with_its_best_cell(tmp_path):
     """The saved grid model's [score, box] is the best cell's score and its block's box, decoded in the graph."""
-    from training.model.build import BACKBONES, grid_cell_boxes, grid_maps_model, is_grid_model
+    from training.model.backbones import BACKBONES
+    from training.model.build import grid_cell_boxes, grid_maps_model, is_grid_model
 
     keras.utils.set_random_seed(3)
     model = build_model("grid")
