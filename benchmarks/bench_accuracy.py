@@ -52,13 +52,13 @@ def print_table(rows: list[tuple[str, dict]], measures: tuple[str, ...] = ("f1",
 
 
 def print_real_photos(rows: list[tuple[str, object]]) -> None:
-    """The same detectors on real photographs no training set uses (training.realphotos; the whole set when
+    """The same detectors on real photographs no training set uses (training.evaluation.realphotos; the whole set when
     FACETRACKER_PHOTOS names the photo archives): has a model learned faces, or its pictures' look?"""
     from bench_real_photos import print_table as print_photo_table
 
-    from training.realphotos import measure_detector, missing_photos
+    from training.evaluation.realphotos import measure_detector, missing_photos
 
-    results = [(name, float(getattr(detector, "threshold", 0.5)), measure_detector(detector)) for name, detector in rows]
+    results = [(name, float(detector.threshold), measure_detector(detector)) for name, detector in rows]
     first = results[0][2]
     if first is None:
         print("\nno real photograph could be read")
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     data, seen, run = work / "data", work / "seen", work / "run"
     python = [sys.executable, "-m", "training"]
     if not data.exists():
-        from training.realfaces import make_real_demo_data
+        from training.data.realfaces import make_real_demo_data
 
         started = time.perf_counter()
         subprocess.run([*python, "make-demo-data", str(data), "--real", "--count", str(args.count),
@@ -120,20 +120,20 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(metrics, int):
         return metrics
 
-    from training.device import quiet_tensorflow_logs
+    from training.core.device import quiet_tensorflow_logs
 
     quiet_tensorflow_logs()
-    from training.classic import ClassicFaceFinder
-    from training.data import load_dataset
-    from training.evaluate import evaluate_finder, evaluate_model
-    from training.inference import Detector
-    from training.pretrained import pretrained_detector
+    from training.data.dataset import load_dataset
+    from training.evaluation.evaluate import evaluate_finder, evaluate_model
+    from training.inference.classic import ClassicFaceFinder
+    from training.inference.detector import Detector
+    from training.inference.pretrained import pretrained_detector
 
     detector = Detector.from_file(run / "best.keras")
     pretrained = pretrained_detector()
     finders = [("classic finder (LBP cascade)", ClassicFaceFinder())]
     try:
-        from training.autolabel import PretrainedFaceFinder
+        from training.inference.autolabel import PretrainedFaceFinder
 
         finders.append(("MTCNN (Label tab suggestions)", PretrainedFaceFinder()))
     except ImportError as exc:

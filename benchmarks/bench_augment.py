@@ -4,7 +4,7 @@ Run on demand (about a minute on two CPU cores)::
 
     python benchmarks/bench_augment.py [--count 120] [--input-size 96] [--epochs 3] [--jitter]
 
-``--jitter`` measures the grid models' pipeline (what the default multiface model trains with: zoom on
+``--jitter`` measures the grid models' pipeline (what the per-cell models, blazeface, multiface and grid, train with: zoom on
 a face, affine jitter, grey, blur, noise, JPEG) instead of the tutorial's.
 
 Both pipelines start from the same pictures, already decoded and shrunk (the cache ``make_batches``
@@ -30,9 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from training.augment import CACHE_SCALE, make_batches  # noqa: E402
-from training.data import load_dataset, write_labelme  # noqa: E402
-from training.demo import make_demo_data  # noqa: E402
+from training.data.augment import CACHE_SCALE, make_batches  # noqa: E402
+from training.data.dataset import load_dataset  # noqa: E402
+from training.data.demo import make_demo_data  # noqa: E402
+from training.data.formats.labelme import write_labelme  # noqa: E402
 
 
 def box_correct(images: np.ndarray, classes: np.ndarray, boxes: np.ndarray) -> float:

@@ -117,7 +117,7 @@ def bench_tutorial(video: Path, frames: int) -> dict:
     import tensorflow as tf
 
     from desktop.imaging import bgr_to_qimage
-    from training.model import build_model
+    from training.model.build import build_model
 
     model = build_model("vgg16", weights=None)
     capture = cv2.VideoCapture(str(video))
@@ -156,7 +156,7 @@ def bench_tutorial(video: Path, frames: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", help="a .keras model (default: the default model, tiny at 96 px, untrained)")
+    parser.add_argument("--model", help="a .keras model (default: the default backbone's model, untrained)")
     parser.add_argument("--frames", type=int, default=300, help="frames for our sequential loop (default 300)")
     parser.add_argument("--threaded-seconds", type=float, default=4.0, help="seconds of the threaded pipeline")
     parser.add_argument("--tutorial-frames", type=int, default=40, help="frames for the tutorial's loop (default 40)")
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         video = write_video(Path(tmp) / "bench.avi", frames=120)
         model_path = Path(args.model) if args.model else Path(tmp) / "default.keras"
         if not args.model:
-            from training.model import build_model
+            from training.model.build import build_model
 
             build_model().save(model_path)
         ours = bench_ours_sequential(video, model_path, args.frames)

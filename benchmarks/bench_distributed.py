@@ -7,7 +7,7 @@ Run on demand (not part of the tests)::
 
 It writes a small demo dataset into a temporary folder, picks two free ports on 127.0.0.1, and
 starts two processes of this script (``--worker``), each with its own ``TF_CONFIG`` (same cluster,
-task index 0 and 1), that call :func:`training.trainer.train` with the same settings and the same
+task index 0 and 1), that call :func:`training.engine.trainer.train` with the same settings and the same
 ``--out`` folder. It waits for both and prints each worker's training images/s (as the trainer
 measures it: pictures of the global batch per second), that the chief (worker 0) wrote the run
 folder, and that the other worker wrote only a temporary folder, removed when it ended.
@@ -49,8 +49,8 @@ def _free_ports(count: int) -> list[int]:
 
 def _worker(args: argparse.Namespace) -> int:
     """One worker: train, then say where it wrote and how fast it went (one JSON line)."""
-    from training.settings import TrainConfig
-    from training.trainer import train
+    from training.engine.settings import TrainConfig
+    from training.engine.trainer import train
 
     config = TrainConfig(data=args.data, out=args.out, epochs=args.epochs, backbone="grid", weights="none",
                          input_size=args.input_size, batch_size=args.batch_size, seed=0, patience=0)
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         return _worker(args)
 
-    from training.demo import make_demo_data
+    from training.data.demo import make_demo_data
 
     with tempfile.TemporaryDirectory(prefix="bench-distributed-") as folder:
         data = make_demo_data(Path(folder) / "demo", count=args.count, width=96, height=72, seed=1)

@@ -5,13 +5,13 @@ Run on demand (not part of the test suite)::
     python benchmarks/bench_infer.py            # add --json for machine-readable figures
 
 It times, on one 640x480 BGR frame (the webcam size), the whole ``Detector.detect`` call
-(preprocessing, the compiled forward pass, scaling the box to pixels) for the default model (grid,
-128 px; goal: median <= 5 ms) and the previous default (tiny, 80 px), and the tutorial's loop for VGG16 at 120 px: the same preprocessing, then ``model.predict`` on a
+(preprocessing, the compiled forward pass, scaling the box to pixels) for the default model (the default backbone at its
+input size; goal: median <= 5 ms) and the tiny model (80 px), and the tutorial's loop for VGG16 at 120 px: the same preprocessing, then ``model.predict`` on a
 batch of one. Also shown for context: the tiny model called eagerly (``model(x)``) and VGG16 through
 the Detector, which separates the gain of the compiled call from the gain of the smaller network.
 Untrained weights (``weights=None``): latency does not depend on what a network has learned.
 
-Runtimes: the default model is also exported (``training.export``: ONNX and TFLite, each checked
+Runtimes: the default model is also exported (``training.inference.export``: ONNX and TFLite, each checked
 against the .keras model) and timed through the same ``Detector.detect`` on the same frame in ONNX
 Runtime and LiteRT, beside Keras/TensorFlow. ``--runtimes-only`` times just those three.
 
@@ -67,9 +67,9 @@ def time_runtimes(frame: np.ndarray, frames: int, warmup: int) -> dict[str, dict
     60 % slower (9.4 against 5.9 ms), as ONNX Runtime's worker threads keep spinning on the cores for a
     while after each of its calls.
     """
-    from training.export import export_model
-    from training.inference import Detector
-    from training.model import build_model
+    from training.inference.detector import Detector
+    from training.inference.export import export_model
+    from training.model.build import build_model
 
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -92,9 +92,9 @@ MULTIFACE_GOAL_MS = 6.0
 
 def time_multiface(frame: np.ndarray, frames: int, warmup: int, exports: bool = True) -> dict[str, dict]:
     """``Detector.detect_all`` of the multiface model on ``frame`` in each runtime, one runtime at a time."""
-    from training.export import export_model
-    from training.inference import Detector
-    from training.model import build_model
+    from training.inference.detector import Detector
+    from training.inference.export import export_model
+    from training.model.build import build_model
 
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -104,7 +104,7 @@ def time_multiface(frame: np.ndarray, frames: int, warmup: int, exports: bool = 
         score_map.set_weights([score_map.get_weights()[0], np.zeros(1, np.float32)])  # scores spread widely
         model.save(path)
         probe = Detector.from_file(path)
-        cell_scores = probe._forward(np.asarray([_preprocessed(frame, probe.input_size)]))[2][0]
+        cell_scores = probe.forward(np.asarray([_preprocessed(frame, probe.input_size)]))[2][0]
         threshold = float(np.quantile(cell_scores, 0.9))
         paths = {"keras": path}
         if exports:
@@ -123,7 +123,7 @@ def time_multiface(frame: np.ndarray, frames: int, warmup: int, exports: bool = 
 
 
 def _preprocessed(frame: np.ndarray, size: int) -> np.ndarray:
-    from training.preprocess import preprocess_frame
+    from training.core.preprocess import preprocess_frame
 
     return preprocess_frame(frame, size)
 
@@ -131,9 +131,9 @@ def _preprocessed(frame: np.ndarray, size: int) -> np.ndarray:
 def run(frames: int = 200, tutorial_frames: int = 40, warmup: int = 10) -> dict[str, dict]:
     import keras
 
-    from training.inference import Detector
-    from training.model import build_model
-    from training.preprocess import preprocess_frame
+    from training.core.preprocess import preprocess_frame
+    from training.inference.detector import Detector
+    from training.model.build import build_model
 
     frame = np.random.default_rng(0).integers(0, 256, size=(480, 640, 3), dtype=np.uint8)
     results: dict[str, dict] = time_runtimes(frame, frames, warmup)
@@ -196,7 +196,7 @@ def main() -> None:
         print(json.dumps(results, indent=2))
         return
     names = {
-        "detector_default": "Detector.detect, grid 128 px (default)",
+        "detector_default": "Detector.detect, the default backbone",
         "runtime_onnx": "  the same model, .onnx in ONNX Runtime",
         "runtime_litert": "  the same model, .tflite in LiteRT",
         "detector_tiny": "Detector.detect, tiny 80 px",

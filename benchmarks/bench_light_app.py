@@ -45,7 +45,7 @@ GOALS = {"rss_mb": 350.0, "ready_s": 1.5, "detect_ms": 3.0, "visible_s": 1.0}
 
 def save_model(path: Path) -> Path:
     """The pretrained BlazeFace as an ordinary .keras file, in a child (TensorFlow stays out of this process)."""
-    code = "import sys; from training.pretrained import save_pretrained_model; save_pretrained_model(sys.argv[1])"
+    code = "import sys; from training.inference import save_pretrained_model; save_pretrained_model(sys.argv[1])"
     subprocess.run([sys.executable, "-c", code, str(path)], cwd=ROOT, check=True, capture_output=True)
     return path
 

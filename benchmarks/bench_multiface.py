@@ -5,7 +5,7 @@ Run on demand (not part of the tests; about 12 minutes on 2 cores)::
     python benchmarks/bench_multiface.py                     # 800 frames, 10 CPU-minutes of training
     python benchmarks/bench_multiface.py --count 40 --minutes 1 --keep runs/bench-multi   # a quick check
 
-1. Builds a real multi-face dataset (``training.realfaces.make_real_demo_data(..., max_faces=4)``: frames
+1. Builds a real multi-face dataset (``training.data.realfaces.make_real_demo_data(..., max_faces=4)``: frames
    with 0 to 4 real faces of different people in natural scenes, with non-face distractors; the test
    split's people appear in no other split): by default 480 train, 120 val, 200 test frames.
 2. Trains the default model (``--train-args`` for others, e.g. ``--backbone multiface``) through the command line, as a user would, with ``--time-limit`` as the
@@ -14,7 +14,7 @@ Run on demand (not part of the tests; about 12 minutes on 2 cores)::
    model's threshold precision, recall and F1 over faces, mean IoU of the faces found, false alarms on
    frames without a face and ms per frame; for the trained model and the classic finder (every face
    its cascade finds); and the same detectors, with the pretrained BlazeFace before any training, on real
-   photographs no training set uses (``training.realphotos``; set FACETRACKER_PHOTOS for the whole set).
+   photographs no training set uses (``training.evaluation.realphotos``; set FACETRACKER_PHOTOS for the whole set).
 
 Goal (issue 13): the multiface model at AP50 >= 0.85 after 10 CPU-minutes on 2 cores.
 """
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="facetracker-multiface-"))
     data, run = work / "data", work / "run"
     if not data.exists():
-        from training.realfaces import make_real_demo_data
+        from training.data.realfaces import make_real_demo_data
 
         started = time.perf_counter()
         make_real_demo_data(data, count=args.count, seed=args.seed, max_faces=MAX_FACES_PER_FRAME)
@@ -58,14 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(metrics, int):
         return metrics
 
-    from training.device import quiet_tensorflow_logs
+    from training.core.device import quiet_tensorflow_logs
 
     quiet_tensorflow_logs()
-    from training.classic import ClassicFaceFinder
-    from training.data import load_dataset
-    from training.evaluate import evaluate_finder, evaluate_model
-    from training.inference import Detector
-    from training.pretrained import pretrained_detector
+    from training.data.dataset import load_dataset
+    from training.evaluation.evaluate import evaluate_finder, evaluate_model
+    from training.inference.classic import ClassicFaceFinder
+    from training.inference.detector import Detector
+    from training.inference.pretrained import pretrained_detector
 
     test = load_dataset(data).require_split("test")
     trained = Detector.from_file(run / "best.keras")

@@ -12,7 +12,7 @@ Without ``--photos`` (or ``FACETRACKER_PHOTOS``) only the photos of our own depe
 (Grace Hopper and face-free scikit-image photos: a dozen frames) and a message says how to get the rest.
 The frames and their hand-checked boxes are ``benchmarks/real_photos.py``'s; every detector sees the same.
 
-Detectors: MTCNN (``training.autolabel.PretrainedFaceFinder``, faces from 24 px; its own threshold 0.9, as
+Detectors: MTCNN (``training.inference.autolabel.PretrainedFaceFinder``, faces from 24 px; its own threshold 0.9, as
 ``autolabel`` keeps), the classic finder (LBP cascade; every box scores 1.0), every ``--model`` (a
 FaceTracker ``.keras``/``.onnx``/``.tflite`` file: boxes down to 0.01 for AP, its stored threshold for
 recall), every ``--blazeface-tflite`` (MediaPipe BlazeFace short-range 128x128 or full-range 192x192,
@@ -39,13 +39,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from training import realphotos as real_photos  # noqa: E402  (after the path is set)
+from training.evaluation import realphotos as real_photos  # noqa: E402  (after the path is set)
 
 MTCNN_MIN_FACE_FRACTION = 0.05  # of the frame's 480 px: 24 px, below the 40 px smallest face (the app uses 0.1)
-MTCNN_THRESHOLD = 0.9           # what autolabel keeps (training.autolabel.DEFAULT_MIN_SCORE)
+MTCNN_THRESHOLD = 0.9           # what autolabel keeps (training.inference.autolabel.DEFAULT_MIN_SCORE)
 BLAZEFACE_THRESHOLD = 0.5       # MediaPipe's default min_detection_confidence
 BLAZEFACE_NMS_IOU = 0.3         # MediaPipe's face detection graphs: weighted NMS at 0.3
-MIN_SCORE = 0.01                # boxes kept for AP (training.metrics.AP_MIN_SCORE)
+MIN_SCORE = 0.01                # boxes kept for AP (training.evaluation.metrics.AP_MIN_SCORE)
 
 
 # ------------------------------------------------------------------------------------------ BlazeFace
@@ -90,7 +90,7 @@ class BlazeFace:
 
     def detect_all(self, frame_bgr: np.ndarray) -> list[tuple[float, tuple[float, float, float, float]]]:
         """Every face scoring at least ``min_score``: (score, box in the frame's pixels), best first."""
-        from training.boxes import faces_from_cells
+        from training.core.boxes import faces_from_cells
 
         height, width = frame_bgr.shape[:2]
         side = max(height, width)
@@ -116,24 +116,24 @@ class BlazeFace:
 
 def detectors(args: argparse.Namespace) -> list[tuple[str, Callable, float]]:
     """(name, detect_all, own threshold) of every detector asked for, built once."""
-    from training.device import quiet_tensorflow_logs
+    from training.core.device import quiet_tensorflow_logs
 
     quiet_tensorflow_logs()
     found: list[tuple[str, Callable, float]] = []
     if not args.no_mtcnn:
-        from training.autolabel import PretrainedFaceFinder
+        from training.inference.autolabel import PretrainedFaceFinder
 
         mtcnn = PretrainedFaceFinder(min_face_fraction=MTCNN_MIN_FACE_FRACTION)
         found.append(("MTCNN (faces from 24 px)", mtcnn.detect_all, MTCNN_THRESHOLD))
     if not args.no_classic:
-        from training.classic import ClassicFaceFinder
+        from training.inference.classic import ClassicFaceFinder
 
         found.append(("classic finder (LBP cascade)", ClassicFaceFinder().detect_all, 0.5))
     for path in args.blazeface_tflite:
         blaze = BlazeFace(path)
         found.append((blaze.name, blaze.detect_all, BLAZEFACE_THRESHOLD))
     for path in args.model:
-        from training.inference import Detector
+        from training.inference.detector import Detector
 
         detector = Detector.from_file(path)
         found.append((f"model {Path(path).name} ({Path(path).parent.name})",

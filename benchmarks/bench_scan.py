@@ -1,4 +1,4 @@
-"""Time the dataset scan (``training.data.load_dataset``) and the header read (``image_size``).
+"""Time the dataset scan (``training.data.dataset.load_dataset``) and the header read (``image_size``).
 
     python benchmarks/bench_scan.py [--pictures 400] [--repeats 5] [--json]
 
@@ -29,7 +29,7 @@ def write_dataset(root: Path, pictures: int) -> Path:
     import skimage.data
     from PIL import Image
 
-    from training.data import write_labelme
+    from training.data.formats.labelme import write_labelme
 
     photo = cv2.resize(cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR), (240, 240))
     rng = np.random.default_rng(0)
@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
 
-    from training.data import image_size, load_dataset
+    from training.data.dataset import load_dataset
+    from training.data.pictures import image_size
 
     with tempfile.TemporaryDirectory() as folder:
         root = write_dataset(Path(folder) / "data", args.pictures)

@@ -4,7 +4,7 @@
 
 What runs is the app's own path: a :class:`desktop.detect_tab.DetectTab` (its capture thread reading
 the video at the video's frame rate, as a camera would deliver frames, its inference thread running
-the model through ``training.inference.Detector``, box smoothing, drawing, the QImage, the UI
+the model through ``training.inference.detector.Detector``, box smoothing, drawing, the QImage, the UI
 thread painting it) under ``QT_QPA_PLATFORM=offscreen``. Without ``--model`` the default model
 (grid, 128 px; untrained weights cost the same time as trained ones) is saved to a temporary file
 and loaded the way the app loads one.
@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from training.device import quiet_tensorflow_logs  # noqa: E402
+from training.core.device import quiet_tensorflow_logs  # noqa: E402
 
 quiet_tensorflow_logs()  # as the app does: TensorFlow's start-up lines would bury the figures
 
@@ -203,7 +203,7 @@ def drift(rows: list[dict]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=30, help="how long to soak, in minutes (default 30)")
-    parser.add_argument("--model", help="a .keras model (default: the default grid model at 128 px, untrained)")
+    parser.add_argument("--model", help="a .keras model (default: the default backbone's model, untrained)")
     parser.add_argument("--video", help="a video file to loop (default: a 640x480, 30 fps face video written here)")
     parser.add_argument("--json", action="store_true", help="also print every figure as JSON at the end")
     args = parser.parse_args(argv)
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         video = Path(args.video) if args.video else write_video(Path(tmp) / "soak.avi", frames=300)
         model = Path(args.model) if args.model else Path(tmp) / "default.keras"
         if not args.model:
-            from training.model import build_model
+            from training.model.build import build_model
 
             build_model().save(model)
         print(f"Soaking the Detect tab for {args.minutes:g} minutes on {video.name} (looped), model {model.name}, "

@@ -7,16 +7,16 @@ Run on demand (not part of the tests)::
     python benchmarks/bench_train.py --skip-throughput --skip-accuracy --streaming  # memory against streaming
 
 Part 1, throughput (same machine, same process): training images/s of the default configuration
-(``tiny`` backbone, its default input size, batch 8, augmentation on the fly) and of the tutorial's
+(the default backbone, its default input size, batch 8, augmentation on the fly) and of the tutorial's
 (VGG16 from scratch at 120x120, batch 8, pictures already made, as the notebook's offline
 augmentation left them on disk; here even kept in memory, which only flatters the tutorial), and
 their ratio. The goal is a ratio of at least 5.
 
-Part 2, accuracy: :func:`training.trainer.train` with the default settings on synthetic demo
+Part 2, accuracy: :func:`training.engine.trainer.train` with the default settings on synthetic demo
 pictures (640x480), stopped after ``--minutes`` at the latest; prints the test split's mean IoU
 (goal: at least 0.7), detection figures and the time taken.
 
-Part 3 (``--streaming``), streaming from disk: training images/s of the default model (grid, its
+Part 3 (``--streaming``), streaming from disk: training images/s of the default model (its
 input size, batch 8, augmentation on the fly) on the same pictures kept in memory
 (``cache="memory"``, decoded once) and read from disk every epoch (``cache="stream"``, a tf.data
 pipeline; with its disk cache of decoded arrays, filled by the untimed first epoch, and without it,
@@ -24,7 +24,7 @@ decoding every picture every epoch as on a read-only dataset), side by side with
 streaming within 20 %), also as CPU-ms per picture (process CPU time / pictures: what sets images/s
 when training keeps every core busy, and less disturbed by other work on the machine than the
 wall clock), and where a streamed picture's time goes, one core at a time. Default data: real faces
-(:func:`training.realfaces.make_real_demo_data`, 640x480 JPEGs). With ``--data``, the disk cache is
+(:func:`training.data.realfaces.make_real_demo_data`, 640x480 JPEGs). With ``--data``, the disk cache is
 written beside the pictures (``.facetracker_cache``), as training would.
 """
 
@@ -78,12 +78,12 @@ def _premade(batches):
 def throughput(data: Path, timed_steps: int) -> dict:
     import keras
 
-    from training.augment import make_batches
-    from training.data import load_dataset
-    from training.defaults import default_learning_rate
-    from training.model import BACKBONES, DEFAULT_BACKBONE, build_model
-    from training.optimizer import make_optimizer
-    from training.trainer import FaceTrackerModel, TrainConfig
+    from training.data.augment import make_batches
+    from training.data.dataset import load_dataset
+    from training.engine.trainer import FaceTrackerModel, TrainConfig
+    from training.model.backbones import BACKBONES, DEFAULT_BACKBONE
+    from training.model.build import build_model
+    from training.model.optimizer import make_optimizer
 
     samples = load_dataset(data).require_split("train")
     defaults = TrainConfig(data=str(data))
@@ -98,7 +98,7 @@ def throughput(data: Path, timed_steps: int) -> dict:
             batches = _premade(batches)
         network = build_model(backbone, size, weights=None)
         model = FaceTrackerModel(network)
-        model.compile(optimizer=make_optimizer(len(batches), default_learning_rate(backbone)))
+        model.compile(optimizer=make_optimizer(len(batches), BACKBONES[backbone].learning_rate))
         steps = timed_steps if label == "default" else max(4, timed_steps // 8)
         sizes = [min(batch_size, len(samples) - i * batch_size) for i in range(len(batches))]
         rate = _images_per_second(model, batches, sizes, warmup_steps=3, timed_steps=steps)
@@ -115,7 +115,7 @@ def _picture_costs(batches, count: int) -> dict[str, float]:
     """CPU milliseconds per picture on one thread: reading and decoding (with the checks and the shrink),
     writing the decoded array to a disk cache and reading it back (a temporary folder), then augmenting
     the decoded picture (in-memory batches: the first pass fills the cache, later ones only use it)."""
-    from training.augment import read_cached_picture, write_cached_picture
+    from training.data.augment import read_cached_picture, write_cached_picture
 
     def per_picture(work) -> float:
         started = time.process_time()
@@ -143,12 +143,12 @@ def streaming(data: Path, epochs: int, rounds: int = 6) -> dict:
     streamed from disk (with and without the disk cache)."""
     import keras
 
-    from training.augment import make_batches
-    from training.data import load_dataset
-    from training.defaults import default_learning_rate
-    from training.model import BACKBONES, DEFAULT_BACKBONE, build_model
-    from training.optimizer import make_optimizer
-    from training.trainer import FaceTrackerModel, TrainConfig
+    from training.data.augment import make_batches
+    from training.data.dataset import load_dataset
+    from training.engine.trainer import FaceTrackerModel, TrainConfig
+    from training.model.backbones import BACKBONES, DEFAULT_BACKBONE
+    from training.model.build import build_model
+    from training.model.optimizer import make_optimizer
 
     samples = load_dataset(data).require_split("train")
     size, batch_size = BACKBONES[DEFAULT_BACKBONE].default_input_size, TrainConfig(data=str(data)).batch_size
@@ -159,7 +159,7 @@ def streaming(data: Path, epochs: int, rounds: int = 6) -> dict:
         batches = make_batches(samples, input_size=size, batch_size=batch_size, augment=True, shuffle=True,
                                jitter=True, **options)
         model = FaceTrackerModel(build_model(DEFAULT_BACKBONE, size, weights=None))
-        model.compile(optimizer=make_optimizer(len(batches), default_learning_rate(DEFAULT_BACKBONE)))
+        model.compile(optimizer=make_optimizer(len(batches), BACKBONES[DEFAULT_BACKBONE].learning_rate))
         started = time.perf_counter()
         model.fit(batches, epochs=1, verbose=0, shuffle=False)  # builds the graph; fills the memory or disk cache
         print(f"{label:>22}: first epoch (graph built, cache filled) {time.perf_counter() - started:.1f} s", flush=True)
@@ -195,7 +195,7 @@ def streaming(data: Path, epochs: int, rounds: int = 6) -> dict:
 
 
 def accuracy(data: Path, minutes: float, epochs: int | None, out: Path, **overrides) -> dict:
-    from training.trainer import TrainConfig, train
+    from training.engine.trainer import TrainConfig, train
 
     deadline = time.perf_counter() + minutes * 60
     started = time.perf_counter()
@@ -241,13 +241,13 @@ def main(argv: list[str] | None = None) -> int:
                              "find the quiet moments of a shared machine)")
     args = parser.parse_args(argv)
 
-    from training.device import configure_device
+    from training.core.device import configure_device
 
     print(f"device: {configure_device()}, {os.cpu_count()} CPU cores visible", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
         data = args.data
         if data is None and not (args.skip_throughput and args.skip_accuracy):
-            from training.demo import make_demo_data
+            from training.data.demo import make_demo_data
 
             started = time.perf_counter()
             data = make_demo_data(Path(tmp) / "demo", count=args.count)
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.streaming:
             stream_data = args.data
             if stream_data is None:
-                from training.realfaces import make_real_demo_data
+                from training.data.realfaces import make_real_demo_data
 
                 started = time.perf_counter()
                 stream_data = make_real_demo_data(Path(tmp) / "real", count=args.stream_count)

@@ -1,7 +1,7 @@
-"""GPU check of the default model and its losses on a non-TensorFlow Keras backend (run on demand).
+"""GPU check of the grid model and its losses on a non-TensorFlow Keras backend (run on demand).
 
-The model (``training.model``) and the losses (``training.losses``) are written in ``keras.ops`` so that
-they run wherever Keras 3 runs. This fits the default grid model with the grid losses on the GPU through
+The model (``training.model.build``) and the losses (``training.model.losses``) are written in ``keras.ops`` so that
+they run wherever Keras 3 runs. This fits the grid model with the grid losses on the GPU through
 JAX or PyTorch (``KERAS_BACKEND=jax python benchmarks/gpu_check.py``) on generated plumbing data (a bright
 square on noise: it proves the code path and the speed, not accuracy), and prints the device, the
 throughput and the losses before and after.
@@ -21,13 +21,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from training.losses import CLASS_LOSS_WEIGHT, grid_losses  # noqa: E402
-from training.model import build_model, grid_cell_boxes, grid_maps_model  # noqa: E402
-from training.optimizer import make_optimizer  # noqa: E402
+from training.model.build import build_model, grid_cell_boxes, grid_maps_model  # noqa: E402
+from training.model.losses import CLASS_LOSS_WEIGHT, grid_losses  # noqa: E402
+from training.model.optimizer import make_optimizer  # noqa: E402
 
 
 class GridFit(keras.Model):
-    """The trainer's loss on the raw maps (training.trainer.FaceTrackerModel, without its data pipeline)."""
+    """The trainer's loss on the raw maps (training.engine.trainer.FaceTrackerModel, without its data pipeline)."""
 
     def __init__(self, maps: keras.Model) -> None:
         super().__init__()

@@ -41,7 +41,7 @@ from desktop.runtime import RUNTIMES
 from desktop.settings import make_settings, read_int
 from desktop.train_tab import TrainTab
 from desktop.workers import abandoned_workers
-from training.device import quiet_tensorflow_logs
+from training.core import quiet_tensorflow_logs
 
 APP_NAME = "FaceTracker"
 TRAIN_CHILD_FLAG = "--train-child"  # the frozen app runs the training CLI as its own child process

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from training.boxes import Box, ordered
+from training.core import Box, ordered
 
 
 class Handle(Enum):

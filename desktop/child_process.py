@@ -4,8 +4,8 @@ Training runs outside the GUI process so the window never freezes (TensorFlow ho
 long stretches) and a crash in TensorFlow cannot take the app down. The child is the ordinary
 ``facetracker-train`` CLI run with ``--progress json``: every stdout line is one JSON event
 (``start``, ``batch``, ``epoch``, ``warning``, ``end``, ``error``), so the GUI and the terminal
-use exactly the same engine. The event names live in :mod:`training.events`, the arguments come
-from :func:`training.settings.config_to_args`.
+use exactly the same engine. The event names live in :mod:`training.core.events`, the arguments come
+from :func:`training.engine.settings.config_to_args`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
-from training.events import END, ERROR, START
+from training.core import END, ERROR, START
 
 #: How long a stopping child may take to finish its epoch's bookkeeping before it is killed.
 STOP_GRACE_MS = 20_000

@@ -37,7 +37,7 @@ from desktop import settings as keys
 from desktop.imaging import bgr_to_qimage
 from desktop.settings import read_float, read_int, read_str
 from desktop.widgets import FolderField
-from training.files import atomic_write_bytes
+from training.core import atomic_write_bytes
 
 #: The tutorial's capture settings.
 DEFAULT_COUNT = 30
@@ -69,7 +69,7 @@ def save_jpeg(frame_bgr: np.ndarray, path: Path, quality: int = JPEG_QUALITY) ->
 
     cv2.imencode + an atomic write instead of cv2.imwrite: imwrite cannot open non-ASCII paths on
     Windows and reports failure only as False; and a write that fails (a full disk) must leave no
-    empty or half picture for training to trip over (``training.files``).
+    empty or half picture for training to trip over (``training.core.files``).
     """
     ok, encoded = cv2.imencode(".jpg", frame_bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:

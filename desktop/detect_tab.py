@@ -8,18 +8,15 @@ second for the status line, so the window stays responsive whatever the camera a
 from __future__ import annotations
 
 import html
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import cv2
 from PySide6.QtCore import (
     QEvent,
     QObject,
     QRectF,
     QSettings,
     QSize,
-    QStandardPaths,
     Qt,
     QThreadPool,
     QTimer,
@@ -29,7 +26,6 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QImage, QPainter, QPaintEvent
 from PySide6.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QFileDialog,
     QFrame,
     QHBoxLayout,
@@ -38,17 +34,20 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSizePolicy,
     QSlider,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop import settings as keys
-from desktop.detector_state import PRETRAINED, BannerKind, DetectorState, ModelState, status_line
+from desktop.detector_state import PRETRAINED, BannerKind, ModelState, status_line
 from desktop.imaging import bgr_to_qimage
-from desktop.runtime import RUNTIMES, runtime_text
-from desktop.settings import read_bool, read_choice, read_float, read_str
-from desktop.sources import VIDEO_SUFFIXES, FrameSource, SourceError, camera_index, open_source
+from desktop.model_loading import ModelLoading
+from desktop.recording import Recording
+from desktop.retiring import Retiring
+from desktop.runtime import runtime_text
+from desktop.settings import read_bool, read_float, read_str
+from desktop.source_picker import SourcePicker
+from desktop.sources import FrameSource, SourceError, camera_index, open_source
 from desktop.workers import (
     SHUTDOWN_WAIT_MS,
     CameraScanner,
@@ -57,12 +56,10 @@ from desktop.workers import (
     FrameResult,
     InferenceWorker,
     Track,
-    VideoRecorder,
-    abandon,
     box_style,
 )
-from training.classic import ClassicFaceFinder
-from training.drawing import draw_detections
+from training.core import draw_detections
+from training.inference import ClassicFaceFinder
 
 ERROR_STYLE = "QFrame#banner { background: #fde2e1; border: 1px solid #d9534f; border-radius: 4px; } QLabel { color: #5a1411; }"
 INFO_STYLE = "QFrame#banner { background: #e8f1fb; border: 1px solid #6aa0d8; border-radius: 4px; } QLabel { color: #12324f; }"
@@ -161,17 +158,13 @@ class DetectTab(QWidget):
         self.settings = settings
         self.realtime = realtime
         self.source_spec = read_str(settings, keys.SOURCE, keys.DEFAULT_SOURCE)
-        self.detector_state = DetectorState()  # what it detects with, and what the tab says about it
-        #: What runs a .keras model (desktop.runtime.RUNTIMES): a light runtime's copy unless TensorFlow is asked.
-        self.runtime = read_choice(settings, keys.RUNTIME, RUNTIMES, "auto")
         self.capture: CaptureWorker | None = None
-        self.loader: DetectorLoader | None = None
-        self._retiring: list[Any] = []  # workers asked to stop, kept alive until they finish
-        self._cameras: list[int] = []
+        self._retiring = Retiring(self)  # workers asked to stop, kept alive until they finish
+        self.models = ModelLoading(settings, self._retiring.add, self)  # the detector, loaded in the background
+        self.detector_state = self.models.state  # what it detects with, and what the tab says about it
         self._last_result: FrameResult | None = None
         self._source_running = False
         self._capture_paused = False
-        self._recording_path: Path | None = None
         self.frames_shown = 0  # counters a user (and the tests) can watch
         self.boxes_drawn = 0  # frames shown with at least one face boxed
 
@@ -181,6 +174,9 @@ class DetectTab(QWidget):
             smoothing=read_bool(settings, keys.SMOOTHING, True),
         )
         self.inference.result_available.connect(self._show_result)
+        self.models.loading.connect(self._update_status)
+        self.models.loaded.connect(self._on_detector_loaded)
+        self.models.failed.connect(self._update_status)
         self._build_ui()
         self.detector_state.changed.connect(self._show_detector_state)
         self.status_timer = QTimer(self)
@@ -189,13 +185,9 @@ class DetectTab(QWidget):
 
     # --- layout ----------------------------------------------------------------------------------
     def _build_ui(self) -> None:
-        self.source_combo = QComboBox()
-        self.source_combo.setMinimumContentsLength(16)
-        self.source_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.source_combo.activated.connect(self._on_source_chosen)
-        self.scan_button = QToolButton()
-        self.scan_button.setText("⟳")
-        self.scan_button.setToolTip("Look for cameras again")
+        self.source_picker = SourcePicker(self.source_spec)  # "Source: [list] [⟳]" (desktop.source_picker)
+        self.source_combo, self.scan_button = self.source_picker.combo, self.source_picker.scan_button
+        self.source_picker.chosen.connect(self.open_source)
         self.scan_button.clicked.connect(self.scan_cameras)
         self.loop_box = QCheckBox("Loop")
         self.loop_box.setToolTip("Play a video file or picture folder again when it ends")
@@ -208,9 +200,7 @@ class DetectTab(QWidget):
         self.open_model_button.clicked.connect(self.choose_model)
 
         top = QHBoxLayout()
-        top.addWidget(QLabel("Source:"))
-        top.addWidget(self.source_combo)
-        top.addWidget(self.scan_button)
+        top.addWidget(self.source_picker)
         top.addWidget(self.loop_box)
         top.addWidget(self.play_button)
         top.addStretch(1)
@@ -237,15 +227,12 @@ class DetectTab(QWidget):
         self.smoothing_box.setToolTip("Average each face's box over frames so it does not jitter")
         self.smoothing_box.setChecked(self.inference.smoothing)
         self.smoothing_box.toggled.connect(self._on_smoothing_toggled)
-        self.snapshot_button = QPushButton("Snapshot")
-        self.snapshot_button.setToolTip("Save the picture shown, box included, as PNG")
-        self.snapshot_button.clicked.connect(self.snapshot)
-        self.record_button = QPushButton("Record")
-        self.record_button.setCheckable(True)
-        self.record_button.setToolTip("Record what is shown, boxes included, to an MP4 video")
-        self.record_button.toggled.connect(self._on_record_toggled)
+        self.recording = Recording(self.settings, self.inference, self.last_result,
+                                   lambda: self.capture.source.fps if self.capture is not None else None, self)
+        self.snapshot_button, self.record_button = self.recording.snapshot_button, self.recording.record_button
         self.notice_label = QLabel()
         self.notice_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.recording.notice.connect(self.notice_label.setText)
 
         controls = QHBoxLayout()
         controls.addWidget(self.threshold_label)
@@ -270,8 +257,7 @@ class DetectTab(QWidget):
         layout.addWidget(self.notice_label)
         layout.addWidget(self.status_label)
         self._update_threshold_label()
-        self._fill_source_combo()
-        self._set_frame_buttons_enabled(False)
+        self.recording.set_enabled(False)
         # One "Open model…" in view at a time: the banner's, when it offers one, else the top row's.
         for widget in (self.model_banner, self.model_banner.button):
             widget.installEventFilter(self)
@@ -307,12 +293,12 @@ class DetectTab(QWidget):
         self._retire_capture()
         self.source_banner.hide()
         self._last_result = None
-        self._set_frame_buttons_enabled(False)
+        self.recording.set_enabled(False)
         if isinstance(spec, FrameSource):
             source = spec
         else:
             self.source_spec = str(spec)
-            self._fill_source_combo()
+            self.source_picker.show_source(self.source_spec)
             try:
                 source = open_source(self.source_spec, loop=self.loop_box.isChecked())
             except SourceError as exc:
@@ -346,24 +332,10 @@ class DetectTab(QWidget):
     def _retire_capture(self) -> None:
         """Ask the capture thread to stop without waiting for it (a camera read can block a while)."""
         if self.capture is not None:
-            if self.record_button.isChecked():
-                self.record_button.setChecked(False)
-            self._retire(self.capture)
+            self.recording.stop()
+            self._retiring.add(self.capture)
             self.capture = None
         self._source_running = False
-
-    def _retire(self, worker: Any) -> None:
-        worker.requestInterruption()
-        self._retiring.append(worker)
-        worker.finished.connect(self._forget_retired)
-        if worker.isFinished():
-            self._forget_retired()
-
-    @Slot()
-    def _forget_retired(self) -> None:
-        for worker in [w for w in self._retiring if w.isFinished()]:
-            self._retiring.remove(worker)
-            worker.deleteLater()
 
     # --- source signals (queued from the capture thread) ---------------------------------------
     @Slot(str, float)
@@ -385,8 +357,7 @@ class DetectTab(QWidget):
         """The source failed or ended: Play starts it again, and a recording is finished."""
         self._source_running = False
         self.play_button.setText("Play")
-        if self.record_button.isChecked():
-            self.record_button.setChecked(False)
+        self.recording.stop()
 
     @Slot(str)
     def _on_source_failed(self, message: str) -> None:
@@ -419,7 +390,7 @@ class DetectTab(QWidget):
             self.boxes_drawn += 1
         self.view.set_image(result.image)
         if not self.snapshot_button.isEnabled():
-            self._set_frame_buttons_enabled(True)
+            self.recording.set_enabled(True)
 
     def last_result(self) -> FrameResult | None:
         return self._last_result
@@ -435,83 +406,36 @@ class DetectTab(QWidget):
         """The model file in use (None: none, the pretrained detector or the classic finder)."""
         return self.detector_state.model_path
 
+    @property
+    def loader(self) -> DetectorLoader | None:
+        """The model loader thread at work (None: none)."""
+        return self.models.loader
+
     def load_model(self, path: str) -> None:
         """Load a .keras model in the background; the current detector keeps running meanwhile."""
-        path = str(path)
-        self.detector_state.start_loading(path)
-        self._start_loader(path)
+        self.models.load(str(path))
 
     def use_pretrained_detector(self) -> None:
         """Detect with the pretrained face detector (no model of the user's own yet); the classic finder
         stands in, saying why, when it cannot be loaded."""
-        self.detector_state.start_loading(PRETRAINED)
-        self._start_loader(PRETRAINED)
+        self.models.load(PRETRAINED)
 
     def use_classic_finder(self) -> None:
         """Use the classic face finder as the live detector (no model, and no pretrained detector)."""
-        self.detector_state.start_loading(None)
-        self._start_loader(None)
+        self.models.load(None)
 
-    def _start_loader(self, path: str | None) -> None:
-        if self.loader is not None:
-            self._retire(self.loader)
-        loader = DetectorLoader(path, parent=self, runtime=self.runtime)
-        loader.loaded.connect(self._on_detector_loaded)
-        loader.failed.connect(self._on_detector_failed)
-        loader.progress.connect(self._on_loader_progress)
-        self.loader = loader
-        loader.start()
-        self._update_status()  # "model: loading…" now, not at the next status tick
-
-    @Slot(str)
-    def _on_loader_progress(self, text: str) -> None:
-        """The loader is busy with something slow (a model's one-time LiteRT copy): say so now."""
-        if self.sender() is self.loader and self.loader is not None:
-            self.detector_state.preparing(text)
-            self._update_status()
-
-    @Slot(object)
-    def _on_detector_loaded(self, detector: Any) -> None:
-        loader = self.loader
-        if self.sender() is not loader or loader is None:
-            return
-        self.loader = None
-        self._retire(loader)
+    @Slot(object, object)
+    def _on_detector_loaded(self, detector: Any, users_model: Any) -> None:
         self.inference.set_detector(detector)
         note = getattr(detector, "runtime_note", None)
         if note:  # TensorFlow stands in for a light runtime: why, in words (the status line says it short)
             self.notice_label.setText(f"Running the model in TensorFlow: {note}.")
-        metadata = getattr(detector, "metadata", None) or {}
-        if "score_threshold" in metadata:
+        if "score_threshold" in ({} if isinstance(detector, ClassicFaceFinder) else detector.metadata):
             # The threshold chosen on validation when the model was trained (the pretrained one's own): the best start.
             self.threshold_slider.setValue(round(detector.threshold * 100))
-        if isinstance(detector, ClassicFaceFinder):
-            self.detector_state.loaded_classic()
-            self.detector_changed.emit(None)
-        elif loader.model_path == PRETRAINED:
-            self.detector_state.loaded_pretrained()
-            self.detector_changed.emit(None)  # not the user's model: the Label tab has its own pretrained engines
-        else:
-            self.detector_state.loaded_model(str(detector.path) if getattr(detector, "path", None)
-                                             else loader.model_path, pretrained=bool(metadata.get("pretrained")))
-            self.settings.setValue(keys.LAST_MODEL, self.model_path)
-            self.detector_changed.emit(detector)
+        self.detector_changed.emit(users_model)  # None: not the user's model (the pretrained one, the classic finder)
         self._redraw_last()
         self._update_status()  # now, not at the next status tick: the label above already names the model
-
-    @Slot(str, str)
-    def _on_detector_failed(self, path: str, message: str) -> None:
-        loader = self.loader
-        if self.sender() is not loader or loader is None:
-            return
-        self.loader = None
-        self._retire(loader)
-        if self.detector_state.load_failed(path, message):
-            # Nothing ran yet (a bad --model at start, weights missing): the pretrained detector, else the
-            # classic finder, takes over.
-            self._start_loader(self.detector_state.loading)
-            return
-        self._update_status()
 
     @Slot()
     def _show_detector_state(self) -> None:
@@ -544,66 +468,19 @@ class DetectTab(QWidget):
         self.choose_model()
 
     # --- controls ----------------------------------------------------------------------------
-    def _fill_source_combo(self) -> None:
-        combo = self.source_combo
-        combo.blockSignals(True)
-        combo.clear()
-        cameras = self.cameras()
-        spec = self.source_spec
-        camera = camera_index(spec)
-        if camera is not None and camera not in cameras:
-            cameras = sorted([*cameras, camera])
-        for index in cameras:
-            combo.addItem(f"Camera {index}", str(index))
-        if camera is None:
-            path = Path(spec)
-            combo.addItem(path.name + ("/" if path.is_dir() else ""), spec)
-            combo.setItemData(combo.count() - 1, spec, Qt.ItemDataRole.ToolTipRole)
-        combo.insertSeparator(combo.count())
-        combo.addItem("Video file…", ":video")
-        combo.addItem("Picture folder…", ":folder")
-        combo.setCurrentIndex(max(combo.findData(spec), 0))
-        combo.blockSignals(False)
-
-    @Slot(int)
-    def _on_source_chosen(self, index: int) -> None:
-        choice = self.source_combo.itemData(index)
-        if choice == ":video":
-            self.choose_video()
-        elif choice == ":folder":
-            self.choose_picture_folder()
-        elif choice:
-            self.open_source(choice)
-        else:
-            self._fill_source_combo()
-
-    def _dialog_start(self) -> str:
-        return str(Path(self.source_spec).parent) if camera_index(self.source_spec) is None else str(Path.home())
-
     @Slot()
     def choose_video(self) -> bool:
         """Ask for a video file and show it (the source list and the File menu); False if cancelled."""
-        patterns = " ".join(f"*{suffix}" for suffix in VIDEO_SUFFIXES)
-        path, _ = QFileDialog.getOpenFileName(self, "Open a video", self._dialog_start(),
-                                              f"Videos ({patterns});;All files (*)")
-        return self._open_chosen(path)
+        return self.source_picker.choose_video()
 
     @Slot()
     def choose_picture_folder(self) -> bool:
         """Ask for a folder of pictures and show it (the source list and the File menu); False if cancelled."""
-        return self._open_chosen(QFileDialog.getExistingDirectory(self, "Open a folder of pictures",
-                                                                  self._dialog_start()))
-
-    def _open_chosen(self, path: str) -> bool:
-        if path:
-            self.open_source(path)
-        else:
-            self._fill_source_combo()  # dialog cancelled: show the current source again
-        return bool(path)
+        return self.source_picker.choose_picture_folder()
 
     def cameras(self) -> list[int]:
         """The camera indexes found by the last scan (0 always listed: the usual webcam)."""
-        return sorted(set(self._cameras) | {0})
+        return self.source_picker.cameras()
 
     @Slot()
     def scan_cameras(self) -> None:
@@ -611,16 +488,10 @@ class DetectTab(QWidget):
         camera = camera_index(self.source_spec)
         skip = {camera} if camera is not None and self._source_running else set()
         scanner = CameraScanner(skip=skip, parent=self)
-        scanner.found.connect(self._on_cameras_found)
+        scanner.found.connect(self.source_picker.set_cameras)
         self.scan_button.setEnabled(False)
-        self._retire(scanner)  # it finishes on its own; kept until then
+        self._retiring.add(scanner)  # it finishes on its own; kept until then
         scanner.start()
-
-    @Slot(list)
-    def _on_cameras_found(self, cameras: list[int]) -> None:
-        self.scan_button.setEnabled(True)
-        self._cameras = sorted(set(cameras))
-        self._fill_source_combo()
 
     @Slot(bool)
     def _on_loop_toggled(self, checked: bool) -> None:
@@ -675,10 +546,6 @@ class DetectTab(QWidget):
                                         last.detections, tuple(faces), last.tracking_ms)
         self.view.set_image(self._last_result.image)
 
-    def _set_frame_buttons_enabled(self, enabled: bool) -> None:
-        self.snapshot_button.setEnabled(enabled)
-        self.record_button.setEnabled(enabled or self.record_button.isChecked())
-
     def set_active(self, active: bool) -> None:
         """Run the model only while the tab is shown (the camera keeps feeding the Collect tab)."""
         self.inference.set_enabled(active)
@@ -689,66 +556,11 @@ class DetectTab(QWidget):
         if self.capture is not None:
             self.capture.set_paused(paused)
 
-    # --- snapshot and recording ----------------------------------------------------------------
-    def _output_folder(self, key: str, location: QStandardPaths.StandardLocation) -> Path:
-        folder = read_str(self.settings, key, "")
-        if not folder:
-            base = QStandardPaths.writableLocation(location) or str(Path.home())
-            folder = str(Path(base) / "FaceTracker")
-        return Path(folder)
-
+    # --- snapshot and recording (desktop.recording) ------------------------------------------------
     @Slot()
     def snapshot(self) -> Path | None:
         """Save the picture on screen (box included) as a PNG; the file is written in the background."""
-        result = self._last_result
-        if result is None:
-            return None
-        folder = self._output_folder(keys.SNAPSHOT_FOLDER, QStandardPaths.StandardLocation.PicturesLocation)
-        path = folder / f"facetracker-{datetime.now():%Y%m%d-%H%M%S-%f}.png"
-        pixels = result.annotated
-
-        def write() -> None:  # encode, then rename: the PNG never exists half-written
-            ok, encoded = cv2.imencode(".png", pixels)
-            if ok:
-                folder.mkdir(parents=True, exist_ok=True)
-                partial = path.with_name(path.name + ".part")
-                partial.write_bytes(encoded.tobytes())
-                partial.replace(path)
-
-        QThreadPool.globalInstance().start(write)
-        self.notice_label.setText(f"Snapshot saved: {path}")
-        return path
-
-    @Slot(bool)
-    def _on_record_toggled(self, checked: bool) -> None:
-        if checked:
-            self._start_recording()
-        else:
-            recorder = self.inference.stop_recording()
-            self.record_button.setText("Record")
-            if recorder is not None:
-                self.notice_label.setText(f"Recording saved: {recorder.path} ({recorder.frames_written} frames)")
-            self._set_frame_buttons_enabled(self._last_result is not None)
-
-    def _start_recording(self) -> None:
-        result = self._last_result
-        if result is None:
-            self.record_button.setChecked(False)
-            return
-        source_fps = self.capture.source.fps if self.capture is not None else None
-        fps = self.inference.results_per_second() or source_fps or 30.0
-        folder = self._output_folder(keys.RECORDING_FOLDER, QStandardPaths.StandardLocation.MoviesLocation)
-        path = folder / f"facetracker-{datetime.now():%Y%m%d-%H%M%S}.mp4"
-        height, width = result.frame.shape[:2]
-        try:
-            recorder = VideoRecorder(path, fps=min(max(fps, 1.0), 60.0), frame_size=(width, height))
-        except OSError as exc:
-            self.record_button.setChecked(False)
-            self.notice_label.setText(f"Cannot record: {exc}")
-            return
-        self.inference.start_recording(recorder)
-        self.record_button.setText("■ Stop recording")
-        self.notice_label.setText(f"Recording to {path}…")
+        return self.recording.snapshot()
 
     # --- status ------------------------------------------------------------------------------
     @Slot()
@@ -780,18 +592,10 @@ class DetectTab(QWidget):
     def shutdown(self) -> None:
         """Stop every worker and wait for them: called when the window closes."""
         self.status_timer.stop()
-        if self.record_button.isChecked():
-            self.record_button.setChecked(False)
+        self.recording.stop()
         self._retire_capture()
-        if self.loader is not None:
-            self._retire(self.loader)
-            self.loader = None
-        for worker in list(self._retiring):
-            worker.requestInterruption()
-            if not worker.wait(SHUTDOWN_WAIT_MS):  # stuck in a read that never returns (a stalled network disk)
-                self._retiring.remove(worker)
-                abandon(worker)
-        self._forget_retired()
+        self.models.shutdown()
+        self._retiring.wait_all(SHUTDOWN_WAIT_MS)
         self.inference.stop()
         QThreadPool.globalInstance().waitForDone(5000)  # snapshots being written
 

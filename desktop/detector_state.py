@@ -8,7 +8,7 @@ The tab listens to :attr:`DetectorState.changed` and renders; the rules are test
 (tests/test_detector_state.py).
 
 Without a model of one's own the tab detects with the pretrained face detector (MediaPipe's BlazeFace,
-``training.pretrained``): it finds real faces from the first start, and is said everywhere to be
+``training.inference.pretrained``): it finds real faces from the first start, and is said everywhere to be
 "pretrained, not yet yours", so no one takes it for the model they will train.
 """
 

@@ -1,7 +1,7 @@
 """Export a model from the app: ask for the file (its type picks ONNX or TFLite), then export in a child.
 
 The export is the command line's own (``facetracker-train export MODEL --out FILE --progress json``,
-:mod:`training.export`), run as a child process like training (:mod:`desktop.child_process`): the
+:mod:`training.inference.export`), run as a child process like training (:mod:`desktop.child_process`): the
 conversion holds the GIL for seconds and loads converters the app otherwise never needs, so it
 stays out of the GUI process, and its result or its one-line error comes back as a JSON event.
 """
@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QFileDialog, QWidget
 
 from desktop.child_process import TrainingProcess
 
-#: The save dialog's file types, each with the format it exports to (training.export.FORMATS).
+#: The save dialog's file types, each with the format it exports to (training.inference.export.FORMATS).
 EXPORT_FILTERS = {
     "ONNX, for ONNX Runtime (*.onnx)": ("onnx", ".onnx"),
     "TFLite, for LiteRT (*.tflite)": ("tflite", ".tflite"),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from training.detection import Detection
+from training.core import Detection
 
 Box = tuple[float, float, float, float]
 

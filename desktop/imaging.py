@@ -1,7 +1,7 @@
 """Frame pictures for the window: hand a finished OpenCV frame to Qt.
 
 The pixel work (drawing the box, channel conversion) is ``training``'s, Qt-free and shared with the
-command line (``training.drawing``, ``training.preprocess``); Qt only receives a finished ``QImage``.
+command line (``training.core.drawing``, ``training.core.preprocess``); Qt only receives a finished ``QImage``.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtGui import QImage
 
-from training.preprocess import as_bgr, as_uint8
+from training.core import as_bgr, as_uint8
 
 
 def bgr_to_qimage(frame_bgr: np.ndarray) -> QImage:

@@ -2,7 +2,7 @@
 
 ``desktop.label_tab.LabelTab`` renders a :class:`LabelSession` and forwards the user's input to it,
 napari's way (its ``components`` are plain models that views subscribe to): the session reads and
-writes the dataset (``training.data``), moves pictures to the trash, keeps the suggestion engines'
+writes the dataset (``training.data.dataset``), moves pictures to the trash, keeps the suggestion engines'
 rules and says what the canvas, the picture list and the progress line show. Threads, finders and
 widgets stay in the tab; the rules are tested without Qt (tests/test_label_session.py).
 
@@ -25,12 +25,16 @@ from typing import Any
 import numpy as np
 
 from desktop.observable import Emitter
-from training.autolabel import BLAZEFACE_NAME, DEFAULT_MIN_SCORE, SuggestionMark, read_suggestion_mark
-from training.boxes import Box
-from training.boxes import clamp_box as _clamp_box
+from training.core import Box, Detection
+from training.core import clamp_box as _clamp_box
 from training.data import DataError, face_boxes_px, label_path_for
-from training.detection import Detection
-from training.pretrained import PRETRAINED_THRESHOLD
+from training.inference import (
+    BLAZEFACE_NAME,
+    DEFAULT_MIN_SCORE,
+    PRETRAINED_THRESHOLD,
+    SuggestionMark,
+    read_suggestion_mark,
+)
 
 FACE_THRESHOLD = 0.5  # the model's "face" score when it stores no threshold of its own
 MIN_BOX_PX = 2.0  # a drag shorter than this is a click, not a box
@@ -68,7 +72,7 @@ class Engine(_Text):
 
 
 MTCNN, BLAZEFACE, MODEL, CLASSIC = Engine.MTCNN, Engine.BLAZEFACE, Engine.MODEL, Engine.CLASSIC
-# "suggested by ..."; BlazeFace's is also the mark "Suggest all" writes (training.autolabel.BlazeFaceFinder.name)
+# "suggested by ..."; BlazeFace's is also the mark "Suggest all" writes (training.inference.autolabel.BlazeFaceFinder.name)
 ENGINE_NAMES = {MTCNN: "MTCNN", BLAZEFACE: BLAZEFACE_NAME, MODEL: "your model", CLASSIC: "the classic finder"}
 _SCORED_ENGINES = (MTCNN, BLAZEFACE, MODEL)  # the classic finder's score is always 1.0: not shown
 _PRETRAINED_ENGINES = (MTCNN, BLAZEFACE)  # those that can be unavailable (not installed, weights missing)
@@ -159,7 +163,7 @@ def make_suggestion(engine: Engine, detections: Any, detector: Any = None) -> Su
         found = [d for d in detections if d is not None]
     found.sort(key=lambda d: -float(d.score))
     if engine == MODEL:
-        threshold = getattr(detector, "threshold", FACE_THRESHOLD)
+        threshold = detector.threshold if detector is not None else FACE_THRESHOLD
         faces = [d for d in found if d.is_face(threshold)]
     elif engine == MTCNN:
         faces = [d for d in found if d.score >= DEFAULT_MIN_SCORE]
@@ -193,15 +197,30 @@ def list_tooltip(entry: LabelEntry) -> str:
     return f"{entry.image_path}\n{status}" + (f"\n{entry.note}" if entry.note else "")
 
 
+def saved_text(entry: LabelEntry) -> str:
+    """The status line once an edit of ``entry`` is written: "Saved x.json (2 faces)", "Saved x.json (no face)"."""
+    faces = entry.face_count
+    return f"Saved {entry.label_path.name} ({_faces_text(faces)})" if faces else f"Saved {entry.label_path.name} (no face)"
+
+
+def history_text(what: str, entry: LabelEntry) -> str:
+    """The status line after Undo or Redo (``what``: "Undone", "Redone") left ``entry`` as it is now."""
+    if entry.status == UNLABELLED:
+        return f"{what}: {entry.image_path.name} is unlabelled again"
+    if entry.status == NO_FACE:
+        return f"{what}: {entry.label_path.name} says no face"
+    return f"{what}: {entry.label_path.name} has {_faces_text(entry.face_count)}"
+
+
 def scan_dataset(root: Path) -> tuple[list[LabelEntry], list[str]]:
     """Every picture of a dataset with its label status, and the dataset's problems (file: message).
 
-    Reads with ``training.data.load_dataset`` (one home for the format). Pictures it skipped are kept
+    Reads with ``training.data.dataset.load_dataset`` (one home for the format). Pictures it skipped are kept
     in the list: a picture whose label is unreadable becomes unlabelled (labelling it again replaces
     the bad JSON); a picture that cannot be read at all is listed as broken (Delete moves it away).
     """
+    from training.core import box_to_pixels
     from training.data import IMAGE_EXTENSIONS, load_dataset
-    from training.preprocess import box_to_pixels
 
     dataset = load_dataset(root)
     entries: dict[Path, LabelEntry] = {}
@@ -500,7 +519,7 @@ class LabelSession:
         """Add a face box (kept inside the picture) and select it; returns its index, None when what is
         left of it is too small to be a box (nothing is written then). Drawn over a suggested box (IoU at
         least ``REDRAW_IOU``), it replaces that one: redrawing a suggestion corrects it, as with one face."""
-        from training.boxes import iou_matrix
+        from training.core import iou_matrix
 
         entry = self.current()
         if entry is None or not self.picture_open:
@@ -593,8 +612,8 @@ class LabelSession:
     @staticmethod
     def _snapshot(entry: LabelEntry) -> _Snapshot:
         """The picture's label now (OSError when the file is there but cannot be read)."""
+        from training.core import read_bytes
         from training.data import MAX_LABEL_BYTES
-        from training.inputs import read_bytes
 
         if not entry.label_path.exists() and not entry.label_path.is_symlink():
             data = None
@@ -605,7 +624,7 @@ class LabelSession:
 
     @staticmethod
     def _restore(entry: LabelEntry, snapshot: _Snapshot) -> None:
-        from training.files import atomic_write_bytes
+        from training.core import atomic_write_bytes
 
         try:
             if snapshot.data is None:
@@ -791,12 +810,12 @@ class LabelSession:
 
     def model_name(self) -> str:
         """"your model (best.keras)", or "your model" without a file name."""
-        path = getattr(self.detector, "path", None)
+        path = self.detector.path if self.detector is not None else None
         return f"your model ({Path(path).name})" if path else "your model"
 
     def source_text(self) -> str:
         """The line that says who suggests boxes, and why a pretrained engine does not where it cannot."""
-        path = getattr(self.detector, "path", None)
+        path = self.detector.path if self.detector is not None else None
         model = f"your model {Path(path).name}" if path else "your model"
         if self.engine == MTCNN:
             text = "Suggestions: MTCNN, a pretrained face detector"
@@ -823,7 +842,7 @@ class LabelSession:
         """The score from which "Suggest all" writes a face: the model's own threshold, BlazeFace's own, else
         MTCNN's minimum."""
         if self.engine == MODEL:
-            return float(getattr(self.detector, "threshold", FACE_THRESHOLD))
+            return float(self.detector.threshold if self.detector is not None else FACE_THRESHOLD)
         if self.engine == BLAZEFACE:
             return PRETRAINED_THRESHOLD
         return DEFAULT_MIN_SCORE

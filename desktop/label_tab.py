@@ -5,9 +5,9 @@ with suggested boxes, one per face (from MTCNN, a pretrained face detector; or B
 detector a new run starts from; or the user's model, or the classic LBP face finder), so labelling is mostly
 pressing → and correcting now and then.
 "Suggest all" pre-labels every unlabelled picture in a background thread
-(``training.autolabel.autolabel_dataset``); those labels are marked as suggested, shown as such, and
+(``training.inference.autolabel.autolabel_dataset``); those labels are marked as suggested, shown as such, and
 become the user's own once accepted (→) or corrected. Labels are written with
-``training.data.write_labelme``, so they are the labelme JSON the trainer reads and labelme opens:
+``training.data.dataset.write_labelme``, so they are the labelme JSON the trainer reads and labelme opens:
 ``DATASET/images/x.jpg`` gets ``DATASET/labels/x.json``. A picture counts as labelled when its JSON
 exists; a "no face" picture gets a JSON with no shapes, so it is told apart from one not yet seen.
 
@@ -19,41 +19,35 @@ suggestion, U jumps to the next unlabelled or not yet reviewed picture.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, QSettings, QSize, Qt, QThreadPool, Signal, Slot
+from PySide6.QtCore import QPointF, QRectF, QSettings, QSize, Qt, Signal, Slot
 from PySide6.QtGui import (
-    QAction,
     QColor,
     QFont,
     QImage,
-    QKeySequence,
     QMouseEvent,
     QPainter,
     QPaintEvent,
     QPen,
 )
 from PySide6.QtWidgets import (
-    QComboBox,
     QHBoxLayout,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QSizePolicy,
     QSplitter,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop import settings as keys
+from desktop.background import LatestOnly
 from desktop.box_handles import Handle, dragged_box, hit_test
 from desktop.imaging import bgr_to_qimage
 from desktop.label_session import (
@@ -61,7 +55,6 @@ from desktop.label_session import (
     BROKEN,
     CLASSIC,
     ENGINE_NAMES,
-    ENGINE_TIP,
     FACE,
     FACE_THRESHOLD,
     MIN_BOX_PX,
@@ -75,17 +68,16 @@ from desktop.label_session import (
     LabelSession,
     Suggestion,
     Tone,
-    capitalised,
     clamp_box,
-    list_text,
-    list_tooltip,
-    make_suggestion,
+    history_text,
+    saved_text,
     scan_dataset,
 )
 from desktop.settings import read_str
-from desktop.widgets import FolderField
-from training.autolabel import AutolabelReport, autolabel_dataset, find_faces, mtcnn_available
+from desktop.suggestions import SuggestBar, Suggester, run_suggest_all, suggest_all_text
+from desktop.widgets import FolderField, PictureList, action_button, add_action
 from training.data import label_path_for
+from training.inference import AutolabelReport, mtcnn_available
 
 # The names the tab has always offered (tests and callers import them from here).
 __all__ = [
@@ -367,38 +359,30 @@ class BoxCanvas(QWidget):
                 painter.drawRect(QRectF(point.x() - h, point.y() - h, 2 * h, 2 * h))
 
 
-# ------------------------------------------------------------------------------------------------ suggest all
+class PicturePane(QSplitter):
+    """The dataset's pictures (a :class:`PictureList`) beside the :class:`BoxCanvas` and a line of hints."""
 
-
-class _ModelFinder:
-    """A trained Detector behind the finders' interface, so "Suggest all" can use the user's model."""
-
-    label = "face (your model)"
-    name = ENGINE_NAMES[MODEL]
-
-    def __init__(self, detector) -> None:
-        self._detector = detector
-
-    def detect(self, frame_bgr: np.ndarray):
-        return self._detector.detect(frame_bgr)
-
-    def detect_all(self, frame_bgr: np.ndarray):
-        """Every face the model finds (a single-face model: its one answer, kept only when it is a face)."""
-        detect_all = getattr(self._detector, "detect_all", None)
-        return list(detect_all(frame_bgr)) if detect_all is not None else [self._detector.detect(frame_bgr)]
-
-
-def run_suggest_all(
-    root: Path,
-    make_finder: Callable[[], object],
-    min_score: float,
-    stop: threading.Event,
-    on_progress: Callable[[int, int, Path], None],
-) -> AutolabelReport:
-    """What "Suggest all" runs off the UI thread: build the finder (MTCNN loads TensorFlow: seconds),
-    then pre-label every unlabelled picture, stopping between two pictures once ``stop`` is set."""
-    return autolabel_dataset(root, finder=make_finder(), min_score=min_score, on_progress=on_progress,
-                             should_stop=stop.is_set)
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.list = PictureList()
+        self.canvas = BoxCanvas()
+        self.hint = QLabel(
+            "Drag on the picture to draw a face box (one per face); click a box to select it, drag it or its "
+            "handles to adjust.  Del removes the selected box  Ctrl+Z undo  Ctrl+Shift+Z redo  "
+            "→/D next (accepts the suggestions)  ←/A previous  N no face  Ctrl+Del picture to trash/  "
+            "U next unlabelled or unreviewed"
+        )
+        self.hint.setWordWrap(True)
+        self.hint.setStyleSheet("color: #606060;")
+        canvas_col = QWidget()
+        canvas_layout = QVBoxLayout(canvas_col)
+        canvas_layout.setContentsMargins(0, 0, 0, 0)
+        canvas_layout.addWidget(self.canvas, 1)
+        canvas_layout.addWidget(self.hint)
+        self.addWidget(self.list)
+        self.addWidget(canvas_col)
+        self.setStretchFactor(1, 1)
+        self.setSizes([220, 700])
 
 
 # ------------------------------------------------------------------------------------------------ tab
@@ -407,49 +391,32 @@ def run_suggest_all(
 class LabelTab(QWidget):
     """Picture list, the canvas, Previous / No face / Delete / Next, and labelled / total.
 
-    The state is a :class:`desktop.label_session.LabelSession` (Qt-free): the tab shows it, forwards
-    the user's input to it, and runs what takes time (reading the dataset, suggestions, "Suggest all")
-    in worker threads.
+    The state is a :class:`desktop.label_session.LabelSession` (Qt-free): the tab shows it and forwards
+    the user's input to it. What takes time runs in worker threads: reading the dataset
+    (:class:`desktop.background.LatestOnly`), suggestions and "Suggest all" (:class:`desktop.suggestions.Suggester`).
     """
 
     labels_changed = Signal()           # a label was written or a picture moved away
     dataset_chosen = Signal(str)
     suggest_all_finished = Signal(object)                # AutolabelReport, or None when it failed
-    _scan_done = Signal(int, object, object, str)        # scan number, entries, problems, error
-    _suggestion_done = Signal(int, str, object)          # engine generation, image path, Suggestion
-    _engine_failed = Signal(int, str, str)               # engine generation, engine, why it cannot load
-    _suggest_all_progress = Signal(int, int, str)        # pictures done, pictures to label, the last picture
-    _suggest_all_done = Signal(object, str)              # AutolabelReport (None when it failed), error
 
     def __init__(self, settings: QSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
         self.session = LabelSession("" if mtcnn_available() else "MTCNN is not installed: pip install mtcnn")
-        self._scan_pool = QThreadPool(self)
-        self._scan_pool.setMaxThreadCount(1)
-        # Suggestion engines run TensorFlow (MTCNN, your model) on Python threads, not QThreadPool's: TensorFlow's
-        # pybind11 code re-takes the GIL by the thread's registered state, and a Qt-made thread froze the
-        # whole app once that way (under Xvfb; both threads waiting for the GIL). One thread owns the finder,
-        # so suggestions come in order.
-        self._suggest_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facetracker-suggest")
-        self._scan_number = 0
-        self._scanning = False
-        self._finders: dict[str, object] = {}  # MTCNN / BlazeFace / classic finder, made off the UI thread on first use
-        self._finders_lock = threading.Lock()   # the suggestion thread and "Suggest all" share them
-        self._suggest_all_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facetracker-suggest-all")
-        self._suggest_all_stop: threading.Event | None = None  # set while "Suggest all" runs; set() cancels
-        self._suggest_engine = self.session.engine
-        self._scan_done.connect(self._on_scan_done)
-        self._suggestion_done.connect(self._on_suggestion_done)
-        self._engine_failed.connect(self._on_engine_failed)
-        self._suggest_all_progress.connect(self._on_suggest_progress)
-        self._suggest_all_done.connect(self._on_suggest_all_done)
-        self._build_ui()
+        self._scanner = LatestOnly(self)  # reads the dataset in a worker thread
+        self.suggester = Suggester(self.session, self)  # the engines and their threads (desktop.suggestions)
+        self._scanner.done.connect(self._on_scan_done)
+        self.suggester.arrived.connect(self._render_canvas)
+        self.suggester.ask_again.connect(self._ask_again)
+        self.suggester.status.connect(self._set_status)
         self._build_actions()
+        self._build_ui()
         events = self.session.events
-        events.entries.connect(self._fill_list)
-        events.entry.connect(self._refresh_item)
-        events.removed.connect(self._remove_item)
+        self.picture_list.follow(self.session)  # its lines follow the session's pictures
+        for signal in (events.entries, events.entry, events.removed):
+            signal.connect(self._update_progress)
+        events.removed.connect(lambda _index: self.labels_changed.emit())  # a picture moved away
         events.current.connect(self._show_current)
         events.engine.connect(self._show_engine)
         folder = read_str(self.settings, keys.DATASET)
@@ -485,52 +452,24 @@ class LabelTab(QWidget):
         top.addWidget(self.dataset_field, 1)
         top.addWidget(rescan)
 
-        self.picture_list = QListWidget()
-        self.picture_list.setMinimumWidth(180)
+        self.pictures = PicturePane()  # the picture list beside the canvas and its hint
+        self.picture_list, self.canvas, self.hint_label = self.pictures.list, self.pictures.canvas, self.pictures.hint
         self.picture_list.currentRowChanged.connect(self._on_row_changed)
-        self.canvas = BoxCanvas()
         self.canvas.box_added.connect(self._on_box_added)
         self.canvas.box_changed.connect(self._on_box_changed)
         self.canvas.selection_changed.connect(self._on_selection_changed)
-        self.hint_label = QLabel(
-            "Drag on the picture to draw a face box (one per face); click a box to select it, drag it or its "
-            "handles to adjust.  Del removes the selected box  Ctrl+Z undo  Ctrl+Shift+Z redo  "
-            "→/D next (accepts the suggestions)  ←/A previous  N no face  Ctrl+Del picture to trash/  "
-            "U next unlabelled or unreviewed"
-        )
-        self.hint_label.setWordWrap(True)
-        self.hint_label.setStyleSheet("color: #606060;")
-        canvas_col = QWidget()
-        canvas_layout = QVBoxLayout(canvas_col)
-        canvas_layout.setContentsMargins(0, 0, 0, 0)
-        canvas_layout.addWidget(self.canvas, 1)
-        canvas_layout.addWidget(self.hint_label)
-        splitter = QSplitter()
-        splitter.addWidget(self.picture_list)
-        splitter.addWidget(canvas_col)
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([220, 700])
 
-        self.previous_button = QToolButton()
-        self.no_face_button = QToolButton()
-        self.delete_box_button = QToolButton()
-        self.undo_button = QToolButton()
-        self.redo_button = QToolButton()
-        self.delete_button = QToolButton()
-        self.next_button = QToolButton()
+        self.previous_button, self.no_face_button, self.delete_box_button, self.undo_button, self.redo_button, \
+            self.delete_button, self.next_button = (action_button(action) for action in (
+                self.previous_action, self.no_face_action, self.delete_box_action, self.undo_action,
+                self.redo_action, self.delete_action, self.next_action))
         self.progress_bar = QProgressBar()
         self.progress_label = QLabel("No dataset.")
-        self.source_label = QLabel()
-        self.source_label.setStyleSheet("color: #606060;")
-        self.source_label.setWordWrap(True)
         # Two rows (editing, then the picture as a whole and the progress), so the window can still be
         # made as narrow as a laptop's half screen (720 px).
         buttons = QHBoxLayout()
         for button in (self.previous_button, self.no_face_button, self.delete_box_button, self.undo_button,
-                       self.redo_button, self.next_button, self.delete_button):
-            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        for button in (self.previous_button, self.no_face_button, self.delete_box_button, self.undo_button,
-                       self.redo_button, self.next_button):
+                       self.redo_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
         progress_row = QHBoxLayout()
@@ -541,32 +480,13 @@ class LabelTab(QWidget):
         progress_row.addWidget(self.progress_bar, 1)
         progress_row.addWidget(self.progress_label, 1)
 
-        self.engine_combo = QComboBox()
-        self.engine_combo.addItem("MTCNN (pretrained)", MTCNN)
-        self.engine_combo.addItem("BlazeFace (pretrained, fast)", BLAZEFACE)
-        self.engine_combo.addItem("your model", MODEL)
-        self.engine_combo.addItem("classic finder", CLASSIC)
-        self.engine_combo.setToolTip(ENGINE_TIP)
-        self.engine_combo.model().item(self.engine_combo.findData(MODEL)).setEnabled(False)  # until a model
+        self.suggest_bar = bar = SuggestBar(self.suggester)  # who suggests, the engines, Suggest all and its run
+        self.source_label, self.engine_combo, self.suggest_all_button = bar.source_label, bar.engine_combo, bar.suggest_all_button
+        self.suggest_progress, self.cancel_button = bar.progress, bar.cancel_button
         self.engine_combo.activated.connect(self._on_engine_chosen)
-        self.suggest_all_button = QPushButton("Suggest all")
-        self.suggest_all_button.setToolTip("Pre-label every unlabelled picture in the background; "
-                                           "then review them one by one (→ accepts, or correct the box)")
         self.suggest_all_button.clicked.connect(self.suggest_all)
-        self.suggest_progress = QProgressBar()
-        self.suggest_progress.setMaximumWidth(220)
-        self.suggest_progress.hide()
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop after the picture in hand; the labels written so far stay")
-        self.cancel_button.clicked.connect(self.cancel_suggest_all)
-        self.cancel_button.hide()
-        engine_row = QHBoxLayout()
-        engine_row.addWidget(self.source_label, 1)
-        engine_row.addWidget(QLabel("Suggest with:"))
-        engine_row.addWidget(self.engine_combo)
-        engine_row.addWidget(self.suggest_all_button)
-        engine_row.addWidget(self.suggest_progress)
-        engine_row.addWidget(self.cancel_button)
+        bar.status.connect(self._set_status)
+        bar.finished.connect(self._on_suggest_all_done)
 
         self.status_label = QLabel()
         self.status_label.setWordWrap(True)
@@ -577,41 +497,32 @@ class LabelTab(QWidget):
 
         layout = QVBoxLayout(self)
         layout.addLayout(top)
-        layout.addWidget(splitter, 1)
+        layout.addWidget(self.pictures, 1)
         layout.addLayout(buttons)
         layout.addLayout(progress_row)
-        layout.addLayout(engine_row)
+        layout.addWidget(self.suggest_bar)
         layout.addWidget(self.status_label)
         layout.addWidget(self.problems_view)
         self._show_engine()
 
     def _build_actions(self) -> None:
-        def action(text: str, keys: list[QKeySequence | Qt.Key | str], slot, button: QToolButton | None) -> QAction:
-            act = QAction(text, self)
-            act.setShortcuts([QKeySequence(k) for k in keys])
-            act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            act.triggered.connect(slot)
-            self.addAction(act)
-            if button is not None:
-                button.setDefaultAction(act)
-            return act
-
-        self.previous_action = action("◀ Previous (←)", [Qt.Key.Key_Left, Qt.Key.Key_A], self.previous, self.previous_button)
-        self.no_face_action = action("No face (N)", [Qt.Key.Key_N], self.mark_no_face, self.no_face_button)
+        action = partial(add_action, self)  # a shortcut of this tab (its buttons are made from them: _build_ui)
+        self.previous_action = action("◀ Previous (←)", [Qt.Key.Key_Left, Qt.Key.Key_A], self.previous)
+        self.no_face_action = action("No face (N)", [Qt.Key.Key_N], self.mark_no_face)
         self.delete_box_action = action("Delete box (Del)", [Qt.Key.Key_Delete, Qt.Key.Key_Backspace],
-                                        self.delete_selected_box, self.delete_box_button)
-        self.undo_action = action("Undo (Ctrl+Z)", ["Ctrl+Z"], self.undo, self.undo_button)
-        self.redo_action = action("Redo (Ctrl+Shift+Z)", ["Ctrl+Shift+Z", "Ctrl+Y"], self.redo, self.redo_button)
+                                        self.delete_selected_box)
+        self.undo_action = action("Undo (Ctrl+Z)", ["Ctrl+Z"], self.undo)
+        self.redo_action = action("Redo (Ctrl+Shift+Z)", ["Ctrl+Shift+Z", "Ctrl+Y"], self.redo)
         self.delete_action = action("Picture to trash (Ctrl+Del)", ["Ctrl+Delete", "Ctrl+Backspace"],
-                                    self.delete_current, self.delete_button)
+                                    self.delete_current)
         self.delete_box_action.setToolTip("Remove the selected face box (click a box to select it)")
         self.undo_action.setToolTip("Undo this picture's last edit (Ctrl+Z)")
         self.redo_action.setToolTip("Redo what Undo took back (Ctrl+Shift+Z or Ctrl+Y)")
         self.delete_action.setToolTip("Move the picture and its label to the dataset's trash/ folder")
-        self.next_action = action("Next ▶ (→)", [Qt.Key.Key_Right, Qt.Key.Key_D], self.next, self.next_button)
+        self.next_action = action("Next ▶ (→)", [Qt.Key.Key_Right, Qt.Key.Key_D], self.next)
         self.accept_action = action("Accept suggestion", [Qt.Key.Key_Return, Qt.Key.Key_Enter],
-                                    self.accept_suggestion, None)
-        self.next_unlabelled_action = action("Next unlabelled", [Qt.Key.Key_U], self.next_unlabelled, None)
+                                    self.accept_suggestion)
+        self.next_unlabelled_action = action("Next unlabelled", [Qt.Key.Key_U], self.next_unlabelled)
 
     # ------------------------------------------------------------------------------------ dataset
     def set_dataset(self, path: str | Path) -> None:
@@ -629,31 +540,18 @@ class LabelTab(QWidget):
         """Read the dataset again (new pictures from Collect, labels written elsewhere)."""
         if self.root is None:
             return
-        self._scan_number += 1
-        scan, root = self._scan_number, self.root
-        self._scanning = True
+        root = self.root
         self._set_status(f"Reading {root} …")
+        self._scanner.start(lambda: scan_dataset(root))
 
-        def read() -> None:
-            try:
-                entries, problems = scan_dataset(root)
-            except Exception as exc:  # a missing folder, no pictures yet: said in the status line
-                self._scan_done.emit(scan, None, None, str(exc) or type(exc).__name__)
-            else:
-                self._scan_done.emit(scan, entries, problems, "")
-
-        self._scan_pool.start(read)
-
-    @Slot(int, object, object, str)
-    def _on_scan_done(self, scan: int, entries: object, problems: object, error: str) -> None:
-        if scan != self._scan_number:
-            return
-        self._scanning = False
-        if entries is None:
+    @Slot(object, str)
+    def _on_scan_done(self, scanned: object, error: str) -> None:
+        if scanned is None:  # a missing folder, no pictures yet: said in the status line
             self.session.scan_failed()
             self.session.go_to(-1)
             self._set_status(f"Nothing to label: {error}. Take pictures in the Collect tab first.", error=True)
             return
+        entries, problems = scanned
         index, review = self.session.apply_scan(entries, problems)
         self.problems_view.setVisible(bool(problems))
         self.problems_view.setPlainText("Problems in this dataset:\n" + "\n".join(problems) if problems else "")
@@ -661,38 +559,10 @@ class LabelTab(QWidget):
             self._set_status("")
         self.session.go_to(index)
 
-    def _fill_list(self) -> None:
-        self.picture_list.blockSignals(True)
-        self.picture_list.clear()
-        for entry in self.entries:
-            item = QListWidgetItem()
-            self._decorate(item, entry)
-            self.picture_list.addItem(item)
-        self.picture_list.blockSignals(False)
-        self._update_progress()
-
-    @staticmethod
-    def _decorate(item: QListWidgetItem, entry: LabelEntry) -> None:
-        item.setText(list_text(entry))
-        item.setToolTip(list_tooltip(entry))
-
-    def _refresh_item(self, index: int) -> None:
-        item = self.picture_list.item(index)
-        if item is not None:
-            self._decorate(item, self.entries[index])
-        self._update_progress()
-
-    def _remove_item(self, index: int) -> None:
-        self.picture_list.blockSignals(True)
-        self.picture_list.takeItem(index)
-        self.picture_list.blockSignals(False)
-        self._update_progress()
-        self.labels_changed.emit()
-
     def labelled_count(self) -> int:
         return self.session.counts().labelled
 
-    def _update_progress(self) -> None:
+    def _update_progress(self, *_changed) -> None:
         counts = self.session.counts()
         self.progress_bar.setRange(0, max(1, counts.total))
         self.progress_bar.setValue(counts.labelled)
@@ -714,9 +584,7 @@ class LabelTab(QWidget):
 
     def _show_current(self, index: int) -> None:
         """The session moved to picture ``index``: select it, decode it, show its label or ask for a box."""
-        self.picture_list.blockSignals(True)
-        self.picture_list.setCurrentRow(index)
-        self.picture_list.blockSignals(False)
+        self.picture_list.select(index)
         entry = self.current_entry()
         image = self.session.open_current() if entry is not None else None
         self.canvas.set_image(image)
@@ -726,7 +594,7 @@ class LabelTab(QWidget):
         self._show_label(entry)
         prefetch = self.session.to_prefetch()
         if prefetch is not None:
-            self._request_suggestion(prefetch)
+            self.suggester.request(prefetch)
 
     def _render_canvas(self) -> None:
         view = self.session.canvas_view()
@@ -744,7 +612,7 @@ class LabelTab(QWidget):
         """Show the current picture's label (or suggestion; asked for when there is none yet) and its note."""
         self._render_canvas()
         if not entry.labelled and entry.image_path not in self.session.suggestions:
-            self._request_suggestion(entry)
+            self.suggester.request(entry)
         if entry.note:
             self._set_status(f"{entry.image_path.name}: {entry.note}", error=True)
 
@@ -775,78 +643,7 @@ class LabelTab(QWidget):
             self._show_label(entry)
 
     def _show_engine(self) -> None:
-        """Show the engine: the list's choice and which items can be chosen, the line under the picture."""
-        session, combo = self.session, self.engine_combo
-        combo.setCurrentIndex(combo.findData(session.engine))
-        for engine in (MTCNN, BLAZEFACE):
-            combo.model().item(combo.findData(engine)).setEnabled(not session.engine_error(engine))
-        combo.model().item(combo.findData(MODEL)).setEnabled(session.detector is not None)
-        combo.setItemText(combo.findData(MODEL), session.model_name())
-        self.source_label.setText(session.source_text())
-        combo.setToolTip(session.engine_tip())
-
-    def _finder_for(self, engine: str, detector=None):
-        """The finder of an engine, made once (MTCNN and BlazeFace load TensorFlow: call this off the UI thread)."""
-        if engine == MODEL:
-            return _ModelFinder(detector)
-        if engine in (MTCNN, BLAZEFACE):
-            from training.device import import_tensorflow
-
-            import_tensorflow()  # never beside another thread's first import (the Detect tab's loader)
-        with self._finders_lock:
-            finder = self._finders.get(engine)
-            if finder is None:
-                if engine == MTCNN:
-                    from training.autolabel import PretrainedFaceFinder
-
-                    finder = PretrainedFaceFinder()
-                elif engine == BLAZEFACE:
-                    from training.autolabel import BlazeFaceFinder
-
-                    finder = BlazeFaceFinder()
-                else:
-                    from training.classic import ClassicFaceFinder
-
-                    finder = ClassicFaceFinder()
-                self._finders[engine] = finder
-            return finder
-
-    def _request_suggestion(self, entry: LabelEntry) -> None:
-        if not self.session.ask(entry):
-            return
-        path = entry.image_path
-        generation, engine, detector = self.session.generation, self.session.engine, self.session.detector
-
-        def suggest() -> None:
-            try:
-                finder = self._finder_for(engine, detector)
-            except Exception as exc:  # MTCNN not installed, BlazeFace's weights missing: the tab falls back, says so
-                self._engine_failed.emit(generation, engine, str(exc) or type(exc).__name__)
-                return
-            try:
-                from training.data import load_image
-
-                result = make_suggestion(engine, find_faces(finder, load_image(path)), detector)
-            except Exception as exc:  # a suggestion is a help, never a crash
-                result = Suggestion(None, None, ENGINE_NAMES[engine], error=str(exc) or type(exc).__name__)
-            self._suggestion_done.emit(generation, str(path), result)
-
-        try:
-            self._suggest_pool.submit(suggest)
-        except RuntimeError:  # the tab is closing (shutdown): nothing more starts
-            return
-
-    @Slot(int, str, str)
-    def _on_engine_failed(self, generation: int, engine: str, message: str) -> None:
-        if not self.session.engine_error(engine) and self.session.engine_failed(engine, message):
-            self._ask_again()
-        if generation == self.session.generation:
-            self._set_status(f"{ENGINE_NAMES[engine]} cannot suggest: {message}", error=True)
-
-    @Slot(int, str, object)
-    def _on_suggestion_done(self, generation: int, path: str, suggestion: object) -> None:
-        if self.session.suggestion_arrived(generation, Path(path), suggestion):
-            self._render_canvas()
+        self.suggest_bar.show_engine(self.session)  # the list's choice, which items can be chosen, who suggests
 
     def suggestion_for(self, image_path: Path) -> Suggestion | None:
         return self.session.suggestions.get(Path(image_path))
@@ -876,10 +673,7 @@ class LabelTab(QWidget):
         if done is None or done is False:
             return False
         self.labels_changed.emit()
-        entry = self.current_entry()
-        faces = entry.face_count
-        self._set_status(f"Saved {entry.label_path.name} ({faces} {'face' if faces == 1 else 'faces'})"
-                         if faces else f"Saved {entry.label_path.name} (no face)")
+        self._set_status(saved_text(self.current_entry()))
         return True
 
     @Slot(tuple)
@@ -924,12 +718,7 @@ class LabelTab(QWidget):
         entry = self.current_entry()
         if entry.status == UNLABELLED:
             self._show_label(entry)  # its suggestion again (asked for if there is none)
-            self._set_status(f"{what}: {entry.image_path.name} is unlabelled again")
-        elif entry.status == NO_FACE:
-            self._set_status(f"{what}: {entry.label_path.name} says no face")
-        else:
-            faces = entry.face_count
-            self._set_status(f"{what}: {entry.label_path.name} has {faces} {'face' if faces == 1 else 'faces'}")
+        self._set_status(history_text(what, entry))
 
     @Slot()
     def accept_suggestion(self) -> bool:
@@ -976,84 +765,29 @@ class LabelTab(QWidget):
         """Pre-label every unlabelled picture in the background with the current engine (False: not started)."""
         if self.root is None or self.is_suggesting_all():
             return False
-        engine, detector = self.session.engine, self.session.detector
-        min_score = self.session.suggest_all_min_score()
-        root, stop = self.root, threading.Event()
-        self._suggest_all_stop = stop
-        self._suggest_engine = engine
-        self.suggest_all_button.setEnabled(False)
-        self.engine_combo.setEnabled(False)
-        self.suggest_progress.setRange(0, 0)  # busy until the first picture: loading the engine
-        self.suggest_progress.setFormat("")
-        self.suggest_progress.show()
-        self.cancel_button.setEnabled(True)
-        self.cancel_button.show()
-        self._set_status(f"Suggest all: {ENGINE_NAMES[engine]} is looking at every unlabelled picture "
-                         "(you can go on labelling meanwhile) …")
-
-        def job() -> None:
-            try:
-                report = run_suggest_all(
-                    root, lambda: self._finder_for(engine, detector), min_score, stop,
-                    lambda done, total, path: self._suggest_all_progress.emit(done, total, str(path)),
-                )
-            except Exception as exc:  # the engine cannot load, the folder went away: said, never a crash
-                self._suggest_all_done.emit(None, str(exc) or type(exc).__name__)
-            else:
-                self._suggest_all_done.emit(report, "")
-
-        try:
-            self._suggest_all_pool.submit(job)
-        except RuntimeError:  # the tab is closing (shutdown): nothing more starts
-            return False
-        return True
+        return self.suggest_bar.start(self.root, self.session.engine, self.session.detector,
+                                      self.session.suggest_all_min_score())
 
     def is_suggesting_all(self) -> bool:
-        return self._suggest_all_stop is not None
+        return self.suggester.is_suggesting_all()
 
     @Slot()
     def cancel_suggest_all(self) -> None:
         """Stop "Suggest all" after the picture in hand; the labels written so far stay."""
-        if self._suggest_all_stop is not None:
-            self._suggest_all_stop.set()
-            self.cancel_button.setEnabled(False)
-            self._set_status("Suggest all: stopping after this picture …")
-
-    @Slot(int, int, str)
-    def _on_suggest_progress(self, done: int, total: int, path: str) -> None:
-        if not self.is_suggesting_all():
-            return
-        self.suggest_progress.setRange(0, max(1, total))
-        self.suggest_progress.setValue(done)
-        self.suggest_progress.setFormat(f"{done} / {total}")
-        if self.cancel_button.isEnabled():
-            self._set_status(f"Suggest all: {ENGINE_NAMES[self._suggest_engine]} looked at {done} of {total} "
-                             f"unlabelled pictures ({Path(path).name})")
+        self.suggest_bar.cancel()
 
     @Slot(object, str)
     def _on_suggest_all_done(self, report: AutolabelReport | None, error: str) -> None:
-        """Put the buttons back, say what was done, and read the dataset again to show the new labels."""
-        self._suggest_all_stop = None
-        self.suggest_progress.hide()
-        self.cancel_button.hide()
-        self.suggest_all_button.setEnabled(True)
-        self.engine_combo.setEnabled(True)
-        engine = self._suggest_engine
-        if report is None:
-            self._set_status(f"Suggest all: {ENGINE_NAMES[engine]} could not run: {error}", error=True)
-            if engine in (MTCNN, BLAZEFACE) and engine not in self._finders:  # it never loaded: use another engine
-                if self.session.engine_failed(engine, error):
-                    self._ask_again()
-            self.suggest_all_finished.emit(None)
-            return
-        text = report.summary_text()
-        if report.written:
-            text += "\nReview them one by one: → accepts a suggestion, or correct the box (U: next to review)."
-        if report.root == self.root:  # not when the user opened another dataset meanwhile
+        """Say what was done, and read the dataset again to show the new labels."""
+        engine = self.suggester.suggest_all_engine
+        if report is not None and report.root == self.root:  # not when the user opened another dataset meanwhile
             self.session.review_next_scan = True
             self.refresh()
-        self._set_status(f"{capitalised(report.engine)}: {text}", error=bool(report.skipped))
-        if report.written:
+        self._set_status(*suggest_all_text(engine, report, error))
+        if report is None and engine in (MTCNN, BLAZEFACE) and not self.suggester.has_loaded(engine):
+            if self.session.engine_failed(engine, error):  # it never loaded: use another engine
+                self._ask_again()
+        elif report is not None and report.written:
             self.labels_changed.emit()
         self.suggest_all_finished.emit(report)
 
@@ -1084,7 +818,7 @@ class LabelTab(QWidget):
     def showEvent(self, event) -> None:
         """Coming back to the tab reads the dataset again: Collect may have added pictures meanwhile."""
         super().showEvent(event)
-        if self.root is not None and not self._scanning:
+        if self.root is not None and not self._scanner.busy:
             self.refresh()
 
     def _set_status(self, text: str, error: bool = False) -> None:
@@ -1095,10 +829,5 @@ class LabelTab(QWidget):
         """Stop "Suggest all" and let running scans and suggestions end (they are short), so no thread
         outlives the window."""
         self.session.generation += 1
-        if self._suggest_all_stop is not None:
-            self._suggest_all_stop.set()
-        self._scan_pool.clear()
-        self._suggest_pool.shutdown(wait=False, cancel_futures=True)  # what has not started never will
-        self._suggest_all_pool.shutdown(wait=True)  # stops between two pictures; loading MTCNN takes seconds
-        self._suggest_pool.shutdown(wait=True)
-        self._scan_pool.waitForDone(5000)
+        self.suggester.shutdown()
+        self._scanner.shutdown()

@@ -3,7 +3,7 @@
 TensorFlow costs the window about 1 GB of memory and seconds of start-up; LiteRT runs the same network
 in a few megabytes, as fast or faster on a CPU. So when the Detect tab is given a ``.keras`` model (or
 starts the pretrained face detector), it runs a LiteRT copy (ONNX Runtime where LiteRT has no wheel:
-macOS on Intel): made once, in a child process, by the existing export (:func:`training.export.export_model`:
+macOS on Intel): made once, in a child process, by the existing export (:func:`training.inference.export.export_model`:
 the copy is written only when it gives the ``.keras`` model's score and boxes within 1e-4 on real
 pictures), and kept for the next time:
 
@@ -13,14 +13,14 @@ pictures), and kept for the next time:
 
 ``KEY`` is the start of the model file's SHA-256 (the pretrained detector's: of its weights and code), so
 a changed model finds no copy and gets a new one, and the older copies of that model are removed. Each
-copy is built in a staging folder that is renamed into place whole (:func:`training.files.staging_folder`):
+copy is built in a staging folder that is renamed into place whole (:func:`training.core.files.staging_folder`):
 a killed export leaves no half copy, and its debris goes the next time.
 
 TensorFlow still runs a model in the window when it is asked for (``facetracker --runtime tensorflow``),
 when an export child saw a usable GPU here (``auto``: GPU inference stays as it was), and as the fallback
 when no copy can be made (no light runtime installed, an export that fails): the model still detects, and
 the status line says which runtime runs it and why. That fallback is TensorFlow in this process, imported
-behind :func:`training.device.import_tensorflow`'s lock, rather than a TensorFlow child fed frame by frame:
+behind :func:`training.core.device.import_tensorflow`'s lock, rather than a TensorFlow child fed frame by frame:
 it is the path the app had (tested, the same answers), and a failed export is rare enough that a second
 inference protocol between processes is not worth its latency and faults.
 """
@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.detection import SIDECAR_SUFFIX, ModelFileError
+from training.core import SIDECAR_SUFFIX, ModelFileError
 
 #: What may run a ``.keras`` model in the window: ``auto`` (LiteRT, else ONNX Runtime; TensorFlow when an
 #: export child saw a usable GPU), one light runtime, or TensorFlow itself.
@@ -134,7 +134,7 @@ def _sha256(paths: list[Path], extra: bytes = b"") -> str:
 
 
 def pretrained_weights_path() -> Path:
-    """Where the pretrained detector's weights are (as :func:`training.blazeface.weights_path` says, which
+    """Where the pretrained detector's weights are (as :func:`training.model.blazeface.weights_path` says, which
     the window cannot import: it loads Keras): beside the code in a checkout, in the bundle's folder."""
     name = Path("assets") / "blazeface" / "face_detection_full_range.npz"
     candidates = [Path(__file__).resolve().parents[1] / name]
@@ -211,7 +211,7 @@ def pretrained_source() -> ModelSource:
     weights = pretrained_weights_path()
     if not weights.is_file():
         raise FileNotFoundError(f"{weights}: BlazeFace weights not found (they ship in the repository's assets/)")
-    code, stand_in = _code_files("training.blazeface", "training.pretrained", "training.model")
+    code, stand_in = _code_files("training.model.blazeface", "training.model.build", "training.inference.pretrained")
     try:
         keras_version = importlib.metadata.version("keras")
     except importlib.metadata.PackageNotFoundError:
@@ -313,7 +313,7 @@ def known_failure(source: ModelSource, fmt: str) -> str | None:
 
 
 def _remember_failure(copy: LightCopy, message: str) -> None:
-    from training.files import atomic_write_text
+    from training.core import atomic_write_text
 
     with contextlib.suppress(OSError):
         atomic_write_text(_failure_record(copy), json.dumps({"message": message, "version": _app_version()}) + "\n")
@@ -344,7 +344,7 @@ def recorded_tensorflow_device() -> str | None:
 
 
 def remember_tensorflow_device(device: str) -> None:
-    from training.files import atomic_write_text
+    from training.core import atomic_write_text
 
     with contextlib.suppress(OSError):
         user_cache_dir().mkdir(parents=True, exist_ok=True)
@@ -376,8 +376,6 @@ def choose_runtime(requested: str, fmt: str | None, tensorflow_device: str | Non
 def child_command(source: ModelSource, folder: Path, fmt: str) -> list[str]:
     """The command that makes ``source``'s copy in ``folder`` (see :mod:`desktop.runtime_child`)."""
     args = [str(source.path) if source.path is not None else PRETRAINED_ARG, str(folder), fmt]
-    if source.weights is not None:
-        args += ["--weights", str(source.weights)]
     if getattr(sys, "frozen", False):
         return [sys.executable, CHILD_FLAG, *args]
     return [sys.executable, "-m", "desktop.runtime_child", *args]
@@ -408,7 +406,7 @@ def run_export_child(command: list[str], *, should_stop: Callable[[], bool] = la
         LoadCancelled: see above.
     """
     from desktop.child_process import parse_event_line
-    from training.events import END, ERROR
+    from training.core import END, ERROR
 
     env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -512,7 +510,7 @@ def open_light_detector(source: ModelSource, fmt: str, *, on_progress: Progress 
 
     Raises what :func:`prepare_copy` raises; PrepareError when even a fresh copy does not open.
     """
-    from training.detection import MissingRuntimeError
+    from training.core import MissingRuntimeError
     from training.inference import Detector
 
     for attempt in range(2):

@@ -1,10 +1,10 @@
 """The child process that makes a model's light copy for the app (see :mod:`desktop.runtime`).
 
-``python -m desktop.runtime_child MODEL.keras|:pretrained FOLDER tflite|onnx [--weights NPZ]`` (in the
+``python -m desktop.runtime_child MODEL.keras|:pretrained FOLDER tflite|onnx`` (in the
 bundle, ``FaceTracker --runtime-child ...``) exports the model with the existing export
-(:func:`training.export.export_model`: written only when it reproduces the ``.keras`` answers on real
+(:func:`training.inference.export.export_model`: written only when it reproduces the ``.keras`` answers on real
 pictures) into a staging folder that becomes ``FOLDER`` whole. TensorFlow is imported here, never in the
-window. Prints JSON events on stdout (:mod:`training.events`), one a line: ``end`` with the export's
+window. Prints JSON events on stdout (:mod:`training.core.events`), one a line: ``end`` with the export's
 result and the device TensorFlow computes on here (so the app learns whether a GPU is usable without
 importing TensorFlow itself), or ``error`` with the message (and ``model_file_error`` when the model file
 itself is not usable: the app then reports it as such instead of trying TensorFlow).
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from desktop.runtime import PRETRAINED_ARG, SUFFIXES
-from training.events import END, ERROR
+from training.core import END, ERROR
 
 
 def _emit(event: dict) -> None:
@@ -33,22 +33,18 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("model", help=f"a .keras file, or {PRETRAINED_ARG} for the pretrained face detector")
     parser.add_argument("folder", help="the copy's folder (made whole, or not at all)")
     parser.add_argument("format", choices=sorted(SUFFIXES))
-    parser.add_argument("--weights", help="the pretrained detector's weights (the file the app named it by)")
     return parser.parse_args(list(argv))
 
 
-def export_into(model: str, folder: Path, fmt: str, weights: str | None = None) -> dict:
+def export_into(model: str, folder: Path, fmt: str) -> dict:
     """Export ``model`` (a path, or :data:`PRETRAINED_ARG`) into ``folder``; returns the ``end`` event."""
-    from training.export import export_model
-    from training.files import staging_folder
+    from training.core import staging_folder
+    from training.inference import export_model
 
     with tempfile.TemporaryDirectory(prefix="facetracker-export-") as scratch:
-        if model == PRETRAINED_ARG:
-            import training.blazeface
-            from training.pretrained import save_pretrained_model
+        if model == PRETRAINED_ARG:  # its weights are where the app found them (desktop.runtime.pretrained_weights_path)
+            from training.inference import save_pretrained_model
 
-            if weights:  # the weights the app hashed into the copy's name, whatever the default would find
-                training.blazeface.weights_path = lambda: Path(weights)
             source, name = save_pretrained_model(Path(scratch) / "blazeface.keras"), "blazeface"
         else:
             source, name = Path(model), Path(model).stem
@@ -61,7 +57,7 @@ def export_into(model: str, folder: Path, fmt: str, weights: str | None = None) 
             if not final.is_file():
                 raise
             # Another process made the same copy meanwhile (the folder was there, whole): it is as good.
-    from training.device import device_name
+    from training.core import device_name
 
     summary = result.as_dict() if result is not None else {"format": fmt}
     return {"event": END, **{k: v for k, v in summary.items() if k not in ("path", "sidecar")},
@@ -70,7 +66,7 @@ def export_into(model: str, folder: Path, fmt: str, weights: str | None = None) 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the child; 0 when the copy is there, 1 (after an ``error`` event) when not, 2 for bad arguments."""
-    from training.device import quiet_tensorflow_logs
+    from training.core import quiet_tensorflow_logs
 
     try:
         args = _parse(sys.argv[1:] if argv is None else argv)
@@ -78,9 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     quiet_tensorflow_logs()
     try:
-        _emit(export_into(args.model, Path(args.folder), args.format, args.weights))
+        _emit(export_into(args.model, Path(args.folder), args.format))
     except Exception as exc:  # every failure is one line for the app's status line
-        from training.detection import ModelFileError
+        from training.core import ModelFileError
 
         text = str(getattr(exc, "message", None) or exc).strip()  # an ExportError's path is the staging folder's
         event = {"event": ERROR, "message": text.splitlines()[0] if text else type(exc).__name__}

@@ -61,7 +61,7 @@ def run_self_check(out=sys.stdout) -> int:
         def load_tensorflow() -> str:
             import keras
 
-            from training.device import configure_device
+            from training.core import configure_device
 
             context["device"] = configure_device(mixed_precision=False)
             return f"Keras {keras.__version__} on {keras.backend.backend()}, device {context['device']}"
@@ -109,9 +109,9 @@ def run_self_check(out=sys.stdout) -> int:
             # Through the same child-process command the Train tab uses (in a bundle: this very
             # executable with --train-child), so a passing check means train-from-GUI works.
             from desktop.child_process import parse_event_line, training_command
-            from training.demo import make_demo_data
-            from training.events import END
-            from training.settings import TrainConfig, config_to_args
+            from training.core import END
+            from training.data import make_demo_data
+            from training.engine import TrainConfig, config_to_args
 
             data = make_demo_data(work / "data", count=24, width=160, height=120, seed=1)
             config = TrainConfig(data=str(data), out=str(work / "run"), epochs=1, batch_size=4, input_size=64,

@@ -59,7 +59,7 @@ def make_settings(path: str | os.PathLike | None = None) -> QSettings:
     Raises ValueError naming ``path`` when it is there but not a regular file (a named pipe would block
     Qt's read of it before the window shows)."""
     if path is not None:
-        from training.inputs import is_regular_file, kind_of
+        from training.core import is_regular_file, kind_of
 
         if os.path.lexists(path) and not is_regular_file(path):
             try:

@@ -15,120 +15,72 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import math
 import shlex
-import time
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QThreadPool, QUrl, Signal, Slot
-from PySide6.QtGui import QDesktopServices, QDoubleValidator, QFontDatabase, QIcon, QPixmap
+from PySide6.QtCore import QSettings, Qt, QUrl, Signal, Slot
+from PySide6.QtGui import QDesktopServices, QFontDatabase, QIcon, QPixmap
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QFormLayout,
-    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPlainTextEdit,
-    QProgressBar,
     QPushButton,
     QSizePolicy,
-    QSpinBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop import settings as keys
+from desktop.background import LatestOnly
 from desktop.child_process import TrainingProcess
 from desktop.exporter import ModelExporter
 from desktop.plots import LossPlots
-from desktop.settings import read_bool, read_int, read_str
+from desktop.settings import read_str
+from desktop.settings_form import SettingsForm
+from desktop.train_progress import EtaEstimator, RunProgress, epoch_quality_text
 from desktop.widgets import FolderField
-from training.defaults import GRID_BACKBONES, default_epochs, start_text
-from training.events import BATCH, END, EPOCH, ERROR, START, WARNING
-from training.inputs import InputError, read_json_object, read_text
-from training.run_folder import (
+from training.core import (
+    BATCH,
+    END,
+    EPOCH,
+    ERROR,
+    START,
+    WARNING,
+    InputError,
+    format_duration,
+    read_json_object,
+    read_text,
+)
+from training.engine import (
     BEST_MODEL,
     CONFIG_JSON,
     HISTORY_CSV,
     PR_CURVE_PNG,
     TEST_PREDICTIONS_JPG,
+    TrainConfig,
     can_resume,
+    config_to_args,
     run_folder_for,
+    setting,
 )
-from training.settings import TrainConfig, config_to_args, setting
-from training.text import format_duration
+from training.model import BACKBONES, start_text
 
-#: The engine's backbones and defaults (training.settings is plain Python: no Keras import here).
+# Names the tab has always offered (tests and callers import them from here).
+__all__ = [
+    "BACKBONE_CHOICES", "FORM_SETTINGS", "EtaEstimator", "ResultPictures", "TrainTab",
+    "epoch_quality_text", "format_duration", "read_history_csv", "run_dataset", "run_folder_for",
+]
+
+#: The engine's backbones and defaults (training.engine.settings is plain Python: no Keras import here).
 BACKBONE_CHOICES = setting("backbone").choices
-#: Empty means "auto": the CLI's default, the backbone's own rate (the tutorial's 1e-4 for vgg16 and
-#: mobilenetv2; 1e-3 for tiny, which learns from scratch), so the app trains exactly like the CLI.
-DEFAULT_LEARNING_RATE = ""
-#: The input-size spin box shows "auto" (the backbone's own size) at this value; real sizes start at 32.
-AUTO_INPUT_SIZE = 31
-MIN_INPUT_SIZE = 32
+#: The settings the tab shows, in this order (their widgets are made from the table: desktop.settings_form).
+FORM_SETTINGS = ("epochs", "batch_size", "backbone", "input_size", "learning_rate", "weights", "augment",
+                 "tutorial_exact")
 
-# Keys of this tab's settings (the dataset folder is shared: desktop.settings.DATASET).
+# Keys of this tab's settings (the dataset folder is shared: desktop.settings.DATASET); the form's are train/<name>.
 SETTINGS_LAST_RUN = "train/last_run"
-SETTINGS_EPOCHS = "train/epochs"
-SETTINGS_BATCH_SIZE = "train/batch_size"
-SETTINGS_BACKBONE = "train/backbone"
-SETTINGS_INPUT_SIZE = "train/input_size"
-SETTINGS_LEARNING_RATE = "train/learning_rate"
-SETTINGS_WEIGHTS = "train/weights"
-SETTINGS_AUGMENT = "train/augment"
-SETTINGS_TUTORIAL_EXACT = "train/tutorial_exact"
-
-
-class EtaEstimator:
-    """Time left in a run, from how long batches and epochs really take.
-
-    The first batch of each epoch is left out of the per-batch pace: it also pays for graph
-    building (first epoch) or for the previous epoch's validation and checkpoint. Once an epoch
-    has finished, whole remaining epochs are costed at the measured epoch time (validation included).
-    """
-
-    def __init__(self) -> None:
-        self.reset(epochs=0, batches=0)
-
-    def reset(self, epochs: int, batches: int) -> None:
-        self.epochs = epochs
-        self.batches = batches
-        self.seconds_per_batch: float | None = None
-        self.epoch_seconds: list[float] = []
-        self._last_batch: tuple[int, float] | None = None
-        self._position: tuple[int, int] = (0, 0)
-
-    def batch(self, epoch: int, batch: int, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        if self._last_batch is not None and self._last_batch[0] == epoch and batch > 1:
-            step = (now - self._last_batch[1]) / max(1, batch - self._position[1])
-            self.seconds_per_batch = step if self.seconds_per_batch is None else 0.8 * self.seconds_per_batch + 0.2 * step
-        self._last_batch = (epoch, now)
-        self._position = (epoch, batch)
-
-    def epoch(self, epoch: int, seconds: float | None) -> None:
-        if seconds is not None and math.isfinite(seconds) and seconds > 0:
-            self.epoch_seconds.append(float(seconds))
-        self._position = (epoch, self.batches)
-
-    def remaining(self) -> float | None:
-        """Seconds left, or None before there is anything to go on."""
-        epoch, batch = self._position
-        if epoch == 0 or self.batches == 0:
-            return None
-        batches_left_now = max(0, self.batches - batch)
-        epochs_after = max(0, self.epochs - epoch)
-        if self.epoch_seconds:
-            per_epoch = sum(self.epoch_seconds[-3:]) / len(self.epoch_seconds[-3:])
-            per_batch = self.seconds_per_batch if self.seconds_per_batch is not None else per_epoch / self.batches
-            return batches_left_now * per_batch + epochs_after * per_epoch
-        if self.seconds_per_batch is None:
-            return None
-        return (batches_left_now + epochs_after * self.batches) * self.seconds_per_batch
 
 
 def read_history_csv(run_dir: Path) -> list[dict]:
@@ -147,20 +99,10 @@ def read_history_csv(run_dir: Path) -> list[dict]:
     return rows
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def _load_dataset(path: Path):
+    from training.data import load_dataset  # in the worker thread: the window opens without it
 
-
-def epoch_quality_text(event: dict) -> str:
-    """The label under the plots after an epoch: validation IoU, and AP50 over every face for a multi-face
-    run (its ``val_ap50``) where a single-face run shows F1."""
-    val_iou = event.get("val_iou")
-    text = f"val IoU {val_iou:.3f}" if _is_number(val_iou) else "val IoU –"
-    if _is_number(event.get("val_ap50")):
-        return text + f" · AP50 {event['val_ap50']:.2f}"
-    if _is_number(event.get("val_f1")):
-        text += f" · F1 {event['val_f1']:.2f}"
-    return text
+    return load_dataset(path)
 
 
 def run_dataset(run_dir: Path) -> Path | None:
@@ -175,7 +117,7 @@ def run_dataset(run_dir: Path) -> Path | None:
 
 class ResultPictures(QGroupBox):
     """A run's result pictures as thumbnails (``test_predictions.jpg``, ``pr_curve.png``, written by
-    :mod:`training.report`); a click opens the file full size in the system's viewer. Hidden without them."""
+    :mod:`training.evaluation.report`); a click opens the file full size in the system's viewer. Hidden without them."""
 
     THUMB_HEIGHT = 120
     PICTURES = ((TEST_PREDICTIONS_JPG, "Test pictures, worst first"),
@@ -224,20 +166,14 @@ class TrainTab(QWidget):
 
     model_ready = Signal(str)
     dataset_chosen = Signal(str)
-    _summary_ready = Signal(int, object, str)  # scan number, Dataset | None, error message
 
     def __init__(self, settings: QSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)
-        self._scan_number = 0
-        self._summary_in_flight = False
-        self.dataset_summary = None  # the last training.data.Dataset read, or None
+        self._summary_reader = LatestOnly(self)  # reads the dataset's summary in a worker thread
+        self.dataset_summary = None  # the last training.data.dataset.Dataset read, or None
         self.run_dir: Path | None = None
         self.best_model: Path | None = None
-        self._epochs_total = 0
-        self._eta = EtaEstimator()
 
         self.process = TrainingProcess(self)
         self.process.event.connect(self._on_event)
@@ -245,21 +181,16 @@ class TrainTab(QWidget):
         self.process.succeeded.connect(self._on_succeeded)
         self.process.stopped.connect(self._on_stopped)
         self.process.failed.connect(self._on_failed)
-        self._summary_ready.connect(self._on_summary)
+        self._summary_reader.done.connect(self._on_summary)
 
         self._build_ui()
         self._restore_settings()
         # Only now: restoring one field must not save the others before they are restored.
-        for widget in (self.epochs_spin, self.batch_spin, self.input_spin):
-            widget.valueChanged.connect(self._save_settings)
         self.backbone_combo.currentTextChanged.connect(self._on_backbone_changed)
+        self.form.changed.connect(self._save_settings)
         for widget in (self.backbone_combo, self.weights_combo):
-            widget.currentTextChanged.connect(self._save_settings)
             widget.currentTextChanged.connect(self._update_start_label)
         self._update_start_label()
-        for widget in (self.augment_check, self.tutorial_check):
-            widget.toggled.connect(self._save_settings)
-        self.lr_edit.editingFinished.connect(self._save_settings)
         last_run = read_str(self.settings, SETTINGS_LAST_RUN)
         if last_run and Path(last_run).is_dir():
             self.run_dir = Path(last_run)
@@ -291,49 +222,18 @@ class TrainTab(QWidget):
         self.summary_view.setPlaceholderText("Choose a dataset folder to see its pictures and problems.")
         self.summary_view.setMaximumHeight(150)
 
-        # Choices, defaults and tooltips come from training.settings, the table the CLI's parser is built from.
-        self.epochs_spin = QSpinBox()
-        self.epochs_spin.setRange(1, 10_000)
-        self.epochs_spin.setToolTip(setting("epochs").tip())
-        self.batch_spin = QSpinBox()
-        self.batch_spin.setRange(1, 1024)
-        self.batch_spin.setToolTip(setting("batch_size").tip())
-        self.backbone_combo = QComboBox()
-        self.backbone_combo.addItems(BACKBONE_CHOICES)
-        self.backbone_combo.setToolTip(setting("backbone").tip())
-        self.input_spin = QSpinBox()
-        self.input_spin.setToolTip(setting("input_size").tip())
-        self.input_spin.setRange(AUTO_INPUT_SIZE, 1024)
-        self.input_spin.setSpecialValueText("auto (backbone's size)")
-        self.input_spin.setSuffix(" px")
-        self.lr_edit = QLineEdit()
-        validator = QDoubleValidator(1e-8, 10.0, 10, self.lr_edit)
-        validator.setNotation(QDoubleValidator.Notation.ScientificNotation)
-        self.lr_edit.setValidator(validator)
-        self.lr_edit.setPlaceholderText("auto (the backbone's own)")
-        self.lr_edit.setToolTip(setting("learning_rate").tip())
-        self.weights_combo = QComboBox()
-        self.weights_combo.addItems(setting("weights").choices)
-        self.weights_combo.setToolTip(setting("weights").tip())
+        # Every settings widget is made from training.engine.settings, the table the CLI's parser is built from.
+        self.form = SettingsForm(FORM_SETTINGS)
+        widgets = self.form.widgets
+        self.epochs_spin, self.batch_spin, self.backbone_combo = widgets["epochs"], widgets["batch_size"], widgets["backbone"]
+        self.input_spin, self.lr_edit, self.weights_combo = widgets["input_size"], widgets["learning_rate"], widgets["weights"]
+        self.augment_check, self.tutorial_check = widgets["augment"], widgets["tutorial_exact"]
         self.start_label = QLabel()  # what a new run starts from (the backbone and weights above), before Start
         self.start_label.setWordWrap(True)
         self.start_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.augment_check = QCheckBox("Augment (random crops, flips, colour)")
-        self.augment_check.setToolTip(setting("augment").tip())
-        self.tutorial_check = QCheckBox("Tutorial-exact loss (box loss on no-face pictures too)")
-        self.tutorial_check.setToolTip(setting("tutorial_exact").tip())
-        form = QFormLayout()
-        form.addRow("Epochs:", self.epochs_spin)
-        form.addRow("Batch size:", self.batch_spin)
-        form.addRow("Backbone:", self.backbone_combo)
-        form.addRow("Input size:", self.input_spin)
-        form.addRow("Learning rate:", self.lr_edit)
-        form.addRow("Weights:", self.weights_combo)
-        form.addRow("Starts from:", self.start_label)
-        form.addRow(self.augment_check)
-        form.addRow(self.tutorial_check)
+        self.form.insert_row("weights", "Starts from:", self.start_label)
         settings_box = QGroupBox("Training settings")
-        settings_box.setLayout(form)
+        QVBoxLayout(settings_box).addWidget(self.form)
 
         top = QHBoxLayout()
         summary_col = QVBoxLayout()
@@ -374,21 +274,10 @@ class TrainTab(QWidget):
             buttons.addWidget(button)
         buttons.addWidget(self.status_label, 1)
 
-        self.epoch_label = QLabel("Epoch –")
-        self.lr_label = QLabel("lr –")
-        self.eta_label = QLabel("ETA –")
-        self.iou_label = QLabel("val IoU –")
-        self.device_label = QLabel("device –")
-        figures = QGridLayout()
-        for column, label in enumerate(
-            (self.epoch_label, self.lr_label, self.eta_label, self.iou_label, self.device_label)
-        ):
-            label.setFont(mono)
-            figures.addWidget(label, 0, column)
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setRange(0, 1000)
-        self.progress_bar.setValue(0)
-        self.progress_bar.setTextVisible(False)
+        self.progress = RunProgress()  # epoch, lr, ETA, validation quality, device, and the progress bar
+        self.epoch_label, self.lr_label, self.eta_label = self.progress.epoch_label, self.progress.lr_label, self.progress.eta_label
+        self.iou_label, self.device_label = self.progress.iou_label, self.progress.device_label
+        self.progress_bar = self.progress.bar
 
         self.plots = LossPlots()
         self.plots.setMinimumHeight(220)
@@ -402,8 +291,7 @@ class TrainTab(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addLayout(buttons)
-        layout.addLayout(figures)
-        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.progress)
         layout.addWidget(self.plots, 1)
         layout.addWidget(self.log_view)
         self.result_pictures = ResultPictures()  # shown when a run ends with its test pictures drawn
@@ -411,35 +299,23 @@ class TrainTab(QWidget):
 
     # ------------------------------------------------------------------------------------ settings
     def _restore_settings(self) -> None:
-        s = self.settings
-        self.dataset_edit.setText(read_str(s, keys.DATASET))
-        self.batch_spin.setValue(read_int(s, SETTINGS_BATCH_SIZE, setting("batch_size").default))
-        default_backbone = setting("backbone").default
-        backbone = read_str(s, SETTINGS_BACKBONE, default_backbone)
-        backbone = backbone if backbone in BACKBONE_CHOICES else default_backbone
-        self.backbone_combo.setCurrentText(backbone)
-        self._backbone = backbone
-        self.epochs_spin.setValue(read_int(s, SETTINGS_EPOCHS, default_epochs(backbone)))
-        size = read_int(s, SETTINGS_INPUT_SIZE, 0)
-        self.input_spin.setValue(size if size >= MIN_INPUT_SIZE else AUTO_INPUT_SIZE)
-        self.lr_edit.setText(read_str(s, SETTINGS_LEARNING_RATE, DEFAULT_LEARNING_RATE))
-        weights, default_weights = read_str(s, SETTINGS_WEIGHTS, setting("weights").default), setting("weights").default
-        self.weights_combo.setCurrentText(weights if weights in setting("weights").choices else default_weights)
-        self.augment_check.setChecked(read_bool(s, SETTINGS_AUGMENT, setting("augment").default))
-        self.tutorial_check.setChecked(read_bool(s, SETTINGS_TUTORIAL_EXACT, setting("tutorial_exact").default))
+        self.dataset_edit.setText(read_str(self.settings, keys.DATASET))
+        # Epochs default to the restored backbone's own (its spec in training.model.backbones.BACKBONES).
+        self.form.restore(self.settings, {"epochs": lambda: BACKBONES[self.backbone_combo.currentText()].epochs})
+        self._backbone = self.backbone_combo.currentText()
 
     @Slot(str)
     def _on_backbone_changed(self, backbone: str) -> None:
-        """Epochs follow the backbone's default (training.defaults.DEFAULT_EPOCHS) unless the user set them;
+        """Epochs follow the backbone's default (training.model.backbones.BACKBONES' epochs) unless the user set them;
         the tutorial-exact loss exists only for the single-box backbones."""
-        if self.epochs_spin.value() == default_epochs(self._backbone):
-            self.epochs_spin.setValue(default_epochs(backbone))
+        if self.epochs_spin.value() == BACKBONES[self._backbone].epochs:
+            self.epochs_spin.setValue(BACKBONES[backbone].epochs)
         self._backbone = backbone
         self._update_tutorial_check()
 
     @Slot()
     def _update_start_label(self) -> None:
-        """Say what a new run with the chosen backbone and weights starts from (training.defaults.start_text,
+        """Say what a new run with the chosen backbone and weights starts from (training.model.backbones.start_text,
         the words config.json's ``started_from`` uses), so it is known before Start."""
         text, possible = start_text(self.backbone_combo.currentText(), self.weights_combo.currentText())
         self.start_label.setText(text)
@@ -447,40 +323,23 @@ class TrainTab(QWidget):
         self.start_label.setToolTip("What a new run starts from. Resume carries on from the run's last epoch.")
 
     def _update_tutorial_check(self) -> None:
-        single_box = self.backbone_combo.currentText() not in GRID_BACKBONES  # grid, multiface: one box a cell
+        spec = BACKBONES.get(self.backbone_combo.currentText())
+        single_box = spec is None or not spec.grid  # blazeface, multiface, grid: a box a cell
         self.tutorial_check.setEnabled(single_box and not self.is_training())
         if not single_box:
             self.tutorial_check.setChecked(False)
 
     @Slot()
     def _save_settings(self) -> None:
-        s = self.settings
-        s.setValue(SETTINGS_EPOCHS, self.epochs_spin.value())
-        s.setValue(SETTINGS_BATCH_SIZE, self.batch_spin.value())
-        s.setValue(SETTINGS_BACKBONE, self.backbone_combo.currentText())
-        s.setValue(SETTINGS_INPUT_SIZE, self.input_size() or 0)
-        s.setValue(SETTINGS_LEARNING_RATE, self.lr_edit.text().strip())
-        s.setValue(SETTINGS_WEIGHTS, self.weights_combo.currentText())
-        s.setValue(SETTINGS_AUGMENT, self.augment_check.isChecked())
-        s.setValue(SETTINGS_TUTORIAL_EXACT, self.tutorial_check.isChecked())
+        self.form.save(self.settings)
 
     def input_size(self) -> int | None:
         """The chosen input size, or None for the backbone's default."""
-        value = self.input_spin.value()
-        return None if value == AUTO_INPUT_SIZE else value
+        return self.form.value("input_size")
 
     def learning_rate(self) -> float | None:
         """The typed learning rate, or None for the backbone's default; ValueError when it is not one."""
-        text = self.lr_edit.text().strip().replace(",", ".")
-        if not text:
-            return None
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not (math.isfinite(value) and value > 0):
-            raise ValueError(f"Learning rate must be a positive number like 1e-4 (or empty for auto), not {text!r}.")
-        return value
+        return self.form.value("learning_rate")
 
     # ------------------------------------------------------------------------------------ dataset
     def dataset_path(self) -> Path | None:
@@ -505,36 +364,19 @@ class TrainTab(QWidget):
 
     @Slot()
     def refresh_summary(self) -> None:
-        """Read the dataset in a worker thread (training.data, no TensorFlow) and show what it holds."""
+        """Read the dataset in a worker thread (training.data.dataset, no TensorFlow) and show what it holds."""
         path = self.dataset_path()
-        self._scan_number += 1
         self.dataset_summary = None
         if path is None:
+            self._summary_reader.forget()
             self.summary_view.setPlainText("")
-            self._update_buttons()
-            return
-        scan = self._scan_number
-        self._summary_in_flight = True
-        self.summary_view.setPlainText(f"Reading {path} …")
+        else:
+            self.summary_view.setPlainText(f"Reading {path} …")
+            self._summary_reader.start(lambda: _load_dataset(path))
         self._update_buttons()
 
-        def read() -> None:
-            try:
-                from training.data import load_dataset
-
-                dataset = load_dataset(path)
-            except Exception as exc:  # every failure becomes a message in the summary box
-                self._summary_ready.emit(scan, None, str(exc) or type(exc).__name__)
-            else:
-                self._summary_ready.emit(scan, dataset, "")
-
-        self._pool.start(read)
-
-    @Slot(int, object, str)
-    def _on_summary(self, scan: int, dataset: object, error: str) -> None:
-        if scan != self._scan_number:
-            return  # an older scan finishing after the user chose another folder
-        self._summary_in_flight = False
+    @Slot(object, str)
+    def _on_summary(self, dataset: object, error: str) -> None:
         if dataset is None:
             self.summary_view.setPlainText(f"Cannot train on this folder:\n{error}")
             self._update_buttons()
@@ -553,7 +395,7 @@ class TrainTab(QWidget):
     def showEvent(self, event) -> None:
         """Coming back to the tab reads the dataset again: pictures or labels may have changed meanwhile."""
         super().showEvent(event)
-        if self.dataset_path() is not None and not self._summary_in_flight and not self.is_training():
+        if self.dataset_path() is not None and not self._summary_reader.busy and not self.is_training():
             self.refresh_summary()
 
     def dataset_trainable(self) -> bool:
@@ -567,13 +409,8 @@ class TrainTab(QWidget):
 
     def training_config(self, dataset: Path, run_dir: Path) -> TrainConfig:
         """The settings shown, as the trainer's config (ValueError when the learning rate is not a number)."""
-        return TrainConfig(
-            data=str(dataset), out=str(run_dir), epochs=self.epochs_spin.value(), batch_size=self.batch_spin.value(),
-            backbone=self.backbone_combo.currentText(), input_size=self.input_size(),
-            learning_rate=self.learning_rate(), weights=self.weights_combo.currentText(),
-            augment=self.augment_check.isChecked(),
-            tutorial_exact=self.tutorial_check.isChecked() and self.tutorial_check.isEnabled(),
-        )
+        return self.form.config(data=str(dataset), out=str(run_dir),
+                                tutorial_exact=self.tutorial_check.isChecked() and self.tutorial_check.isEnabled())
 
     @Slot()
     def start_training(self) -> None:
@@ -622,12 +459,7 @@ class TrainTab(QWidget):
         self.result_pictures.show_run(None)
         self.run_label.setText(f"Run folder: {run_dir}")
         self.settings.setValue(SETTINGS_LAST_RUN, str(run_dir))
-        self._epochs_total = self.epochs_spin.value()
-        self._eta.reset(self._epochs_total, 0)
-        self.progress_bar.setValue(0)
-        for label, text in ((self.epoch_label, "Epoch –"), (self.lr_label, "lr –"), (self.eta_label, "ETA –"),
-                            (self.iou_label, "val IoU –")):
-            label.setText(text)
+        self.progress.reset(self.epochs_spin.value())
         self._append_log(f"$ facetracker-train {shlex.join(args)}")
         self._set_status(status)
         self.process.start(args)
@@ -668,10 +500,7 @@ class TrainTab(QWidget):
         if event.get("run_dir"):
             self.run_dir = Path(event["run_dir"])
             self.run_label.setText(f"Run folder: {self.run_dir}")
-        self._epochs_total = int(event.get("epochs") or self._epochs_total)
-        batches = int(event.get("batches_per_epoch") or 0)
-        self._eta.reset(self._epochs_total, batches)
-        self.device_label.setText(f"device {event.get('device', '?')}")
+        self.progress.start(event)
         resumed = event.get("resumed_from_epoch")
         if event.get("started_from"):  # what the run really started from (pretrained weights may be missing)
             self.start_label.setText(f"{event['started_from']} (this run)")
@@ -684,49 +513,18 @@ class TrainTab(QWidget):
 
     def _on_batch(self, event: dict) -> None:
         self.plots.add_batch(event)
-        epoch, batch = int(event.get("epoch") or 1), int(event.get("batch") or 0)
-        batches = max(1, int(event.get("batches") or 1))
-        epochs = max(1, int(event.get("epochs") or self._epochs_total or 1))
-        self._eta.batches = batches
-        self._eta.batch(epoch, batch)
-        self.epoch_label.setText(f"Epoch {epoch}/{epochs} · batch {batch}/{batches}")
-        self._show_lr(event.get("lr"))
-        self.progress_bar.setValue(round(1000 * ((epoch - 1) * batches + batch) / (epochs * batches)))
-        self._show_eta()
+        self.progress.batch(event)
 
     def _on_epoch(self, event: dict) -> None:
         self.plots.add_epoch(event)
-        epoch = int(event.get("epoch") or 0)
-        epochs = max(1, int(event.get("epochs") or self._epochs_total or 1))
-        self._eta.epoch(epoch, event.get("seconds"))
-        self.epoch_label.setText(f"Epoch {epoch}/{epochs} done")
-        self._show_lr(event.get("lr"))
-        self.iou_label.setText(epoch_quality_text(event))
-        self.progress_bar.setValue(round(1000 * epoch / epochs))
-        self._show_eta()
-        # A multi-face run is judged by AP50 over every validation face, a single-face one by F1.
-        quality = (f"val AP50 {event['val_ap50']:.3f}" if _is_number(event.get("val_ap50"))
-                   else f"val F1 {event.get('val_f1', math.nan):.2f}")
-        self._append_log(
-            f"epoch {epoch}/{epochs}: loss {event.get('total_loss', math.nan):.4f}, "
-            f"val loss {event.get('val_total_loss', math.nan):.4f}, val IoU {event.get('val_iou', math.nan):.3f}, "
-            f"{quality}"
-        )
-
-    def _show_lr(self, lr: object) -> None:
-        if isinstance(lr, (int, float)):
-            self.lr_label.setText(f"lr {lr:.2e}")
-
-    def _show_eta(self) -> None:
-        remaining = self._eta.remaining()
-        self.eta_label.setText("ETA –" if remaining is None else f"ETA {format_duration(remaining)}")
+        self._append_log(self.progress.epoch(event))
 
     @Slot(dict)
     def _on_succeeded(self, end: dict) -> None:
         self.run_dir = Path(end.get("run_dir") or self.run_dir)
         best = Path(end["best_model"]) if end.get("best_model") else self.run_dir / BEST_MODEL
         self.best_model = best if best.is_file() else None
-        self.eta_label.setText("ETA –")
+        self.progress.end()
         metrics = end.get("metrics") or {}
         done = metrics.get("epochs_completed")
         if end.get("stopped"):
@@ -752,13 +550,13 @@ class TrainTab(QWidget):
             self.run_dir = Path(info["run_dir"])
         best = self.run_dir / BEST_MODEL if self.run_dir else None
         self.best_model = best if best is not None and best.is_file() else None
-        self.eta_label.setText("ETA –")
+        self.progress.end()
         self._set_status(str(info.get("message") or "Training was stopped."))
         self._update_buttons()
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:
-        self.eta_label.setText("ETA –")
+        self.progress.end()
         self._append_log(f"training failed: {message}")
         self._set_status(f"Training failed: {message}", error=True)
         if self.run_dir is not None and (self.run_dir / BEST_MODEL).is_file():
@@ -789,9 +587,8 @@ class TrainTab(QWidget):
         self.resume_button.setEnabled(not running and self.can_resume() and self.dataset_path() is not None)
         self.use_button.setEnabled(self.best_model is not None)
         self.export_button.setEnabled(self.best_model is not None and not self.exporter.is_running())
-        for widget in (self.dataset_edit, self.rescan_button, self.epochs_spin, self.batch_spin,
-                       self.backbone_combo, self.input_spin, self.lr_edit, self.weights_combo,
-                       self.augment_check):
+        self.form.set_enabled(not running)
+        for widget in (self.dataset_edit, self.rescan_button):
             widget.setEnabled(not running)
         self._update_tutorial_check()
 
@@ -807,4 +604,4 @@ class TrainTab(QWidget):
         """Stop training (gently, then for good) and wait for the summary reader; the app is closing."""
         self.process.shutdown()
         self.exporter.shutdown()
-        self._pool.waitForDone(5000)
+        self._summary_reader.shutdown()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import ctypes
 import gc
 import importlib.util
-import inspect
 import os
 import statistics
 import sys
@@ -34,14 +33,16 @@ from desktop.detector_state import PRETRAINED
 from desktop.face_tracks import FaceTracks, Track, preload_matcher
 from desktop.imaging import bgr_to_qimage
 from desktop.sources import FrameSource, SourceError, list_cameras
-from training.device import filtered_native_stderr
-from training.drawing import (
+from training.core import (
     BOX_COLOUR_BGR,
     CLASSIC_BOX_COLOUR_BGR,
+    MODEL_LABEL,
     PRETRAINED_BOX_COLOUR_BGR,
+    FaceDetector,
     draw_detections,
+    filtered_native_stderr,
 )
-from training.pretrained import PRETRAINED_TAG
+from training.inference import PRETRAINED_TAG
 
 T = TypeVar("T")
 
@@ -244,10 +245,10 @@ class InferenceWorker(QThread):
     the Qt image.
 
     Frames submitted while the detector is busy replace each other in a one-slot inbox; every
-    replaced frame is counted in :attr:`dropped`. The detector is any object with
-    ``detect(frame) -> Detection | None`` (a :class:`training.inference.Detector` or the classic
-    face finder); one with ``detect_all(frame) -> list[Detection]`` reports every face (a
-    single-face model, ``multi_face`` False, keeps ``detect``: its score is drawn whatever the
+    replaced frame is counted in :attr:`dropped`. The detector is a
+    :class:`training.core.detection.FaceDetector` (a :class:`training.inference.detector.Detector` or the
+    classic face finder): a multi-face one reports every face above the live threshold (``detect_all``), a
+    single-face model (``multi_face`` False) its one answer (``detect``: its score is drawn whatever the
     threshold). The faces go through :class:`~desktop.face_tracks.FaceTracks`, so each keeps a
     steady box. With no detector set, frames are shown without a box.
     """
@@ -259,13 +260,11 @@ class InferenceWorker(QThread):
         self._inbox: LatestSlot[np.ndarray] = LatestSlot()
         self._outbox: LatestSlot[FrameResult] = LatestSlot()
         self._lock = threading.Lock()
-        self._detector: Any = None
+        self._detector: FaceDetector | None = None
         self._new_detector = False
         self._recorder: VideoRecorder | None = None
         self._tracks = FaceTracks(alpha=0.5 if smoothing else 1.0)
         self._reset_tracks = False
-        self._detect_all: Any = None  # the detector's detect_all when it reports every face, else None
-        self._threshold_keyword = False  # whether that detect_all takes the live threshold
         self._timings_ms: deque[float] = deque(maxlen=60)
         self._tracking_ms: deque[float] = deque(maxlen=60)
         self._result_times: deque[float] = deque(maxlen=120)
@@ -295,19 +294,14 @@ class InferenceWorker(QThread):
         """The newest processed frame not yet shown (UI thread)."""
         return self._outbox.take()
 
-    def set_detector(self, detector: Any) -> None:
-        detect_all = getattr(detector, "detect_all", None)
-        if getattr(detector, "multi_face", None) is False:
-            detect_all = None  # a single-face model: detect() gives its score even under the threshold
+    def set_detector(self, detector: FaceDetector | None) -> None:
         with self._lock:
             self._detector = detector
-            self._detect_all = detect_all
-            self._threshold_keyword = detect_all is not None and _takes_keyword(detect_all, "threshold")
             self._new_detector = True  # the worker resets its tracks and timings on the next frame
             self.error = None
 
     @property
-    def detector(self) -> Any:
+    def detector(self) -> FaceDetector | None:
         return self._detector
 
     def set_threshold(self, threshold: float) -> None:
@@ -375,7 +369,6 @@ class InferenceWorker(QThread):
         """Detect, track, draw and convert one frame (the whole per-frame work, in this thread)."""
         with self._lock:
             detector, recorder, new_detector = self._detector, self._recorder, self._new_detector
-            detect_all, threshold_keyword = self._detect_all, self._threshold_keyword
             reset_tracks = self._reset_tracks or new_detector
             self._new_detector = self._reset_tracks = False
         if new_detector:
@@ -389,13 +382,11 @@ class InferenceWorker(QThread):
         if detector is not None:
             started = time.perf_counter()
             try:
-                if detect_all is None:
+                if detector.multi_face:
+                    detections = list(detector.detect_all(frame, threshold=threshold))
+                else:  # a single-face model: detect() gives its score even under the threshold
                     detection = detector.detect(frame)
                     detections = [] if detection is None else [detection]
-                elif threshold_keyword:
-                    detections = list(detect_all(frame, threshold=threshold))
-                else:
-                    detections = list(detect_all(frame))
             except Exception as exc:  # a detector fault must not kill the live view
                 self.error = f"The detector failed on a frame: {type(exc).__name__}: {exc}"
             elapsed_ms = (time.perf_counter() - started) * 1000.0
@@ -417,30 +408,20 @@ class InferenceWorker(QThread):
                            elapsed_ms, self.processed, tuple(detections), faces, tracking_ms)
 
 
-def box_style(detector: Any) -> tuple[str | None, tuple[int, int, int]]:
-    """The tag and colour of a detector's boxes, so no one takes a stand-in for their own model: the user's
-    model green ("face 0.93"), the pretrained detector blue ("face (pretrained) 0.91"), the classic finder
-    amber ("face (classic) 1.00")."""
-    label = getattr(detector, "label", None)
-    if label:
-        return label, CLASSIC_BOX_COLOUR_BGR
-    if (getattr(detector, "metadata", None) or {}).get("pretrained"):
+def box_style(detector: FaceDetector | None) -> tuple[str | None, tuple[int, int, int]]:
+    """The tag and colour of a detector's boxes (its ``label``), so no one takes a stand-in for their own model:
+    the user's model green ("face 0.93"), the pretrained detector blue ("face (pretrained) 0.91"), the classic
+    finder and other stand-ins amber ("face (classic) 1.00")."""
+    if detector is None or detector.label == MODEL_LABEL:
+        return None, BOX_COLOUR_BGR
+    if detector.label == PRETRAINED_TAG:
         return PRETRAINED_TAG, PRETRAINED_BOX_COLOUR_BGR
-    return None, BOX_COLOUR_BGR
+    return detector.label, CLASSIC_BOX_COLOUR_BGR
 
 
 def _faces_to_draw(tracks: list[Track], threshold: float) -> tuple[Track, ...]:
     """The visible tracks scoring above the threshold (the slider may have moved since), best score first."""
     return tuple(sorted((t for t in tracks if t.visible and t.score > threshold), key=lambda t: (-t.score, t.id)))
-
-
-def _takes_keyword(function: Any, name: str) -> bool:
-    """Whether ``function`` accepts the keyword argument ``name``."""
-    try:
-        parameters = inspect.signature(function).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
 def _rate(times: deque[float], window_s: float = 2.0) -> float:
@@ -519,14 +500,14 @@ def load_detector(model_path: str | os.PathLike | None, *, runtime: str = "auto"
     what takes a while (the export); ``should_stop`` (polled) abandons it: :class:`~desktop.runtime.LoadCancelled`.
 
     Slow (an export the first time, a model load, one warm-up frame so the first live frame is not late):
-    call it from :class:`DetectorLoader`. Raises ``training.detection.ModelFileError`` for a file
+    call it from :class:`DetectorLoader`. Raises ``training.core.detection.ModelFileError`` for a file
     that is not a FaceTracker model.
     """
     from desktop import runtime as light
 
     if model_path is None:
         with _no_full_collections():
-            from training.classic import ClassicFaceFinder
+            from training.inference import ClassicFaceFinder
 
             return ClassicFaceFinder()
     path = str(model_path)
@@ -566,7 +547,7 @@ def _import_tensorflow() -> None:
     """TensorFlow imported in this process: its libraries first, with the GIL free, then the import behind
     the process's one lock (the Label tab's engines import it on their own threads)."""
     preload_tensorflow_native_libraries()
-    from training.device import import_tensorflow
+    from training.core import import_tensorflow
 
     import_tensorflow()
 
@@ -576,7 +557,7 @@ def _tensorflow_detector(model_path: str) -> Any:
     _import_tensorflow()
     with _no_full_collections():
         if model_path == PRETRAINED:
-            from training.pretrained import pretrained_detector
+            from training.inference import pretrained_detector
 
             detector = pretrained_detector()  # raises WeightsUnavailableError when its weights are missing
         else:
@@ -641,7 +622,7 @@ def _load_error_message(model_path: str | None, exc: Exception) -> str:
     if model_path == PRETRAINED:  # the cause names the missing or damaged weights file
         cause = exc.__cause__ or exc
         return f"{type(cause).__name__}: {cause}"
-    from training.detection import ModelFileError
+    from training.core import ModelFileError
 
     if isinstance(exc, ModelFileError):  # its message already names the file and the problem
         return str(exc)

@@ -134,7 +134,7 @@ def take(work: Path, out: Path, epochs: int, count: int) -> list[Path]:
     from desktop.app import MainWindow, quiet_opencv_logs
     from desktop.platform_check import check_platform
     from desktop.settings import make_settings
-    from training.device import quiet_tensorflow_logs
+    from training.core.device import quiet_tensorflow_logs
 
     video = make_video(work / "two-people.avi")
     dataset = work / "data"

@@ -42,3 +42,34 @@ def face_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def long_face_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The face video at 12 s, for an app that must still be playing it after 10 s."""
     return write_face_video(tmp_path_factory.mktemp("video") / "long.avi", frames=240)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained tiny-backbone model (48 px), saved once for the run: loading, exporting, bad input.
+    Tests read it (or copy it); none writes to it."""
+    import keras
+
+    from training.model.build import build_model
+
+    keras.utils.set_random_seed(3)
+    path = tmp_path_factory.mktemp("tiny") / "tiny.keras"
+    build_model("tiny", input_size=48, weights=None).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def multiface_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained every-face model (multiface, 48 px) saved once for the run: enough for the app's wiring."""
+    from training.model.build import build_model
+
+    path = tmp_path_factory.mktemp("multiface") / "multiface.keras"
+    build_model("multiface", weights=None, input_size=48).save(path)
+    return path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that drives a Qt widget (uses ``qtbot``) is a ``gui`` test: ``-m "not gui"`` leaves them out."""
+    for item in items:
+        if "qtbot" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.gui)

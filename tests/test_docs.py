@@ -10,7 +10,7 @@ import pytest
 
 from desktop.platform_check import USUALLY_MISSING, XCB_LIBRARIES
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 

@@ -24,22 +24,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from training.autolabel import add_autolabel_parser, run_autolabel
-from training.device import quiet_tensorflow_logs
-from training.events import BATCH, END, EPOCH, START, WARNING, error_event
-from training.settings import add_train_arguments, config_from_args
-from training.settings import positive_int as _positive_int
-from training.text import format_duration
+from training.core.device import quiet_tensorflow_logs
+from training.core.events import BATCH, END, EPOCH, START, WARNING, error_event
+from training.core.text import format_duration
+from training.engine.settings import add_train_arguments, config_from_args
+from training.engine.settings import positive_int as _positive_int
+from training.inference.autolabel import add_autolabel_parser, run_autolabel
 
 PROG = "facetracker-train"
 COMMANDS = ("train", "summary", "preview", "evaluate", "predict", "make-demo-data", "autolabel", "convert", "export")
 EXIT_USER_ERROR = 1
 EXIT_BAD_ARGUMENTS = 2
 EXIT_INTERRUPTED = 130
-
-
-class UsageError(ValueError):
-    """An option value that makes no sense (exit code 2)."""
 
 
 # ----------------------------------------------------------------------------- argument parsing
@@ -69,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a face detector on a labelled dataset and save it in a run folder "
         "(best.keras, last.keras, history.csv, losses.png, metrics.json).",
     )
-    add_train_arguments(train)  # every training setting, from training.settings' table
+    add_train_arguments(train)  # every training setting, from training.engine.settings' table
     train.add_argument("--progress", choices=("bar", "json", "none"), default="bar",
                        help="bar: a progress bar on stderr (default); json: one JSON event per line on stdout; "
                        "none: only the final line")
@@ -272,8 +268,8 @@ def _json_safe(value: Any) -> Any:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from training.run_folder import committed_epoch
-    from training.trainer import train
+    from training.engine.run_folder import committed_epoch
+    from training.engine.trainer import train
 
     config = config_from_args(args)
     seen: dict[str, Any] = {}
@@ -385,11 +381,11 @@ def _on_main_thread() -> bool:
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
-    from training.data import load_dataset
+    from training.data.dataset import load_dataset
 
     dataset = load_dataset(args.data, strict=args.strict)
     if args.problems_file:
-        from training.files import atomic_write_text
+        from training.core.files import atomic_write_text
 
         lines = [f"skipped {p}" for p in dataset.problems] + [f"warning: {w}" for w in dataset.warnings]
         atomic_write_text(args.problems_file, "".join(line + "\n" for line in lines))
@@ -404,7 +400,7 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 def _report_skipped(dataset: Any) -> None:
     """The files a command skipped (and the warnings about files it used) on stderr, many alike as one line."""
-    from training.data import grouped_problem_lines
+    from training.data.dataset import grouped_problem_lines
 
     for line in grouped_problem_lines(dataset.problems):
         print(f"skipped {line}", file=sys.stderr)
@@ -414,8 +410,8 @@ def _report_skipped(dataset: Any) -> None:
 
 
 def _cmd_preview(args: argparse.Namespace) -> int:
-    from training.augment import write_preview
-    from training.data import load_dataset
+    from training.data.augment import write_preview
+    from training.data.dataset import load_dataset
 
     dataset = load_dataset(args.data, strict=args.strict)
     _report_skipped(dataset)
@@ -426,9 +422,9 @@ def _cmd_preview(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from training.data import load_dataset
-    from training.evaluate import evaluate_model, format_table
-    from training.inference import Detector
+    from training.data.dataset import load_dataset
+    from training.evaluation.evaluate import evaluate_model, format_table
+    from training.inference.detector import Detector
 
     dataset = load_dataset(args.data, strict=args.strict)
     _report_skipped(dataset)
@@ -448,7 +444,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if classic is not None:
             print(_classic_line(metrics, classic))
     if args.pictures:
-        from training.report import write_result_pictures
+        from training.evaluation.report import write_result_pictures
 
         write_result_pictures(detector, samples, args.pictures, split=args.split, threshold=args.threshold,
                               iou_threshold=args.iou, title=f"{Path(args.model).name} on the {args.split} split")
@@ -458,8 +454,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _classic_every_face(samples: list, iou_threshold: float) -> dict:
     """The classic finder on the same pictures, every face it finds (its cascade missing: the reason)."""
-    from training.classic import ClassicFaceFinder
-    from training.evaluate import evaluate_finder
+    from training.evaluation.evaluate import evaluate_finder
+    from training.inference.classic import ClassicFaceFinder
 
     try:
         return evaluate_finder(ClassicFaceFinder(), samples, iou_threshold=iou_threshold, every_face=True)
@@ -469,7 +465,7 @@ def _classic_every_face(samples: list, iou_threshold: float) -> dict:
 
 def _classic_line(metrics: dict, classic: dict) -> str:
     """The classic finder's AP and F1 beside the model's, on one line."""
-    from training.evaluate import ap_key
+    from training.evaluation.evaluate import ap_key
 
     if "error" in classic:
         return f"classic finder: not measured ({classic['error']})"
@@ -480,7 +476,8 @@ def _classic_line(metrics: dict, classic: dict) -> str:
 
 def _collect_images(inputs: list[str]) -> list[Path]:
     """The pictures named, and those directly inside the folders named (sorted)."""
-    from training.data import IMAGE_EXTENSIONS, DataError
+    from training.data.errors import DataError
+    from training.data.pictures import IMAGE_EXTENSIONS
 
     images: list[Path] = []
     for item in inputs:
@@ -502,10 +499,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     the command stops there), and the exit status is then 1, after all the others are drawn."""
     import cv2
 
-    from training.data import DataError, load_image
-    from training.drawing import draw_detection, draw_detections
-    from training.files import atomic_write_bytes
-    from training.inference import Detector
+    from training.core.drawing import draw_detection, draw_detections
+    from training.core.files import atomic_write_bytes
+    from training.data.errors import DataError
+    from training.data.pictures import load_image
+    from training.inference.detector import Detector
 
     images = _collect_images(args.inputs)
     detector = Detector.from_file(args.model)
@@ -558,15 +556,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_make_demo_data(args: argparse.Namespace) -> int:
-    """Built in a staging folder beside OUT and renamed into place when complete (training.files.staging_folder):
+    """Built in a staging folder beside OUT and renamed into place when complete (training.core.files.staging_folder):
     a killed run leaves no half dataset that reads as a whole one, and the next run removes its debris."""
-    from training.data import DataError
-    from training.files import staging_folder
+    from training.core.files import staging_folder
+    from training.data.dataset import DataError
 
     if args.real:
-        from training.realfaces import make_real_demo_data as make
+        from training.data.realfaces import make_real_demo_data as make
     else:
-        from training.demo import make_demo_data as make
+        from training.data.demo import make_demo_data as make
 
     count = args.count or (600 if args.real else 300)
     if args.max_faces > 1 and not args.real:
@@ -583,7 +581,7 @@ def _cmd_make_demo_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from training.formats import convert
+    from training.data.formats import convert
 
     result = convert(args.src, args.dst, args.to, source_format=args.source_format, link=args.link,
                      allow_outside=args.allow_outside)
@@ -593,7 +591,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from training.export import export_model
+    from training.inference.export import export_model
 
     result = export_model(args.model, args.format, args.out)
     if args.progress == "json":
@@ -623,12 +621,12 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     """FaceTracker's own error types that mean "fix your input", from the modules already imported
     (a module that was never imported cannot have raised its error, and importing it would load TensorFlow)."""
     names = {
-        "training.data": ("DataError",),
-        "training.inference": ("ModelFileError",),
-        "training.errors": ("TrainingError",),
-        "training.model": ("WeightsUnavailableError",),
-        "training.export": ("ExportError",),
-        "training.inputs": ("InputError",),
+        "training.data.errors": ("DataError",),
+        "training.inference.detector": ("ModelFileError",),
+        "training.core.errors": ("TrainingError",),
+        "training.model.backbones": ("WeightsUnavailableError",),
+        "training.inference.export": ("ExportError",),
+        "training.core.inputs": ("InputError",),
     }
     found: list[type[BaseException]] = []
     for module_name, class_names in names.items():

@@ -10,7 +10,7 @@ Run once by a maintainer, not by users (the ``.npz`` is committed)::
 It reads the ``.tflite`` graph with the LiteRT interpreter (``ai-edge-litert``, a test extra), takes
 every convolution's kernel and bias in the order the graph runs them (the sparse, float16 weights are
 densified and dequantised by the interpreter itself), turns them into Keras' layouts and checks that
-the Keras network of :mod:`training.blazeface` gives the interpreter's answers on real photographs
+the Keras network of :mod:`training.model.blazeface` gives the interpreter's answers on real photographs
 before it writes anything.
 """
 
@@ -71,7 +71,7 @@ def check(arrays: dict[str, np.ndarray], interpreter) -> float:
     """The largest difference between the Keras network and the interpreter on three photographs."""
     import keras
 
-    from training.blazeface import blazeface_maps, load_blazeface_weights
+    from training.model.blazeface import blazeface_maps, load_blazeface_weights
 
     pixels = keras.Input((192, 192, 3))
     scores, boxes = blazeface_maps(pixels)
