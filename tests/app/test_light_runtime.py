@@ -248,11 +248,11 @@ def test_a_saved_runtime_that_makes_no_sense_is_dropped(qtbot, tmp_path) -> None
     settings.setValue(keys.RUNTIME, "cuda")
     tab = DetectTab(settings)
     qtbot.addWidget(tab)
-    assert tab.runtime == "auto" and settings.value(keys.RUNTIME) is None
+    assert tab.models.runtime == "auto" and settings.value(keys.RUNTIME) is None
     settings.setValue(keys.RUNTIME, "tensorflow")
     again = DetectTab(settings)
     qtbot.addWidget(again)
-    assert again.runtime == "tensorflow"
+    assert again.models.runtime == "tensorflow"
 
 
 # --- the app in its own process -------------------------------------------------------------------------
