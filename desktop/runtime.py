@@ -179,7 +179,6 @@ class ModelSource:
     path: Path | None
     name: str
     key: str
-    weights: Path | None = None
 
     @property
     def label(self) -> str:
@@ -217,7 +216,7 @@ def pretrained_source() -> ModelSource:
     except importlib.metadata.PackageNotFoundError:
         keras_version = "?"
     key = _sha256([weights, *code], f"{stand_in}|keras {keras_version}".encode())
-    return ModelSource(None, "blazeface", key[:KEY_DIGITS], weights)
+    return ModelSource(None, "blazeface", key[:KEY_DIGITS])
 
 
 @dataclass(frozen=True)
