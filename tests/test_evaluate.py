@@ -133,10 +133,10 @@ def test_an_unreadable_picture_is_a_data_error_naming_it(colour_detector, sample
 
 
 def test_large_sets_are_evaluated_in_chunks_with_the_same_result(colour_detector, samples, monkeypatch):
-    import training.evaluation.evaluate as evaluate
+    import training.evaluation.validator as validator
 
     whole = evaluate_model(colour_detector, samples)
-    monkeypatch.setattr(evaluate, "_EVAL_CHUNK", 3)
+    monkeypatch.setattr(validator, "EVAL_CHUNK", 3)
     chunked = evaluate_model(colour_detector, samples)
     assert chunked.pop("ms_per_picture") > 0 and whole.pop("ms_per_picture") > 0  # timings differ run to run
     assert chunked == pytest.approx(whole)

@@ -35,7 +35,7 @@ import numpy as np
 import simplejpeg
 from PIL import BmpImagePlugin, Image, JpegImagePlugin, PngImagePlugin
 
-from training.core.boxes import clipped, ordered
+from training.core.boxes import Box, clipped, ordered
 from training.core.files import atomic_write_text
 from training.core.inputs import has_undecodable_name, read_bytes, read_json, shown
 
@@ -56,7 +56,6 @@ LAYOUTS = {
     "beside": "labelme JSON beside each picture, split by file name",
 }
 
-Box = tuple[float, float, float, float]
 NO_BOX: Box = (0.0, 0.0, 0.0, 0.0)
 
 
