@@ -80,20 +80,29 @@ class FaceMatches:
         #: (M,) the IoU with the face of its picture it overlaps most, matched or not (0 without a face).
         self.best_ious = np.zeros(len(order), np.float64)
         truth_arrays = [np.asarray(t, np.float64).reshape(-1, 4) for t in truths]
-        taken = [np.zeros(len(t), bool) for t in truth_arrays]
-        for rank, k in enumerate(order):
-            faces = truth_arrays[picture[k]]
-            if not len(faces):
+        sorted_boxes = np.asarray(boxes, np.float64).reshape(-1, 4)[order]
+        where = np.asarray(picture, np.int64)[order]
+        # A detection can only find a face of its own picture: each picture's detections (best first) against
+        # its faces, their overlaps computed at once.
+        grouped = np.argsort(where, kind="stable")
+        starts = np.searchsorted(where[grouped], np.arange(len(truth_arrays) + 1))
+        for index, faces in enumerate(truth_arrays):
+            ranks = grouped[starts[index] : starts[index + 1]]
+            if not len(faces) or not len(ranks):
                 continue
-            overlap = box_iou(boxes[k], faces)
-            self.best_ious[rank] = overlap.max()
-            overlap[taken[picture[k]]] = -1.0  # a face already found cannot be found twice
-            best = int(np.argmax(overlap))
-            if overlap[best] >= self.iou_threshold:
-                taken[picture[k]][best] = True
-                self.true_positive[rank] = True
-                self.ious[rank] = overlap[best]
-                self.face[rank] = best
+            overlap = box_iou(sorted_boxes[ranks][:, None, :], faces[None, :, :])
+            self.best_ious[ranks] = overlap.max(axis=1)
+            free = np.ones(len(faces), bool)
+            for rank, row in zip(ranks, overlap, strict=True):
+                row = np.where(free, row, -1.0)  # a face already found cannot be found twice
+                best = int(np.argmax(row))
+                if row[best] >= self.iou_threshold:
+                    free[best] = False
+                    self.true_positive[rank] = True
+                    self.ious[rank] = row[best]
+                    self.face[rank] = best
+                    if not free.any():
+                        break  # the rest of this picture's boxes find nothing
         #: (M, 4) every detection's box, in the same order.
         self.boxes = np.asarray(boxes, np.float64).reshape(-1, 4)[order]
         #: (M,) each detection's place among all the detections as given (pictures one after another).
