@@ -17,9 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from training.core import Detection
-
-Box = tuple[float, float, float, float]
+from training.core import Box, Detection, iou_matrix
 
 MIN_IOU = 0.3  # a box overlapping a track's predicted box less than this starts a new track
 KEEP_MISSED = 8  # frames a track survives without a matching box (its id waits for the face to come back)
@@ -188,21 +186,6 @@ class FaceTracks:
         self._tracks = kept
         return [Track(track.id, track.box, tuple(float(v) for v in track.raw), track.score, track.age,
                       track.missed, track.missed <= self.show_missed) for track in kept]
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of every box in ``a`` (M, 4) with every box in ``b`` (N, 4): (M, N)."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    left = np.maximum(a[:, None, 0], b[None, :, 0])
-    top = np.maximum(a[:, None, 1], b[None, :, 1])
-    right = np.minimum(a[:, None, 2], b[None, :, 2])
-    bottom = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(right - left, 0, None) * np.clip(bottom - top, 0, None)
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
 def preload_matcher() -> None:

@@ -68,6 +68,14 @@ def multiface_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def demo_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """40 synthetic demo pictures (160x120, train/val/test) made once for the run; tests only read them."""
+    from training.data.demo import make_demo_data
+
+    return make_demo_data(tmp_path_factory.mktemp("demo") / "demo", count=40, width=160, height=120, seed=2)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test that drives a Qt widget (uses ``qtbot``) is a ``gui`` test: ``-m "not gui"`` leaves them out."""
     for item in items:

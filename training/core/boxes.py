@@ -40,18 +40,28 @@ def clamp_box(box: Sequence[float], width: float, height: float, min_size: float
     return (x1, y1, x2, y2)
 
 
+def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """Intersection over union of ``[x1, y1, x2, y2]`` boxes (corners in any order), broadcast over the
+    leading axes: (N, 4) with (N, 4) gives (N,) row by row, (M, 1, 4) with (1, P, 4) gives (M, P); 0 where
+    both are empty. The one IoU for arrays (``training.evaluation.metrics.box_iou_tensor`` is its
+    ``keras.ops`` twin for losses), so a match, a track and an NMS mean the same overlap."""
+    a = np.atleast_2d(np.asarray(boxes_a, dtype=np.float64))
+    b = np.atleast_2d(np.asarray(boxes_b, dtype=np.float64))
+    ax1, ax2 = np.minimum(a[..., 0], a[..., 2]), np.maximum(a[..., 0], a[..., 2])
+    ay1, ay2 = np.minimum(a[..., 1], a[..., 3]), np.maximum(a[..., 1], a[..., 3])
+    bx1, bx2 = np.minimum(b[..., 0], b[..., 2]), np.maximum(b[..., 0], b[..., 2])
+    by1, by2 = np.minimum(b[..., 1], b[..., 3]), np.maximum(b[..., 1], b[..., 3])
+    inter = (np.clip(np.minimum(ax2, bx2) - np.maximum(ax1, bx1), 0, None)
+             * np.clip(np.minimum(ay2, by2) - np.maximum(ay1, by1), 0, None))
+    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
 def iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
-    """Intersection over union of every box in ``boxes_a`` (M, 4) with every box in ``boxes_b`` (P, 4):
-    (M, P); boxes ``[x1, y1, x2, y2]``, 0 where both are empty."""
+    """:func:`box_iou` of every box in ``boxes_a`` (M, 4) with every box in ``boxes_b`` (P, 4): (M, P)."""
     a = np.asarray(boxes_a, dtype=np.float64).reshape(-1, 4)
     b = np.asarray(boxes_b, dtype=np.float64).reshape(-1, 4)
-    width = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    height = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = width * height
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    return box_iou(a[:, None, :], b[None, :, :])
 
 
 def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = NMS_IOU) -> np.ndarray:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from training.core.boxes import Box
 from training.core.inputs import has_undecodable_name, read_json, shown
 from training.data.errors import DataError, Problem
 from training.data.pictures import IMAGE_EXTENSIONS, UNSUPPORTED_IMAGE_EXTENSIONS, check_picture
@@ -37,7 +38,6 @@ LAYOUTS = {
     "beside": "labelme JSON beside each picture, split by file name",
 }
 
-Box = tuple[float, float, float, float]
 NO_BOX: Box = (0.0, 0.0, 0.0, 0.0)
 
 

@@ -7,8 +7,10 @@ resume rule live in :mod:`training.engine.run_folder` (free of Keras, for the ap
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import filecmp
+import io
 import json
 import os
 import re
@@ -24,6 +26,7 @@ from typing import Any
 
 import keras
 import numpy as np
+from keras import ops
 
 from training.core.detection import write_model_metadata
 from training.core.errors import TrainingError
@@ -37,8 +40,10 @@ from training.engine.run_folder import (
     DAMAGED_SUFFIX,
     HISTORY_COLUMNS,
     HISTORY_CSV,
+    HISTORY_CSV_COLUMNS,
     LAST_MODEL,
     LOCK_FILE,
+    MULTI_FACE_COLUMNS,
     OPTIMIZER_NPZ,
     PARTIAL_SUFFIX,
     STATE_DIR,
@@ -322,6 +327,79 @@ def prune_checkpoints(state_dir: Path) -> None:
 _LEGACY_TEMPORARY = re.compile(
     r"^\.(last|best|history|state|optimizer|config|metrics|losses|test_predictions|pr_curve)"
     r"\.(tmp(\.(keras|csv|json|npz|png|jpg))?|meta\.keras)$")
+
+
+def history_csv(rows: list[dict]) -> bytes:
+    """``history.csv``'s bytes: one row an epoch. The multi-face columns (val_ap50) only for a run that has
+    them: a single-face run's file is as it was."""
+    text = io.StringIO()
+    columns = HISTORY_CSV_COLUMNS if any(name in row for row in rows for name in MULTI_FACE_COLUMNS) else HISTORY_COLUMNS
+    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k, "") for k in columns})
+    return text.getvalue().encode("utf-8")
+
+
+def inner_optimizer(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
+    """The Adam inside a mixed-precision LossScaleOptimizer, so state moves between CPU and GPU runs."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
+def optimizer_state_bytes(optimizer: keras.optimizers.Optimizer) -> bytes:
+    """``optimizer.npz``'s bytes: Adam's moments and step count, so a resume goes on where it stopped."""
+    buffer = io.BytesIO()
+    variables = inner_optimizer(optimizer).variables
+    np.savez(buffer, **{f"v{i}": ops.convert_to_numpy(v) for i, v in enumerate(variables)})
+    return buffer.getvalue()
+
+
+def restore_optimizer(optimizer: keras.optimizers.Optimizer, model: keras.Model, checkpoint: Checkpoint) -> None:
+    """Put back Adam's moments and step count, so the learning rate goes on where it stopped."""
+    optimizer.build(model.trainable_variables)
+    values = checkpoint.optimizer_values
+    variables = inner_optimizer(optimizer).variables
+    if len(values) != len(variables) or any(
+        tuple(v.shape) != a.shape for v, a in zip(variables, values, strict=False)
+    ):
+        raise TrainingError(
+            f"{checkpoint.folder / OPTIMIZER_NPZ}: the saved optimizer state does not fit this model "
+            f"({len(values)} arrays for {len(variables)} variables)"
+        )
+    for variable, value in zip(variables, values, strict=True):
+        variable.assign(value)
+
+
+def commit_epoch(run_dir: Path, network: keras.Model, optimizer: keras.optimizers.Optimizer, rows: list[dict], *,
+                 best: tuple[float, float], best_epoch: int, improved: bool, alive: bool, extra: dict,
+                 every_face: bool) -> None:
+    """Write a finished epoch's files as one unit (see :func:`write_checkpoint`), then publish them.
+
+    ``rows``: the history up to this epoch; ``best``: the best epoch's (AP50 for every face, else F1;
+    mean IoU). Stopped anywhere in between (Ctrl-C, SIGTERM, SIGKILL, a full disk), the folder still holds
+    the previous epoch's complete checkpoint, and resuming goes on from it; published files that lag
+    behind are put right when the run ends or resumes (:func:`settle_checkpoints`).
+    """
+    row = rows[-1]
+    best_row = next((r for r in rows if r["epoch"] == best_epoch), row)
+    state = {**extra, "epoch": row["epoch"], "best_val_f1": best_row["val_f1"] if every_face else best[0],
+             "best_val_iou": best[1], "best_epoch": best_epoch, "alive": alive, "history": rows,
+             "optimizer_iterations": int(ops.convert_to_numpy(optimizer.iterations))}
+    metadata = {"score_threshold": row["threshold"], "epoch": row["epoch"], "val_f1": row["val_f1"],
+                "val_iou": row["val_iou"], "iou_threshold": 0.5}
+    if every_face:
+        state["best_val_ap50"] = best[0]
+        metadata["val_ap50"] = row["val_ap50"]
+    folder = write_checkpoint(run_dir, row["epoch"], network, metadata, optimizer_state_bytes(optimizer),
+                              json.dumps(state, indent=2), history_csv(rows), improved)
+    publish(run_dir, folder)
+    prune_checkpoints(run_dir / STATE_DIR)
+
+
+def saved_best(state: dict, every_face: bool) -> tuple[float, float]:
+    """The best epoch's (AP50 for a multi-face run, else F1; mean IoU) from a checkpoint's state."""
+    first = state.get("best_val_ap50" if every_face else "best_val_f1", -1.0)
+    return float(first if first is not None else -1.0), float(state.get("best_val_iou", -1.0))
 
 
 def remove_debris(run_dir: Path) -> list[int]:

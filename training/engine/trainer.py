@@ -19,10 +19,8 @@ when it had to pass over a damaged one. One training at a time owns a run folder
 from __future__ import annotations
 
 import contextlib
-import csv
 import importlib.metadata
 import importlib.util
-import io
 import json
 import math
 import platform
@@ -38,7 +36,6 @@ import keras
 import numpy as np
 from keras import ops
 
-from training.core.boxes import faces_from_cells
 from training.core.errors import TrainingError
 from training.core.events import BATCH, END, EPOCH, START, warning_event
 from training.core.files import atomic_path, atomic_write_text
@@ -49,16 +46,17 @@ from training.engine.checkpoints import (
     PUBLISHED_FILES,  # noqa: F401  (re-exported)
     Checkpoint,
     RunFolderLock,
+    commit_epoch,
     find_checkpoint,
+    history_csv,
     is_whole,
     load_network,
-    prune_checkpoints,
-    publish,
     remove_debris,
     require_new_run_folder,
     require_run_folder,
+    restore_optimizer,
+    saved_best,
     settle_checkpoints,
-    write_checkpoint,
 )
 from training.engine.distribute import (
     make_strategy,
@@ -80,7 +78,6 @@ from training.engine.run_folder import (  # noqa: F401  (re-exported)
     LOSSES_PNG,
     METRIC_NAMES,
     METRICS_JSON,
-    MULTI_FACE_COLUMNS,
     OPTIMIZER_NPZ,
     PARTIAL_SUFFIX,
     STATE_DIR,
@@ -95,7 +92,8 @@ from training.engine.run_folder import (  # noqa: F401  (re-exported)
     resume_checkpoints,
 )
 from training.engine.settings import TrainConfig  # defined with the settings table; re-exported here
-from training.evaluation.metrics import AP_MIN_SCORE, FaceMatches, best_f1_threshold, box_iou, box_iou_tensor
+from training.evaluation.metrics import box_iou_tensor
+from training.evaluation.validator import measure, predict_network
 from training.model.backbones import (
     BACKBONES,
     MAX_FACES,
@@ -325,43 +323,8 @@ def _resume_warnings(requested: TrainConfig, effective: TrainConfig) -> list[str
     return messages
 
 
-def _inner_optimizer(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
-    """The Adam inside a mixed-precision LossScaleOptimizer, so state moves between CPU and GPU runs."""
-    return getattr(optimizer, "inner_optimizer", optimizer)
-
-
-def _restore_optimizer(optimizer: keras.optimizers.Optimizer, model: keras.Model, checkpoint: Checkpoint) -> None:
-    """Put back Adam's moments and step count, so the learning rate goes on where it stopped."""
-    optimizer.build(model.trainable_variables)
-    values = checkpoint.optimizer_values
-    variables = _inner_optimizer(optimizer).variables
-    if len(values) != len(variables) or any(
-        tuple(v.shape) != a.shape for v, a in zip(variables, values, strict=False)
-    ):
-        raise TrainingError(
-            f"{checkpoint.folder / 'optimizer.npz'}: the saved optimizer state does not fit this model "
-            f"({len(values)} arrays for {len(variables)} variables)"
-        )
-    for variable, value in zip(variables, values, strict=True):
-        variable.assign(value)
-
-
-def _optimizer_state_bytes(optimizer: keras.optimizers.Optimizer) -> bytes:
-    buffer = io.BytesIO()
-    variables = _inner_optimizer(optimizer).variables
-    np.savez(buffer, **{f"v{i}": ops.convert_to_numpy(v) for i, v in enumerate(variables)})
-    return buffer.getvalue()
-
-
-def _history_csv(rows: list[dict]) -> bytes:
-    text = io.StringIO()
-    # The multi-face columns (val_ap50) only for a run that has them: a single-face run's file is as it was.
-    columns = HISTORY_CSV_COLUMNS if any(name in row for row in rows for name in MULTI_FACE_COLUMNS) else HISTORY_COLUMNS
-    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: row.get(k, "") for k in columns})
-    return text.getvalue().encode("utf-8")
+#: ``history.csv``'s writer (kept under its old name: the Train tab's tests write a file the trainer's way).
+_history_csv = history_csv
 
 
 def plot_losses(rows: list[dict], out_png: Path) -> Path:
@@ -398,37 +361,49 @@ DEAD_SCORE_SPREAD = 1e-6
 DEAD_EPOCHS = 3
 
 
-class _RunRecorder(keras.callbacks.Callback):
-    """Emits progress events, polls ``should_stop``, catches NaN and dead models, and checkpoints finished epochs."""
+@dataclass(frozen=True)
+class _Plan:
+    """What a run's recorder needs to know of the run: its length, pace and stopping rules."""
 
-    def __init__(self, *, run_dir: Path, network: keras.Model, epochs: int, batches: int,
-                 batch_size: int, train_images: int, history: list[dict], best: tuple[float, float],
-                 best_epoch: int, emit: EventCallback, should_stop: Callable[[], bool] | None, state_extra: dict,
-                 val_batches: keras.utils.PyDataset, patience: int, deadline: float | None,
-                 alive: bool = False, learning_rate: float | None = None, multi_face: bool = False):
+    epochs: int
+    batches: int  # per epoch
+    batch_size: int
+    train_images: int
+    patience: int  # epochs without a better validation figure before stopping (0: never)
+    deadline: float | None  # time.perf_counter() value after which no new epoch starts
+    learning_rate: float | None = None
+    every_face: bool = False  # judged by AP50 over every validation face, else by F1
+
+
+#: A finished epoch's validation: (figures for its history row, every picture's face score, which have a face),
+#: or None when the model's outputs are not finite.
+Validation = tuple[dict, np.ndarray, np.ndarray] | None
+
+
+class _RunRecorder(keras.callbacks.Callback):
+    """Emits progress events, polls ``should_stop``, catches NaN and dead models, and stops early.
+
+    Each finished epoch is scored by ``validate`` (:mod:`training.evaluation.validator`, the same
+    figures ``evaluate`` gives) and handed to ``save`` (:func:`training.engine.checkpoints.commit_epoch`)
+    with ``(rows, best, best_epoch, improved, alive)``; only once saved does it count.
+    """
+
+    def __init__(self, plan: _Plan, *, history: list[dict], best: tuple[float, float], best_epoch: int,
+                 alive: bool, emit: EventCallback, should_stop: Callable[[], bool] | None,
+                 validate: Callable[[], Validation], save: Callable[..., None]):
         super().__init__()
-        # A multi-face model is judged by AP50 over every validation face, a single-face one by F1.
-        self.multi_face = multi_face
-        self.primary = "val_ap50" if multi_face else "val_f1"
+        self.plan = plan
+        self.primary = "val_ap50" if plan.every_face else "val_f1"
         self.alive = alive  # some epoch's model told validation pictures apart (see DEAD_SCORE_SPREAD)
-        self.learning_rate = learning_rate
         self._dead_answer: tuple[float, float] = (math.nan, math.nan)  # (the one score, class accuracy)
-        self.val_batches = val_batches
-        self.patience = patience
-        self.deadline = deadline  # time.perf_counter() value after which no new epoch starts
         self.stop_reason: str | None = None
-        self.run_dir = run_dir
-        self.network = network
-        self.epochs = epochs
-        self.batches = batches
-        self.batch_size = batch_size
-        self.train_images = train_images
         self.history = history
         self.best = best  # (validation AP50 or F1 (see primary), validation mean IoU) of the best epoch so far
         self.best_epoch = best_epoch
         self.emit = emit
         self.should_stop = should_stop
-        self.state_extra = state_extra
+        self.validate = validate
+        self.save = save
         self.stop_requested = False
         self.failure: str | None = None
         self.train_seconds = 0.0
@@ -442,58 +417,65 @@ class _RunRecorder(keras.callbacks.Callback):
         """The rate the schedule gives at the optimizer's current step (what the next step uses)."""
         return float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
+    def _fail(self, message: str) -> None:
+        self.failure = message
+        self.model.stop_training = True
+
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch + 1
         self._batches_done = 0
         self._epoch_started = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
+        plan = self.plan
         self._batches_done += 1
         now = time.perf_counter()
         # Throughput leaves out the first batch of the session, which also builds the graph.
         if self._timer_started is None:
             self._timer_started = now
         else:
-            self.timed_images += min(self.batch_size, self.train_images - (self._batches_done - 1) * self.batch_size)
+            self.timed_images += min(plan.batch_size, plan.train_images - (self._batches_done - 1) * plan.batch_size)
             self.train_seconds = now - self._timer_started
         values = {name: float(logs[name]) for name in METRIC_NAMES}
         if not all(math.isfinite(v) for v in values.values()):
-            self.failure = (
+            self._fail(
                 f"training diverged: the loss became {values['total_loss']} at epoch {self._epoch}, batch "
                 f"{self._batches_done} (learning rate {self._lr():.3g}); that epoch was not saved. "
                 "Try a lower learning rate."
             )
-            self.model.stop_training = True
             return
-        self.emit({"event": BATCH, "epoch": self._epoch, "epochs": self.epochs,
-                   "batch": self._batches_done, "batches": self.batches, **values, "lr": self._lr()})
+        self.emit({"event": BATCH, "epoch": self._epoch, "epochs": plan.epochs,
+                   "batch": self._batches_done, "batches": plan.batches, **values, "lr": self._lr()})
         if self.should_stop is not None and self.should_stop():
             self.stop_requested = True
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.failure is not None or self._batches_done < self.batches:
+        plan = self.plan
+        if self.failure is not None or self._batches_done < plan.batches:
             return  # a diverged or interrupted epoch is never saved
         logs = logs or {}
         row: dict[str, Any] = {"epoch": epoch + 1}
         for name in (*METRIC_NAMES, *(f"val_{n}" for n in METRIC_NAMES)):
             row[name] = float(logs.get(name, float("nan")))
         if not all(math.isfinite(row[name]) for name in row):
-            self.failure = (
-                f"training diverged: validation loss became {row['val_total_loss']} at epoch {epoch + 1}; "
-                "that epoch was not saved. Try a lower learning rate."
-            )
-            self.model.stop_training = True
+            self._fail(f"training diverged: validation loss became {row['val_total_loss']} at epoch {epoch + 1}; "
+                       "that epoch was not saved. Try a lower learning rate.")
             return
-        detections, spread = self._validation_detections()
-        if not math.isfinite(spread):
-            self.failure = (
+        # Detection quality, not loss, decides which epoch is best: a lower loss can come with boxes that
+        # land on fewer faces. The loss can also stay finite while the outputs are NaN (the losses clip them).
+        validation = self.validate()
+        if validation is None:
+            self._fail(
                 f"training diverged: the model's outputs on the validation pictures became NaN or infinite at epoch "
                 f"{epoch + 1} (learning rate {self._lr():.3g}); that epoch was not saved. Try a lower learning rate."
             )
-            self.model.stop_training = True
             return
-        row.update(detections)
+        figures, scores, has_face = validation
+        spread = float(scores.max() - scores.min())
+        if spread <= DEAD_SCORE_SPREAD:
+            self._dead_answer = (float(scores[0]), float(np.mean(has_face == (scores[0] >= 0.5))))
+        row.update(figures)
         row["lr"] = self._lr()
         row["seconds"] = time.perf_counter() - self._epoch_started
         score = (row[self.primary], row["val_iou"])
@@ -501,106 +483,42 @@ class _RunRecorder(keras.callbacks.Callback):
         best, best_epoch = (score, epoch + 1) if improved else (self.best, self.best_epoch)
         alive = self.alive or spread > DEAD_SCORE_SPREAD
         try:
-            self._checkpoint([*self.history, row], best, best_epoch, improved, alive)
+            self.save([*self.history, row], best, best_epoch, improved, alive)
         except OSError as exc:  # a full disk, say: the previous epoch's checkpoint is still whole
-            self.failure = f"could not save the checkpoint of epoch {epoch + 1} ({exc}); that epoch was not saved."
-            self.model.stop_training = True
+            self._fail(f"could not save the checkpoint of epoch {epoch + 1} ({exc}); that epoch was not saved.")
             return
         # Only once the epoch is on disk does it count, so memory never claims more than the folder holds.
         self.history.append(row)
         self.best, self.best_epoch, self.alive = best, best_epoch, alive
-        self.emit({"event": EPOCH, "epochs": self.epochs, **row})
-        if not self.alive and epoch + 1 >= DEAD_EPOCHS and epoch + 1 < self.epochs:
-            self.failure = self.dead_model_message()
-            self.model.stop_training = True
-        elif self.patience and epoch + 1 - self.best_epoch >= self.patience and epoch + 1 < self.epochs:
-            measure = "AP50" if self.multi_face else "F1"
-            self.stop_reason = (f"early stopping: validation {measure} did not improve for {self.patience} epochs "
+        self.emit({"event": EPOCH, "epochs": plan.epochs, **row})
+        self._maybe_stop(epoch + 1)
+
+    def _maybe_stop(self, done: int) -> None:
+        """Stop a dead model (as failed), a run whose validation stopped improving, or one past its time."""
+        plan = self.plan
+        if done >= plan.epochs:
+            return
+        if not self.alive and done >= DEAD_EPOCHS:
+            self._fail(self.dead_model_message())
+        elif plan.patience and done - self.best_epoch >= plan.patience:
+            measure = "AP50" if plan.every_face else "F1"
+            self.stop_reason = (f"early stopping: validation {measure} did not improve for {plan.patience} epochs "
                                 f"(best epoch {self.best_epoch})")
             self.model.stop_training = True
-        elif self.deadline is not None and time.perf_counter() >= self.deadline and epoch + 1 < self.epochs:
-            self.stop_reason = f"time limit reached after epoch {epoch + 1}"
+        elif plan.deadline is not None and time.perf_counter() >= plan.deadline:
+            self.stop_reason = f"time limit reached after epoch {done}"
             self.model.stop_training = True
 
     def dead_model_message(self) -> str:
         """Why a run whose model answers the same for every picture is a failure, and what to try."""
         score, accuracy = self._dead_answer
-        rate = f" (this run's: {self.learning_rate:g})" if self.learning_rate else ""
+        rate = f" (this run's: {self.plan.learning_rate:g})" if self.plan.learning_rate else ""
         return (
             f"the model is not learning: after {len(self.history)} epoch{'s' if len(self.history) != 1 else ''} it "
             f"gives every validation picture the same face score ({score:.3g}), so its class accuracy "
             f"({accuracy:.2f}) is only the share of {'face' if score >= 0.5 else 'no-face'} pictures. A learning rate "
             f"far too high{rate} usually does this: try the default, or a lower one."
         )
-
-    def _validation_detections(self) -> tuple[dict, float]:
-        """F1 at IoU 0.5 on the validation pictures at the threshold that maximises it, and that threshold;
-        and how far apart the pictures' face scores are (NaN when an output is not finite).
-
-        A multi-face model is measured over every face: ``val_ap50`` (AP at IoU 0.5 of every box its
-        cells give, thinned by NMS as ``detect_all`` does), and ``val_f1`` / ``threshold`` over faces.
-
-        Detection quality, not loss, decides which epoch is best: a lower loss can come with boxes
-        that land on fewer faces. The loss can also stay finite while the outputs are NaN (the
-        losses clip them), so the outputs themselves are checked.
-        """
-        has_face, scores, ious, boxes_seen = [], [], [], []
-        found, truths = [], []  # multi-face: every picture's faces, found and labelled
-        for index in range(len(self.val_batches)):
-            x, targets = self.val_batches[index]
-            classes, boxes = targets[0], targets[1]
-            outputs = [ops.convert_to_numpy(out) for out in self.network(x, training=False)]
-            class_pred, box_pred = outputs[0], outputs[1]
-            boxes_seen.extend(outputs[1:])
-            has_face.append(classes[:, 0] > 0.5)
-            scores.append(class_pred[:, 0])
-            ious.append(box_iou(box_pred, boxes))
-            if self.multi_face:
-                found.extend(faces_from_cells(cell_scores, cell_boxes, AP_MIN_SCORE)
-                             for cell_scores, cell_boxes in zip(outputs[2], outputs[3], strict=True))
-                faces, mask = np.asarray(targets[2]), np.asarray(targets[3])
-                truths.extend(picture_faces[picture_mask > 0] for picture_faces, picture_mask in zip(faces, mask, strict=True))
-        has_face, scores, ious = (np.concatenate(parts) for parts in (has_face, scores, ious))
-        if not (np.isfinite(scores).all() and all(np.isfinite(b).all() for b in boxes_seen)):
-            return {}, math.nan
-        if self.multi_face:
-            # Every face counts; the threshold stored with the model is the one with the best F1 over faces.
-            matches = FaceMatches(found, truths)
-            threshold, f1 = matches.best_threshold()
-            figures = {"val_f1": f1, "val_ap50": matches.average_precision(), "threshold": max(threshold, AP_MIN_SCORE)}
-        else:
-            threshold, f1 = best_f1_threshold(has_face, scores, ious)
-            figures = {"val_f1": f1, "threshold": threshold}
-        spread = float(scores.max() - scores.min())
-        if spread <= DEAD_SCORE_SPREAD:
-            self._dead_answer = (float(scores[0]), float(np.mean(has_face == (scores[0] >= 0.5))))
-        return figures, spread
-
-    def _checkpoint(self, rows: list[dict], best: tuple[float, float], best_epoch: int, improved: bool,
-                     alive: bool) -> None:
-        """Write a finished epoch's files as one unit (see :func:`write_checkpoint`), then publish them.
-
-        Stopped anywhere in between (Ctrl-C, SIGTERM, SIGKILL, a full disk), the folder still holds the
-        previous epoch's complete checkpoint, and resuming goes on from it; published files that
-        lag behind are put right when the run ends or resumes (:func:`settle_checkpoints`).
-        """
-        row = rows[-1]
-        best_row = next((r for r in rows if r["epoch"] == best_epoch), row)
-        state = {**self.state_extra, "epoch": row["epoch"],
-                 "best_val_f1": best_row["val_f1"] if self.multi_face else best[0],
-                 "best_val_iou": best[1], "best_epoch": best_epoch, "alive": alive, "history": rows,
-                 "optimizer_iterations": int(ops.convert_to_numpy(self.model.optimizer.iterations))}
-        if self.multi_face:
-            state["best_val_ap50"] = best[0]
-        metadata = {"score_threshold": row["threshold"], "epoch": row["epoch"], "val_f1": row["val_f1"],
-                    "val_iou": row["val_iou"], "iou_threshold": 0.5}
-        if self.multi_face:
-            metadata["val_ap50"] = row["val_ap50"]
-        folder = write_checkpoint(self.run_dir, row["epoch"], self.network, metadata,
-                                   _optimizer_state_bytes(self.model.optimizer), json.dumps(state, indent=2),
-                                   _history_csv(rows), improved)
-        publish(self.run_dir, folder)
-        prune_checkpoints(self.run_dir / STATE_DIR)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -834,7 +752,7 @@ class _Training:
         self.model.compile(optimizer=optimizer)
         self.start_epoch = int(self.state.get("epoch", 0))
         if self.checkpoint is not None:
-            _restore_optimizer(self.model.optimizer, self.model, self.checkpoint)
+            restore_optimizer(self.model.optimizer, self.model, self.checkpoint)
 
     def write_config(self) -> None:
         """``config.json``: the settings as run (defaults filled in), the device, versions and dataset."""
@@ -853,17 +771,16 @@ class _Training:
         replicas = self.strategy.num_replicas_in_sync if self.strategy is not None else 1
         self.train_batches = whole_replica_batches(self.train_batches, replicas)  # no replica gets an empty batch
         self.history: list[dict] = list(state.get("history", []))
+        plan = _Plan(epochs=config.epochs, batches=len(self.train_batches), batch_size=config.batch_size,
+                     train_images=len(self.train_samples),
+                     patience=BACKBONES[config.backbone].patience if config.patience is None else config.patience,
+                     deadline=self.started + 60 * config.time_limit if config.time_limit else None,
+                     learning_rate=self.learning_rate, every_face=self.multi_face)
         self.recorder = _RunRecorder(
-            run_dir=self.run_dir, network=self.network, epochs=config.epochs, batches=len(self.train_batches),
-            batch_size=config.batch_size, train_images=len(self.train_samples), history=self.history,
-            best=_saved_best(state, self.multi_face),
-            best_epoch=int(state.get("best_epoch", 0)), val_batches=self.val_batches,
-            patience=BACKBONES[config.backbone].patience if config.patience is None else config.patience,
-            deadline=self.started + 60 * config.time_limit if config.time_limit else None,
-            emit=self.emit, should_stop=self.should_stop,
-            state_extra={"batches_per_epoch": self.batches_per_epoch},
-            alive=bool(state.get("alive", True)) if config.resume else False, learning_rate=self.learning_rate,
-            multi_face=self.multi_face,
+            plan, history=self.history, best=saved_best(state, self.multi_face),
+            best_epoch=int(state.get("best_epoch", 0)),
+            alive=bool(state.get("alive", True)) if config.resume else False,
+            emit=self.emit, should_stop=self.should_stop, validate=self.validate_epoch, save=self.save_epoch,
         )
         self.emit({"event": START, "run_dir": str(self.run_dir), "device": self.device, "epochs": config.epochs,
                    "batches_per_epoch": len(self.train_batches), "weights": self.weights_used,
@@ -889,6 +806,26 @@ class _Training:
             return True  # the last complete checkpoint is on disk; one cut short is dropped by settle()
         return False
 
+    def validate_epoch(self) -> Validation:
+        """The validation pictures measured as ``evaluate`` measures a model (:mod:`training.evaluation.validator`),
+        at the threshold with the best F1, which the model stores: ``val_f1``, ``threshold`` and for every face
+        ``val_ap50``; with every picture's face score and which pictures have a face (for the dead-model guard)."""
+        passed = predict_network(self.network, self.val_batches, self.multi_face)
+        if passed is None:
+            return None
+        predictions, scores = passed
+        result = measure(predictions)
+        figures = {"val_f1": result.f1, "val_ap50": result.ap} if self.multi_face else {"val_f1": result.f1}
+        figures["threshold"] = result.threshold
+        return figures, scores, predictions.matches().faces_per_picture > 0
+
+    def save_epoch(self, rows: list[dict], best: tuple[float, float], best_epoch: int, improved: bool,
+                   alive: bool) -> None:
+        """A finished epoch's checkpoint, written as one unit and published (:func:`commit_epoch`)."""
+        commit_epoch(self.run_dir, self.network, self.model.optimizer, rows, best=best, best_epoch=best_epoch,
+                     improved=improved, alive=alive, extra={"batches_per_epoch": self.batches_per_epoch},
+                     every_face=self.multi_face)
+
     def settle(self, interrupted: bool) -> tuple[bool, str]:
         """Make the folder and the history agree with the newest complete checkpoint; raise when the run
         failed; returns whether it was stopped and why it ended."""
@@ -896,7 +833,7 @@ class _Training:
         settled = settle_checkpoints(self.run_dir)
         if settled is not None and len(settled.get("history", [])) > len(history):  # stopped right after a commit
             history[:] = settled["history"]
-            recorder.best = _saved_best(settled, self.multi_face)
+            recorder.best = saved_best(settled, self.multi_face)
             recorder.best_epoch, recorder.alive = int(settled["best_epoch"]), bool(settled.get("alive", True))
         if recorder.failure is None and history and not recorder.alive and not (interrupted or recorder.stop_requested):
             recorder.failure = recorder.dead_model_message()
@@ -965,12 +902,6 @@ class _Training:
                                      pretrained_start=self.weights_used == "face" and self.config.backbone == "blazeface")
         write_run_pictures(best_model, test_samples, self.run_dir, lambda m: self.emit(warning_event(m)))
         return figures
-
-
-def _saved_best(state: dict, multi_face: bool) -> tuple[float, float]:
-    """The best epoch's (AP50 for a multi-face run, else F1; mean IoU) from a checkpoint's state."""
-    first = state.get("best_val_ap50" if multi_face else "best_val_f1", -1.0)
-    return float(first if first is not None else -1.0), float(state.get("best_val_iou", -1.0))
 
 
 def _evaluate_test_split(model_path: Path, samples: list) -> dict:

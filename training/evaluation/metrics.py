@@ -1,4 +1,9 @@
-"""Box overlap (IoU), the accuracy measure the tutorial lacks, in NumPy and in ``keras.ops``."""
+"""Matching detections to labelled faces, once, for every model: AP50, and precision, recall and F1 at
+any threshold (:class:`FaceMatches`); and the ``keras.ops`` IoU the training losses and metrics use.
+
+A single-face model is "every face, one box per picture": its picture-level figures (a confident box
+in the wrong place is both a false positive and a false negative) are the same matches with one box
+and at most one face per picture, so it is measured here too."""
 
 from __future__ import annotations
 
@@ -7,25 +12,12 @@ from collections.abc import Sequence
 import numpy as np
 from keras import ops
 
-
-def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
-    """Row-wise IoU of two (N, 4) arrays of ``[x1, y1, x2, y2]`` boxes (corners in any order)."""
-    a = np.asarray(boxes_a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(boxes_b, dtype=np.float64).reshape(-1, 4)
-    ax1, ax2 = np.minimum(a[:, 0], a[:, 2]), np.maximum(a[:, 0], a[:, 2])
-    ay1, ay2 = np.minimum(a[:, 1], a[:, 3]), np.maximum(a[:, 1], a[:, 3])
-    bx1, bx2 = np.minimum(b[:, 0], b[:, 2]), np.maximum(b[:, 0], b[:, 2])
-    by1, by2 = np.minimum(b[:, 1], b[:, 3]), np.maximum(b[:, 1], b[:, 3])
-    iw = np.clip(np.minimum(ax2, bx2) - np.maximum(ax1, bx1), 0, None)
-    ih = np.clip(np.minimum(ay2, by2) - np.maximum(ay1, by1), 0, None)
-    inter = iw * ih
-    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+from training.core.boxes import box_iou  # noqa: F401  (the one array IoU; re-exported for old imports)
 
 
 def box_iou_tensor(y_true, y_pred):
-    """``keras.ops`` form of :func:`box_iou` for use inside training; returns (N,) for (N, 4) boxes (any
-    shapes that broadcast, boxes on the last axis)."""
+    """``keras.ops`` form of :func:`training.core.boxes.box_iou` for the losses and the IoU metric inside
+    training; returns (N,) for (N, 4) boxes (any shapes that broadcast, boxes on the last axis)."""
     t = ops.cast(y_true, "float32")
     p = ops.cast(y_pred, "float32")
     tx1, tx2 = ops.minimum(t[..., 0], t[..., 2]), ops.maximum(t[..., 0], t[..., 2])
@@ -37,48 +29,6 @@ def box_iou_tensor(y_true, y_pred):
     inter = iw * ih
     union = (tx2 - tx1) * (ty2 - ty1) + (px2 - px1) * (py2 - py1) - inter
     return ops.where(union > 0, inter / ops.maximum(union, 1e-12), 0.0)
-
-
-def detection_counts(has_face: np.ndarray, scores: np.ndarray, ious: np.ndarray, threshold: float,
-                     iou_threshold: float = 0.5) -> dict:
-    """Precision, recall and F1 of one-face-per-picture detections at a score threshold.
-
-    A picture is a true positive when it has a face, the score is above ``threshold`` and the box
-    overlaps the face by at least ``iou_threshold``; a confident box in the wrong place is both a
-    false positive and a false negative (the usual object-detection convention).
-    """
-    has_face = np.asarray(has_face, bool)
-    detected = np.asarray(scores) > threshold
-    well_placed = np.asarray(ious) >= iou_threshold
-    tp = int(np.sum(has_face & detected & well_placed))
-    fp = int(np.sum(detected & ~(has_face & well_placed)))
-    fn = int(np.sum(has_face & ~(detected & well_placed)))
-    tn = int(np.sum(~has_face & ~detected))
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    return {
-        "true_positives": tp, "false_positives": fp, "false_negatives": fn, "true_negatives": tn,
-        "detected": int(detected.sum()), "precision": precision, "recall": recall,
-        "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
-    }
-
-
-def best_f1_threshold(has_face: np.ndarray, scores: np.ndarray, ious: np.ndarray,
-                      iou_threshold: float = 0.5) -> tuple[float, float]:
-    """The score threshold with the highest F1 (ties: the middle of the best run) and that F1.
-
-    Candidates are the midpoints between neighbouring distinct scores, so the threshold sits
-    between the pictures it separates rather than on one of them.
-    """
-    scores = np.asarray(scores, np.float64)
-    distinct = np.unique(np.concatenate([[0.0, 1.0], np.clip(scores, 0.0, 1.0)]))
-    candidates = (distinct[:-1] + distinct[1:]) / 2
-    f1s = np.array([detection_counts(has_face, scores, ious, t, iou_threshold)["f1"] for t in candidates])
-    best = np.flatnonzero(f1s == f1s.max())
-    return float(candidates[best[len(best) // 2]]), float(f1s.max())
-
-
-# ---------------------------------------------------------------------------------------------- every face
 
 
 #: The lowest score a detection needs to enter an AP figure: AP is the area under the whole
@@ -125,23 +75,42 @@ class FaceMatches:
         self.true_positive = np.zeros(len(order), bool)
         #: (M,) the IoU with the face it was matched to (0 for a false positive).
         self.ious = np.zeros(len(order), np.float64)
+        #: (M,) the index of that face among its picture's faces (-1 for a false positive).
+        self.face = np.full(len(order), -1, np.int64)
+        #: (M,) the IoU with the face of its picture it overlaps most, matched or not (0 without a face).
+        self.best_ious = np.zeros(len(order), np.float64)
         truth_arrays = [np.asarray(t, np.float64).reshape(-1, 4) for t in truths]
-        taken = [np.zeros(len(t), bool) for t in truth_arrays]
-        for rank, k in enumerate(order):
-            faces = truth_arrays[picture[k]]
-            if not len(faces):
+        sorted_boxes = np.asarray(boxes, np.float64).reshape(-1, 4)[order]
+        where = np.asarray(picture, np.int64)[order]
+        # A detection can only find a face of its own picture: each picture's detections (best first) against
+        # its faces, their overlaps computed at once.
+        grouped = np.argsort(where, kind="stable")
+        starts = np.searchsorted(where[grouped], np.arange(len(truth_arrays) + 1))
+        for index, faces in enumerate(truth_arrays):
+            ranks = grouped[starts[index] : starts[index + 1]]
+            if not len(faces) or not len(ranks):
                 continue
-            overlap = box_iou(np.repeat(boxes[k][None], len(faces), axis=0), faces)
-            overlap[taken[picture[k]]] = -1.0  # a face already found cannot be found twice
-            best = int(np.argmax(overlap))
-            if overlap[best] >= self.iou_threshold:
-                taken[picture[k]][best] = True
-                self.true_positive[rank] = True
-                self.ious[rank] = overlap[best]
+            overlap = box_iou(sorted_boxes[ranks][:, None, :], faces[None, :, :])
+            self.best_ious[ranks] = overlap.max(axis=1)
+            free = np.ones(len(faces), bool)
+            for rank, row in zip(ranks, overlap, strict=True):
+                row = np.where(free, row, -1.0)  # a face already found cannot be found twice
+                best = int(np.argmax(row))
+                if row[best] >= self.iou_threshold:
+                    free[best] = False
+                    self.true_positive[rank] = True
+                    self.ious[rank] = row[best]
+                    self.face[rank] = best
+                    if not free.any():
+                        break  # the rest of this picture's boxes find nothing
         #: (M, 4) every detection's box, in the same order.
         self.boxes = np.asarray(boxes, np.float64).reshape(-1, 4)[order]
+        #: (M,) each detection's place among all the detections as given (pictures one after another).
+        self.given = order.astype(np.int64)
         #: (M,) the picture of each detection, in the same order.
         self.picture = np.asarray(picture, np.int64)[order] if picture else np.zeros(0, np.int64)
+        #: (N,) how many faces each picture has.
+        self.faces_per_picture = np.array([len(t) for t in truth_arrays], np.int64)
 
     def _steps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(score, true positives, false positives) at the end of each run of equal scores: detections
@@ -179,7 +148,7 @@ class FaceMatches:
 
     def sweep(self, extra: Sequence[float] = ()) -> dict[str, np.ndarray]:
         """Precision, recall and F1 at every threshold that changes them (midpoints between neighbouring
-        distinct scores, as in :func:`best_f1_threshold`), and at the ``extra`` ones (for a plot), ascending."""
+        distinct scores, so a threshold sits between the pictures it separates), and at the ``extra`` ones (for a plot), ascending."""
         distinct = np.unique(np.concatenate([[0.0, 1.0], np.clip(self.scores, 0.0, 1.0)]))
         candidates = (distinct[:-1] + distinct[1:]) / 2
         if len(extra):
@@ -197,7 +166,7 @@ class FaceMatches:
 
     def best_threshold(self) -> tuple[float, float]:
         """The score threshold with the highest F1 over all faces (ties: the middle of the best run), and
-        that F1: what a multi-face model stores as its threshold."""
+        that F1: what a trained model stores as its threshold."""
         swept = self.sweep()
         f1s = swept["f1"]
         best = np.flatnonzero(f1s == f1s.max())

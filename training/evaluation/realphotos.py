@@ -508,9 +508,9 @@ def _band_name(band: tuple[float, float]) -> str:
 
 
 def _iou(box: Sequence[float], others: np.ndarray) -> np.ndarray:
-    from training.evaluation.metrics import box_iou
+    from training.core.boxes import box_iou
 
-    return box_iou(np.repeat(np.asarray(box, np.float64).reshape(1, 4), len(others), axis=0), others)
+    return box_iou(np.asarray(box, np.float64), np.asarray(others, np.float64).reshape(-1, 4))
 
 
 def _without_ignored(found: Detections, frame: Frame) -> Detections:
@@ -528,21 +528,14 @@ def _without_ignored(found: Detections, frame: Frame) -> Detections:
 
 
 def _matched_face(found: Detections, faces: Sequence[Box], iou_threshold: float) -> list[int]:
-    """For each detection, the index of the face it finds (-1: none), matched as ``FaceMatches`` does:
-    best score first (ties in the given order), each to the unmatched face it overlaps most."""
-    order = np.argsort(-np.asarray([s for s, _ in found], np.float64), kind="stable")
-    taken = np.zeros(len(faces), bool)
+    """For each detection, the index of the face it finds (-1: none), matched by ``FaceMatches`` (best score
+    first, ties in the given order, each to the unmatched face it overlaps most)."""
+    from training.evaluation.metrics import FaceMatches
+
+    matches = FaceMatches([found], [faces], iou_threshold)
     result = [-1] * len(found)
-    truth = np.asarray(faces, np.float64).reshape(-1, 4)
-    for k in order:
-        if not len(truth):
-            break
-        overlap = _iou(found[k][1], truth)
-        overlap[taken] = -1.0
-        best = int(np.argmax(overlap))
-        if overlap[best] >= iou_threshold:
-            taken[best] = True
-            result[k] = best
+    for given, face in zip(matches.given, matches.face, strict=True):
+        result[int(given)] = int(face)
     return result
 
 

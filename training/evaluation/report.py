@@ -7,9 +7,9 @@
 * ``pr_curve.png``: precision against recall as the score threshold sweeps from 1 to 0 (left), and
   precision, recall and F1 against the threshold (right), with the model's own threshold marked.
 
-The numbers come from :mod:`training.evaluation.evaluate` (one pass of the detector over the pictures) and
-:func:`training.evaluation.metrics.detection_counts` (the TP/FP/FN rules ``evaluate`` reports), so a picture
-never disagrees with ``facetracker-train evaluate``. Every run folder gets both for its test split
+The numbers come from :mod:`training.evaluation.validator` (one pass of the detector over the pictures,
+matched once: the TP/FP/FN rules ``evaluate`` reports), so a picture never disagrees with
+``facetracker-train evaluate``. Every run folder gets both for its test split
 (:func:`write_run_pictures`, which never fails a run); ``facetracker-train evaluate --pictures DIR``
 draws them for any model and split.
 
@@ -31,15 +31,7 @@ import numpy as np
 from training.core.files import atomic_write_bytes
 from training.data.dataset import Sample
 from training.data.pictures import load_image
-from training.evaluation.evaluate import (
-    FacePredictions,
-    Predictions,
-    predict_faces,
-    predict_samples,
-    summarize,
-    summarize_faces,
-)
-from training.evaluation.metrics import detection_counts
+from training.evaluation.validator import Predictions, measure, predict_model
 
 PREDICTIONS_SUFFIX = "_predictions.jpg"
 PR_CURVE_NAME = "pr_curve.png"
@@ -62,84 +54,69 @@ def predictions_name(split: str) -> str:
 # ---------------------------------------------------------------------------------------------- numbers
 
 
+def _per_picture(predictions: Predictions, threshold: float, iou_threshold: float) -> dict[str, np.ndarray]:
+    """Per picture: faces, faces found and false boxes at ``threshold``, the most confident false box, and
+    its best box's score (0 without one)."""
+    matches = predictions.matches(iou_threshold)
+    images = predictions.images
+    kept = matches.scores > threshold
+    wrong = kept & ~matches.true_positive
+    worst_false = np.zeros(images)
+    np.maximum.at(worst_false, matches.picture[wrong], matches.scores[wrong])
+    top_score = np.zeros(images)
+    np.maximum.at(top_score, matches.picture, matches.scores)
+    return {"faces": matches.faces_per_picture,
+            "found": np.bincount(matches.picture[kept & matches.true_positive], minlength=images),
+            "false": np.bincount(matches.picture[wrong], minlength=images),
+            "worst_false": worst_false, "score": top_score}
+
+
 def outcomes(predictions: Predictions, threshold: float, iou_threshold: float = 0.5) -> list[str]:
-    """What happened on each picture, in the words the captions use: ``hit``, ``box off`` (a face found
-    in the wrong place), ``missed``, ``false alarm`` or ``right`` (no face, none reported)."""
+    """What happened on each picture, in the words the captions use. One box a picture (a single-face
+    model): ``hit``, ``box off`` (a face found in the wrong place), ``missed``, ``false alarm`` or
+    ``right`` (no face, none reported). Every face: how many faces were found, missed and boxed falsely."""
+    counts = _per_picture(predictions, threshold, iou_threshold)
     result = []
-    for has_face, score, iou in zip(predictions.has_face, predictions.scores, predictions.ious, strict=True):
-        detected = score > threshold
-        if has_face:
-            result.append(("hit" if iou >= iou_threshold else "box off") if detected else "missed")
+    for faces, found, false in zip(counts["faces"], counts["found"], counts["false"], strict=True):
+        if not predictions.every_face:
+            result.append(("hit" if found else "box off" if false else "missed") if faces
+                          else "false alarm" if false else "right")
+        elif faces:
+            plural = "s" if faces != 1 else ""
+            result.append(f"{found} of {faces} face{plural} found"
+                          + (f", {false} false box{'es' if false != 1 else ''}" if false else ""))
         else:
-            result.append("false alarm" if detected else "right")
+            result.append(f"no face, {false} false box{'es' if false != 1 else ''}" if false else "no face, none reported")
     return result
 
 
-def worst_first(predictions: Predictions, threshold: float) -> list[int]:
-    """Picture indices, worst IoU first: a missed face or a false alarm counts as IoU 0, a rightly
-    empty picture as 1; among equals, the more confident mistake first."""
-    detected = predictions.scores > threshold
-    effective = np.where(predictions.has_face, np.where(detected, predictions.ious, 0.0), np.where(detected, 0.0, 1.0))
-    wrongness = np.where(predictions.has_face, 1.0 - predictions.scores, predictions.scores)
+def worst_first(predictions: Predictions, threshold: float, iou_threshold: float = 0.5) -> list[int]:
+    """Picture indices, worst first. One box a picture: worst IoU first (a missed face or a false alarm counts
+    as IoU 0, a rightly empty picture as 1), among equals the more confident mistake first. Every face: the
+    most faces missed plus false boxes first, then the most confident false box."""
+    counts = _per_picture(predictions, threshold, iou_threshold)
+    if predictions.every_face:
+        errors = counts["faces"] - counts["found"] + counts["false"]
+        return [int(i) for i in np.lexsort((-counts["worst_false"], -errors))]
+    has_face, score = counts["faces"] > 0, counts["score"]
+    detected = score > threshold
+    effective = np.where(has_face, np.where(detected, predictions.top_ious(iou_threshold), 0.0),
+                         np.where(detected, 0.0, 1.0))
+    wrongness = np.where(has_face, 1.0 - score, score)
     return [int(i) for i in np.lexsort((-wrongness, effective))]
-
-
-def pr_sweep(predictions: Predictions, iou_threshold: float = 0.5, max_points: int = 2000) -> dict[str, np.ndarray]:
-    """Precision, recall and F1 at every score threshold that changes them (plus a 0..1 grid for the plot).
-
-    Candidate thresholds are the midpoints between neighbouring distinct scores, as in
-    :func:`training.evaluation.metrics.best_f1_threshold`; each point is :func:`detection_counts` at that threshold.
-    """
-    scores = np.clip(predictions.scores, 0.0, 1.0)
-    distinct = np.unique(np.concatenate([[0.0, 1.0], scores]))
-    candidates = (distinct[:-1] + distinct[1:]) / 2
-    if len(candidates) > max_points:  # huge splits: a quantile subset draws the same curve
-        candidates = np.quantile(candidates, np.linspace(0, 1, max_points))
-    thresholds = np.unique(np.concatenate([candidates, np.linspace(0.0, 1.0, 201)]))
-    rows = [detection_counts(predictions.has_face, predictions.scores, predictions.ious, t, iou_threshold)
-            for t in thresholds]
-    return {
-        "threshold": thresholds,
-        "precision": np.array([r["precision"] for r in rows]),
-        "recall": np.array([r["recall"] for r in rows]),
-        "f1": np.array([r["f1"] for r in rows]),
-        "detected": np.array([r["detected"] for r in rows]),
-    }
-
-
-def average_precision(sweep: dict[str, np.ndarray]) -> float:
-    """Area under the precision-recall curve (all-point interpolation, as Pascal VOC since 2010 and
-    Ultralytics), over the thresholds where anything is detected."""
-    keep = sweep["detected"] > 0
-    if not keep.any():
-        return 0.0
-    recall, precision = sweep["recall"][keep], sweep["precision"][keep]
-    order = np.argsort(recall, kind="stable")
-    recall, precision = np.concatenate([[0.0], recall[order]]), np.concatenate([[precision[order][0]], precision[order]])
-    envelope = np.maximum.accumulate(precision[::-1])[::-1]  # the best precision at this recall or more
-    return float(np.sum(np.diff(recall) * envelope[1:]))
 
 
 # ---------------------------------------------------------------------------------------------- pr_curve.png
 
 
 def pr_curve_png(predictions: Predictions, threshold: float, iou_threshold: float = 0.5, title: str = "") -> bytes:
-    """``pr_curve.png`` as bytes (matplotlib's Agg canvas: no display, no pyplot state)."""
-
-    sweep = pr_sweep(predictions, iou_threshold)
-    chosen = detection_counts(predictions.has_face, predictions.scores, predictions.ious, threshold, iou_threshold)
-    faces = int(predictions.has_face.sum())
-    return _pr_figure(sweep, chosen, average_precision(sweep), threshold, iou_threshold,
-                      f"{title}{'  -  ' if title else ''}{len(predictions.samples)} pictures, {faces} with a face")
-
-
-def faces_pr_curve_png(predictions: FacePredictions, threshold: float, iou_threshold: float = 0.5,
-                       title: str = "") -> bytes:
-    """``pr_curve.png`` of a multi-face model: precision and recall over every face, and its AP."""
+    """``pr_curve.png`` as bytes (matplotlib's Agg canvas: no display, no pyplot state): precision and recall
+    over the faces (one a picture for a single-face model) at every threshold, and the AP."""
     matches = predictions.matches(iou_threshold)
     sweep = matches.sweep(extra=np.linspace(0.0, 1.0, 201))
-    heading = (f"{title}{'  -  ' if title else ''}{len(predictions.samples)} pictures, {matches.faces} faces "
-               "(every face counts)")
+    faces = (f"{matches.faces} faces (every face counts)" if predictions.every_face
+             else f"{int(np.sum(matches.faces_per_picture > 0))} with a face")
+    heading = f"{title}{'  -  ' if title else ''}{predictions.images} pictures, {faces}"
     return _pr_figure(sweep, matches.counts(threshold), matches.average_precision(), threshold, iou_threshold,
                       heading)
 
@@ -216,28 +193,22 @@ def _score_tag(canvas: np.ndarray, text: str, x: int, y: int) -> None:
     cv2.putText(canvas, text, (x + 2, y - base), FONT, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
 
 
-def _tile(sample: Sample, image: np.ndarray, score: float, iou: float, box: np.ndarray, outcome: str,
-          threshold: float) -> np.ndarray:
-    """One picture letterboxed into the tile, boxes drawn, and its caption strip below."""
+def _tile(sample: Sample, image: np.ndarray, truths: np.ndarray, boxes: list[tuple[float, np.ndarray, bool, int]],
+          caption: str, wrong: bool) -> np.ndarray:
+    """One picture letterboxed into the tile: every labelled face (blue), every box given (orange, with its
+    score; ``(score, box, kept, thickness)``, dashed when not kept), and its caption strip below."""
     tile, corners = _letterboxed(image)
-    height, width = image.shape[:2]
-    if sample.has_face:
-        x1, y1, x2, y2 = sample.box
-        p1, p2 = corners((x1 * width, y1 * height, x2 * width, y2 * height))
-        cv2.rectangle(tile, p1, p2, TRUE_BGR, 2, cv2.LINE_AA)
-    if np.all(np.isfinite(box)):
+    for truth in truths:
+        cv2.rectangle(tile, *corners(truth), TRUE_BGR, 2, cv2.LINE_AA)
+    for score, box, kept, thickness in boxes:
         p1, p2 = corners(box)
-        if score > threshold:
-            cv2.rectangle(tile, p1, p2, PRED_BGR, 2, cv2.LINE_AA)
+        if kept:
+            cv2.rectangle(tile, p1, p2, PRED_BGR, thickness, cv2.LINE_AA)
         else:
             _dashed_rectangle(tile, p1, p2, PRED_BGR, 1)
         _score_tag(tile, f"{score:.2f}", p1[0], p1[1] - 1)
-
-    wrong = outcome in ("box off", "missed", "false alarm")
-    detail = {"hit": f"IoU {iou:.2f}", "box off": f"IoU {iou:.2f}", "missed": f"score {score:.2f}, IoU {iou:.2f}",
-              "false alarm": f"score {score:.2f}", "right": f"no face, score {score:.2f}"}[outcome]
     _text(tile, _fit_text(sample.image_path.name, TILE_W - 8), (4, TILE_H + 15))
-    _text(tile, f"{outcome}: {detail}", (4, TILE_H + 32), WRONG_BGR if wrong else RIGHT_BGR)
+    _text(tile, _fit_text(caption, TILE_W - 8), (4, TILE_H + 32), WRONG_BGR if wrong else RIGHT_BGR)
     return tile
 
 
@@ -257,28 +228,6 @@ def _letterboxed(image: np.ndarray) -> tuple[np.ndarray, Callable]:
                 (round(ox + max(x1, x2) * scale), round(oy + max(y1, y2) * scale)))
 
     return tile, corners
-
-
-def _faces_tile(sample: Sample, image: np.ndarray, truths: np.ndarray, kept: list[tuple[float, tuple, bool]],
-                found: int) -> np.ndarray:
-    """A multi-face picture: every labelled face (blue), every box kept (orange, with its score; thin when it
-    found no face), and how many faces were found, missed and boxed falsely."""
-    tile, corners = _letterboxed(image)
-    for truth in truths:
-        cv2.rectangle(tile, *corners(truth), TRUE_BGR, 2, cv2.LINE_AA)
-    for score, box, hit in kept:
-        p1, p2 = corners(box)
-        cv2.rectangle(tile, p1, p2, PRED_BGR, 2 if hit else 1, cv2.LINE_AA)
-        _score_tag(tile, f"{score:.2f}", p1[0], p1[1] - 1)
-    missed, false = len(truths) - found, len(kept) - found
-    if len(truths):
-        text = f"{found} of {len(truths)} face{'s' if len(truths) != 1 else ''} found" + (f", {false} false box{'es' if false != 1 else ''}"
-                                                          if false else "")
-    else:
-        text = f"no face, {false} false box{'es' if false != 1 else ''}" if false else "no face, none reported"
-    _text(tile, _fit_text(sample.image_path.name, TILE_W - 8), (4, TILE_H + 15))
-    _text(tile, _fit_text(text, TILE_W - 8), (4, TILE_H + 32), WRONG_BGR if missed or false else RIGHT_BGR)
-    return tile
 
 
 def _legend(width: int, threshold: float, iou_threshold: float, heading: str, every_face: bool = False) -> np.ndarray:
@@ -305,52 +254,44 @@ def _legend(width: int, threshold: float, iou_threshold: float, heading: str, ev
 
 def predictions_jpg(predictions: Predictions, threshold: float, iou_threshold: float = 0.5,
                     count: int = GRID_PICTURES, title: str = "") -> bytes:
-    """``test_predictions.jpg`` as JPEG bytes: up to ``count`` pictures, worst first (see the module)."""
-    order = worst_first(predictions, threshold)[:count]
-    kinds = outcomes(predictions, threshold, iou_threshold)
-    tiles = []
-    for index in order:
-        sample = predictions.samples[index]
-        tiles.append(_tile(sample, load_image(sample.image_path), float(predictions.scores[index]),
-                           float(predictions.ious[index]), predictions.boxes[index], kinds[index], threshold))
-    columns = min(GRID_COLUMNS, len(tiles))
-    figures = summarize(predictions, threshold, iou_threshold)
-    wrong = sum(kind in ("box off", "missed", "false alarm") for kind in kinds)
-    heading = (f"{title}{': ' if title else ''}{len(tiles)} of {len(kinds)} pictures, worst first "
-               f"({wrong} wrong)   F1 {figures['f1']:.2f}, mean IoU {figures['mean_iou']:.2f}")
-    return _grid_jpg(tiles, _legend(columns * TILE_W + (columns + 1) * GAP, threshold, iou_threshold, heading))
-
-
-def faces_predictions_jpg(predictions: FacePredictions, threshold: float, iou_threshold: float = 0.5,
-                          count: int = GRID_PICTURES, title: str = "") -> bytes:
-    """``test_predictions.jpg`` of a multi-face model: every face and every box kept at ``threshold``;
-    worst first (the most faces missed plus false boxes, then the most confident false box)."""
+    """``test_predictions.jpg`` as JPEG bytes: up to ``count`` pictures, worst first (see the module). A
+    single-face model's box is drawn whatever its score (dashed below the threshold); a multi-face model's
+    boxes kept at the threshold (thin when on no face)."""
     matches = predictions.matches(iou_threshold)
+    kinds = outcomes(predictions, threshold, iou_threshold)
+    top_ious = predictions.top_ious(iou_threshold)
     kept = matches.scores > threshold
-    images = len(predictions.samples)
-    found = np.bincount(matches.picture[kept & matches.true_positive], minlength=images)
-    false = np.bincount(matches.picture[kept & ~matches.true_positive], minlength=images)
-    worst_false = np.zeros(images)
-    np.maximum.at(worst_false, matches.picture[kept & ~matches.true_positive],
-                  matches.scores[kept & ~matches.true_positive])
-    faces = np.array([len(t) for t in predictions.truths])
-    errors = faces - found + false
-    order = [int(i) for i in np.lexsort((-worst_false, -errors))][:count]
+    counts = _per_picture(predictions, threshold, iou_threshold)
+    errors = counts["faces"] - counts["found"] + counts["false"]
     tiles = []
-    for index in order:
+    for index in worst_first(predictions, threshold, iou_threshold)[:count]:
         sample = predictions.samples[index]
-        mine = np.flatnonzero((matches.picture == index) & kept)
-        boxes = [(float(matches.scores[k]), matches.boxes[k], bool(matches.true_positive[k])) for k in mine]
-        tiles.append(_faces_tile(sample, load_image(sample.image_path), predictions.truths[index], boxes,
-                                 int(found[index])))
-    figures = summarize_faces(predictions, threshold, iou_threshold)
+        mine = np.flatnonzero(matches.picture == index)
+        if predictions.every_face:
+            boxes = [(float(matches.scores[k]), matches.boxes[k], True, 2 if matches.true_positive[k] else 1)
+                     for k in mine if kept[k]]
+            wrong = bool(errors[index])
+            caption = kinds[index]
+        else:
+            boxes = [(float(matches.scores[k]), matches.boxes[k], bool(kept[k]), 2) for k in mine[:1]]
+            score, iou = (float(matches.scores[mine[0]]) if len(mine) else 0.0), float(top_ious[index])
+            detail = {"hit": f"IoU {iou:.2f}", "box off": f"IoU {iou:.2f}",
+                      "missed": f"score {score:.2f}, IoU {iou:.2f}", "false alarm": f"score {score:.2f}",
+                      "right": f"no face, score {score:.2f}"}[kinds[index]]
+            wrong = kinds[index] in ("box off", "missed", "false alarm")
+            caption = f"{kinds[index]}: {detail}"
+        tiles.append(_tile(sample, load_image(sample.image_path), predictions.truths[index], boxes, caption, wrong))
     columns = min(GRID_COLUMNS, len(tiles))
-    heading = (f"{title}{': ' if title else ''}{len(tiles)} of {images} pictures, worst first   "
-               f"AP50 {figures['ap50' if 'ap50' in figures else 'ap']:.2f}, F1 {figures['f1']:.2f} over "
-               f"{figures['faces']} faces ({figures['false_negatives']} missed, {figures['false_positives']} "
-               "false boxes)")
+    figures = measure(predictions, threshold, iou_threshold)
+    shown = f"{title}{': ' if title else ''}{len(tiles)} of {predictions.images} pictures, worst first"
+    if predictions.every_face:
+        heading = (f"{shown}   AP50 {figures.ap:.2f}, F1 {figures.f1:.2f} over {figures.faces} faces "
+                   f"({figures.false_negatives} missed, {figures.false_positives} false boxes)")
+    else:
+        wrong_count = sum(kind in ("box off", "missed", "false alarm") for kind in kinds)
+        heading = f"{shown} ({wrong_count} wrong)   F1 {figures.f1:.2f}, mean IoU {figures.mean_iou:.2f}"
     return _grid_jpg(tiles, _legend(columns * TILE_W + (columns + 1) * GAP, threshold, iou_threshold, heading,
-                                    every_face=True))
+                                    every_face=predictions.every_face))
 
 
 def _grid_jpg(tiles: list[np.ndarray], legend: np.ndarray) -> bytes:
@@ -397,14 +338,9 @@ def write_result_pictures(
     """
     threshold = float(detector.threshold if threshold is None else threshold)
     heading = title or f"{split} split"
-    if detector.multi_face:  # every face, every box
-        found = predict_faces(detector, samples)
-        grid = faces_predictions_jpg(found, threshold, iou_threshold, title=heading)
-        curve = faces_pr_curve_png(found, threshold, iou_threshold, title=heading)
-    else:
-        predictions = predict_samples(detector, samples)
-        grid = predictions_jpg(predictions, threshold, iou_threshold, title=heading)
-        curve = pr_curve_png(predictions, threshold, iou_threshold, title=heading)
+    predictions = predict_model(detector, samples)  # a multi-face model: every face, every box
+    grid = predictions_jpg(predictions, threshold, iou_threshold, title=heading)
+    curve = pr_curve_png(predictions, threshold, iou_threshold, title=heading)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"predictions": out_dir / predictions_name(split), "pr_curve": out_dir / PR_CURVE_NAME}

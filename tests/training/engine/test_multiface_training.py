@@ -160,7 +160,7 @@ def test_validation_ap50_every_epoch_and_the_best_epoch_by_it(trained):
 def test_the_stored_threshold_maximises_f1_over_every_validation_face(trained):
     """The threshold stored with best.keras is the best-F1 one over all faces, measured here afresh
     through the Detector on the validation pictures."""
-    from training.evaluation.evaluate import predict_faces
+    from training.evaluation.validator import predict_model
     from training.inference.detector import Detector
 
     with zipfile.ZipFile(trained.run.best_model) as archive:
@@ -171,7 +171,7 @@ def test_the_stored_threshold_maximises_f1_over_every_validation_face(trained):
 
     detector = Detector.from_file(trained.run.best_model)
     assert detector.multi_face and detector.threshold == pytest.approx(stored["score_threshold"])
-    matches = predict_faces(detector, load_dataset(trained.data).require_split("val")).matches()
+    matches = predict_model(detector, load_dataset(trained.data).require_split("val")).matches()
     best_threshold, best_f1 = matches.best_threshold()
     assert matches.counts(detector.threshold)["f1"] == pytest.approx(best_f1, abs=0.05)
     assert matches.counts(detector.threshold)["f1"] == pytest.approx(float(best_row["val_f1"]), abs=0.05)
@@ -259,13 +259,14 @@ def test_a_single_face_backbone_names_each_picture_with_several_faces(tmp_path):
 
 def test_the_run_draws_every_face_of_the_test_pictures(trained):
     """test_predictions.jpg of a multi-face run is the every-face grid of its best model on the test split."""
-    from training.evaluation.evaluate import predict_faces
-    from training.evaluation.report import faces_predictions_jpg
+    from training.evaluation.report import predictions_jpg
+    from training.evaluation.validator import predict_model
     from training.inference.detector import Detector
 
     detector = Detector.from_file(trained.run.best_model)
-    found = predict_faces(detector, load_dataset(trained.data).require_split("test"))
-    expected = faces_predictions_jpg(found, detector.threshold, title="best.keras on the test split")
+    found = predict_model(detector, load_dataset(trained.data).require_split("test"))
+    assert found.every_face
+    expected = predictions_jpg(found, detector.threshold, title="best.keras on the test split")
     assert (trained.run.run_dir / "test_predictions.jpg").read_bytes() == expected
 
 
@@ -273,8 +274,8 @@ def test_the_every_face_grid_draws_each_face_and_box_worst_first(tmp_path):
     """Hand-made answers: the picture with a face missed and a false box comes first, and every labelled
     face of a picture (not only the largest) is outlined in the label colour."""
     from training.core.detection import Detection
-    from training.evaluation.evaluate import FacePredictions, summarize_faces
-    from training.evaluation.report import GAP, LEGEND_H, TILE_H, TILE_W, TRUE_BGR, faces_predictions_jpg
+    from training.evaluation.report import GAP, LEGEND_H, TILE_H, TILE_W, TRUE_BGR, predictions_jpg
+    from training.evaluation.validator import Predictions, measure
 
     data = write_faces_dataset(tmp_path / "data", counts=(0, 0, 4))
     samples = load_dataset(data).require_split("test")  # p000: no face, p001..p003: 1, 2, 3 faces
@@ -282,11 +283,11 @@ def test_the_every_face_grid_draws_each_face_and_box_worst_first(tmp_path):
               for s in samples]
     found = [[Detection(0.9, tuple(t + 3)) for t in faces] for faces in truths]  # found, a little off
     found[3] = found[3][:2] + [Detection(0.8, (0.0, 0.0, 10.0, 10.0))]  # p003: one face missed, one false box
-    predictions = FacePredictions(samples, found, truths, seconds=0.1)
-    figures = summarize_faces(predictions, 0.5)
+    predictions = Predictions(found, truths, every_face=True, seconds=0.1, samples=samples)
+    figures = measure(predictions, 0.5).as_dict()
     assert (figures["true_positives"], figures["false_positives"], figures["false_negatives"]) == (5, 1, 1)
 
-    grid = cv2.imdecode(np.frombuffer(faces_predictions_jpg(predictions, 0.5), np.uint8), cv2.IMREAD_COLOR)
+    grid = cv2.imdecode(np.frombuffer(predictions_jpg(predictions, 0.5), np.uint8), cv2.IMREAD_COLOR)
     first = grid[LEGEND_H + GAP : LEGEND_H + GAP + TILE_H, GAP : GAP + TILE_W].astype(int)  # the worst picture
     scale = TILE_H / SIZE
     ox = (TILE_W - round(SIZE * scale)) // 2

@@ -145,3 +145,19 @@ def test_matches_the_voc_code_on_random_crowded_pictures():
         if not sum(len(t) for t in truths):
             continue
         assert average_precision(detections, truths) == pytest.approx(_voc_ap(detections, truths), abs=1e-12)
+
+
+def test_one_iou_for_arrays_row_by_row_or_every_pair():
+    """training.core.boxes.box_iou is the one array IoU: row by row, every pair by broadcasting (iou_matrix), corners
+    in any order, 0 for empty boxes; the matching, NMS and the live tracks all use it."""
+    from training.core.boxes import box_iou, iou_matrix
+    from training.evaluation import metrics
+
+    a = np.array([[0, 0, 10, 10], [0, 0, 0, 0], [10, 10, 0, 0]], float)
+    b = np.array([[5, 0, 15, 10], [0, 0, 10, 10], [0, 0, 10, 10]], float)
+    assert box_iou(a, b) == pytest.approx([50 / 150, 0.0, 1.0])  # the third: corners given the other way round
+    matrix = iou_matrix(a, b)
+    assert matrix.shape == (3, 3) and np.diag(matrix) == pytest.approx(box_iou(a, b))
+    assert matrix[0] == pytest.approx([50 / 150, 1.0, 1.0])
+    assert box_iou(a[0], b[:2]) == pytest.approx([50 / 150, 1.0])  # one box against several
+    assert metrics.box_iou is box_iou

@@ -133,10 +133,10 @@ def test_an_unreadable_picture_is_a_data_error_naming_it(colour_detector, sample
 
 
 def test_large_sets_are_evaluated_in_chunks_with_the_same_result(colour_detector, samples, monkeypatch):
-    import training.evaluation.evaluate as evaluate
+    import training.evaluation.validator as validator
 
     whole = evaluate_model(colour_detector, samples)
-    monkeypatch.setattr(evaluate, "_EVAL_CHUNK", 3)
+    monkeypatch.setattr(validator, "EVAL_CHUNK", 3)
     chunked = evaluate_model(colour_detector, samples)
     assert chunked.pop("ms_per_picture") > 0 and whole.pop("ms_per_picture") > 0  # timings differ run to run
     assert chunked == pytest.approx(whole)
@@ -205,3 +205,60 @@ def test_a_model_is_only_called_better_when_real_photographs_agree(multi_face):
     assert ahead.endswith("Your model does better than the classic finder. On real photographs no one trained on "
                           "(148 faces in 105 frames): AP50 0.97 (classic finder 0.57).")
     assert verdict(model, classic).endswith("Your model does better than the classic finder.")
+
+
+def test_the_single_face_figures_are_the_every_face_matching_with_one_box_a_picture():
+    """The one path: a single-face model's picture rule (a confident box in the wrong place is a false positive
+    and a false negative) comes out of the every-face matching with one box and one face a picture, on random
+    cases with ties, pictures the model found nothing in, and scores exactly on the threshold."""
+    from training.core.boxes import box_iou
+    from training.core.detection import Detection
+    from training.evaluation.validator import Predictions, measure
+
+    rng = np.random.default_rng(7)
+    for case in range(100):
+        n = int(rng.integers(1, 40))
+        has_face = rng.random(n) < rng.random()
+        corner = rng.random((n, 2)) * 50
+        truth = np.concatenate([corner, corner + 10 + rng.random((n, 2)) * 20], axis=1)
+        box = truth + rng.normal(0, rng.choice([1.0, 5.0, 15.0]), (n, 4))
+        found_any = rng.random(n) > 0.1
+        scores = np.where(found_any, np.round(rng.random(n), 1), 0.0)
+        threshold = float(np.round(rng.random(), 1))
+        predictions = Predictions(
+            [[Detection(float(scores[i]), tuple(box[i]))] if found_any[i] else [] for i in range(n)],
+            [truth[i : i + 1] if has_face[i] else np.zeros((0, 4)) for i in range(n)], every_face=False)
+        figures = measure(predictions, threshold).as_dict()
+        # the picture rule, worked out directly
+        ious = np.where(has_face & found_any, box_iou(box, truth), 0.0)
+        detected, placed = scores > threshold, ious >= 0.5
+        tp = int(np.sum(has_face & detected & placed))
+        assert figures["true_positives"] == tp, case
+        assert figures["false_positives"] == int(np.sum(detected & ~(has_face & placed))), case
+        assert figures["false_negatives"] == int(np.sum(has_face & ~(detected & placed))), case
+        assert figures["true_negatives"] == int(np.sum(~has_face & ~detected)), case
+        assert figures["false_alarms"] == int(np.sum(detected & ~has_face)), case
+        assert figures["class_accuracy"] == pytest.approx(float(np.mean(detected == has_face))), case
+        assert figures["mean_iou"] == pytest.approx(float(ious[has_face].mean()) if has_face.any() else 0.0), case
+        assert "ap50" not in figures and "multi_face" not in figures  # a single-face result keeps its keys
+
+
+def test_the_threshold_chosen_by_the_validator_has_the_best_f1():
+    """measure() without a threshold picks the best-F1 one (what training stores with the model): no other
+    threshold between the scores does better, and for every face it is never below AP_MIN_SCORE."""
+    from training.core.detection import Detection
+    from training.evaluation.metrics import AP_MIN_SCORE
+    from training.evaluation.validator import Predictions, measure
+
+    face, off = (0.0, 0.0, 10.0, 10.0), (50.0, 50.0, 60.0, 60.0)
+    found = [[Detection(0.9, face)], [Detection(0.8, off)], [Detection(0.6, face)], [Detection(0.3, face)],
+             [Detection(0.2, off)]]
+    truths = [np.array([face]), np.zeros((0, 4)), np.array([face]), np.array([face]), np.zeros((0, 4))]
+    one_box = Predictions(found, truths, every_face=False)
+    best = measure(one_box)
+    # above 0.25 all three faces are found with one false box: F1 = 2 * 0.75 * 1 / 1.75
+    assert best.f1 == pytest.approx(2 * 0.75 / 1.75) and 0.2 < best.threshold < 0.3
+    for threshold in np.linspace(0.0, 0.99, 100):
+        assert measure(one_box, float(threshold)).f1 <= best.f1 + 1e-12
+    tiny = Predictions([[Detection(0.004, face)], []], [np.array([face]), np.zeros((0, 4))], every_face=True)
+    assert measure(tiny).threshold == AP_MIN_SCORE

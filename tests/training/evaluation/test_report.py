@@ -15,10 +15,10 @@ from test_evaluate import _colour_model  # a model whose score and box are known
 from desktop.train_tab import TrainTab
 from training.cli import main
 from training.data.dataset import load_dataset
-from training.data.demo import make_demo_data
 from training.data.formats.labelme import write_labelme
 from training.engine.trainer import TrainConfig, train
-from training.evaluation.evaluate import evaluate_model, predict_samples
+from training.evaluation.evaluate import evaluate_model
+from training.evaluation.metrics import average_precision
 from training.evaluation.report import (
     CAPTION_H,
     GAP,
@@ -27,13 +27,12 @@ from training.evaluation.report import (
     TILE_H,
     TILE_W,
     TRUE_BGR,
-    average_precision,
     outcomes,
     pr_curve_png,
-    pr_sweep,
     worst_first,
     write_result_pictures,
 )
+from training.evaluation.validator import predict_model
 from training.inference.detector import Detector
 
 HIGH, LOW = 230, 40  # red: score 0.902 or 0.157
@@ -72,7 +71,7 @@ def colour_data(tmp_path_factory):
 def predictions(colour_data):
     data, model = colour_data
     samples = sorted(load_dataset(data).require_split("test"), key=lambda s: s.image_path.name)
-    return predict_samples(Detector.from_file(model), samples)
+    return predict_model(Detector.from_file(model), samples)
 
 
 def test_outcomes_and_worst_first_order(predictions):
@@ -84,7 +83,8 @@ def test_outcomes_and_worst_first_order(predictions):
 
 
 def test_precision_recall_sweep_and_average_precision(predictions):
-    sweep = pr_sweep(predictions)
+    matches = predictions.matches()
+    sweep = matches.sweep(extra=np.linspace(0.0, 1.0, 201))  # what pr_curve.png draws
     at = {round(float(t), 3): (p, r) for t, p, r in zip(sweep["threshold"], sweep["precision"], sweep["recall"],
                                                         strict=True)}
     # below 0.157 every picture is a detection: TP 0, 1, 4; FP 2, 3, 5, 6, 7; FN 2, 5
@@ -92,10 +92,15 @@ def test_precision_recall_sweep_and_average_precision(predictions):
     # between the two scores: TP 0, 1; FP 2, 3; FN 2, 4, 5
     assert at[0.5] == pytest.approx((2 / 4, 2 / 5))
     assert at[0.95] == (0.0, 0.0)
-    assert average_precision(sweep) == pytest.approx(0.4 * 0.5 + 0.2 * 3 / 8)
-    # where precision rises with recall, the area counts the best precision at that recall or beyond
-    zigzag = {"recall": np.array([0.6, 0.2, 0.4]), "precision": np.array([0.4, 0.5, 0.8]), "detected": np.ones(3)}
-    assert average_precision(zigzag) == pytest.approx(0.2 * 0.8 + 0.2 * 0.8 + 0.2 * 0.4)
+    assert matches.average_precision() == pytest.approx(0.4 * 0.5 + 0.2 * 3 / 8)
+    # where precision rises with recall, the area counts the best precision at that recall or beyond: one box
+    # a picture, five faces; best first: false, face, false, face, face, false, false, false, face
+    # -> (recall, precision) 0.2 @ 1/2, 0.2 @ 1/3, 0.4 @ 2/4, 0.6 @ 3/5, 0.6 @ 3/8, 0.8 @ 4/9
+    box, off = (0, 0, 10, 10), (20, 20, 30, 30)
+    zigzag = [[(0.9, off)], [(0.8, box)], [(0.7, off)], [(0.6, box)], [(0.5, box)], [(0.4, off)], [(0.3, off)],
+              [(0.2, off)], [(0.1, box)]]
+    truths = [[], [box], [], [box], [box], [], [], [], [box, box]]
+    assert average_precision(zigzag, truths) == pytest.approx(0.2 * 0.6 + 0.2 * 0.6 + 0.2 * 0.6 + 0.2 * 4 / 9)
     assert set(np.round(sweep["f1"], 6)) == {0.0, round(2 * 0.5 * 0.4 / 0.9, 6), round(2 * 0.375 * 0.6 / 0.975, 6)}
 
 
@@ -130,7 +135,7 @@ def test_pictures_show_true_and_predicted_boxes_worst_first(colour_data, tmp_pat
     png = paths["pr_curve"].read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR).shape[1] > 800
-    predictions = predict_samples(Detector.from_file(model), samples)
+    predictions = predict_model(Detector.from_file(model), samples)
     assert pr_curve_png(predictions, 0.5) != pr_curve_png(predictions, 0.1)  # the marked threshold moves
 
 
@@ -149,10 +154,6 @@ def test_evaluate_writes_the_pictures_for_any_split(colour_data, tmp_path, capsy
     assert (out / "test_predictions.jpg").is_file()
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    return make_demo_data(tmp_path_factory.mktemp("demo") / "demo", count=40, width=160, height=120, seed=2)
-
 
 def _tiny_run(data, out, events: list) -> object:
     config = TrainConfig(data=str(data), out=str(out), epochs=2, backbone="tiny", input_size=48, augment=False,
@@ -160,10 +161,10 @@ def _tiny_run(data, out, events: list) -> object:
     return train(config, on_event=events.append)
 
 
-def test_a_training_run_draws_its_test_pictures(tiny_data, tmp_path):
-    result = _tiny_run(tiny_data, tmp_path / "run", [])
+def test_a_training_run_draws_its_test_pictures(demo_dataset, tmp_path):
+    result = _tiny_run(demo_dataset, tmp_path / "run", [])
     grid = cv2.imread(str(result.run_dir / "test_predictions.jpg"))
-    test = load_dataset(tiny_data).require_split("test")
+    test = load_dataset(demo_dataset).require_split("test")
     assert grid is not None and grid.shape[0] > LEGEND_H + TILE_H
     assert (result.run_dir / "pr_curve.png").read_bytes()[:4] == b"\x89PNG"
     # the pictures' figures are the run's own test figures
@@ -171,12 +172,12 @@ def test_a_training_run_draws_its_test_pictures(tiny_data, tmp_path):
     assert result.metrics["test"]["f1"] == pytest.approx(figures["f1"])
 
 
-def test_a_picture_that_cannot_be_written_does_not_fail_the_run(tiny_data, tmp_path):
+def test_a_picture_that_cannot_be_written_does_not_fail_the_run(demo_dataset, tmp_path):
     run_dir = tmp_path / "run"
     (run_dir / "test_predictions.jpg").mkdir(parents=True)  # a folder where the picture should go
     (run_dir / "config.json").write_text('{"config": {}}')  # in a run folder (--out refuses a folder of other files)
     events: list[dict] = []
-    result = _tiny_run(tiny_data, run_dir, events)
+    result = _tiny_run(demo_dataset, run_dir, events)
     assert result.metrics["test"] is not None and (run_dir / "metrics.json").is_file()
     warnings = [e["message"] for e in events if e["event"] == "warning"]
     assert any("could not draw the result pictures" in m and "test_predictions.jpg" in m for m in warnings), warnings

@@ -32,7 +32,6 @@ from training.data.formats.common import (
     _write_text,
 )
 
-COCO_DEFAULT_NAME = "instances_default"  # CVAT's name for a COCO file without a split
 PIXEL_DECIMALS = 3
 
 
