@@ -221,7 +221,7 @@ def test_an_interrupted_checkpoint_keeps_the_previous_epoch_whole_and_resume_rep
 def test_a_stop_between_two_published_files_is_put_right_and_the_cli_names_the_kept_epoch(data, tmp_path, monkeypatch):
     """A real SIGINT after epoch 2 is committed but before its files are all published (and before epoch 2 was
     reported): the folder ends at epoch 2 throughout, and the CLI says so."""
-    real, published, fired = trainer.publish, checkpoints.PUBLISHED_FILES, []
+    real, published, fired = checkpoints.publish, checkpoints.PUBLISHED_FILES, []
 
     def one_file_then_a_signal(run_dir, folder):
         if folder.name != "epoch-000002" or fired:
@@ -235,7 +235,7 @@ def test_a_stop_between_two_published_files_is_put_right_and_the_cli_names_the_k
         signal.raise_signal(signal.SIGINT)
         return []
 
-    monkeypatch.setattr(trainer, "publish", one_file_then_a_signal)  # where the trainer publishes each epoch
+    monkeypatch.setattr(checkpoints, "publish", one_file_then_a_signal)  # where each epoch is published
     run = tmp_path / "run"
     code, _, err = _run_main([str(data), "--out", str(run), "--epochs", "3", *CLI_ARGS, "--progress", "none"])
     assert fired and code == 130, err
