@@ -15,6 +15,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 SOAK_SECONDS = 20  # at least this long...
 MIN_EVENTS = 1500  # ...and at least this many batch events (a loaded machine repaints slower), at most:
@@ -61,6 +63,7 @@ SOAK = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_train_tab_survives_a_long_fast_stream_of_training_events(tmp_path):
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONFAULTHANDLER": "1"}
     done = subprocess.run(

@@ -6,9 +6,12 @@ from __future__ import annotations
 import io
 import sys
 
+import pytest
+
 from desktop import self_check
 
 
+@pytest.mark.slow
 def test_self_check_runs_every_step_and_passes():
     out = io.StringIO()
     assert self_check.run_self_check(out=out) == 0

@@ -56,6 +56,7 @@ def choose_dataset(qtbot, tab: TrainTab, path: Path) -> None:
     qtbot.keyClick(tab.dataset_edit, Qt.Key.Key_Return)
 
 
+@pytest.mark.slow
 def test_train_stop_resume_then_use_the_model(qtbot, settings, demo_dataset):
     """Start, Stop after the first epoch (a checkpoint is kept), Resume to the end, then "Use this model"."""
     tab = make_tab(qtbot, settings)

@@ -159,6 +159,7 @@ def test_summary_text_and_json(demo_data, capsys):
     assert sum(c["images"] for c in summary["counts"].values()) == DEMO_COUNT
 
 
+@pytest.mark.slow
 def test_train_json_progress_is_one_event_per_line(trained_run):
     events = trained_run.interrupted_events
     kinds = [e["event"] for e in events]
@@ -202,6 +203,7 @@ def test_the_printed_resume_command_finishes_the_run(trained_run):
     assert [row.split(",")[0] for row in history[1:]] == ["1", "2"]
 
 
+@pytest.mark.slow
 def test_progress_bar_renders_the_real_events(trained_run):
     events = trained_run.interrupted_events[:-1] + trained_run.resumed_events[1:]  # epochs 1 and 2
 

@@ -70,6 +70,7 @@ def test_filtered_native_stderr_drops_native_lines_and_keeps_everything_else():
     assert done.stderr.splitlines() == ["keep me: a real problem", "python-level warning", "after the block"]
 
 
+@pytest.mark.slow
 def test_cli_stderr_has_no_tensorflow_start_up_lines(tmp_path):
     from training.model.build import build_model
 

@@ -573,6 +573,7 @@ def load_error(path: Path) -> str:
     raise AssertionError(f"{path} loaded")
 
 
+@pytest.mark.slow
 def test_training_skips_and_names_odd_files_or_stops_at_the_first_with_strict(tmp_path):
     from training.engine.trainer import TrainConfig, train
 

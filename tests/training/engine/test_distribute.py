@@ -22,6 +22,8 @@ from training.data.demo import make_demo_data
 from training.engine.distribute import devices_argument, make_strategy, parse_devices, read_cluster
 from training.engine.settings import TrainConfig, config_from_args, config_to_args
 
+pytestmark = pytest.mark.slow  # trainings: minutes on 2 cores
+
 ROOT = Path(__file__).resolve().parents[3]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
 ENV.pop("TF_CONFIG", None)

@@ -23,6 +23,8 @@ from training.engine.trainer import RunResult, TrainConfig, train
 from training.evaluation.metrics import AP_MIN_SCORE, FaceMatches, average_precision
 from training.model.backbones import MAX_FACES
 
+pytestmark = pytest.mark.slow  # trainings: minutes on 2 cores
+
 SIZE = 96  # picture side in pixels
 INPUT = 64  # the model's input: an 8x8 grid
 

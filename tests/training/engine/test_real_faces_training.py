@@ -24,6 +24,8 @@ from training.evaluation.evaluate import evaluate_model
 from training.inference.detector import Detector
 from training.inference.pretrained import pretrained_detector
 
+pytestmark = pytest.mark.slow  # trainings: minutes on 2 cores
+
 EPOCHS = 4
 
 

@@ -37,6 +37,8 @@ from training.engine.trainer import (
     train,
 )
 
+pytestmark = pytest.mark.slow  # trainings: minutes on 2 cores
+
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
 CLI_ARGS = ["--input-size", "32", "--batch-size", "8", "--patience", "0"]
 

@@ -76,6 +76,7 @@ def small_config(demo_data, tmp_path, **overrides) -> TrainConfig:
 # ------------------------------------------------------------------------------- the shared run
 
 
+@pytest.mark.slow
 def test_training_beats_the_untrained_model(trained, demo_data):
     config, result, _ = trained
     keras.utils.set_random_seed(config.seed)
@@ -178,6 +179,7 @@ def test_events_follow_the_contract(trained):
 # ------------------------------------------------------------------------------- resume
 
 
+@pytest.mark.slow
 def test_resume_continues_the_learning_rate_and_epochs(trained, tmp_path, demo_data):
     config, result, first_events = trained
     copy = tmp_path / "copy"
@@ -244,6 +246,7 @@ def _send_ctrl_c():
     raise KeyboardInterrupt
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["should_stop", "ctrl_c"])
 def test_stopping_keeps_the_last_finished_epoch(how, demo_data, tmp_path):
     on_event, should_stop = _stop_in_second_epoch((lambda: True) if how == "should_stop" else _send_ctrl_c)
@@ -417,6 +420,7 @@ def test_auto_weights_fall_back_to_scratch_when_offline(monkeypatch, demo_data, 
 # ------------------------------------------------------------------------------- the grid default
 
 
+@pytest.mark.slow
 def test_grid_learns_stops_early_and_says_why(demo_data, tmp_path):
     """The single-face grid backbone trains its per-cell maps; with patience 2 it stops once F1 stalls, and
     says so. (The default, multiface, is measured by AP50: tests/test_multiface_training.py.)"""
@@ -438,6 +442,7 @@ def test_grid_learns_stops_early_and_says_why(demo_data, tmp_path):
     assert val_iou(network, demo_data) > untrained + 0.1
 
 
+@pytest.mark.slow
 def test_time_limit_ends_after_the_epoch_that_passes_it(demo_data, tmp_path):
     result = train(small_config(demo_data, tmp_path, backbone="grid", epochs=50, time_limit=0.001))
     assert result.metrics["epochs_completed"] == 1

@@ -161,6 +161,7 @@ def _tiny_run(data, out, events: list) -> object:
     return train(config, on_event=events.append)
 
 
+@pytest.mark.slow
 def test_a_training_run_draws_its_test_pictures(demo_dataset, tmp_path):
     result = _tiny_run(demo_dataset, tmp_path / "run", [])
     grid = cv2.imread(str(result.run_dir / "test_predictions.jpg"))
@@ -172,6 +173,7 @@ def test_a_training_run_draws_its_test_pictures(demo_dataset, tmp_path):
     assert result.metrics["test"]["f1"] == pytest.approx(figures["f1"])
 
 
+@pytest.mark.slow
 def test_a_picture_that_cannot_be_written_does_not_fail_the_run(demo_dataset, tmp_path):
     run_dir = tmp_path / "run"
     (run_dir / "test_predictions.jpg").mkdir(parents=True)  # a folder where the picture should go

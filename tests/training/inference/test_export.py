@@ -121,6 +121,7 @@ def test_the_tiny_backbone_exports_too(fmt, tiny_model_file, real_frames, tmp_pa
     assert "Wrote" in result.summary() and result.as_dict()["format"] == fmt
 
 
+@pytest.mark.slow
 def test_a_mixed_precision_model_is_exported_in_float32(tmp_path, real_frames):
     """A GPU-trained model computes in float16; its export computes in float32 with the same weights."""
     keras.utils.set_random_seed(5)
@@ -387,6 +388,7 @@ def train_tab(qtbot, tmp_path):
     tab.shutdown()
 
 
+@pytest.mark.slow
 def test_the_train_tab_exports_the_best_model(qtbot, train_tab, tiny_model_file, tmp_path, monkeypatch):
     assert not train_tab.export_button.isEnabled()  # no run, no model
     model = shutil.copyfile(tiny_model_file, tmp_path / "best.keras")

@@ -119,6 +119,7 @@ def test_describe_start_names_what_a_run_starts_from():
     assert "scratch" in describe_start("blazeface", "none")
 
 
+@pytest.mark.slow
 def test_a_blazeface_run_fine_tunes_the_pretrained_detector_and_says_so(tmp_path):
     from training.cli import main
     from training.data.realfaces import make_real_demo_data
