@@ -18,6 +18,7 @@ import io
 import math
 import shlex
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QThreadPool, QUrl, Signal, Slot
@@ -44,10 +45,17 @@ from PySide6.QtWidgets import (
 from desktop import settings as keys
 from desktop.child_process import TrainingProcess
 from desktop.exporter import ModelExporter
+from desktop.finetune_panel import FineTunePanel
 from desktop.plots import LossPlots
 from desktop.settings import read_bool, read_int, read_str
 from desktop.widgets import FolderField
-from training.defaults import GRID_BACKBONES, default_epochs, start_text
+from training.defaults import (
+    FINETUNE_EPOCHS,
+    GRID_BACKBONES,
+    default_epochs,
+    finetune_learning_rate,
+    start_text,
+)
 from training.events import BATCH, END, EPOCH, ERROR, START, WARNING
 from training.inputs import InputError, read_json_object, read_text
 from training.run_folder import (
@@ -318,6 +326,9 @@ class TrainTab(QWidget):
         self.start_label = QLabel()  # what a new run starts from (the backbone and weights above), before Start
         self.start_label.setWordWrap(True)
         self.start_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.finetune_panel = FineTunePanel()  # --from the Detect tab's model (desktop.finetune_panel)
+        self.finetune_panel.changed.connect(self._on_finetune_changed)
+        self._epochs_before_finetune: int | None = None
         self.augment_check = QCheckBox("Augment (random crops, flips, colour)")
         self.augment_check.setToolTip(setting("augment").tip())
         self.tutorial_check = QCheckBox("Tutorial-exact loss (box loss on no-face pictures too)")
@@ -330,6 +341,7 @@ class TrainTab(QWidget):
         form.addRow("Learning rate:", self.lr_edit)
         form.addRow("Weights:", self.weights_combo)
         form.addRow("Starts from:", self.start_label)
+        form.addRow(self.finetune_panel)
         form.addRow(self.augment_check)
         form.addRow(self.tutorial_check)
         settings_box = QGroupBox("Training settings")
@@ -437,10 +449,38 @@ class TrainTab(QWidget):
         self._backbone = backbone
         self._update_tutorial_check()
 
+    @Slot(object)
+    def set_model_in_use(self, detector: object) -> None:
+        """The Detect tab's model (a Detector, or None): what "Fine-tune the model in use" starts from."""
+        self.finetune_panel.set_model(detector)
+
+    @Slot()
+    def _on_finetune_changed(self) -> None:
+        """Fine-tuning takes the model's backbone, size and weights, and its own epochs and rate; unticked,
+        the settings come back as they were."""
+        start = self.finetune_panel.start_model()
+        self.epochs_spin.blockSignals(True)  # the user's epochs stay remembered as they were
+        if start is not None and self._epochs_before_finetune is None:
+            self._epochs_before_finetune = self.epochs_spin.value()
+            self.epochs_spin.setValue(FINETUNE_EPOCHS)
+        elif start is None and self._epochs_before_finetune is not None:
+            self.epochs_spin.setValue(self._epochs_before_finetune)
+            self._epochs_before_finetune = None
+        self.epochs_spin.blockSignals(False)
+        self.lr_edit.setPlaceholderText(f"auto ({finetune_learning_rate(start.backbone):.0e}: a tenth of the "
+                                        "backbone's own)" if start is not None else "auto (the backbone's own)")
+        self._update_start_label()
+        self._update_buttons()
+
     @Slot()
     def _update_start_label(self) -> None:
         """Say what a new run with the chosen backbone and weights starts from (training.defaults.start_text,
         the words config.json's ``started_from`` uses), so it is known before Start."""
+        start = self.finetune_panel.start_model()
+        if start is not None:
+            self.start_label.setText(start.describe())
+            self.start_label.setStyleSheet("")
+            return
         text, possible = start_text(self.backbone_combo.currentText(), self.weights_combo.currentText())
         self.start_label.setText(text)
         self.start_label.setStyleSheet("" if possible else "color: #b00020;")
@@ -567,13 +607,18 @@ class TrainTab(QWidget):
 
     def training_config(self, dataset: Path, run_dir: Path) -> TrainConfig:
         """The settings shown, as the trainer's config (ValueError when the learning rate is not a number)."""
-        return TrainConfig(
+        config = TrainConfig(
             data=str(dataset), out=str(run_dir), epochs=self.epochs_spin.value(), batch_size=self.batch_spin.value(),
             backbone=self.backbone_combo.currentText(), input_size=self.input_size(),
             learning_rate=self.learning_rate(), weights=self.weights_combo.currentText(),
             augment=self.augment_check.isChecked(),
             tutorial_exact=self.tutorial_check.isChecked() and self.tutorial_check.isEnabled(),
         )
+        start = self.finetune_panel.start_model()
+        if start is not None:  # a fine-tune: the model's own backbone, size and weights
+            config = replace(config, from_model=str(start.path), backbone=start.backbone, input_size=None,
+                             weights=setting("weights").default, tutorial_exact=False)
+        return config
 
     @Slot()
     def start_training(self) -> None:
@@ -793,6 +838,10 @@ class TrainTab(QWidget):
                        self.backbone_combo, self.input_spin, self.lr_edit, self.weights_combo,
                        self.augment_check):
             widget.setEnabled(not running)
+        finetune = self.finetune_panel.active()
+        for widget in (self.backbone_combo, self.input_spin, self.weights_combo):  # the model's own
+            widget.setEnabled(not running and not finetune)
+        self.finetune_panel.setEnabled(not running)
         self._update_tutorial_check()
 
     def _set_status(self, text: str, error: bool = False) -> None:

@@ -270,6 +270,10 @@ class InferenceWorker(QThread):
         self._tracking_ms: deque[float] = deque(maxlen=60)
         self._result_times: deque[float] = deque(maxlen=120)
         self.threshold = float(threshold)
+        #: Detections down to this score are reported in ``FrameResult.detections`` even under the threshold
+        #: (None: only faces), so a kept frame can suggest the faces the model nearly missed
+        #: (``desktop.kept_frames``); only faces above the threshold are tracked and drawn.
+        self.detection_floor: float | None = None
         self.smoothing = bool(smoothing)
         self.processed = 0
         self.enabled = True
@@ -393,7 +397,8 @@ class InferenceWorker(QThread):
                     detection = detector.detect(frame)
                     detections = [] if detection is None else [detection]
                 elif threshold_keyword:
-                    detections = list(detect_all(frame, threshold=threshold))
+                    floor = self.detection_floor
+                    detections = list(detect_all(frame, threshold=threshold if floor is None else min(threshold, floor)))
                 else:
                     detections = list(detect_all(frame))
             except Exception as exc:  # a detector fault must not kill the live view

@@ -47,6 +47,17 @@ def default_epochs(backbone: str) -> int:
     """How many epochs a backbone trains for when none are given."""
     return DEFAULT_EPOCHS.get(backbone, 10)
 
+#: A fine-tune (``--from MODEL``, training.finetune): a short run from the user's model at a tenth of the
+#: backbone's rate, so it learns the kept frames without forgetting what it knew.
+FINETUNE_EPOCHS = 3
+FINETUNE_RATE_FACTOR = 0.1
+
+
+def finetune_learning_rate(backbone: str) -> float:
+    """A fine-tune's starting rate when none is given: a tenth of the backbone's own."""
+    return default_learning_rate(backbone) * FINETUNE_RATE_FACTOR
+
+
 #: Early stopping: epochs without a better validation F1 (then mean IoU) before training ends.
 DEFAULT_PATIENCE = 15
 

@@ -26,6 +26,8 @@ from training.defaults import (
     DEFAULT_EPOCHS,
     DEFAULT_LEARNING_RATES,
     DEFAULT_PATIENCE,
+    FINETUNE_EPOCHS,
+    FINETUNE_RATE_FACTOR,
     WEIGHT_CHOICES,
 )
 from training.distribute import devices_argument
@@ -63,6 +65,11 @@ def _per_backbone(values: dict[str, Any]) -> str:
     return ", ".join(f"{text(value)} for {name}" for name, value in values.items())
 
 
+def _share(fraction: float) -> str:
+    """"a tenth", "a half", else "0.2": how a help text says a share of a default."""
+    return {0.1: "a tenth", 0.5: "a half", 0.25: "a quarter"}.get(fraction, f"{fraction:g}")
+
+
 @dataclass(frozen=True)
 class Setting:
     """One training setting. ``flag`` None: the positional argument. A bool's flag turns it to the
@@ -97,7 +104,7 @@ TRAIN_SETTINGS: tuple[Setting, ...] = (
     Setting("data", str, None, "dataset folder: data/{train,val,test}/{images,labels}, images/ + labels/, "
             "or pictures with labelme JSON beside them"),
     Setting("epochs", int, None, "total passes over the training pictures (default: the backbone's, "
-            f"{_per_backbone(DEFAULT_EPOCHS)}; resuming: the run's own)",
+            f"{_per_backbone(DEFAULT_EPOCHS)}; a fine-tune (--from): {FINETUNE_EPOCHS}; resuming: the run's own)",
             flag="--epochs", metavar="N", parse=positive_int),
     Setting("out", str, None, "run folder (default runs/train, runs/train2, ...)", flag="--out", metavar="DIR"),
     Setting("batch_size", int, DEFAULT_BATCH_SIZE, f"pictures per step (default {DEFAULT_BATCH_SIZE})",
@@ -114,7 +121,8 @@ TRAIN_SETTINGS: tuple[Setting, ...] = (
     Setting("input_size", int, None, "square input side in pixels (default: the backbone's own: 128 for multiface "
             "and grid, 80 for tiny, 120 for vgg16)", flag="--input-size", metavar="PX", parse=positive_int),
     Setting("learning_rate", float, None, "starting learning rate (default: the backbone's, "
-            f"{_per_backbone(DEFAULT_LEARNING_RATES)})", flag="--lr", metavar="RATE", parse=positive_float,
+            f"{_per_backbone(DEFAULT_LEARNING_RATES)}; a fine-tune (--from): {_share(FINETUNE_RATE_FACTOR)} of it)",
+            flag="--lr", metavar="RATE", parse=positive_float,
             tooltip="Starting learning rate, e.g. 1e-4. Empty: the backbone's default "
             f"({_per_backbone(DEFAULT_LEARNING_RATES)})"),
     Setting("patience", int, None, f"stop after N epochs without a better validation AP50 (multiface) or F1 (default {DEFAULT_PATIENCE}; "
@@ -149,6 +157,13 @@ TRAIN_SETTINGS: tuple[Setting, ...] = (
             flag="--devices", metavar="N|all", parse=devices_argument),
     Setting("strict", bool, False, "stop at the first bad picture or label instead of skipping it", flag="--strict"),
     Setting("resume", str, None, "continue an interrupted run folder", flag="--resume", metavar="RUN_DIR"),
+    Setting("from_model", str, None, "fine-tune this model (a .keras file FaceTracker trained, e.g. "
+            "runs/x/best.keras) instead of starting anew: its backbone, input size and weights are kept; it "
+            "trains on the whole dataset (older pictures too, so it keeps what it knew) for "
+            f"{FINETUNE_EPOCHS} epochs at {_share(FINETUNE_RATE_FACTOR)} of the backbone's rate unless --epochs and "
+            "--lr say otherwise; config.json records it, and the verdict compares the new model with it on the "
+            "same test pictures and on the frames kept in the Detect tab", flag="--from", metavar="MODEL",
+            tooltip="Fine-tune the model in use: a short run from it on the whole dataset, kept frames included"),
     Setting("seed", int, 0, "random seed for shuffling and augmentation (default 0)", flag="--seed", metavar="N"),
 )
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in TRAIN_SETTINGS}
@@ -191,6 +206,7 @@ class TrainConfig:
     freeze: int = _default("freeze")
     time_limit: float | None = _default("time_limit")
     devices: str = _default("devices")
+    from_model: str | None = _default("from_model")
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
