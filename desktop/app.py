@@ -154,6 +154,8 @@ class MainWindow(QMainWindow):
 
         self.detect_tab.frame_captured.connect(self.collect_tab.on_frame)
         self.detect_tab.detector_changed.connect(self.label_tab.set_detector)
+        self.detect_tab.detector_changed.connect(self.train_tab.set_model_in_use)  # what a fine-tune starts from
+        self.detect_tab.keeper.kept.connect(lambda _kept: self.label_tab.kept_frames_added())
         self.train_tab.model_ready.connect(self.use_trained_model)
         for tab in (self.collect_tab, self.label_tab, self.train_tab):
             tab.dataset_chosen.connect(self._share_dataset)

@@ -23,7 +23,7 @@ from PySide6.QtCore import (
     Signal,
     Slot,
 )
-from PySide6.QtGui import QImage, QPainter, QPaintEvent
+from PySide6.QtGui import QAction, QImage, QKeySequence, QPainter, QPaintEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSizePolicy,
     QSlider,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -41,6 +42,7 @@ from PySide6.QtWidgets import (
 from desktop import settings as keys
 from desktop.detector_state import PRETRAINED, BannerKind, ModelState, status_line
 from desktop.imaging import bgr_to_qimage
+from desktop.kept_frames import FrameKeeper, model_name
 from desktop.model_loading import ModelLoading
 from desktop.recording import Recording
 from desktop.retiring import Retiring
@@ -59,6 +61,7 @@ from desktop.workers import (
     box_style,
 )
 from training.core import draw_detections
+from training.data import SUGGEST_MIN_SCORE
 from training.inference import ClassicFaceFinder
 
 ERROR_STYLE = "QFrame#banner { background: #fde2e1; border: 1px solid #d9534f; border-radius: 4px; } QLabel { color: #5a1411; }"
@@ -177,6 +180,10 @@ class DetectTab(QWidget):
         self.models.loading.connect(self._update_status)
         self.models.loaded.connect(self._on_detector_loaded)
         self.models.failed.connect(self._update_status)
+        self.inference.detection_floor = SUGGEST_MIN_SCORE  # a kept frame suggests the faces it nearly missed
+        # Keep frame (K) and the optional "keep unsure frames" mode: desktop.kept_frames, into the shared dataset.
+        self.keeper = FrameKeeper(lambda: read_str(self.settings, keys.DATASET, ""), parent=self)
+        self.keeper.message.connect(self._on_keeper_message)
         self._build_ui()
         self.detector_state.changed.connect(self._show_detector_state)
         self.status_timer = QTimer(self)
@@ -233,6 +240,24 @@ class DetectTab(QWidget):
         self.notice_label = QLabel()
         self.notice_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.recording.notice.connect(self.notice_label.setText)
+        self.notice_label.setWordWrap(True)
+        self.keep_action = QAction("Keep frame (K)", self)
+        self.keep_action.setShortcut(QKeySequence(Qt.Key.Key_K))
+        self.keep_action.setToolTip("Save this frame into the dataset (Collect/Train) with the model's boxes as "
+                                    "suggestions to review in the Label tab: a face it missed or a box on no face "
+                                    "becomes a picture to learn from (K)")
+        self.keep_action.triggered.connect(self.keep_frame)
+        self.addAction(self.keep_action)  # K works wherever the focus is while this tab is shown
+        self.keep_button = QToolButton()
+        self.keep_button.setDefaultAction(self.keep_action)
+        self.keep_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.unsure_box = QCheckBox("Keep unsure frames")
+        self.unsure_box.setToolTip(
+            f"While detecting, keep at most one frame every {self.keeper.limits.interval_s:g} s where the model was "
+            f"unsure (its best score within {self.keeper.limits.band:g} of the threshold) or missed a face its "
+            f"track says was there, up to {self.keeper.limits.per_session} a session; never past "
+            f"{self.keeper.limits.max_files} kept frames or {self.keeper.limits.max_megabytes:.0f} MB in the dataset")
+        self.unsure_box.toggled.connect(self.keeper.set_auto)
 
         controls = QHBoxLayout()
         controls.addWidget(self.threshold_label)
@@ -241,6 +266,9 @@ class DetectTab(QWidget):
         controls.addSpacing(12)
         controls.addWidget(self.snapshot_button)
         controls.addWidget(self.record_button)
+        controls.addSpacing(12)
+        controls.addWidget(self.keep_button)
+        controls.addWidget(self.unsure_box)
 
         self.status_label = QLabel("")
         # wraps rather than widening the window: the line grows with the face count, device and model names
@@ -257,7 +285,7 @@ class DetectTab(QWidget):
         layout.addWidget(self.notice_label)
         layout.addWidget(self.status_label)
         self._update_threshold_label()
-        self.recording.set_enabled(False)
+        self._set_frame_buttons_enabled(False)
         # One "Open model…" in view at a time: the banner's, when it offers one, else the top row's.
         for widget in (self.model_banner, self.model_banner.button):
             widget.installEventFilter(self)
@@ -293,7 +321,7 @@ class DetectTab(QWidget):
         self._retire_capture()
         self.source_banner.hide()
         self._last_result = None
-        self.recording.set_enabled(False)
+        self._set_frame_buttons_enabled(False)
         if isinstance(spec, FrameSource):
             source = spec
         else:
@@ -390,7 +418,9 @@ class DetectTab(QWidget):
             self.boxes_drawn += 1
         self.view.set_image(result.image)
         if not self.snapshot_button.isEnabled():
-            self.recording.set_enabled(True)
+            self._set_frame_buttons_enabled(True)
+        if self.keeper.auto_enabled:
+            self.keeper.observe(result, self.inference.threshold, model_name(self.inference.detector))
 
     def last_result(self) -> FrameResult | None:
         return self._last_result
@@ -546,6 +576,11 @@ class DetectTab(QWidget):
                                         last.detections, tuple(faces), last.tracking_ms)
         self.view.set_image(self._last_result.image)
 
+    def _set_frame_buttons_enabled(self, enabled: bool) -> None:
+        """Snapshot, record and keep need a frame on screen."""
+        self.recording.set_enabled(enabled)
+        self.keep_action.setEnabled(enabled)
+
     def set_active(self, active: bool) -> None:
         """Run the model only while the tab is shown (the camera keeps feeding the Collect tab)."""
         self.inference.set_enabled(active)
@@ -555,6 +590,21 @@ class DetectTab(QWidget):
         self._capture_paused = paused
         if self.capture is not None:
             self.capture.set_paused(paused)
+
+    # --- keeping frames (desktop.kept_frames) ----------------------------------------------------
+    @Slot()
+    def keep_frame(self) -> bool:
+        """Keep the frame shown, with the model's boxes as suggestions, into the dataset (written in the
+        background: the live view goes on); False when it cannot be (the notice says why)."""
+        return self.keeper.keep(self._last_result, model_name(self.inference.detector), self.inference.threshold)
+
+    @Slot(str, bool)
+    def _on_keeper_message(self, text: str, error: bool) -> None:
+        self.notice_label.setText(text)
+        self.notice_label.setStyleSheet("color: #b00020;" if error else "")
+        if error and not self.keeper.auto_enabled and self.unsure_box.isChecked():
+            self.unsure_box.setChecked(False)  # a cap switched the mode off
+        self._update_status()
 
     # --- snapshot and recording (desktop.recording) ------------------------------------------------
     @Slot()
@@ -582,6 +632,8 @@ class DetectTab(QWidget):
             self.inference.inference_ms(), self.inference.dropped,
             runtime_text(self.inference.detector), self.detector_state.status_part(),
         )
+        kept = self.keeper.status_part()
+        line = f"{line}  ·  {kept}" if kept else line
         result = self._last_result
         if result is None or self.inference.detector is None:
             return line
@@ -597,6 +649,7 @@ class DetectTab(QWidget):
         self.models.shutdown()
         self._retiring.wait_all(SHUTDOWN_WAIT_MS)
         self.inference.stop()
+        self.keeper.shutdown()  # kept frames being written
         QThreadPool.globalInstance().waitForDone(5000)  # snapshots being written
 
 

@@ -24,7 +24,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, QSettings, QSize, Qt, Signal, Slot
+from PySide6.QtCore import QPointF, QRectF, QSettings, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -50,6 +50,7 @@ from desktop import settings as keys
 from desktop.background import LatestOnly
 from desktop.box_handles import Handle, dragged_box, hit_test
 from desktop.imaging import bgr_to_qimage
+from desktop.kept_frames import KeptReview
 from desktop.label_session import (
     BLAZEFACE,
     BROKEN,
@@ -76,7 +77,7 @@ from desktop.label_session import (
 from desktop.settings import read_str
 from desktop.suggestions import SuggestBar, Suggester, run_suggest_all, suggest_all_text
 from desktop.widgets import FolderField, PictureList, action_button, add_action
-from training.data import label_path_for
+from training.data import is_kept, label_path_for
 from training.inference import AutolabelReport, mtcnn_available
 
 # The names the tab has always offered (tests and callers import them from here).
@@ -448,7 +449,16 @@ class LabelTab(QWidget):
         self.dataset_edit = self.dataset_field.edit
         rescan = QPushButton("Rescan")
         rescan.clicked.connect(self.refresh)
+        # Frames kept in the Detect tab (K, or "keep unsure frames"), offered first: desktop.kept_frames.
+        self.review_kept_button = QPushButton("Review kept frames")
+        self.review_kept_button.setToolTip("Go through the frames kept in the Detect tab, with your model's boxes "
+                                           "as suggestions: → accepts them, or correct them first")
+        self.review_kept_button.setStyleSheet("QPushButton { font-weight: bold; }")
+        self.review_kept_button.clicked.connect(self.review_kept_frames)
+        self.review_kept_button.hide()
+        self._review_kept_next_scan = False
         top = QHBoxLayout()
+        top.addWidget(self.review_kept_button)
         top.addWidget(self.dataset_field, 1)
         top.addWidget(rescan)
 
@@ -553,6 +563,12 @@ class LabelTab(QWidget):
             return
         entries, problems = scanned
         index, review = self.session.apply_scan(entries, problems)
+        waiting = KeptReview.waiting(self.entries)
+        if self._review_kept_next_scan and waiting:  # frames kept since the last visit: shown first
+            index, review = waiting[0], True
+            self._set_status(f"{len(waiting)} kept frame{'s' if len(waiting) != 1 else ''} to review: → accepts "
+                             "the suggested boxes and goes on; correct them first where they are wrong.")
+        self._review_kept_next_scan = False
         self.problems_view.setVisible(bool(problems))
         self.problems_view.setPlainText("Problems in this dataset:\n" + "\n".join(problems) if problems else "")
         if not review:
@@ -568,6 +584,14 @@ class LabelTab(QWidget):
         self.progress_bar.setValue(counts.labelled)
         self.progress_bar.setFormat(f"{counts.labelled} / {counts.total} labelled")
         self.progress_label.setText(self.session.progress_text())
+        waiting = len(KeptReview.waiting(self.entries))
+        current = self.current_entry()
+        if not waiting and self.review_kept_button.isVisible() and current is not None and is_kept(current.image_path):
+            # After the edit's own "Saved ..." line: the loop's next step is the Train tab.
+            QTimer.singleShot(0, lambda: self._set_status("Every kept frame is reviewed: fine-tune your model on "
+                                                          "them in the Train tab (Fine-tune the model in use)."))
+        self.review_kept_button.setText(KeptReview.button_text(self.entries))
+        self.review_kept_button.setVisible(waiting > 0)
 
     # ------------------------------------------------------------------------------------ showing
     def current_entry(self) -> LabelEntry | None:
@@ -749,6 +773,25 @@ class LabelTab(QWidget):
     @Slot()
     def previous(self) -> None:
         self.session.step(-1)
+
+    @Slot()
+    def review_kept_frames(self) -> bool:
+        """Show the next frame kept in the Detect tab that is not reviewed yet (False: none waits)."""
+        index = KeptReview.next_index(self.entries, self.index)
+        if index is None:
+            self._set_status("No kept frame waits for review.")
+            return False
+        waiting = KeptReview.waiting(self.entries)
+        self.session.go_to(index)
+        self._set_status(f"Kept frame {waiting.index(index) + 1} of {len(waiting)} to review: → accepts the "
+                         "suggested boxes and goes on; correct them first where they are wrong.")
+        return True
+
+    def kept_frames_added(self) -> None:
+        """The Detect tab kept frames: the next reading of the dataset shows the first one to review."""
+        self._review_kept_next_scan = True
+        if self.isVisible() and self.root is not None and not self._scanner.busy:
+            self.refresh()
 
     @Slot()
     def next_unlabelled(self) -> None:

@@ -16,6 +16,7 @@ import contextlib
 import csv
 import io
 import shlex
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QUrl, Signal, Slot
@@ -36,6 +37,7 @@ from desktop import settings as keys
 from desktop.background import LatestOnly
 from desktop.child_process import TrainingProcess
 from desktop.exporter import ModelExporter
+from desktop.finetune_panel import FineTunePanel
 from desktop.plots import LossPlots
 from desktop.settings import read_str
 from desktop.settings_form import SettingsForm
@@ -65,7 +67,7 @@ from training.engine import (
     run_folder_for,
     setting,
 )
-from training.model import BACKBONES, start_text
+from training.model import BACKBONES, FINETUNE_EPOCHS, finetune_learning_rate, start_text
 
 # Names the tab has always offered (tests and callers import them from here).
 __all__ = [
@@ -232,6 +234,10 @@ class TrainTab(QWidget):
         self.start_label.setWordWrap(True)
         self.start_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.form.insert_row("weights", "Starts from:", self.start_label)
+        self.finetune_panel = FineTunePanel()  # --from the Detect tab's model (desktop.finetune_panel)
+        self.finetune_panel.changed.connect(self._on_finetune_changed)
+        self._epochs_before_finetune: int | None = None
+        self.form.form.addRow(self.finetune_panel)
         settings_box = QGroupBox("Training settings")
         QVBoxLayout(settings_box).addWidget(self.form)
 
@@ -313,10 +319,38 @@ class TrainTab(QWidget):
         self._backbone = backbone
         self._update_tutorial_check()
 
+    @Slot(object)
+    def set_model_in_use(self, detector: object) -> None:
+        """The Detect tab's model (a Detector, or None): what "Fine-tune the model in use" starts from."""
+        self.finetune_panel.set_model(detector)
+
+    @Slot()
+    def _on_finetune_changed(self) -> None:
+        """Fine-tuning takes the model's backbone, size and weights, and its own epochs and rate; unticked,
+        the settings come back as they were."""
+        start = self.finetune_panel.start_model()
+        self.epochs_spin.blockSignals(True)  # the user's epochs stay remembered as they were
+        if start is not None and self._epochs_before_finetune is None:
+            self._epochs_before_finetune = self.epochs_spin.value()
+            self.epochs_spin.setValue(FINETUNE_EPOCHS)
+        elif start is None and self._epochs_before_finetune is not None:
+            self.epochs_spin.setValue(self._epochs_before_finetune)
+            self._epochs_before_finetune = None
+        self.epochs_spin.blockSignals(False)
+        self.lr_edit.setPlaceholderText(f"auto ({finetune_learning_rate(start.backbone):.0e}: a tenth of the "
+                                        "backbone's own)" if start is not None else "auto (the backbone's own)")
+        self._update_start_label()
+        self._update_buttons()
+
     @Slot()
     def _update_start_label(self) -> None:
         """Say what a new run with the chosen backbone and weights starts from (training.model.backbones.start_text,
         the words config.json's ``started_from`` uses), so it is known before Start."""
+        start = self.finetune_panel.start_model()
+        if start is not None:
+            self.start_label.setText(start.describe())
+            self.start_label.setStyleSheet("")
+            return
         text, possible = start_text(self.backbone_combo.currentText(), self.weights_combo.currentText())
         self.start_label.setText(text)
         self.start_label.setStyleSheet("" if possible else "color: #b00020;")
@@ -409,8 +443,13 @@ class TrainTab(QWidget):
 
     def training_config(self, dataset: Path, run_dir: Path) -> TrainConfig:
         """The settings shown, as the trainer's config (ValueError when the learning rate is not a number)."""
-        return self.form.config(data=str(dataset), out=str(run_dir),
-                                tutorial_exact=self.tutorial_check.isChecked() and self.tutorial_check.isEnabled())
+        config = self.form.config(data=str(dataset), out=str(run_dir),
+                                  tutorial_exact=self.tutorial_check.isChecked() and self.tutorial_check.isEnabled())
+        start = self.finetune_panel.start_model()
+        if start is not None:  # a fine-tune: the model's own backbone, size and weights
+            config = replace(config, from_model=str(start.path), backbone=start.backbone, input_size=None,
+                             weights=setting("weights").default, tutorial_exact=False)
+        return config
 
     @Slot()
     def start_training(self) -> None:
@@ -590,6 +629,10 @@ class TrainTab(QWidget):
         self.form.set_enabled(not running)
         for widget in (self.dataset_edit, self.rescan_button):
             widget.setEnabled(not running)
+        finetune = self.finetune_panel.active()
+        for widget in (self.backbone_combo, self.input_spin, self.weights_combo):  # the model's own
+            widget.setEnabled(not running and not finetune)
+        self.finetune_panel.setEnabled(not running)
         self._update_tutorial_check()
 
     def _set_status(self, text: str, error: bool = False) -> None:

@@ -269,6 +269,10 @@ class InferenceWorker(QThread):
         self._tracking_ms: deque[float] = deque(maxlen=60)
         self._result_times: deque[float] = deque(maxlen=120)
         self.threshold = float(threshold)
+        #: Detections down to this score are reported in ``FrameResult.detections`` even under the threshold
+        #: (None: only faces), so a kept frame can suggest the faces the model nearly missed
+        #: (``desktop.kept_frames``); only faces above the threshold are tracked and drawn.
+        self.detection_floor: float | None = None
         self.smoothing = bool(smoothing)
         self.processed = 0
         self.enabled = True
@@ -382,8 +386,10 @@ class InferenceWorker(QThread):
         if detector is not None:
             started = time.perf_counter()
             try:
-                if detector.multi_face:
-                    detections = list(detector.detect_all(frame, threshold=threshold))
+                if detector.multi_face:  # down to the floor: a kept frame suggests the faces it nearly missed
+                    floor = self.detection_floor
+                    detections = list(detector.detect_all(frame, threshold=threshold if floor is None
+                                                          else min(threshold, floor)))
                 else:  # a single-face model: detect() gives its score even under the threshold
                     detection = detector.detect(frame)
                     detections = [] if detection is None else [detection]

@@ -26,6 +26,7 @@ _EXPORTS = {
     "CLASSIC_BOX_COLOUR_BGR": "training.core.drawing",
     "PRETRAINED_BOX_COLOUR_BGR": "training.core.drawing",
     "draw_detections": "training.core.drawing",
+    "TrainingError": "training.core.errors",
     "BATCH": "training.core.events",
     "END": "training.core.events",
     "EPOCH": "training.core.events",

@@ -6,6 +6,8 @@ from training.core.lazy import lazy_exports
 
 #: Public names (what the desktop may import) and the module each lives in.
 _EXPORTS = {
+    "StartModel": "training.engine.finetune",
+    "inspect_start_model": "training.engine.finetune",
     "BEST_MODEL": "training.engine.run_folder",
     "CONFIG_JSON": "training.engine.run_folder",
     "HISTORY_CSV": "training.engine.run_folder",

@@ -25,6 +25,8 @@ from training.model.backbones import (
     BACKBONES,
     DEFAULT_BACKBONE,
     DEFAULT_BATCH_SIZE,
+    FINETUNE_EPOCHS,
+    FINETUNE_RATE_FACTOR,
     MULTI_FACE_BACKBONES,
     WEIGHT_CHOICES,
 )
@@ -78,6 +80,11 @@ def _input_sizes() -> str:
     return ", ".join(f"{size} for {'/'.join(names)}" for size, names in sizes.items())
 
 
+def _share(fraction: float) -> str:
+    """"a tenth", "a half", else "0.2": how a help text says a share of a default."""
+    return {0.1: "a tenth", 0.5: "a half", 0.25: "a quarter"}.get(fraction, f"{fraction:g}")
+
+
 @dataclass(frozen=True)
 class Setting:
     """One training setting. ``flag`` None: the positional argument. A bool's flag turns it to the
@@ -120,7 +127,7 @@ TRAIN_SETTINGS: tuple[Setting, ...] = (
             "or pictures with labelme JSON beside them",
             label="Dataset:", auto="dataset folder (images/ + labels/, or train/val/test)", folder=True),
     Setting("epochs", int, None, "total passes over the training pictures (default: the backbone's, "
-            f"{_per_backbone('epochs')}; resuming: the run's own)",
+            f"{_per_backbone('epochs')}; a fine-tune (--from): {FINETUNE_EPOCHS}; resuming: the run's own)",
             flag="--epochs", metavar="N", parse=positive_int,
             label="Epochs:", range=(1, 10_000)),
     Setting("out", str, None, "run folder (default runs/train, runs/train2, ...)", flag="--out", metavar="DIR",
@@ -144,7 +151,8 @@ TRAIN_SETTINGS: tuple[Setting, ...] = (
             f"{_input_sizes()})", flag="--input-size", metavar="PX", parse=positive_int,
             label="Input size:", range=(32, 1024), auto="auto (backbone's size)", suffix=" px"),
     Setting("learning_rate", float, None, "starting learning rate (default: the backbone's, "
-            f"{_per_backbone('learning_rate')})", flag="--lr", metavar="RATE", parse=positive_float,
+            f"{_per_backbone('learning_rate')}; a fine-tune (--from): {_share(FINETUNE_RATE_FACTOR)} of it)",
+            flag="--lr", metavar="RATE", parse=positive_float,
             tooltip="Starting learning rate, e.g. 1e-4. Empty: the backbone's default "
             f"({_per_backbone('learning_rate')})",
             label="Learning rate:", range=(1e-8, 10.0), auto="auto (the backbone's own)"),
@@ -194,6 +202,14 @@ TRAIN_SETTINGS: tuple[Setting, ...] = (
             label="Stop at the first bad picture or label"),
     Setting("resume", str, None, "continue an interrupted run folder", flag="--resume", metavar="RUN_DIR",
             label="Resume run:", auto="a run folder to continue", folder=True),
+    Setting("from_model", str, None, "fine-tune this model (a .keras file FaceTracker trained, e.g. "
+            "runs/x/best.keras) instead of starting anew: its backbone, input size and weights are kept; it "
+            "trains on the whole dataset (older pictures too, so it keeps what it knew) for "
+            f"{FINETUNE_EPOCHS} epochs at {_share(FINETUNE_RATE_FACTOR)} of the backbone's rate unless --epochs and "
+            "--lr say otherwise; config.json records it, and the verdict compares the new model with it on the "
+            "same test pictures and on the frames kept in the Detect tab", flag="--from", metavar="MODEL",
+            tooltip="Fine-tune the model in use: a short run from it on the whole dataset, kept frames included",
+            label="Fine-tune from:", auto="a model to start from (none: a new run)"),
     Setting("seed", int, 0, "random seed for shuffling and augmentation (default 0)", flag="--seed", metavar="N",
             label="Seed:", range=(0, 2**31 - 1)),
 )
@@ -237,6 +253,7 @@ class TrainConfig:
     freeze: int = _default("freeze")
     time_limit: float | None = _default("time_limit")
     devices: str = _default("devices")
+    from_model: str | None = _default("from_model")
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:

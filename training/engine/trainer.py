@@ -96,10 +96,12 @@ from training.evaluation.metrics import box_iou_tensor
 from training.evaluation.validator import measure, predict_network
 from training.model.backbones import (
     BACKBONES,
+    FINETUNE_EPOCHS,
     MAX_FACES,
     WEIGHT_CHOICES,
     WeightsUnavailableError,
     describe_start,
+    finetune_learning_rate,
 )
 from training.model.build import (
     WEIGHT_NAMES,
@@ -567,6 +569,7 @@ class _Training:
         self.checkpoint: Checkpoint | None = None
         self.strategy: Any = None  # a tf.distribute strategy on several devices (training.engine.distribute), else None
         self.worker_folder: Path | None = None  # a non-chief worker's temporary run folder, removed at the end
+        self.start_model: Any = None  # --from: the model a fine-tune starts from (training.engine.finetune.StartModel)
 
     def emit(self, event: dict) -> None:
         if self.on_event is not None:
@@ -589,6 +592,8 @@ class _Training:
     # -- 1. set up: the run folder, new or resumed ---------------------------------------------------
     def set_up(self, lock: RunFolderLock) -> None:
         """Check the settings, take the run folder, and for a resume read its checkpoint and settings."""
+        if self.config.from_model and not self.config.resume:
+            self._start_from_model()  # before anything is touched: a bad --from names the file and why
         _validate(self.config)
         cluster = read_cluster()
         if cluster is not None and self.config.time_limit:
@@ -600,7 +605,13 @@ class _Training:
             self._open_resumed(lock)
         else:
             self._open_new(lock)
-        config = self.config = replace(self.config, epochs=self.config.epochs or BACKBONES[self.config.backbone].epochs)
+        if self.config.from_model and self.start_model is None:  # a resumed fine-tune: compared at the end
+            try:
+                self._start_from_model(resumed=True)
+            except TrainingError as exc:
+                self.emit(warning_event(f"{exc}; the new model will not be compared with it"))
+        config = self.config = replace(self.config, epochs=self.config.epochs or (
+            FINETUNE_EPOCHS if self.config.from_model else BACKBONES[self.config.backbone].epochs))
         if config.resume:
             for message in _resume_warnings(self.requested, config):
                 self.emit(warning_event(message))
@@ -609,6 +620,17 @@ class _Training:
                     f"{config.resume}: already trained {self.state['epoch']} epochs; ask for more than that to "
                     f"resume (epochs counts the total, e.g. {self.state['epoch'] + 5})"
                 )
+
+    def _start_from_model(self, resumed: bool = False) -> None:
+        """``--from``: read the model a fine-tune starts from (training.engine.finetune); a new run takes its backbone
+        and input size, and says which requested settings it cannot honour."""
+        from training.engine.finetune import finetune_config, inspect_start_model
+
+        self.start_model = inspect_start_model(self.config.from_model)
+        if not resumed:
+            self.config, notes = finetune_config(self.config, self.start_model)
+            for note in notes:
+                self.emit(warning_event(note))
 
     def _open_resumed(self, lock: RunFolderLock) -> None:
         run_dir = self.run_dir = Path(self.config.resume)
@@ -678,6 +700,11 @@ class _Training:
         if not multi_face:
             for note in several:
                 self.emit(warning_event(f"warning: {note}"))
+        if self.start_model is not None:
+            from training.engine.finetune import dataset_notes
+
+            for note in dataset_notes(dataset):  # kept frames nobody reviewed yet
+                self.emit(warning_event(f"warning: {note}"))
 
     # -- 3. the network, its batches and its optimizer -----------------------------------------------
     def build_network(self) -> None:
@@ -685,7 +712,16 @@ class _Training:
         config = self.config
         keras.utils.set_random_seed(config.seed)
         spec = BACKBONES[config.backbone]
-        self.learning_rate = float(config.learning_rate or spec.learning_rate)
+        self.learning_rate = float(config.learning_rate or (finetune_learning_rate(config.backbone) if config.from_model
+                                                            else spec.learning_rate))
+        if self.checkpoint is None and self.start_model is not None:  # a fine-tune: the user's model, as it is
+            from training.engine.finetune import load_start_network
+
+            self.network = load_start_network(self.start_model)
+            self.weights_used = "model"
+            self.input_size = model_input_size(self.network)
+            self.batches_per_epoch = math.ceil(len(self.train_samples) / config.batch_size)
+            return
         if self.checkpoint is not None:
             self.network = load_network(self.checkpoint)
             self.weights_used = self.saved_config.get("weights_used", "none")
@@ -716,7 +752,11 @@ class _Training:
     @property
     def started_from(self) -> str:
         """What the run's network started from, in words (a resumed run: what its first part started from)."""
-        return self.saved_config.get("started_from") or describe_start(self.config.backbone, self.weights_used)
+        if self.saved_config.get("started_from"):
+            return self.saved_config["started_from"]
+        if self.start_model is not None:
+            return self.start_model.describe()
+        return describe_start(self.config.backbone, self.weights_used)
 
     def build_batches(self) -> None:
         """The training and validation batches; a resume goes on with the order a straight run would use."""
@@ -762,6 +802,8 @@ class _Training:
             "device": self.device, "versions": _versions(),
             "batches_per_epoch": self.batches_per_epoch, "dataset": self.dataset.to_dict(),
         }
+        if self.start_model is not None:  # a fine-tune: the very file it started from
+            config_record["start_model"] = self.saved_config.get("start_model") or self.start_model.record()
         _atomic_write_json(self.run_dir / CONFIG_JSON, config_record)
 
     # -- 4. fit --------------------------------------------------------------------------------------
@@ -894,12 +936,20 @@ class _Training:
             write_run_pictures,  # test_predictions.jpg, pr_curve.png; never raises
         )
 
+        classic = self.start_model is None  # a fine-tune is compared with the model it started from instead
         figures: dict[str, Any] = {"test": _evaluate_test_split(best_model, test_samples),
-                                   "test_classic": _evaluate_classic_finder(test_samples, self.multi_face)}
-        figures["real_photos"], figures["real_photos_classic"] = _evaluate_real_photos(best_model)
+                                   "test_classic": _evaluate_classic_finder(test_samples, self.multi_face)
+                                   if classic else None}
+        figures["real_photos"], figures["real_photos_classic"] = _evaluate_real_photos(best_model, classic)
         figures["verdict"] = verdict(figures["test"], figures["test_classic"], figures["real_photos"],
                                      figures["real_photos_classic"],
                                      pretrained_start=self.weights_used == "face" and self.config.backbone == "blazeface")
+        if self.start_model is not None:  # a fine-tune: the new model beside the one it started from
+            from training.engine.finetune import compare, finetune_verdict
+
+            figures["finetune"] = compare(self.start_model.path, best_model, self.dataset, new_test=figures["test"],
+                                          new_real=figures["real_photos"])
+            figures["verdict"] = finetune_verdict(figures["finetune"])
         write_run_pictures(best_model, test_samples, self.run_dir, lambda m: self.emit(warning_event(m)))
         return figures
 
@@ -912,7 +962,7 @@ def _evaluate_test_split(model_path: Path, samples: list) -> dict:
     return evaluate_model(Detector.from_file(model_path), samples)
 
 
-def _evaluate_real_photos(model_path: Path) -> tuple[dict | None, dict | None]:
+def _evaluate_real_photos(model_path: Path, classic: bool = True) -> tuple[dict | None, dict | None]:
     """The best model and the classic finder on real photographs that no training set uses
     (training.evaluation.realphotos): what the test split cannot tell, whether the model learned faces or the look
     of its training pictures. (None, None) when no such photo can be read."""
@@ -925,10 +975,10 @@ def _evaluate_real_photos(model_path: Path) -> tuple[dict | None, dict | None]:
     except (OSError, ValueError) as exc:  # a photo that cannot be read must never fail a finished run
         return {"error": f"{type(exc).__name__}: {exc}"}, None
     try:
-        classic = measure_detector(ClassicFaceFinder()) if model else None
+        finder = measure_detector(ClassicFaceFinder()) if model and classic else None
     except (ImportError, OSError):
-        classic = None
-    return model, classic
+        finder = None
+    return model, finder
 
 
 def _evaluate_classic_finder(samples: list, every_face: bool = False) -> dict | None:

@@ -10,9 +10,12 @@ _EXPORTS = {
     "BACKBONES": "training.model.backbones",
     "BackboneSpec": "training.model.backbones",
     "DEFAULT_BACKBONE": "training.model.backbones",
+    "FINETUNE_EPOCHS": "training.model.backbones",
+    "FINETUNE_RATE_FACTOR": "training.model.backbones",
     "GRID_BACKBONES": "training.model.backbones",
     "MULTI_FACE_BACKBONES": "training.model.backbones",
     "WeightsUnavailableError": "training.model.backbones",
+    "finetune_learning_rate": "training.model.backbones",
     "start_text": "training.model.backbones",
     "build_model": "training.model.build",
 }

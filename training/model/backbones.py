@@ -179,3 +179,14 @@ def start_text(backbone: str, weights: str) -> tuple[str, bool]:
     if weights == "auto" and resolved == "imagenet":
         text += " (downloaded once; from scratch when offline)"
     return text, True
+
+
+#: A fine-tune (``--from MODEL``, training.engine.finetune): a short run from the user's model at a tenth of the
+#: backbone's rate, so it learns the kept frames without forgetting what it knew.
+FINETUNE_EPOCHS = 3
+FINETUNE_RATE_FACTOR = 0.1
+
+
+def finetune_learning_rate(backbone: str) -> float:
+    """A fine-tune's starting rate when none is given: a tenth of the backbone's own."""
+    return BACKBONES[backbone].learning_rate * FINETUNE_RATE_FACTOR
