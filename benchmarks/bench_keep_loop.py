@@ -291,7 +291,7 @@ def live_check(model: Path, frames: list, work: Path) -> dict:
             time.sleep(0.002)
             if keeping and time.monotonic() >= next_press and tab.last_result() is not None:
                 started = time.perf_counter()
-                tab.keep_frame()
+                tab.keeping.keep()
                 ui_ms.append(1000 * (time.perf_counter() - started))
                 presses += 1
                 next_press += 0.5

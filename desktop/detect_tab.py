@@ -23,7 +23,7 @@ from PySide6.QtCore import (
     Signal,
     Slot,
 )
-from PySide6.QtGui import QAction, QImage, QKeySequence, QPainter, QPaintEvent
+from PySide6.QtGui import QImage, QPainter, QPaintEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
@@ -33,16 +33,13 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSizePolicy,
-    QSlider,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop import settings as keys
 from desktop.detector_state import PRETRAINED, BannerKind, ModelState, status_line
-from desktop.imaging import bgr_to_qimage
-from desktop.kept_frames import FrameKeeper, model_name
+from desktop.kept_frames import FrameKeeper, KeepControls
 from desktop.model_loading import ModelLoading
 from desktop.recording import Recording
 from desktop.retiring import Retiring
@@ -50,6 +47,7 @@ from desktop.runtime import runtime_text
 from desktop.settings import read_bool, read_float, read_str
 from desktop.source_picker import SourcePicker
 from desktop.sources import FrameSource, SourceError, camera_index, open_source
+from desktop.threshold_control import ThresholdControl
 from desktop.workers import (
     SHUTDOWN_WAIT_MS,
     CameraScanner,
@@ -57,10 +55,8 @@ from desktop.workers import (
     DetectorLoader,
     FrameResult,
     InferenceWorker,
-    Track,
-    box_style,
+    redrawn,
 )
-from training.core import draw_detections
 from training.data import SUGGEST_MIN_SCORE
 from training.inference import ClassicFaceFinder
 
@@ -181,9 +177,8 @@ class DetectTab(QWidget):
         self.models.loaded.connect(self._on_detector_loaded)
         self.models.failed.connect(self._update_status)
         self.inference.detection_floor = SUGGEST_MIN_SCORE  # a kept frame suggests the faces it nearly missed
-        # Keep frame (K) and the optional "keep unsure frames" mode: desktop.kept_frames, into the shared dataset.
+        # Keep frame (K) and the optional "keep unsure frames" mode (desktop.kept_frames), into the shared dataset.
         self.keeper = FrameKeeper(lambda: read_str(self.settings, keys.DATASET, ""), parent=self)
-        self.keeper.message.connect(self._on_keeper_message)
         self._build_ui()
         self.detector_state.changed.connect(self._show_detector_state)
         self.status_timer = QTimer(self)
@@ -223,17 +218,11 @@ class DetectTab(QWidget):
         self.view = FrameView()
         self.view.set_placeholder("Starting…")
 
-        self.threshold_slider = QSlider(Qt.Orientation.Horizontal)
-        self.threshold_slider.setRange(0, 100)  # a face scores *above* the threshold: 1.00 hides every box
-        self.threshold_slider.setValue(round(self.inference.threshold * 100))
-        self.threshold_slider.setToolTip("Only faces scored above this are boxed")
-        self.threshold_slider.valueChanged.connect(self._on_threshold_changed)
-        self.threshold_label = QLabel()
-        self.threshold_label.setMinimumWidth(110)
-        self.smoothing_box = QCheckBox("Smooth boxes")
-        self.smoothing_box.setToolTip("Average each face's box over frames so it does not jitter")
-        self.smoothing_box.setChecked(self.inference.smoothing)
-        self.smoothing_box.toggled.connect(self._on_smoothing_toggled)
+        self.threshold_control = ThresholdControl(self.inference.threshold, self.inference.smoothing)
+        self.threshold_control.threshold_changed.connect(self._on_threshold_changed)
+        self.threshold_control.smoothing_changed.connect(self._on_smoothing_toggled)
+        self.threshold_slider, self.threshold_label, self.smoothing_box = (
+            self.threshold_control.slider, self.threshold_control.label, self.threshold_control.smoothing_box)
         self.recording = Recording(self.settings, self.inference, self.last_result,
                                    lambda: self.capture.source.fps if self.capture is not None else None, self)
         self.snapshot_button, self.record_button = self.recording.snapshot_button, self.recording.record_button
@@ -241,28 +230,14 @@ class DetectTab(QWidget):
         self.notice_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.recording.notice.connect(self.notice_label.setText)
         self.notice_label.setWordWrap(True)
-        self.keep_action = QAction("Keep frame (K)", self)
-        self.keep_action.setShortcut(QKeySequence(Qt.Key.Key_K))
-        self.keep_action.setToolTip("Save this frame into the dataset (Collect/Train) with the model's boxes as "
-                                    "suggestions to review in the Label tab: a face it missed or a box on no face "
-                                    "becomes a picture to learn from (K)")
-        self.keep_action.triggered.connect(self.keep_frame)
-        self.addAction(self.keep_action)  # K works wherever the focus is while this tab is shown
-        self.keep_button = QToolButton()
-        self.keep_button.setDefaultAction(self.keep_action)
-        self.keep_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        self.unsure_box = QCheckBox("Keep unsure frames")
-        self.unsure_box.setToolTip(
-            f"While detecting, keep at most one frame every {self.keeper.limits.interval_s:g} s where the model was "
-            f"unsure (its best score within {self.keeper.limits.band:g} of the threshold) or missed a face its "
-            f"track says was there, up to {self.keeper.limits.per_session} a session; never past "
-            f"{self.keeper.limits.max_files} kept frames or {self.keeper.limits.max_megabytes:.0f} MB in the dataset")
-        self.unsure_box.toggled.connect(self.keeper.set_auto)
+        self.keeping = KeepControls(self.keeper, lambda: (self._last_result, self.inference.detector,
+                                                          self.inference.threshold), self)
+        self.keeper.message.connect(self._on_keeper_message)
+        self.keep_action, self.keep_button, self.unsure_box = (self.keeping.action, self.keeping.button,
+                                                               self.keeping.unsure_box)
 
         controls = QHBoxLayout()
-        controls.addWidget(self.threshold_label)
-        controls.addWidget(self.threshold_slider, 1)
-        controls.addWidget(self.smoothing_box)
+        controls.addWidget(self.threshold_control, 1)
         controls.addSpacing(12)
         controls.addWidget(self.snapshot_button)
         controls.addWidget(self.record_button)
@@ -284,7 +259,6 @@ class DetectTab(QWidget):
         layout.addLayout(controls)
         layout.addWidget(self.notice_label)
         layout.addWidget(self.status_label)
-        self._update_threshold_label()
         self._set_frame_buttons_enabled(False)
         # One "Open model…" in view at a time: the banner's, when it offers one, else the top row's.
         for widget in (self.model_banner, self.model_banner.button):
@@ -419,8 +393,7 @@ class DetectTab(QWidget):
         self.view.set_image(result.image)
         if not self.snapshot_button.isEnabled():
             self._set_frame_buttons_enabled(True)
-        if self.keeper.auto_enabled:
-            self.keeper.observe(result, self.inference.threshold, model_name(self.inference.detector))
+        self.keeping.observe(result, self.inference.detector, self.inference.threshold)
 
     def last_result(self) -> FrameResult | None:
         return self._last_result
@@ -537,16 +510,12 @@ class DetectTab(QWidget):
             self.retry()
 
     @Slot(int)
-    def _on_threshold_changed(self, value: int) -> None:
-        threshold = value / 100.0
+    @Slot(float)
+    def _on_threshold_changed(self, threshold: float) -> None:
         self.inference.set_threshold(threshold)
         self.settings.setValue(keys.THRESHOLD, threshold)
-        self._update_threshold_label()
         if not self._source_running:
             self._redraw_last()
-
-    def _update_threshold_label(self) -> None:
-        self.threshold_label.setText(f"Threshold {self.threshold_slider.value() / 100:.2f}")
 
     @Slot(bool)
     def _on_smoothing_toggled(self, checked: bool) -> None:
@@ -554,27 +523,10 @@ class DetectTab(QWidget):
         self.settings.setValue(keys.SMOOTHING, checked)
 
     def _redraw_last(self) -> None:
-        """Draw the last frame again (threshold changed while nothing plays): cheap, one frame.
-
-        The tracked faces still above the threshold keep their steady boxes; a detection that was under
-        the old threshold (so never tracked) and is above the new one is drawn as detected (id 0).
-        """
-        last = self._last_result
-        if last is None or self._source_running:
-            return
-        threshold = self.inference.threshold
-        tracked = {face.raw_box for face in last.faces if face.missed == 0}
-        faces = [face for face in last.faces if face.score > threshold]
-        faces += [Track(0, tuple(d.box), tuple(d.box), float(d.score), 1, 0, True) for d in last.detections
-                  if d.is_face(threshold) and tuple(float(v) for v in d.box) not in tracked]
-        faces.sort(key=lambda face: (-face.score, face.id))
-        label, colour = box_style(self.inference.detector)
-        annotated = draw_detections(last.frame, [face.detection for face in faces], threshold, label=label,
-                                    colour=colour)
-        self._last_result = FrameResult(last.frame, last.detection, faces[0].detection if faces else None,
-                                        bgr_to_qimage(annotated), annotated, last.inference_ms, last.index,
-                                        last.detections, tuple(faces), last.tracking_ms)
-        self.view.set_image(self._last_result.image)
+        """Draw the last frame again (threshold changed while nothing plays): cheap, one frame."""
+        if self._last_result is not None and not self._source_running:
+            self._last_result = redrawn(self._last_result, self.inference.threshold, self.inference.detector)
+            self.view.set_image(self._last_result.image)
 
     def _set_frame_buttons_enabled(self, enabled: bool) -> None:
         """Snapshot, record and keep need a frame on screen."""
@@ -592,18 +544,10 @@ class DetectTab(QWidget):
             self.capture.set_paused(paused)
 
     # --- keeping frames (desktop.kept_frames) ----------------------------------------------------
-    @Slot()
-    def keep_frame(self) -> bool:
-        """Keep the frame shown, with the model's boxes as suggestions, into the dataset (written in the
-        background: the live view goes on); False when it cannot be (the notice says why)."""
-        return self.keeper.keep(self._last_result, model_name(self.inference.detector), self.inference.threshold)
-
     @Slot(str, bool)
     def _on_keeper_message(self, text: str, error: bool) -> None:
         self.notice_label.setText(text)
         self.notice_label.setStyleSheet("color: #b00020;" if error else "")
-        if error and not self.keeper.auto_enabled and self.unsure_box.isChecked():
-            self.unsure_box.setChecked(False)  # a cap switched the mode off
         self._update_status()
 
     # --- snapshot and recording (desktop.recording) ------------------------------------------------

@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThreadPool, Signal, Slot
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QCheckBox, QToolButton, QWidget
 
 from training.core import MODEL_LABEL, FaceDetector, iou_matrix
 from training.data import (
@@ -309,3 +311,48 @@ class KeptReview:
     def button_text(cls, entries: Sequence[Any]) -> str:
         count = len(cls.waiting(entries))
         return f"Review kept frames ({count})"
+
+
+class KeepControls(QObject):
+    """The Detect tab's "Keep frame (K)" action and button and its "Keep unsure frames" box, wired to a
+    :class:`FrameKeeper`. ``current()`` gives what to keep: the frame result shown, its detector, the threshold."""
+
+    def __init__(self, keeper: FrameKeeper, current: Callable[[], tuple[Any, FaceDetector | None, float]],
+                 parent: QWidget) -> None:
+        super().__init__(parent)
+        self.keeper, self._current = keeper, current
+        self.action = QAction("Keep frame (K)", parent)
+        self.action.setShortcut(QKeySequence(Qt.Key.Key_K))
+        self.action.setToolTip("Save this frame into the dataset (Collect/Train) with the model's boxes as "
+                               "suggestions to review in the Label tab: a face it missed or a box on no face "
+                               "becomes a picture to learn from (K)")
+        self.action.triggered.connect(self.keep)
+        parent.addAction(self.action)  # K works wherever the focus is while the tab is shown
+        self.button = QToolButton()
+        self.button.setDefaultAction(self.action)
+        self.button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        limits = keeper.limits
+        self.unsure_box = QCheckBox("Keep unsure frames")
+        self.unsure_box.setToolTip(
+            f"While detecting, keep at most one frame every {limits.interval_s:g} s where the model was "
+            f"unsure (its best score within {limits.band:g} of the threshold) or missed a face its "
+            f"track says was there, up to {limits.per_session} a session; never past "
+            f"{limits.max_files} kept frames or {limits.max_megabytes:.0f} MB in the dataset")
+        self.unsure_box.toggled.connect(keeper.set_auto)
+        keeper.message.connect(self._on_message)
+
+    @Slot()
+    def keep(self) -> bool:
+        """Keep the frame shown (written in the background); False when it cannot be (the message says why)."""
+        result, detector, threshold = self._current()
+        return self.keeper.keep(result, model_name(detector), threshold)
+
+    def observe(self, result: Any, detector: FaceDetector | None, threshold: float) -> None:
+        """Every frame shown: the unsure mode decides whether to keep it."""
+        if self.keeper.auto_enabled:
+            self.keeper.observe(result, threshold, model_name(detector))
+
+    @Slot(str, bool)
+    def _on_message(self, _text: str, error: bool) -> None:
+        if error and not self.keeper.auto_enabled and self.unsure_box.isChecked():
+            self.unsure_box.setChecked(False)  # a cap switched the mode off

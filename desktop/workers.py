@@ -414,6 +414,24 @@ class InferenceWorker(QThread):
                            elapsed_ms, self.processed, tuple(detections), faces, tracking_ms)
 
 
+def redrawn(last: FrameResult, threshold: float, detector: FaceDetector | None) -> FrameResult:
+    """The last frame drawn again at a new threshold (the slider moved while nothing plays): cheap, one frame.
+
+    The tracked faces still above the threshold keep their steady boxes; a detection that was under the old
+    threshold (so never tracked) and is above the new one is drawn as detected (id 0).
+    """
+    tracked = {face.raw_box for face in last.faces if face.missed == 0}
+    faces = [face for face in last.faces if face.score > threshold]
+    faces += [Track(0, tuple(d.box), tuple(d.box), float(d.score), 1, 0, True) for d in last.detections
+              if d.is_face(threshold) and tuple(float(v) for v in d.box) not in tracked]
+    faces.sort(key=lambda face: (-face.score, face.id))
+    label, colour = box_style(detector)
+    annotated = draw_detections(last.frame, [face.detection for face in faces], threshold, label=label,
+                                colour=colour)
+    return FrameResult(last.frame, last.detection, faces[0].detection if faces else None, bgr_to_qimage(annotated),
+                       annotated, last.inference_ms, last.index, last.detections, tuple(faces), last.tracking_ms)
+
+
 def box_style(detector: FaceDetector | None) -> tuple[str | None, tuple[int, int, int]]:
     """The tag and colour of a detector's boxes (its ``label``), so no one takes a stand-in for their own model:
     the user's model green ("face 0.93"), the pretrained detector blue ("face (pretrained) 0.91"), the classic
