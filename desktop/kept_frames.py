@@ -24,7 +24,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThreadPool, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QCheckBox, QToolButton, QWidget
+from PySide6.QtWidgets import QCheckBox, QPushButton, QToolButton, QWidget
 
 from training.core import MODEL_LABEL, FaceDetector, iou_matrix
 from training.data import (
@@ -288,10 +288,19 @@ class FrameKeeper(QObject):
 
 
 class KeptReview:
-    """The Label tab's "Review kept frames": which listed pictures are kept frames still to review.
+    """The Label tab's "Review kept frames": which listed pictures are kept frames still to review, the button
+    offering them (shown while any waits), and the words that go with each step.
 
     ``entries`` are the Label tab's ``LabelEntry`` list (image_path, unreviewed, status).
     """
+
+    def __init__(self) -> None:
+        self.button = QPushButton("Review kept frames")
+        self.button.setToolTip("Go through the frames kept in the Detect tab, with your model's boxes as "
+                               "suggestions: → accepts them, or correct them first")
+        self.button.setStyleSheet("QPushButton { font-weight: bold; }")
+        self.button.hide()
+        self.first_on_next_scan = False  # the Detect tab kept frames: the next reading shows the first one
 
     @staticmethod
     def waiting(entries: Sequence[Any]) -> list[int]:
@@ -311,6 +320,30 @@ class KeptReview:
     def button_text(cls, entries: Sequence[Any]) -> str:
         count = len(cls.waiting(entries))
         return f"Review kept frames ({count})"
+
+    def after_scan(self, entries: Sequence[Any]) -> tuple[int, str] | None:
+        """Once the dataset is read: the first kept frame to show and what to say, when frames were kept since."""
+        waiting, first = self.waiting(entries), self.first_on_next_scan
+        self.first_on_next_scan = False
+        if not (first and waiting):
+            return None
+        return waiting[0], (f"{len(waiting)} kept frame{'s' if len(waiting) != 1 else ''} to review: → accepts the "
+                            "suggested boxes and goes on; correct them first where they are wrong.")
+
+    def step_text(self, entries: Sequence[Any], index: int) -> str:
+        waiting = self.waiting(entries)
+        return (f"Kept frame {waiting.index(index) + 1} of {len(waiting)} to review: → accepts the suggested "
+                "boxes and goes on; correct them first where they are wrong.")
+
+    def update(self, entries: Sequence[Any], current: Any) -> str | None:
+        """The button's count after an edit; the words for the Train tab's turn when the last kept frame was
+        just reviewed."""
+        waiting = len(self.waiting(entries))
+        done = not waiting and self.button.isVisible() and current is not None and is_kept(current.image_path)
+        self.button.setText(self.button_text(entries))
+        self.button.setVisible(waiting > 0)
+        return ("Every kept frame is reviewed: fine-tune your model on them in the Train tab (Fine-tune the "
+                "model in use).") if done else None
 
 
 class KeepControls(QObject):

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSettings, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import (
+    QAction,
     QColor,
     QFont,
     QImage,
@@ -77,7 +78,7 @@ from desktop.label_session import (
 from desktop.settings import read_str
 from desktop.suggestions import SuggestBar, Suggester, run_suggest_all, suggest_all_text
 from desktop.widgets import FolderField, PictureList, action_button, add_action
-from training.data import is_kept, label_path_for
+from training.data import label_path_for
 from training.inference import AutolabelReport, mtcnn_available
 
 # The names the tab has always offered (tests and callers import them from here).
@@ -389,6 +390,34 @@ class PicturePane(QSplitter):
 # ------------------------------------------------------------------------------------------------ tab
 
 
+class EditBar(QWidget):
+    """The Label tab's two rows under the picture (editing, then the picture as a whole and the progress), so the
+    window can still be made as narrow as a laptop's half screen (720 px); its buttons are made from the tab's
+    shortcut actions."""
+
+    def __init__(self, previous: QAction, no_face: QAction, delete_box: QAction, undo: QAction, redo: QAction,
+                 delete: QAction) -> None:
+        super().__init__()
+        self.buttons = tuple(action_button(a) for a in (previous, no_face, delete_box, undo, redo, delete))
+        self.progress_bar = QProgressBar()
+        # wide enough for its "1234 / 5678 labelled" text
+        self.progress_bar.setMinimumWidth(self.progress_bar.fontMetrics().horizontalAdvance("0000 / 0000 labelled") + 32)
+        self.progress_label = QLabel("No dataset.")
+        self.progress_label.setWordWrap(True)
+        editing = QHBoxLayout()
+        for button in self.buttons[:5]:
+            editing.addWidget(button)
+        editing.addStretch(1)
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self.buttons[5])
+        progress_row.addWidget(self.progress_bar, 1)
+        progress_row.addWidget(self.progress_label, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(editing)
+        layout.addLayout(progress_row)
+
+
 class LabelTab(QWidget):
     """Picture list, the canvas, Previous / No face / Delete / Next, and labelled / total.
 
@@ -424,22 +453,11 @@ class LabelTab(QWidget):
         if folder:
             self.set_dataset(folder)
 
-    # The session's state, as the tab has always offered it.
-    @property
-    def entries(self) -> list[LabelEntry]:
-        return self.session.entries
-
-    @property
-    def problems(self) -> list[str]:
-        return self.session.problems
-
-    @property
-    def index(self) -> int:
-        return self.session.index
-
-    @property
-    def root(self) -> Path | None:
-        return self.session.root
+    # The session's state (desktop.label_session), as the tab has always offered it.
+    entries = property(lambda self: self.session.entries, doc="The pictures listed (LabelEntry).")
+    problems = property(lambda self: self.session.problems, doc="What was wrong in the dataset read.")
+    index = property(lambda self: self.session.index, doc="The picture shown (-1: none).")
+    root = property(lambda self: self.session.root, doc="The dataset folder (None: none).")
 
     # ------------------------------------------------------------------------------------ layout
     def _build_ui(self) -> None:
@@ -450,13 +468,9 @@ class LabelTab(QWidget):
         rescan = QPushButton("Rescan")
         rescan.clicked.connect(self.refresh)
         # Frames kept in the Detect tab (K, or "keep unsure frames"), offered first: desktop.kept_frames.
-        self.review_kept_button = QPushButton("Review kept frames")
-        self.review_kept_button.setToolTip("Go through the frames kept in the Detect tab, with your model's boxes "
-                                           "as suggestions: → accepts them, or correct them first")
-        self.review_kept_button.setStyleSheet("QPushButton { font-weight: bold; }")
+        self.kept_review = KeptReview()
+        self.review_kept_button = self.kept_review.button
         self.review_kept_button.clicked.connect(self.review_kept_frames)
-        self.review_kept_button.hide()
-        self._review_kept_next_scan = False
         top = QHBoxLayout()
         top.addWidget(self.review_kept_button)
         top.addWidget(self.dataset_field, 1)
@@ -469,26 +483,12 @@ class LabelTab(QWidget):
         self.canvas.box_changed.connect(self._on_box_changed)
         self.canvas.selection_changed.connect(self._on_selection_changed)
 
+        self.edit_bar = EditBar(self.previous_action, self.no_face_action, self.delete_box_action, self.undo_action,
+                                self.redo_action, self.delete_action)  # the buttons under the picture, the progress
         self.previous_button, self.no_face_button, self.delete_box_button, self.undo_button, self.redo_button, \
-            self.delete_button, self.next_button = (action_button(action) for action in (
-                self.previous_action, self.no_face_action, self.delete_box_action, self.undo_action,
-                self.redo_action, self.delete_action, self.next_action))
-        self.progress_bar = QProgressBar()
-        self.progress_label = QLabel("No dataset.")
-        # Two rows (editing, then the picture as a whole and the progress), so the window can still be
-        # made as narrow as a laptop's half screen (720 px).
-        buttons = QHBoxLayout()
-        for button in (self.previous_button, self.no_face_button, self.delete_box_button, self.undo_button,
-                       self.redo_button):
-            buttons.addWidget(button)
-        buttons.addStretch(1)
-        progress_row = QHBoxLayout()
-        progress_row.addWidget(self.delete_button)
-        # wide enough for its "1234 / 5678 labelled" text
-        self.progress_bar.setMinimumWidth(self.progress_bar.fontMetrics().horizontalAdvance("0000 / 0000 labelled") + 32)
-        self.progress_label.setWordWrap(True)
-        progress_row.addWidget(self.progress_bar, 1)
-        progress_row.addWidget(self.progress_label, 1)
+            self.delete_button = self.edit_bar.buttons
+        self.next_button = action_button(self.next_action)
+        self.progress_bar, self.progress_label = self.edit_bar.progress_bar, self.edit_bar.progress_label
 
         self.suggest_bar = bar = SuggestBar(self.suggester)  # who suggests, the engines, Suggest all and its run
         self.source_label, self.engine_combo, self.suggest_all_button = bar.source_label, bar.engine_combo, bar.suggest_all_button
@@ -508,8 +508,7 @@ class LabelTab(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.pictures, 1)
-        layout.addLayout(buttons)
-        layout.addLayout(progress_row)
+        layout.addWidget(self.edit_bar)
         layout.addWidget(self.suggest_bar)
         layout.addWidget(self.status_label)
         layout.addWidget(self.problems_view)
@@ -563,12 +562,10 @@ class LabelTab(QWidget):
             return
         entries, problems = scanned
         index, review = self.session.apply_scan(entries, problems)
-        waiting = KeptReview.waiting(self.entries)
-        if self._review_kept_next_scan and waiting:  # frames kept since the last visit: shown first
-            index, review = waiting[0], True
-            self._set_status(f"{len(waiting)} kept frame{'s' if len(waiting) != 1 else ''} to review: → accepts "
-                             "the suggested boxes and goes on; correct them first where they are wrong.")
-        self._review_kept_next_scan = False
+        kept = self.kept_review.after_scan(self.entries)
+        if kept is not None:  # frames kept since the last visit: shown first
+            (index, text), review = kept, True
+            self._set_status(text)
         self.problems_view.setVisible(bool(problems))
         self.problems_view.setPlainText("Problems in this dataset:\n" + "\n".join(problems) if problems else "")
         if not review:
@@ -584,14 +581,9 @@ class LabelTab(QWidget):
         self.progress_bar.setValue(counts.labelled)
         self.progress_bar.setFormat(f"{counts.labelled} / {counts.total} labelled")
         self.progress_label.setText(self.session.progress_text())
-        waiting = len(KeptReview.waiting(self.entries))
-        current = self.current_entry()
-        if not waiting and self.review_kept_button.isVisible() and current is not None and is_kept(current.image_path):
-            # After the edit's own "Saved ..." line: the loop's next step is the Train tab.
-            QTimer.singleShot(0, lambda: self._set_status("Every kept frame is reviewed: fine-tune your model on "
-                                                          "them in the Train tab (Fine-tune the model in use)."))
-        self.review_kept_button.setText(KeptReview.button_text(self.entries))
-        self.review_kept_button.setVisible(waiting > 0)
+        done = self.kept_review.update(self.entries, self.current_entry())
+        if done:  # after the edit's own "Saved ..." line: the loop's next step is the Train tab
+            QTimer.singleShot(0, lambda: self._set_status(done))
 
     # ------------------------------------------------------------------------------------ showing
     def current_entry(self) -> LabelEntry | None:
@@ -781,15 +773,13 @@ class LabelTab(QWidget):
         if index is None:
             self._set_status("No kept frame waits for review.")
             return False
-        waiting = KeptReview.waiting(self.entries)
         self.session.go_to(index)
-        self._set_status(f"Kept frame {waiting.index(index) + 1} of {len(waiting)} to review: → accepts the "
-                         "suggested boxes and goes on; correct them first where they are wrong.")
+        self._set_status(self.kept_review.step_text(self.entries, index))
         return True
 
     def kept_frames_added(self) -> None:
         """The Detect tab kept frames: the next reading of the dataset shows the first one to review."""
-        self._review_kept_next_scan = True
+        self.kept_review.first_on_next_scan = True
         if self.isVisible() and self.root is not None and not self._scanner.busy:
             self.refresh()
 
