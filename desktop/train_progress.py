@@ -1,4 +1,5 @@
-"""How far a training run is: epoch and batch, learning rate, ETA, validation quality, device, progress bar.
+"""How far a training run is: epoch and batch, learning rate, ETA, validation quality, device, progress bar;
+and the Train tab's row of run buttons.
 
 The Train tab's live figures, fed the child's JSON events (``start``, ``batch``, ``epoch``); the time left
 comes from :class:`EtaEstimator`, from how long batches and epochs really take.
@@ -10,7 +11,16 @@ import math
 import time
 
 from PySide6.QtGui import QFontDatabase
-from PySide6.QtWidgets import QGridLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from training.core import format_duration
 
@@ -164,3 +174,29 @@ class RunProgress(QWidget):
     def _show_eta(self) -> None:
         remaining = self._eta.remaining()
         self.eta_label.setText("ETA –" if remaining is None else f"ETA {format_duration(remaining)}")
+
+
+class RunButtons(QWidget):
+    """The Train tab's row of run buttons (Start, Stop, Resume, Use this model, Export…) and its status line;
+    the tab connects them."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.start = QPushButton("Start training")
+        self.stop = QPushButton("Stop")
+        self.stop.setToolTip("Stop now; the last finished epoch is kept (last.keras) and can be resumed")
+        self.resume = QPushButton("Resume")
+        self.resume.setToolTip("Continue the last stopped run up to the number of epochs set")
+        self.use = QPushButton("Use this model")
+        self.use.setToolTip("Detect with this run's best model (best.keras)")
+        self.export = QPushButton("Export…")
+        self.export.setToolTip("Write this run's best model as ONNX or TFLite (LiteRT), for other runtimes and "
+                               "devices; the score threshold goes with it")
+        self.status_label = QLabel("Ready.")
+        self.status_label.setWordWrap(True)
+        self.status_label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for button in (self.start, self.stop, self.resume, self.use, self.export):
+            layout.addWidget(button)
+        layout.addWidget(self.status_label, 1)

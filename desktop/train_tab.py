@@ -20,14 +20,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QUrl, Signal, Slot
-from PySide6.QtGui import QDesktopServices, QFontDatabase, QIcon, QPixmap
+from PySide6.QtGui import QDesktopServices, QFont, QFontDatabase, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
     QPushButton,
-    QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -41,7 +40,7 @@ from desktop.finetune_panel import FineTunePanel
 from desktop.plots import LossPlots
 from desktop.settings import read_str
 from desktop.settings_form import SettingsForm
-from desktop.train_progress import EtaEstimator, RunProgress, epoch_quality_text
+from desktop.train_progress import EtaEstimator, RunButtons, RunProgress, epoch_quality_text
 from desktop.widgets import FolderField
 from training.core import (
     BATCH,
@@ -163,6 +162,33 @@ class ResultPictures(QGroupBox):
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.run_dir / name)))
 
 
+class DatasetPane(QWidget):
+    """The Train tab's left column: "Dataset: [folder] Browse… Rescan", the dataset's summary and problems, and
+    where the run will be saved; the tab connects it."""
+
+    def __init__(self, mono: QFont) -> None:
+        super().__init__()
+        self.field = FolderField("Dataset:", "dataset folder (images/ + labels/, or train/val/test)",
+                                 "Choose a dataset folder")
+        self.rescan_button = QPushButton("Rescan")
+        row = QHBoxLayout()
+        row.addWidget(self.field, 1)
+        row.addWidget(self.rescan_button)
+        self.summary_view = QPlainTextEdit()
+        self.summary_view.setReadOnly(True)
+        self.summary_view.setFont(mono)
+        self.summary_view.setPlaceholderText("Choose a dataset folder to see its pictures and problems.")
+        self.summary_view.setMaximumHeight(150)
+        self.run_label = QLabel("Runs are saved beside the dataset, in DATASET/../runs/")
+        self.run_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.run_label.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(row)
+        layout.addWidget(self.summary_view)
+        layout.addWidget(self.run_label)
+
+
 class TrainTab(QWidget):
     """Dataset summary, training settings, Start/Stop/Resume, live plots, and "Use this model"."""
 
@@ -208,21 +234,11 @@ class TrainTab(QWidget):
     def _build_ui(self) -> None:
         mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
 
-        self.dataset_field = FolderField("Dataset:", "dataset folder (images/ + labels/, or train/val/test)",
-                                         "Choose a dataset folder")
+        self.dataset_pane = pane = DatasetPane(mono)  # the dataset folder, its summary, where runs go
+        self.dataset_field, self.dataset_edit, self.rescan_button = pane.field, pane.field.edit, pane.rescan_button
+        self.summary_view, self.run_label = pane.summary_view, pane.run_label
         self.dataset_field.chosen.connect(lambda _path: self._on_dataset_edited())
-        self.dataset_edit = self.dataset_field.edit
-        self.rescan_button = QPushButton("Rescan")
         self.rescan_button.clicked.connect(self.refresh_summary)
-        dataset_row = QHBoxLayout()
-        dataset_row.addWidget(self.dataset_field, 1)
-        dataset_row.addWidget(self.rescan_button)
-
-        self.summary_view = QPlainTextEdit()
-        self.summary_view.setReadOnly(True)
-        self.summary_view.setFont(mono)
-        self.summary_view.setPlaceholderText("Choose a dataset folder to see its pictures and problems.")
-        self.summary_view.setMaximumHeight(150)
 
         # Every settings widget is made from training.engine.settings, the table the CLI's parser is built from.
         self.form = SettingsForm(FORM_SETTINGS)
@@ -242,43 +258,21 @@ class TrainTab(QWidget):
         QVBoxLayout(settings_box).addWidget(self.form)
 
         top = QHBoxLayout()
-        summary_col = QVBoxLayout()
-        summary_col.addLayout(dataset_row)
-        summary_col.addWidget(self.summary_view)
-        self.run_label = QLabel("Runs are saved beside the dataset, in DATASET/../runs/")
-        self.run_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.run_label.setWordWrap(True)
-        summary_col.addWidget(self.run_label)
-        top.addLayout(summary_col, 3)
+        top.addWidget(pane, 3)
         top.addWidget(settings_box, 2)
 
-        self.start_button = QPushButton("Start training")
+        self.run_buttons = buttons = RunButtons()  # Start, Stop, Resume, Use this model, Export…, the status line
+        self.start_button, self.stop_button, self.resume_button = buttons.start, buttons.stop, buttons.resume
+        self.use_button, self.export_button, self.status_label = buttons.use, buttons.export, buttons.status_label
         self.start_button.clicked.connect(self.start_training)
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setToolTip("Stop now; the last finished epoch is kept (last.keras) and can be resumed")
         self.stop_button.clicked.connect(self.stop_training)
-        self.resume_button = QPushButton("Resume")
-        self.resume_button.setToolTip("Continue the last stopped run up to the number of epochs set")
         self.resume_button.clicked.connect(self.resume_training)
-        self.use_button = QPushButton("Use this model")
-        self.use_button.setToolTip("Detect with this run's best model (best.keras)")
         self.use_button.clicked.connect(self._use_model)
-        self.export_button = QPushButton("Export…")
-        self.export_button.setToolTip("Write this run's best model as ONNX or TFLite (LiteRT), for other "
-                                      "runtimes and devices; the score threshold goes with it")
         self.export_button.clicked.connect(self._export_model)
         self.exporter = ModelExporter(self)
         self.exporter.status.connect(self._set_status)
         self.exporter.status.connect(lambda text, error: self._append_log(text) if error else None)
         self.exporter.finished.connect(self._update_buttons)
-        self.status_label = QLabel("Ready.")
-        self.status_label.setWordWrap(True)
-        self.status_label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        buttons = QHBoxLayout()
-        for button in (self.start_button, self.stop_button, self.resume_button, self.use_button,
-                       self.export_button):
-            buttons.addWidget(button)
-        buttons.addWidget(self.status_label, 1)
 
         self.progress = RunProgress()  # epoch, lr, ETA, validation quality, device, and the progress bar
         self.epoch_label, self.lr_label, self.eta_label = self.progress.epoch_label, self.progress.lr_label, self.progress.eta_label
@@ -296,7 +290,7 @@ class TrainTab(QWidget):
 
         layout = QVBoxLayout(self)
         layout.addLayout(top)
-        layout.addLayout(buttons)
+        layout.addWidget(self.run_buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.plots, 1)
         layout.addWidget(self.log_view)

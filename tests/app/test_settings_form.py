@@ -77,7 +77,7 @@ def test_values_round_trip_through_train_config_and_qsettings(qtbot, settings):
     config = TrainConfig(data="/data/faces", out="/runs/r1", epochs=7, batch_size=5, backbone="vgg16", input_size=64,
                          learning_rate=2.5e-4, weights="none", tutorial_exact=True, augment=False, cache="stream",
                          mixed_precision=False, strict=True, seed=42, resume="/runs/r0", patience=0, freeze=3,
-                         time_limit=12.5, devices="all")
+                         time_limit=12.5, devices="all", from_model="/runs/r0/best.keras")
     assert all(getattr(config, f.name) != f.default for f in fields(TrainConfig) if f.name != "data")  # all changed
     form.set_config(config)
     assert form.config() == config
