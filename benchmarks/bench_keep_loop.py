@@ -1,9 +1,11 @@
 """Close the loop (issue 22): keep the frames a model got wrong in new scenes, review them, fine-tune, measure.
 
-Run on demand (not part of the tests; about 10 minutes on 2 cores, most of it the user's model and the
-run's final evaluation), with the group photographs of ``training.evaluation.realphotos``::
+Run on demand (not part of the tests; about 15 minutes on 2 cores with ``--control``, plus 5 for the user's
+model the first time), with the group photographs of ``training.evaluation.realphotos``::
 
-    FACETRACKER_PHOTOS=~/facetracker-photos python benchmarks/bench_keep_loop.py --keep runs/bench-loop
+    FACETRACKER_PHOTOS=~/facetracker-photos python benchmarks/bench_keep_loop.py --keep runs/bench-loop --control
+
+Measured figures: docs/models.md ("Closing the loop").
 
 1. The user's model (cached in ``--keep``): a blazeface run, trained through the command line as a user would,
    on webcam-like frames of real faces (``make-demo-data --real --max-faces 4``: 400 frames, 4 epochs).
@@ -16,7 +18,7 @@ run's final evaluation), with the group photographs of ``training.evaluation.rea
    detection at the model's threshold with the low floor the keeper suggests from, tracks, drawing) with
    the keeper's policy in "keep unsure frames" mode (``desktop.kept_frames.KeepPolicy``); a simulated user
    presses K on a frame where the model missed a face or boxed no face (known from the truth), at most
-   once a second; at most 6 frames a scene are kept in all, 30 in the session. Each is written by
+   once a second; at most 8 frames a scene are kept in all, 30 in the session. Each is written by
    ``training.data.kept_frames.write_kept_frame`` (the app's writer) into a copy of the dataset.
 4. Review with the Label tab's model (``desktop.label_session.LabelSession``): a frame whose suggested boxes
    match the truth (each face found with IoU >= 0.5, nothing extra) is accepted as it is (→), the others
@@ -59,7 +61,7 @@ FRAME_W, FRAME_H = 640, 480
 FPS = 10.0  # the session's frames per second of "video" (the keeper's intervals are counted in it)
 WALK_FRAMES = 80  # frames of one walk through a scene
 FACE_PX = (45.0, 260.0)  # the width of the scene's typical face along a walk
-PER_SCENE = 6  # frames kept at most per scene (a user keeps a few in each new place)
+PER_SCENE = 8  # frames kept at most per scene (a user keeps a few in each new place)
 SESSION_CAP = 30
 PRESS_EVERY_S = 1.0  # a user presses K at most this often
 
@@ -429,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         for keeping, r in live.items():
             print(f"live view at 30 fps, {'K every 0.5 s' if keeping else 'no keeping '}: {r['captured']} frames read, "
                   f"{r['processed']} processed, {r['dropped']} dropped; {r['kept']} kept of {r['presses']} presses, "
-                  f"UI thread per K at most {r['ui_ms_max']:.1f} ms; detector {r['ms']}")
+                  f"UI thread per K at most {r['ui_ms_max']:.1f} ms; detector {r['ms'][0]:.1f} ms (median)")
     print(f"\nwork folder: {work}")
     return 0
 

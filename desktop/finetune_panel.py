@@ -9,12 +9,11 @@ costs no Keras import (``training.engine.finetune.inspect_start_model`` reads th
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import QCheckBox, QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import Signal, Slot
+from PySide6.QtWidgets import QCheckBox, QLineEdit, QSpinBox, QVBoxLayout, QWidget
 
 from training.core import TrainingError
 from training.engine import StartModel, inspect_start_model
@@ -22,27 +21,19 @@ from training.model import FINETUNE_EPOCHS, FINETUNE_RATE_FACTOR, finetune_learn
 
 
 class FineTunePanel(QWidget):
-    """A checkbox and a line: what a fine-tune starts from, and its defaults (or why there is none)."""
+    """One checkbox, one line: "Fine-tune best.keras (blazeface): 3 epochs at 1e-05", or, disabled, why there
+    is nothing to fine-tune (the whole reason in its tooltip). One line: a wrapped label's height is
+    squeezed in the settings form when the window is short."""
 
     changed = Signal()  # ticked, unticked, or another model in use
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.check = QCheckBox("Fine-tune the model in use")
-        self.check.setToolTip(
-            f"A short run from the model the Detect tab uses, on the whole dataset (your older pictures too, so it "
-            f"keeps what it knew, and the frames you kept): {FINETUNE_EPOCHS} epochs at {FINETUNE_RATE_FACTOR:g} of "
-            "the backbone's rate unless you change them. The verdict compares the new model with the one in use; "
-            "\"Use this model\" switches to it only when you press it")
+        self.check = QCheckBox()
         self.check.toggled.connect(lambda _checked: self.changed.emit())
-        self.label = QLabel()
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.label.setStyleSheet("color: palette(dark);")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.check)
-        layout.addWidget(self.label)
         self._start: StartModel | None = None
         self.set_model(None)
 
@@ -58,18 +49,25 @@ class FineTunePanel(QWidget):
                 self._start = inspect_start_model(Path(path))
                 problem = ""
             except TrainingError as exc:
-                problem = f"Cannot fine-tune the model in use: {exc}"
+                problem = str(exc)
         self.check.setEnabled(self._start is not None)
         if self._start is None:
             self.check.setChecked(False)
-        self.label.setText(html.escape(problem) if problem else self._describe())
+            self.check.setText("Fine-tune the model in use (" + ("none of your own yet" if not path else
+                                                                  f"not {_short(Path(path).name, 24)}") + ")")
+            self.check.setToolTip(problem)
+        else:
+            start = self._start
+            rate = finetune_learning_rate(start.backbone)
+            self.check.setText(f"Fine-tune {_short(start.path.name, 24)} ({start.backbone}): {FINETUNE_EPOCHS} "
+                               f"epochs at {rate:.0e}")
+            self.check.setToolTip(
+                f"A short run from the model the Detect tab uses ({start.path}) instead of from the start, on the "
+                f"whole dataset (your older pictures too, so it keeps what it knew, and the frames you kept): "
+                f"{FINETUNE_EPOCHS} epochs at {_share(FINETUNE_RATE_FACTOR)} of the backbone's rate unless you set "
+                "Epochs and Learning rate above. The verdict compares the new model with the one in use; \"Use this "
+                "model\" switches to it only when you press it")
         self.changed.emit()
-
-    def _describe(self) -> str:
-        start = self._start
-        rate = finetune_learning_rate(start.backbone)
-        return (f"{html.escape(start.path.name)} ({start.backbone}, {start.input_size} px): {FINETUNE_EPOCHS} epochs "
-                f"at {rate:.0e} unless set above, on the whole dataset; the verdict compares it with the new model")
 
     def start_model(self) -> StartModel | None:
         """The model to fine-tune: the one in use when the box is ticked, else None (a new run)."""
@@ -77,3 +75,33 @@ class FineTunePanel(QWidget):
 
     def active(self) -> bool:
         return self.start_model() is not None
+
+
+def _share(fraction: float) -> str:
+    return "a tenth" if fraction == 0.1 else f"{fraction:g}"
+
+
+def _short(text: str, length: int) -> str:
+    """The text cut to ``length`` characters with an ellipsis (the whole of it is in the tooltip)."""
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
+class FineTuneSettings:
+    """While a fine-tune is chosen, the Train tab's epochs and rate show the fine-tune's (3 epochs, a tenth of
+    the rate); unticked, the user's own come back. ``epochs_before`` is the user's epochs while hidden."""
+
+    def __init__(self, epochs_spin: QSpinBox, lr_edit: QLineEdit) -> None:
+        self.epochs_spin, self.lr_edit = epochs_spin, lr_edit
+        self.epochs_before: int | None = None
+
+    def switch(self, start: StartModel | None) -> None:
+        self.epochs_spin.blockSignals(True)  # the user's epochs stay remembered as they were
+        if start is not None and self.epochs_before is None:
+            self.epochs_before = self.epochs_spin.value()
+            self.epochs_spin.setValue(FINETUNE_EPOCHS)
+        elif start is None and self.epochs_before is not None:
+            self.epochs_spin.setValue(self.epochs_before)
+            self.epochs_before = None
+        self.epochs_spin.blockSignals(False)
+        self.lr_edit.setPlaceholderText(f"auto ({finetune_learning_rate(start.backbone):.0e}: a tenth of the "
+                                        "backbone's own)" if start is not None else "auto (the backbone's own)")

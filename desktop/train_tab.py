@@ -36,7 +36,7 @@ from desktop import settings as keys
 from desktop.background import LatestOnly
 from desktop.child_process import TrainingProcess
 from desktop.exporter import ModelExporter
-from desktop.finetune_panel import FineTunePanel
+from desktop.finetune_panel import FineTunePanel, FineTuneSettings
 from desktop.plots import LossPlots
 from desktop.settings import read_str
 from desktop.settings_form import SettingsForm
@@ -66,7 +66,7 @@ from training.engine import (
     run_folder_for,
     setting,
 )
-from training.model import BACKBONES, FINETUNE_EPOCHS, finetune_learning_rate, start_text
+from training.model import BACKBONES, start_text
 
 # Names the tab has always offered (tests and callers import them from here).
 __all__ = [
@@ -252,7 +252,7 @@ class TrainTab(QWidget):
         self.form.insert_row("weights", "Starts from:", self.start_label)
         self.finetune_panel = FineTunePanel()  # --from the Detect tab's model (desktop.finetune_panel)
         self.finetune_panel.changed.connect(self._on_finetune_changed)
-        self._epochs_before_finetune: int | None = None
+        self.finetune_settings = FineTuneSettings(self.epochs_spin, self.lr_edit)
         self.form.form.addRow(self.finetune_panel)
         settings_box = QGroupBox("Training settings")
         QVBoxLayout(settings_box).addWidget(self.form)
@@ -322,17 +322,7 @@ class TrainTab(QWidget):
     def _on_finetune_changed(self) -> None:
         """Fine-tuning takes the model's backbone, size and weights, and its own epochs and rate; unticked,
         the settings come back as they were."""
-        start = self.finetune_panel.start_model()
-        self.epochs_spin.blockSignals(True)  # the user's epochs stay remembered as they were
-        if start is not None and self._epochs_before_finetune is None:
-            self._epochs_before_finetune = self.epochs_spin.value()
-            self.epochs_spin.setValue(FINETUNE_EPOCHS)
-        elif start is None and self._epochs_before_finetune is not None:
-            self.epochs_spin.setValue(self._epochs_before_finetune)
-            self._epochs_before_finetune = None
-        self.epochs_spin.blockSignals(False)
-        self.lr_edit.setPlaceholderText(f"auto ({finetune_learning_rate(start.backbone):.0e}: a tenth of the "
-                                        "backbone's own)" if start is not None else "auto (the backbone's own)")
+        self.finetune_settings.switch(self.finetune_panel.start_model())
         self._update_start_label()
         self._update_buttons()
 
@@ -360,6 +350,8 @@ class TrainTab(QWidget):
     @Slot()
     def _save_settings(self) -> None:
         self.form.save(self.settings)
+        if self.finetune_settings.epochs_before is not None:  # the fine-tune's epochs shown: remember the user's
+            self.settings.setValue(self.form.key("epochs"), self.finetune_settings.epochs_before)
 
     def input_size(self) -> int | None:
         """The chosen input size, or None for the backbone's default."""

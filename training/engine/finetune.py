@@ -55,8 +55,9 @@ class StartModel:
                 "input_size": self.input_size, "metadata": self.metadata}
 
     def describe(self) -> str:
-        """config.json's ``started_from``: "your model runs/x/best.keras (blazeface, 192 px), fine-tuned"."""
-        return f"your model {self.path} ({self.backbone}, {self.input_size} px), fine-tuned"
+        """config.json's ``started_from``: "your model x/best.keras (blazeface, 192 px), fine-tuned" (its run
+        folder and name: ``start_model`` has the whole path)."""
+        return f"your model {self.path.parent.name}/{self.path.name} ({self.backbone}, {self.input_size} px), fine-tuned"
 
 
 def inspect_start_model(path: str | os.PathLike) -> StartModel:
@@ -283,13 +284,16 @@ def finetune_verdict(comparison: dict) -> str:
     if forgot:
         return (line + f" It lost some of what it knew ({' and '.join(forgot)}): keep the model in use, or "
                 "fine-tune again with fewer epochs or a lower rate.")
+    switch = "\"Use this model\" switches to it."
+    if kept_change is not None and kept_change > SAME_AP:
+        return line + f" Better where the model in use was wrong, as good elsewhere: {switch}"
+    if real_change is not None and real_change > SAME_AP and (kept_change is None or kept_change >= -SAME_AP):
+        return line + f" Better on real photographs, as good elsewhere: {switch}"
     if kept_change is None:
-        return line + (" No reviewed kept frame to measure it on: review them in the Label tab first. As good as "
-                       "the start elsewhere: \"Use this model\" switches to it if you want.")
-    if kept_change > SAME_AP:
-        return line + " Better where the model in use was wrong, as good elsewhere: \"Use this model\" switches to it."
-    return line + (" No better on the kept frames: keep the model in use, or keep more frames (K) and review "
-                   "their boxes.")
+        return line + (" No reviewed kept frame to measure it on (review them in the Label tab first); as good "
+                       f"as the start elsewhere: {switch[:-1]} if you want.")
+    return line + (" No better on the kept frames: keep the model in use, or keep more frames (K) and correct "
+                   "their boxes (a kept frame whose suggested boxes were accepted as they were teaches little).")
 
 
 def _count(comparison: dict, key: str) -> str:

@@ -74,7 +74,8 @@ def test_a_fine_tune_starts_from_the_model_with_its_own_defaults_and_compares_wi
     assert record["config"]["from_model"] == str(model)
     assert record["start_model"]["path"] == str(model.resolve())
     assert record["start_model"]["file"]["sha256"] and record["start_model"]["backbone"] == "multiface"
-    assert record["started_from"].startswith(f"your model {model}") and record["weights_used"] == "model"
+    assert record["started_from"] == "your model start/best.keras (multiface, 64 px), fine-tuned"
+    assert record["weights_used"] == "model"
     start_event = next(e for e in events if e["event"] == "start")
     assert start_event["started_from"] == record["started_from"]
     assert start_event["train_images"] == 32 + len(kept)  # the whole dataset: old pictures and the kept frames
@@ -162,6 +163,8 @@ def test_the_verdict_says_whether_to_switch() -> None:
     assert "lost some of what it knew (real photographs)" in forgot_photos
     same = finetune_verdict(comparison(kept=(0.80, 0.81)))
     assert "No better on the kept frames" in same
+    photos = finetune_verdict(comparison(kept=(0.80, 0.81), real=(0.70, 0.80)))
+    assert "Better on real photographs, as good elsewhere" in photos
 
 
 # ------------------------------------------------------------------------------------------- the Train tab
@@ -175,14 +178,17 @@ def test_the_train_tab_fine_tunes_the_model_in_use(qtbot, tmp_path, start) -> No
     qtbot.addWidget(tab)
     tab.epochs_spin.setValue(25)
     panel = tab.finetune_panel
-    assert not panel.check.isEnabled() and "No model of your own in use" in panel.label.text()
+    assert not panel.check.isEnabled() and "No model of your own in use" in panel.check.toolTip()
+    assert panel.check.text() == "Fine-tune the model in use (none of your own yet)"
 
     tab.set_model_in_use(None)
     tab.set_model_in_use(type("Detector", (), {"path": model})())
-    assert panel.check.isEnabled() and "multiface, 64 px" in panel.label.text() and "3 epochs at 2e-04" in panel.label.text()
+    assert panel.check.isEnabled() and panel.check.text() == f"Fine-tune {model.name} (multiface): 3 epochs at 2e-04"
     panel.check.setChecked(True)
     assert tab.epochs_spin.value() == 3 and not tab.backbone_combo.isEnabled() and not tab.weights_combo.isEnabled()
-    assert tab.start_label.text().startswith(f"your model {model}")
+    assert tab.start_label.text() == "your model start/best.keras (multiface, 64 px), fine-tuned"
+    tab._save_settings()  # as Start does: the fine-tune's epochs are not remembered as the user's
+    assert tab.settings.value("train/epochs") in (25, "25")
     config = tab.training_config(data, tmp_path / "run")
     assert config.from_model == str(model) and config.backbone == "multiface" and config.input_size is None
     assert config_to_args(config)[-2:] == ["--from", str(model)]
@@ -194,4 +200,5 @@ def test_the_train_tab_fine_tunes_the_model_in_use(qtbot, tmp_path, start) -> No
     exported = tmp_path / "m.onnx"
     exported.write_bytes(b"x")
     tab.set_model_in_use(type("Detector", (), {"path": exported})())
-    assert not panel.check.isEnabled() and "exported ONNX model" in panel.label.text()
+    assert not panel.check.isEnabled() and panel.check.text() == "Fine-tune the model in use (not m.onnx)"
+    assert "m.onnx: cannot fine-tune from an exported ONNX model: give the .keras file" in panel.check.toolTip()
