@@ -54,6 +54,7 @@ from training.engine.run_folder import (
     resume_checkpoints,
     run_folder_evidence,
 )
+from training.model.backbones import BACKBONES
 
 EventCallback = Callable[[dict], None]
 
@@ -593,8 +594,13 @@ def find_checkpoint(run_dir: Path, emit: EventCallback) -> Checkpoint:
 
 
 def load_network(checkpoint: Checkpoint) -> keras.Model:
+    """The checkpoint's network, ready to train on: a per-cell backbone's is built anew with the saved weights
+    (:func:`training.model.build.rebuilt`), so the training outputs added to it cannot clash with saved names."""
+    from training.model.build import backbone_of, rebuilt
+
     try:
-        return keras.models.load_model(checkpoint.last_model)
+        network = keras.models.load_model(checkpoint.last_model)
+        return rebuilt(network) if BACKBONES[backbone_of(network)].grid else network
     except Exception as exc:  # an archive that passed its checksums but still will not load: say which and why
         raise TrainingError(f"{checkpoint.last_model}: cannot load the checkpoint's model "
                             f"({type(exc).__name__}: {exc})") from exc

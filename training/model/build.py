@@ -149,6 +149,19 @@ def backbone_of(model: keras.Model) -> str:
     return name
 
 
+def rebuilt(model: keras.Model) -> keras.Model:
+    """A loaded detector's weights in a network built anew for its backbone and input size.
+
+    A model loaded from a file keeps its saved operation names while Keras' name counters start afresh in a new
+    process, so the operations :func:`cell_maps_model` adds for training would take the same names ("The name
+    "add" is used 2 times in the model"): resuming a blazeface run in the training child failed so. Built here,
+    the names are this process's own. ValueError when the weights do not fit the network this version builds.
+    """
+    network = build_model(backbone_of(model), model_input_size(model), weights=None)
+    network.set_weights(model.get_weights())
+    return network
+
+
 def model_input_size(model: keras.Model) -> int:
     """The square input side a built detector expects."""
     return int(model.inputs[0].shape[1])

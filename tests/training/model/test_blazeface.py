@@ -2,6 +2,9 @@
 decodes as MediaPipe does, refuses weights that do not fit, and fine-tunes with the per-face losses."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -120,7 +123,7 @@ def test_describe_start_names_what_a_run_starts_from():
 
 
 @pytest.mark.slow
-def test_a_blazeface_run_fine_tunes_the_pretrained_detector_and_says_so(tmp_path):
+def test_a_blazeface_run_fine_tunes_the_pretrained_detector_says_so_and_resumes_in_a_new_process(tmp_path):
     from training.cli import main
     from training.data.realfaces import make_real_demo_data
 
@@ -136,3 +139,12 @@ def test_a_blazeface_run_fine_tunes_the_pretrained_detector_and_says_so(tmp_path
     real, real_classic = metrics["real_photos"], metrics["real_photos_classic"]
     assert real["faces"] >= 8 and real["frames"] >= 12 and 0 <= real["ap50"] <= 1 and real_classic["faces"] == real["faces"]
     assert f"AP50 {real['ap50']:.2f} (classic finder {real_classic['ap50']:.2f})" in metrics["verdict"]
+
+    # Resumed in a new process, as the Train tab's child and `--resume` do: the loaded network's saved
+    # operation names must not clash with the training outputs added to it ("The name "add" is used 2 times").
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run([sys.executable, "-m", "training", str(data), "--resume", str(tmp_path / "run"), "--epochs", "2",
+                           "--progress", "none"], capture_output=True, text=True, timeout=600, env=env,
+                          cwd=Path(__file__).resolve().parents[3])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs_completed"] == 2
