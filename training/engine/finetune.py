@@ -131,7 +131,7 @@ def load_start_network(start: StartModel) -> Any:
     """
     from training.core.detection import ModelFileError
     from training.inference.detector import load_detector_model
-    from training.model.build import backbone_of, build_model
+    from training.model.build import backbone_of, rebuilt
 
     try:
         loaded = load_detector_model(start.path)
@@ -144,15 +144,12 @@ def load_start_network(start: StartModel) -> Any:
     if backbone != start.backbone:
         raise TrainingError(f"{start.path}: cannot fine-tune from it: its network is {backbone}, its "
                             f"config says {start.backbone}")
-    network = build_model(backbone, start.input_size, weights=None)
-    weights = loaded.get_weights()
-    shapes = [tuple(w.shape) for w in network.get_weights()]
-    if shapes != [tuple(w.shape) for w in weights]:
+    try:
+        return rebuilt(loaded)
+    except ValueError:
         raise TrainingError(f"{start.path}: cannot fine-tune from it: its {backbone} network is not the one this "
-                            f"version builds ({len(weights)} weight arrays, this version's has {len(shapes)} "
-                            "or they differ in shape): train it again, or fine-tune with the version that made it")
-    network.set_weights(weights)
-    return network
+                            f"version builds ({len(loaded.get_weights())} weight arrays that do not fit it): train "
+                            "it again, or fine-tune with the version that made it") from None
 
 
 def finetune_config(config: Any, start: StartModel) -> tuple[Any, list[str]]:
