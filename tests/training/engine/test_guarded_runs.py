@@ -357,7 +357,7 @@ def test_the_window_closes_while_a_model_load_is_stuck_in_a_read(qtbot, tmp_path
     fifo = tmp_path / "model.keras"
     os.mkfifo(fifo)
 
-    def stuck(path):
+    def stuck(path, **_options):  # the runtime and progress options of the real loader
         if path is None:
             raise RuntimeError("no classic finder needed here")
         with open(fifo, "rb") as handle:  # blocks until a writer comes
